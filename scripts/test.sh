@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the one command that runs every test of the repository.
+# It installs what the tests need on a fresh machine first (npm packages from the
+# lock files; Debian's chromium once browser tests exist), then runs the Go
+# checks and tests (race detector on) and the Node test suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Node packages: every folder with a package-lock.json gets a clean install.
+node_dirs=()
+while IFS= read -r lock; do node_dirs+=("$(dirname "$lock")"); done \
+	< <(git ls-files '*package-lock.json' | grep -v node_modules || true)
+for dir in "${node_dirs[@]}"; do
+	say "npm ci in $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
+# Debian's chromium, for the browser tests (only when a suite needs it).
+if [ -f frontend/package.json ] && [ ! -x /usr/bin/chromium ]; then
+	say "installing Debian's chromium"
+	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+
+say "go vet"
+go vet ./...
+
+say "go test -race"
+go test -race -count=1 -timeout 15m ./...
+
+# Node suites: every folder with a package.json that defines "test".
+for dir in "${node_dirs[@]}"; do
+	if node -e 'process.exit(require("./'"$dir"'/package.json").scripts?.test ? 0 : 1)'; then
+		say "npm test in $dir"
+		(cd "$dir" && npm test)
+	fi
+done
+
+say "all tests passed"
