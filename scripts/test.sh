@@ -17,8 +17,8 @@ for dir in "${node_dirs[@]}"; do
 	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
-# Debian's chromium, for the browser tests (only when a suite needs it).
-if [ -f frontend/package.json ] && [ ! -x /usr/bin/chromium ]; then
+# Debian's chromium, for the browser tests (only once browser tests exist).
+if [ -n "$(git ls-files 'frontend/test/e2e/*')" ] && [ ! -x /usr/bin/chromium ]; then
 	say "installing Debian's chromium"
 	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 	$SUDO apt-get update -qq
