@@ -1,0 +1,328 @@
+package engineio
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Transports.
+const (
+	transportPolling = iota
+	transportWebSocket
+)
+
+// Connection states.
+const (
+	stateOpen    = iota
+	stateClosing // polling only: closed, waiting for a GET to collect the close packet
+	stateClosed
+)
+
+// Conn is one Engine.IO session. Its methods are safe for concurrent use.
+type Conn struct {
+	srv *Server
+	id  string
+	req *http.Request
+
+	// Callbacks, set inside OnConnection and never changed afterwards.
+	onMessage func(data []byte, binary bool)
+	onClose   func(reason string, cause error)
+
+	// recvMu serializes the delivery of incoming packets (OnMessage calls)
+	// across the requests and goroutines that read for this session.
+	recvMu sync.Mutex
+
+	// lastSeen is the time (Server.now) of the last sign of life.
+	lastSeen atomic.Int64
+
+	mu          sync.Mutex // guards every field below
+	state       int
+	transport   int
+	queue       []*Message // outgoing packets in order
+	queued      int        // user messages in queue
+	nextPing    time.Duration
+	hb          *time.Timer     // heartbeat timer
+	drainTimer  *time.Timer     // closing polling session: forget it after a bounded wait
+	pollWaiting bool            // a long-polling GET is pending
+	pollWake    chan struct{}   // wakes the pending GET (buffered, 1)
+	upgrading   bool            // a WebSocket upgrade is in progress
+	probed      bool            // the upgrade probe was answered: release GETs with noop
+	ws          *websocket.Conn // the WebSocket once the transport is websocket
+	writing     bool            // the WebSocket writer goroutine is running
+	probeWS     *websocket.Conn // the WebSocket being probed during an upgrade
+	closeReason string
+	closeCause  error
+}
+
+// ID returns the session id.
+func (c *Conn) ID() string { return c.id }
+
+// Request returns the handshake request (headers, URL, RemoteAddr). Its body
+// is not readable.
+func (c *Conn) Request() *http.Request { return c.req }
+
+// Transport returns the current transport, "polling" or "websocket".
+func (c *Conn) Transport() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.transport == transportWebSocket {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// OnMessage sets the handler of incoming messages. Set it inside
+// Config.OnConnection. It is called sequentially (one call at a time per
+// connection) in arrival order; data is only valid during the call.
+func (c *Conn) OnMessage(fn func(data []byte, binary bool)) {
+	c.mu.Lock()
+	c.onMessage = fn
+	c.mu.Unlock()
+}
+
+// OnClose sets the handler called exactly once when the session closes, with
+// the reason and the error that caused it, if any. Set it inside
+// Config.OnConnection.
+func (c *Conn) OnClose(fn func(reason string, cause error)) {
+	c.mu.Lock()
+	c.onClose = fn
+	c.mu.Unlock()
+}
+
+// Send queues msgs for delivery, atomically (all or none, contiguous, in
+// order). It never blocks. It returns ErrClosed once the session is closed.
+// If the queue cannot take msgs, the session is closed with reason
+// "transport error" and cause ErrQueueFull, which is also returned.
+func (c *Conn) Send(msgs ...*Message) error {
+	err := c.enqueue(msgs, false)
+	if err == ErrQueueFull {
+		c.closeWith("transport error", ErrQueueFull, false, true)
+	}
+	return err
+}
+
+// TrySend is Send for volatile messages: if the queue cannot take msgs they
+// are dropped and ErrQueueFull is returned; the session stays open.
+func (c *Conn) TrySend(msgs ...*Message) error {
+	return c.enqueue(msgs, false)
+}
+
+// Close flushes the queued messages (bounded wait), sends the close packet
+// and closes the session. OnClose receives reason. Closing a closed session
+// does nothing.
+func (c *Conn) Close(reason string) {
+	c.closeWith(reason, nil, true, true)
+}
+
+// enqueue appends msgs to the queue and wakes the transport.
+func (c *Conn) enqueue(msgs []*Message, control bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.user {
+			n++
+		}
+	}
+	if !control && c.queued+n > c.srv.cfg.WriteQueueSize {
+		return ErrQueueFull
+	}
+	c.queue = append(c.queue, msgs...)
+	c.queued += n
+	c.kickLocked()
+	return nil
+}
+
+// kickLocked makes the transport deliver the queue: it wakes the pending
+// polling GET or starts the WebSocket writer. c.mu must be held.
+func (c *Conn) kickLocked() {
+	if c.transport == transportWebSocket {
+		if !c.writing && c.ws != nil && len(c.queue) > 0 {
+			c.writing = true
+			c.srv.track()
+			go c.writeLoop(c.ws)
+		}
+		return
+	}
+	c.wakePollLocked()
+}
+
+// wakePollLocked wakes the pending long-polling GET, if any. c.mu must be
+// held.
+func (c *Conn) wakePollLocked() {
+	if c.pollWaiting && c.pollWake != nil {
+		select {
+		case c.pollWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// takeLocked removes and returns the whole queue. c.mu must be held.
+func (c *Conn) takeLocked() []*Message {
+	q := c.queue
+	c.queue = nil
+	c.queued = 0
+	return q
+}
+
+// alive records a sign of life.
+func (c *Conn) alive() { c.lastSeen.Store(int64(c.srv.now())) }
+
+// deadline returns when the session times out without a sign of life.
+func (c *Conn) deadline() time.Duration {
+	return time.Duration(c.lastSeen.Load()) + c.srv.cfg.PingInterval + c.srv.cfg.PingTimeout
+}
+
+// expired reports whether the heartbeat deadline has passed.
+func (c *Conn) expired() bool { return c.srv.now() >= c.deadline() }
+
+// startHeartbeat arms the heartbeat timer.
+func (c *Conn) startHeartbeat() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return
+	}
+	c.hb = time.AfterFunc(min(c.nextPing, c.deadline())-c.srv.now(), c.heartbeat)
+}
+
+// heartbeat runs on the timer: it sends pings every PingInterval and closes
+// the session once its deadline passed.
+func (c *Conn) heartbeat() {
+	now := c.srv.now()
+	dl := c.deadline()
+	if now >= dl {
+		c.closeWith("ping timeout", nil, false, false)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return
+	}
+	if now >= c.nextPing {
+		c.queue = append(c.queue, msgPing)
+		c.kickLocked()
+		for c.nextPing <= now {
+			c.nextPing += c.srv.cfg.PingInterval
+		}
+	}
+	c.hb.Reset(min(c.nextPing, dl) - now)
+}
+
+// closeWith closes the session once. flush: deliver what is queued and the
+// close packet first (bounded); otherwise queued packets are dropped.
+// notifyClose says whether the close packet is sent at all. The OnClose
+// handler runs on the calling goroutine.
+func (c *Conn) closeWith(reason string, cause error, flush, sendClose bool) {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return
+	}
+	c.closeReason, c.closeCause = reason, cause
+	if c.hb != nil {
+		c.hb.Stop()
+	}
+	if !flush {
+		c.queue = nil
+		c.queued = 0
+	}
+	forgetNow := true
+	switch {
+	case c.transport == transportWebSocket && c.ws != nil:
+		c.state = stateClosed
+		if sendClose {
+			c.queue = append(c.queue, msgClose)
+			c.kickLocked() // the writer closes the socket after the close packet
+		} else {
+			_ = c.ws.Close()
+		}
+	case c.pollWaiting:
+		c.state = stateClosing
+		if sendClose {
+			c.queue = append(c.queue, msgClose)
+		} else {
+			c.queue = append(c.queue, msgNoop)
+		}
+		c.wakePollLocked() // the GET delivers and then forgets the session
+		forgetNow = false
+	case sendClose && !c.srv.draining.Load() && !c.isShuttingDown():
+		// No GET pending: keep the session a little for the client's next
+		// GET to collect the queue and the close packet.
+		c.state = stateClosing
+		c.queue = append(c.queue, msgClose)
+		c.drainTimer = time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, c.forget)
+		forgetNow = false
+	default:
+		c.state = stateClosed
+	}
+	if c.probeWS != nil {
+		_ = c.probeWS.Close()
+	}
+	fn := c.onClose
+	c.mu.Unlock()
+
+	c.srv.open.Add(-1)
+	if forgetNow {
+		c.srv.remove(c)
+	}
+	c.srv.log.Debug("engineio: session closed", "sid", c.id, "reason", reason, "cause", cause)
+	if fn != nil {
+		fn(reason, cause)
+	}
+}
+
+// isShuttingDown reports whether Shutdown started.
+func (c *Conn) isShuttingDown() bool {
+	c.srv.mu.RLock()
+	defer c.srv.mu.RUnlock()
+	return c.srv.shutdown
+}
+
+// forget removes a closing session for good.
+func (c *Conn) forget() {
+	c.mu.Lock()
+	c.state = stateClosed
+	c.queue = nil
+	c.queued = 0
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.srv.remove(c)
+}
+
+// handlePacket acts on one incoming packet. It returns false once the
+// session is closed (stop reading). c.recvMu must be held.
+func (c *Conn) handlePacket(p Packet) bool {
+	c.alive()
+	switch p.Type {
+	case typeMessage:
+		c.mu.Lock()
+		fn, open := c.onMessage, c.state == stateOpen
+		c.mu.Unlock()
+		if !open {
+			return false
+		}
+		if fn != nil {
+			fn(p.Data, p.Binary)
+		}
+	case typeClose:
+		c.closeWith("transport close", nil, false, false)
+		return false
+	case typePing:
+		// Not sent by v4 clients outside the upgrade probe: answer anyway.
+		_ = c.enqueue([]*Message{controlMessage(typePong, string(p.Data))}, true)
+	}
+	// pong, noop, upgrade (outside an upgrade) and open: only signs of life.
+	return true
+}

@@ -1,0 +1,122 @@
+package engineio
+
+import (
+	"io"
+	"net/http"
+)
+
+// servePoll answers a long-polling GET: it waits for packets to send (or for
+// the close, the upgrade, or the client going away) and writes them as one
+// payload.
+func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
+	c.srv.track()
+	defer c.srv.untrack()
+
+	c.mu.Lock()
+	if c.transport != transportPolling {
+		c.mu.Unlock()
+		writeError(w, codeBadRequest)
+		return
+	}
+	if c.state == stateClosed {
+		c.mu.Unlock()
+		writeError(w, codeUnknownSID)
+		return
+	}
+	if c.pollWaiting {
+		c.mu.Unlock()
+		c.closeWith("transport error", ErrDuplicatePoll, false, true)
+		writeError(w, codeBadRequest)
+		return
+	}
+	c.pollWaiting = true
+	if c.pollWake == nil {
+		c.pollWake = make(chan struct{}, 1)
+	}
+	wake := c.pollWake
+	for len(c.queue) == 0 && c.state == stateOpen && !c.probed && c.transport == transportPolling {
+		c.mu.Unlock()
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+			c.mu.Lock()
+			c.pollWaiting = false
+			open := c.state == stateOpen
+			c.mu.Unlock()
+			if open {
+				c.closeWith("transport close", nil, false, false)
+			} else {
+				c.forget()
+			}
+			return
+		}
+		c.mu.Lock()
+	}
+	var msgs []*Message
+	if c.transport == transportPolling {
+		msgs = c.takeLocked()
+	}
+	if len(msgs) == 0 {
+		msgs = []*Message{msgNoop}
+	}
+	c.pollWaiting = false
+	forget := c.state == stateClosing
+	c.mu.Unlock()
+	if forget {
+		c.forget()
+	}
+	writePollingBody(w, EncodePayload(msgs))
+}
+
+// servePost reads a long-polling POST and delivers its packets.
+func (c *Conn) servePost(w http.ResponseWriter, r *http.Request) {
+	c.srv.track()
+	defer c.srv.untrack()
+
+	c.mu.Lock()
+	transport, state := c.transport, c.state
+	c.mu.Unlock()
+	if transport != transportPolling {
+		writeError(w, codeBadRequest)
+		return
+	}
+	if state != stateOpen {
+		writeError(w, codeUnknownSID)
+		return
+	}
+	max := c.srv.cfg.MaxPayload
+	if r.ContentLength > int64(max) {
+		c.closeWith("transport error", ErrPayloadTooLarge, false, false)
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		c.closeWith("transport error", err, false, false)
+		writeError(w, codeBadRequest)
+		return
+	}
+	if len(body) > max {
+		c.closeWith("transport error", ErrPayloadTooLarge, false, false)
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	pkts, err := DecodePayload(body)
+	if err != nil {
+		c.closeWith("parse error", err, false, false)
+		writeError(w, codeBadRequest)
+		return
+	}
+	c.recvMu.Lock()
+	for _, p := range pkts {
+		if !c.handlePacket(p) {
+			break
+		}
+	}
+	c.recvMu.Unlock()
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "ok")
+}

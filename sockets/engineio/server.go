@@ -1,0 +1,375 @@
+package engineio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPingTimeout    = 20 * time.Second
+	DefaultMaxPayload     = 1_000_000
+	DefaultUpgradeTimeout = 10 * time.Second
+	// DefaultWriteQueueSize is the number of outgoing messages a connection
+	// may hold before Send closes it (ErrQueueFull).
+	DefaultWriteQueueSize = 1024
+)
+
+// writeWait bounds one WebSocket write, and the flush of a closing
+// connection.
+const writeWait = 10 * time.Second
+
+// Config configures a Server. Every zero value means the documented default.
+type Config struct {
+	// PingInterval is how often the server sends a ping; zero means 25s.
+	PingInterval time.Duration
+	// PingTimeout: a session silent for PingInterval+PingTimeout is closed
+	// with reason "ping timeout"; zero means 20s. Every received packet
+	// counts as a sign of life; the clock starts at the handshake.
+	PingTimeout time.Duration
+	// MaxPayload is the largest HTTP POST body or WebSocket message accepted,
+	// in bytes; zero means 1,000,000.
+	MaxPayload int
+	// UpgradeTimeout bounds the polling-to-WebSocket upgrade (probe to
+	// upgrade packet); zero means 10s.
+	UpgradeTimeout time.Duration
+	// AllowedOrigins lists origins (scheme://host[:port]) allowed in addition
+	// to same-origin requests; "*" allows every origin. Requests without an
+	// Origin header are always allowed.
+	AllowedOrigins []string
+	// CheckOrigin, if set, replaces the same-origin and AllowedOrigins check
+	// for requests that carry an Origin header.
+	CheckOrigin func(r *http.Request) bool
+	// WriteQueueSize is the maximum number of outgoing messages queued per
+	// connection; zero means DefaultWriteQueueSize.
+	WriteQueueSize int
+	// Logger receives debug and error logs; nil discards them.
+	Logger *slog.Logger
+	// OnConnection is called once per new session, on the handshake
+	// request's goroutine, before any message of it is delivered. Set the
+	// Conn's OnMessage and OnClose here. It must not block for long.
+	OnConnection func(c *Conn)
+}
+
+// Server is an Engine.IO v4 server. It is an http.Handler; mount it under a
+// prefix such as /socket.io/ (the path itself is ignored). All methods are
+// safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	epoch    time.Time // base of the monotonic clock used for heartbeats
+
+	mu       sync.RWMutex     // guards conns and shutdown
+	conns    map[string]*Conn // every session by id, including closing polling sessions
+	shutdown bool
+
+	open atomic.Int64 // sessions not yet closed
+
+	// Goroutine tracking for Shutdown: active counts goroutines and
+	// requests working for sessions; done is closed once active reaches zero
+	// after draining started.
+	active    atomic.Int64
+	draining  atomic.Bool
+	doneOnce  sync.Once
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// writeBufferPool is shared by every WebSocket connection of every server.
+var writeBufferPool = &sync.Pool{}
+
+// NewServer returns a Server for cfg.
+func NewServer(cfg Config) *Server {
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = DefaultPingTimeout
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.UpgradeTimeout <= 0 {
+		cfg.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if cfg.WriteQueueSize <= 0 {
+		cfg.WriteQueueSize = DefaultWriteQueueSize
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   log,
+		epoch: time.Now(),
+		conns: make(map[string]*Conn),
+		done:  make(chan struct{}),
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		WriteBufferPool: writeBufferPool,
+		// The origin was checked before the upgrade.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error:       func(http.ResponseWriter, *http.Request, int, error) {},
+	}
+	return s
+}
+
+// now returns the time since the server's epoch (monotonic).
+func (s *Server) now() time.Duration { return time.Since(s.epoch) }
+
+// Count returns the number of open sessions.
+func (s *Server) Count() int { return int(s.open.Load()) }
+
+// track counts one goroutine or request working for a session; untrack
+// ends it.
+func (s *Server) track() { s.active.Add(1) }
+
+func (s *Server) untrack() {
+	if s.active.Add(-1) == 0 && s.draining.Load() {
+		s.doneOnce.Do(func() { close(s.done) })
+	}
+}
+
+// Shutdown closes every session with reason "server shutting down", refuses
+// new ones, and waits until every goroutine of the engine has ended or ctx
+// is done. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.shutdown = true
+		conns := make([]*Conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.closeWith("server shutting down", nil, true, true)
+		}
+		s.draining.Store(true)
+		if s.active.Load() == 0 {
+			s.doneOnce.Do(func() { close(s.done) })
+		}
+	})
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lookup returns the session with id, or nil. A session whose heartbeat
+// deadline has passed is closed here, so that an expired session is never
+// served even if its timer is late.
+func (s *Server) lookup(id string) *Conn {
+	s.mu.RLock()
+	c := s.conns[id]
+	s.mu.RUnlock()
+	if c != nil && c.expired() {
+		c.closeWith("ping timeout", nil, false, false)
+	}
+	return c
+}
+
+// add registers c; it returns false after Shutdown.
+func (s *Server) add(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.conns[c.id] = c
+	s.open.Add(1)
+	return true
+}
+
+// remove forgets c.
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
+	}
+	s.mu.Unlock()
+}
+
+// newID returns a random, URL-safe session id (120 bits).
+func newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ServeHTTP answers Engine.IO requests: handshakes, long-polling GET and
+// POST, WebSocket connections and upgrades, and CORS preflights.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !s.originAllowed(r, origin) {
+			writeError(w, codeForbidden)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Add("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" {
+		writeError(w, codeUnknownTransport)
+		return
+	}
+	if q.Get("EIO") != "4" {
+		writeError(w, codeUnsupportedProto)
+		return
+	}
+	isWS := websocket.IsWebSocketUpgrade(r)
+	sid := q.Get("sid")
+	if sid == "" {
+		switch {
+		case transport == "polling" && r.Method == http.MethodGet && !isWS:
+			s.handshakePolling(w, r)
+		case transport == "websocket" && isWS:
+			s.handshakeWebSocket(w, r)
+		case transport == "websocket" && r.Method == http.MethodGet:
+			writeError(w, codeBadRequest)
+		default:
+			writeError(w, codeBadHandshake)
+		}
+		return
+	}
+
+	c := s.lookup(sid)
+	if c == nil {
+		writeError(w, codeUnknownSID)
+		return
+	}
+	switch {
+	case transport == "websocket" && isWS:
+		c.serveUpgrade(w, r)
+	case transport == "polling" && r.Method == http.MethodGet && !isWS:
+		c.servePoll(w, r)
+	case transport == "polling" && r.Method == http.MethodPost:
+		c.servePost(w, r)
+	default:
+		writeError(w, codeBadRequest)
+	}
+}
+
+// originAllowed reports whether a request with the given Origin header is
+// allowed: Config.CheckOrigin if set, else same host or AllowedOrigins.
+func (s *Server) originAllowed(r *http.Request, origin string) bool {
+	if s.cfg.CheckOrigin != nil {
+		return s.cfg.CheckOrigin(r)
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+// newConn builds a session for the handshake request r.
+func (s *Server) newConn(r *http.Request, transport int) *Conn {
+	req := r.Clone(context.Background())
+	req.Body = http.NoBody
+	c := &Conn{
+		srv:       s,
+		id:        newID(),
+		req:       req,
+		transport: transport,
+	}
+	now := s.now()
+	c.lastSeen.Store(int64(now))
+	c.nextPing = now + s.cfg.PingInterval
+	return c
+}
+
+// openPacket returns the open packet's JSON for c.
+func (s *Server) openPacket(c *Conn, upgrades bool) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, typeOpen)
+	b = append(b, `{"sid":"`...)
+	b = append(b, c.id...)
+	b = append(b, `","upgrades":`...)
+	if upgrades {
+		b = append(b, `["websocket"]`...)
+	} else {
+		b = append(b, `[]`...)
+	}
+	b = append(b, `,"pingInterval":`...)
+	b = strconv.AppendInt(b, s.cfg.PingInterval.Milliseconds(), 10)
+	b = append(b, `,"pingTimeout":`...)
+	b = strconv.AppendInt(b, s.cfg.PingTimeout.Milliseconds(), 10)
+	b = append(b, `,"maxPayload":`...)
+	b = strconv.AppendInt(b, int64(s.cfg.MaxPayload), 10)
+	b = append(b, '}')
+	return b
+}
+
+// start registers c, calls OnConnection and starts its heartbeat. It
+// returns false after Shutdown.
+func (s *Server) start(c *Conn) bool {
+	if !s.add(c) {
+		return false
+	}
+	if s.cfg.OnConnection != nil {
+		s.cfg.OnConnection(c)
+	}
+	c.startHeartbeat()
+	return true
+}
+
+// handshakePolling opens a long-polling session.
+func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
+	c := s.newConn(r, transportPolling)
+	open := s.openPacket(c, true)
+	if !s.start(c) {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	writePollingBody(w, open)
+	s.log.Debug("engineio: session opened", "sid", c.id, "transport", "polling")
+}
+
+// writePollingBody writes a long-polling response body.
+func writePollingBody(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,252 @@
+package engineio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// readBufPool holds the buffers incoming WebSocket messages are read into,
+// so that an idle connection holds none.
+var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledReadBuf: larger read buffers are not kept in the pool.
+const maxPooledReadBuf = 64 << 10
+
+// handshakeWebSocket opens a session directly over WebSocket.
+func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("engineio: websocket handshake failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(int64(s.cfg.MaxPayload))
+	c := s.newConn(r, transportWebSocket)
+	c.ws = ws
+	open := s.openPacket(c, false)
+	c.queue = append(c.queue, controlMessage(typeOpen, string(open[1:])))
+	if !s.add(c) {
+		_ = ws.Close()
+		return
+	}
+	c.mu.Lock()
+	c.kickLocked()
+	c.mu.Unlock()
+	if s.cfg.OnConnection != nil {
+		s.cfg.OnConnection(c)
+	}
+	c.startHeartbeat()
+	s.log.Debug("engineio: session opened", "sid", c.id, "transport", "websocket")
+	s.track()
+	go c.readLoop(ws)
+}
+
+// serveUpgrade starts the upgrade of a polling session to WebSocket.
+func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.state != stateOpen || c.transport != transportPolling || c.upgrading {
+		c.mu.Unlock()
+		writeError(w, codeBadRequest)
+		return
+	}
+	c.upgrading = true
+	c.mu.Unlock()
+
+	ws, err := c.srv.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		c.mu.Lock()
+		c.upgrading = false
+		c.mu.Unlock()
+		return
+	}
+	ws.SetReadLimit(int64(c.srv.cfg.MaxPayload))
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	c.probeWS = ws
+	c.mu.Unlock()
+	c.srv.track()
+	go c.probe(ws)
+}
+
+// probe runs the upgrade handshake on ws ("2probe", "3probe", then "5") and
+// then becomes the connection's reader. On failure the session stays on
+// polling.
+func (c *Conn) probe(ws *websocket.Conn) {
+	fail := func() {
+		_ = ws.Close()
+		c.mu.Lock()
+		c.upgrading, c.probed = false, false
+		if c.probeWS == ws {
+			c.probeWS = nil
+		}
+		c.mu.Unlock()
+		c.srv.untrack()
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
+	typ, data, err := ws.ReadMessage()
+	if err != nil || typ != websocket.TextMessage || string(data) != "2probe" {
+		fail()
+		return
+	}
+	pm, _ := msgPongProbe.prepared()
+	_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := ws.WritePreparedMessage(pm); err != nil {
+		fail()
+		return
+	}
+	c.alive()
+	c.mu.Lock()
+	c.probed = true
+	c.wakePollLocked()
+	c.mu.Unlock()
+	for {
+		typ, data, err = ws.ReadMessage()
+		if err != nil || typ != websocket.TextMessage {
+			fail()
+			return
+		}
+		if string(data) == "5" {
+			break
+		}
+		if len(data) == 0 || data[0] != typeNoop {
+			fail()
+			return
+		}
+	}
+	c.alive()
+	_ = ws.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		fail()
+		return
+	}
+	c.transport = transportWebSocket
+	c.ws = ws
+	c.probeWS = nil
+	c.upgrading, c.probed = false, false
+	c.wakePollLocked() // the pending GET, if any, ends with a noop
+	c.kickLocked()     // the writer takes over the queue
+	c.mu.Unlock()
+	c.srv.log.Debug("engineio: session upgraded", "sid", c.id)
+	c.readLoop(ws)
+}
+
+// readLoop reads ws until it fails or the session closes. It is the only
+// reader of ws. It ends the tracking started for it.
+func (c *Conn) readLoop(ws *websocket.Conn) {
+	defer c.srv.untrack()
+	for {
+		typ, rd, err := ws.NextReader()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		buf := readBufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(rd)
+		if err != nil {
+			putReadBuf(buf)
+			c.readFailed(err)
+			return
+		}
+		var p Packet
+		if typ == websocket.BinaryMessage {
+			p = Packet{Type: typeMessage, Data: buf.Bytes(), Binary: true}
+		} else {
+			p, err = decodeTextPacket(buf.Bytes())
+			if err != nil {
+				putReadBuf(buf)
+				c.closeWith("parse error", err, false, false)
+				return
+			}
+		}
+		c.recvMu.Lock()
+		ok := c.handlePacket(p)
+		c.recvMu.Unlock()
+		putReadBuf(buf)
+		if !ok {
+			return
+		}
+	}
+}
+
+func putReadBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledReadBuf {
+		readBufPool.Put(buf)
+	}
+}
+
+// readFailed closes the session after a read error.
+func (c *Conn) readFailed(err error) {
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.closeWith("transport error", ErrPayloadTooLarge, false, false)
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway,
+		websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		c.closeWith("transport close", nil, false, false)
+	default:
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			c.closeWith("transport close", nil, false, false)
+			return
+		}
+		c.closeWith("transport error", err, false, false)
+	}
+}
+
+// writeLoop writes the queue to ws until it is empty. It runs only while
+// there is something to write (started by kickLocked) and is the only
+// writer of ws once the session uses it.
+func (c *Conn) writeLoop(ws *websocket.Conn) {
+	defer c.srv.untrack()
+	for {
+		c.mu.Lock()
+		msgs := c.takeLocked()
+		if len(msgs) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		deadline := time.Now().Add(writeWait)
+		_ = ws.SetWriteDeadline(deadline)
+		for _, m := range msgs {
+			pm, err := m.prepared()
+			if err == nil {
+				err = ws.WritePreparedMessage(pm)
+			}
+			if err != nil {
+				c.closeWith("transport error", err, false, false)
+				_ = ws.Close()
+				c.stopWriting()
+				return
+			}
+			if m == msgClose {
+				_ = ws.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+				_ = ws.Close()
+				c.stopWriting()
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) stopWriting() {
+	c.mu.Lock()
+	c.writing = false
+	c.queue = nil
+	c.queued = 0
+	c.mu.Unlock()
+}
