@@ -1,0 +1,108 @@
+// Conversion between editor change lists (UTF-16 offsets, as CodeMirror uses)
+// and ops (code points, as the wire uses).
+//
+// A change list is an array of {from, to, insert}: from and to are UTF-16
+// offsets into the document BEFORE the changes, sorted, not overlapping;
+// insert replaces the text between them. That is the shape of CodeMirror's
+// ChangeSet.iterChanges and of a ChangeSpec array, without importing
+// CodeMirror here.
+
+import { advance, asSource, cpLength, splitsPair } from './codepoints.js';
+import { Builder, validate } from './operation.js';
+
+/** @typedef {{from: number, to: number, insert: string}} Change */
+/** @typedef {import('./operation.js').Op} Op */
+/** @typedef {import('./codepoints.js').Source} Source */
+
+/**
+ * changesToOp turns a change list on doc into an op.
+ *
+ * A change that starts or ends inside a surrogate pair (possible with
+ * programmatic edits, never by typing) is widened to the whole code point,
+ * with the cut half put back into its insert, so the op stays whole in code
+ * points and has the same effect.
+ *
+ * @param {string|Source} doc the document before the changes
+ * @param {Change[]} changes
+ * @returns {Op}
+ */
+export function changesToOp(doc, changes) {
+  const src = asSource(doc);
+  const b = new Builder();
+  let pos = 0; // UTF-16 offset reached in doc
+  for (const ch of widen(src, changes)) {
+    b.retain(cpLength(src.sliceString(pos, ch.from)));
+    b.insert(ch.insert);
+    b.delete(cpLength(src.sliceString(ch.from, ch.to)));
+    pos = ch.to;
+  }
+  return b.done();
+}
+
+/**
+ * opToChanges turns an op on doc into a change list (UTF-16 offsets into doc).
+ * @param {string|Source} doc the document the op applies to
+ * @param {Op} op
+ * @returns {Change[]}
+ */
+export function opToChanges(doc, op) {
+  validate(op);
+  const src = asSource(doc);
+  /** @type {Change[]} */
+  const out = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      if (c === '') continue;
+      const last = out[out.length - 1];
+      if (last && last.to === pos) last.insert += c;
+      else out.push({ from: pos, to: pos, insert: c });
+    } else if (c > 0) {
+      pos = advance(src, pos, c);
+    } else if (c < 0) {
+      const end = advance(src, pos, -c);
+      const last = out[out.length - 1];
+      if (last && last.to === pos) last.to = end;
+      else out.push({ from: pos, to: end, insert: '' });
+      pos = end;
+    }
+  }
+  return out;
+}
+
+// widen returns the changes with every end that splits a surrogate pair moved
+// outward to the pair's edge, the cut half moved into the insert. Two changes
+// that meet inside one pair are joined first. The effect is unchanged.
+function* widen(src, changes) {
+  /** @type {Change | null} */
+  let cur = null;
+  for (const ch of changes) {
+    if (!Number.isInteger(ch.from) || !Number.isInteger(ch.to) || typeof ch.insert !== 'string') {
+      throw new TypeError('ot: a change needs integer from and to and a string insert');
+    }
+    if (ch.from < 0 || ch.to < ch.from || ch.to > src.length) {
+      throw new RangeError(`ot: change ${ch.from}..${ch.to} outside the document (length ${src.length})`);
+    }
+    if (cur && ch.from < cur.to) throw new RangeError('ot: changes overlap or are not sorted');
+    if (cur && ch.from === cur.to && splitsPair(src, ch.from)) {
+      cur = { from: cur.from, to: ch.to, insert: cur.insert + ch.insert };
+      continue;
+    }
+    if (cur) yield widenOne(src, cur);
+    cur = { from: ch.from, to: ch.to, insert: ch.insert };
+  }
+  if (cur) yield widenOne(src, cur);
+}
+
+function widenOne(src, ch) {
+  let { from, to, insert } = ch;
+  if (splitsPair(src, ch.from)) {
+    from--;
+    insert = src.sliceString(from, ch.from) + insert;
+  }
+  if (splitsPair(src, ch.to)) {
+    to++;
+    insert += src.sliceString(ch.to, to);
+  }
+  return { from, to, insert };
+}
