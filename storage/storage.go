@@ -1,0 +1,155 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the wrapped messages add
+// the document id or revision.
+var (
+	// ErrNotFound: the document does not exist or the revision is beyond its head.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: a write does not continue the stored log (its first revision
+	// is not head+1), or a snapshot lies beyond the head.
+	ErrConflict = errors.New("storage: write does not continue the log")
+	// ErrInvalid: a write or a query is malformed (bad id, empty records, ...).
+	ErrInvalid = errors.New("storage: invalid request")
+	// ErrCorrupt: stored bytes do not decode or break an invariant.
+	ErrCorrupt = errors.New("storage: corrupt data")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("storage: store closed")
+)
+
+// Record is one entry of a document's op log: the op that produced revision
+// Rev, who sent it and when. Op is the normalized JSON form of the op.
+type Record struct {
+	Rev    uint64          `json:"rev"`
+	Op     json.RawMessage `json:"op"`
+	Client string          `json:"client"`
+	Seq    uint64          `json:"seq"`
+	User   string          `json:"user"`
+	Time   time.Time       `json:"time"`
+	// Ins and Del count the code points the op inserted and deleted; they
+	// are stored so that history pages need not parse ops.
+	Ins int `json:"-"`
+	Del int `json:"-"`
+}
+
+// Revision is one line of a document's history.
+type Revision struct {
+	Rev    uint64    `json:"rev"`
+	Client string    `json:"client"`
+	User   string    `json:"user"`
+	Time   time.Time `json:"time"`
+	Ins    int       `json:"ins"`
+	Del    int       `json:"del"`
+}
+
+// Snapshot is the full text of a document at revision Rev.
+type Snapshot struct {
+	Rev  uint64
+	Text string
+}
+
+// Meta is the per-document metadata.
+type Meta struct {
+	Head    uint64    // revision of the newest record; 0 for an empty log
+	Created time.Time // time of the first write
+	Updated time.Time // time of the newest write
+	SnapRev uint64    // revision of the newest snapshot; 0 when there is none
+}
+
+// DocInfo is one line of a document listing.
+type DocInfo struct {
+	ID string `json:"id"`
+	Meta
+}
+
+// State is what a sequencer needs to bring a document to life: its metadata,
+// the newest snapshot and the records after it (and possibly a few before it,
+// for the retained resubmission log).
+type State struct {
+	Meta     Meta
+	Snapshot Snapshot // Rev 0 and empty text when there is none
+	// Records are contiguous, ascending, end at Meta.Head and start at or
+	// below Snapshot.Rev+1.
+	Records []Record
+}
+
+// Write is the part of a batch that concerns one document. At most one Write
+// per document may appear in a batch.
+type Write struct {
+	Doc string
+	// Records to append: ascending, contiguous, Records[0].Rev == head+1.
+	Records []Record
+	// Snapshot to store, at or below the head after Records are appended.
+	Snapshot *Snapshot
+	// Delete removes the document with its log and snapshots. It excludes
+	// Records and Snapshot.
+	Delete bool
+}
+
+// Diff is one segment of a diff in diff-match-patch form: Op is -1 (delete),
+// 0 (equal) or 1 (insert). It marshals to the JSON array [op, text].
+type Diff struct {
+	Op   int
+	Text string
+}
+
+// MarshalJSON encodes d as [op, text].
+func (d Diff) MarshalJSON() ([]byte, error) {
+	return json.Marshal([]any{d.Op, d.Text})
+}
+
+// UnmarshalJSON decodes [op, text].
+func (d *Diff) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if len(raw) != 2 {
+		return fmt.Errorf("%w: diff segment needs 2 elements", ErrInvalid)
+	}
+	if err := json.Unmarshal(raw[0], &d.Op); err != nil {
+		return err
+	}
+	return json.Unmarshal(raw[1], &d.Text)
+}
+
+// Store is the durable home of every document. Implementations are safe for
+// concurrent use. Commit is the one write path: it applies every Write of a
+// batch in one transaction, all or nothing, and returns once it is durable.
+type Store interface {
+	// Commit applies writes atomically and durably (one transaction, one
+	// fsync). On error nothing of the batch is stored.
+	Commit(ctx context.Context, writes []Write) error
+	// Load returns the state of doc, with at least keep records before the
+	// head when the log has them. A document that was never written
+	// returns an empty State and no error.
+	Load(ctx context.Context, doc string, keep int) (State, error)
+	// Meta returns the metadata of doc, ErrNotFound when it does not exist.
+	Meta(ctx context.Context, doc string) (Meta, error)
+	// Records returns up to limit records with revision > after, ascending.
+	Records(ctx context.Context, doc string, after uint64, limit int) ([]Record, error)
+	// History returns up to limit revisions below before (0: from the head),
+	// newest first.
+	History(ctx context.Context, doc string, before uint64, limit int) ([]Revision, error)
+	// TextAt returns the text of doc at revision rev (0 is the empty text).
+	TextAt(ctx context.Context, doc string, rev uint64) (string, error)
+	// Diff compares the texts at revisions from and to.
+	Diff(ctx context.Context, doc string, from, to uint64) ([]Diff, error)
+	// List returns every stored document, ordered by id.
+	List(ctx context.Context) ([]DocInfo, error)
+	// Backup writes a consistent copy of the whole store to w while it
+	// stays online and returns the number of bytes written.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+	// Check verifies the file and every document's invariants.
+	Check(ctx context.Context) error
+	// Close releases the store. It is idempotent.
+	Close() error
+}
