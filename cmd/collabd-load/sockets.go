@@ -1,0 +1,548 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/collabd/collabd/cmd/collabd-load/internal/sioclient"
+)
+
+// socketsConfig holds the flags of "collabd-load sockets".
+type socketsConfig struct {
+	scenarios string
+	idle      int
+	dialConc  int
+	hold      time.Duration
+	queue     int
+
+	receivers int
+	bcastDur  time.Duration
+	bcastMax  int
+	window    int
+	payload   int
+
+	ovRate      int
+	ovDur       time.Duration
+	ovReceivers int
+	ovPayload   int
+	slowFrac    float64
+	slowDelay   time.Duration
+	slowRcvBuf  int
+
+	deadline time.Duration
+}
+
+func runSockets(args []string) error {
+	var c socketsConfig
+	fs := flag.NewFlagSet("sockets", flag.ContinueOnError)
+	fs.StringVar(&c.scenarios, "scenarios", "idle,broadcast,overload", "comma-separated scenarios to run: idle, broadcast, overload")
+	fs.IntVar(&c.idle, "idle", 10000, "idle: number of WebSocket clients to open and hold")
+	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "connections being opened at once")
+	fs.DurationVar(&c.hold, "hold", 3*time.Second, "idle: how long to hold the connections before measuring")
+	fs.IntVar(&c.queue, "queue", 0, "server per-connection outgoing queue length in packets (0: the sockets default)")
+	fs.IntVar(&c.receivers, "receivers", 1000, "broadcast: sockets in the room that receives the broadcasts")
+	fs.DurationVar(&c.bcastDur, "broadcast-duration", 10*time.Second, "broadcast: how long to broadcast")
+	fs.IntVar(&c.bcastMax, "broadcast-max", 5000, "broadcast: at most this many broadcasts")
+	fs.IntVar(&c.window, "window", 4, "broadcast: broadcasts in flight (awaiting their ack) at once")
+	fs.IntVar(&c.payload, "payload", 64, "broadcast: padding bytes per broadcast")
+	fs.IntVar(&c.ovRate, "overload-rate", 200, "overload: broadcasts per second")
+	fs.DurationVar(&c.ovDur, "overload-duration", 15*time.Second, "overload: how long to broadcast")
+	fs.IntVar(&c.ovReceivers, "overload-receivers", 1000, "overload: receivers in the room")
+	fs.IntVar(&c.ovPayload, "overload-payload", 512, "overload: padding bytes per broadcast")
+	fs.Float64Var(&c.slowFrac, "slow-fraction", 0.05, "overload: fraction of receivers that read slowly")
+	fs.DurationVar(&c.slowDelay, "slow-delay", time.Second, "overload: a slow reader sleeps this long after each message")
+	fs.IntVar(&c.slowRcvBuf, "slow-rcvbuf", 8192, "overload: SO_RCVBUF of the slow readers' sockets (bytes; 0 = kernel default)")
+	fs.DurationVar(&c.deadline, "deadline", 10*time.Minute, "give up after this long in total")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
+	}
+	fmt.Printf("RLIMIT_NOFILE %d (inherited by the server)\n", limit)
+	ctx, cancel := context.WithTimeout(context.Background(), c.deadline)
+	defer cancel()
+
+	want := map[string]bool{}
+	for _, s := range strings.Split(c.scenarios, ",") {
+		want[strings.TrimSpace(s)] = true
+	}
+	if want["idle"] || want["broadcast"] {
+		if err := runIdleAndBroadcast(ctx, c, want["idle"], want["broadcast"]); err != nil {
+			return err
+		}
+	}
+	if want["overload"] {
+		if err := runOverload(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serverArgs(c socketsConfig) []string {
+	args := []string{"serve-sockets", "-addr", "127.0.0.1:0"}
+	if c.queue > 0 {
+		args = append(args, "-queue", strconv.Itoa(c.queue))
+	}
+	return args
+}
+
+// recorder collects what one client receives. onEvent runs on the client's
+// reader goroutine.
+type recorder struct {
+	slowDelay time.Duration // sleep after each message (a slow reader)
+	count     atomic.Int64  // bench-msg events received
+	total     *atomic.Int64 // shared count across recorders, may be nil
+
+	mu  sync.Mutex      // guards lat
+	lat []time.Duration // delivery latencies, at most maxLat
+}
+
+const maxLat = 20000
+
+func (r *recorder) onEvent(name string, args []byte) {
+	if name != "bench-msg" {
+		return
+	}
+	now := time.Now().UnixNano()
+	t := leadingInt(args)
+	r.count.Add(1)
+	if r.total != nil {
+		r.total.Add(1)
+	}
+	r.mu.Lock()
+	if len(r.lat) < maxLat && t > 0 {
+		r.lat = append(r.lat, time.Duration(now-t))
+	}
+	r.mu.Unlock()
+	if r.slowDelay > 0 {
+		time.Sleep(r.slowDelay)
+	}
+}
+
+func (r *recorder) reset() {
+	r.count.Store(0)
+	r.mu.Lock()
+	r.lat = r.lat[:0]
+	r.mu.Unlock()
+}
+
+func (r *recorder) latencies() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lat)
+}
+
+// leadingInt parses the integer at the start of a JSON array "[123,...".
+func leadingInt(args []byte) int64 {
+	if len(args) < 2 || args[0] != '[' {
+		return 0
+	}
+	var n int64
+	for _, b := range args[1:] {
+		if b < '0' || b > '9' {
+			break
+		}
+		n = n*10 + int64(b-'0')
+	}
+	return n
+}
+
+// dialMany opens n clients with at most conc handshakes at once; the result
+// has a nil entry for each client that failed to connect.
+func dialMany(ctx context.Context, n, conc int, cfg func(i int) sioclient.Config) ([]*sioclient.Client, int, error) {
+	clients := make([]*sioclient.Client, n)
+	var failed atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				cl, err := sioclient.Dial(ctx, cfg(i))
+				if err != nil {
+					failed.Add(1)
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				clients[i] = cl
+			}
+		}()
+	}
+	wg.Wait()
+	return clients, int(failed.Load()), firstErr
+}
+
+// connected returns the clients that did connect, with their recorders.
+func connected(cls []*sioclient.Client, recs []*recorder) ([]*sioclient.Client, []*recorder) {
+	var oc []*sioclient.Client
+	var or []*recorder
+	for i, cl := range cls {
+		if cl != nil {
+			oc = append(oc, cl)
+			or = append(or, recs[i])
+		}
+	}
+	return oc, or
+}
+
+func closeAll(cls []*sioclient.Client) {
+	var wg sync.WaitGroup
+	for _, cl := range cls {
+		wg.Add(1)
+		go func() { defer wg.Done(); cl.Close() }()
+	}
+	wg.Wait()
+}
+
+func alive(cls []*sioclient.Client) int {
+	n := 0
+	for _, cl := range cls {
+		if cl.Err() == nil {
+			n++
+		}
+	}
+	return n
+}
+
+const mib = 1 << 20
+
+func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast bool) error {
+	srv, err := startChild(ctx, 30*time.Second, serverArgs(c)...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.stop(30 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping server:", err)
+		}
+	}()
+	fmt.Printf("server pid %d on %s\n", srv.PID, srv.Addr)
+	time.Sleep(500 * time.Millisecond)
+	rss0, _, err := procMem(srv.PID)
+	if err != nil {
+		return err
+	}
+	n := c.receivers
+	if doIdle && c.idle > n {
+		n = c.idle
+	}
+	recs := make([]*recorder, n)
+	for i := range recs {
+		recs[i] = &recorder{}
+	}
+	start := time.Now()
+	clients, failed, ferr := dialMany(ctx, n, c.dialConc, func(i int) sioclient.Config {
+		return sioclient.Config{Addr: srv.Addr, OnEvent: recs[i].onEvent}
+	})
+	clients, recs = connected(clients, recs)
+	defer closeAll(clients)
+	dialTime := time.Since(start)
+	if failed > 0 {
+		fmt.Printf("  %d connections failed; first error: %v\n", failed, ferr)
+	}
+	if doIdle {
+		time.Sleep(c.hold)
+		rss1, _, err := procMem(srv.PID)
+		if err != nil {
+			return err
+		}
+		held := alive(clients)
+		fmt.Printf("\n== idle: %d WebSocket Socket.IO clients (namespace /)\n", n)
+		fmt.Printf("  opened in %v, held after %v: %d (failed %d)\n", dialTime.Round(time.Millisecond), c.hold, held, failed)
+		fmt.Printf("  server RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(rss0)/mib, float64(rss1)/mib)
+		if held > 0 {
+			fmt.Printf("  server memory per idle connection: %.2f KiB (RSS delta / %d)\n", float64(rss1-rss0)/1024/float64(held), held)
+		}
+	}
+	if !doBcast {
+		return nil
+	}
+	if len(clients) < c.receivers {
+		return fmt.Errorf("broadcast: only %d clients connected, need %d receivers", len(clients), c.receivers)
+	}
+	return runBroadcast(ctx, c, srv, clients[:c.receivers], recs[:c.receivers], len(clients))
+}
+
+// joinRoom makes every client join room (acknowledged), a few at a time.
+func joinRoom(clients []*sioclient.Client, room string) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(clients))
+	sem := make(chan struct{}, 64)
+	for _, cl := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := cl.Call(10*time.Second, "bench-join", room); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+func percentiles(lat []time.Duration) (p50, p95, p99, max time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return at(0.50), at(0.95), at(0.99), lat[len(lat)-1]
+}
+
+func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []*sioclient.Client, recs []*recorder, connected int) error {
+	if err := joinRoom(receivers, "bench"); err != nil {
+		return fmt.Errorf("joining the bench room: %w", err)
+	}
+	sender, err := sioclient.Dial(ctx, sioclient.Config{Addr: srv.Addr})
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	pad := strings.Repeat("x", c.payload)
+	var total atomic.Int64
+	for _, r := range recs {
+		r.total = &total
+	}
+	// warm up
+	for i := 0; i < 20; i++ {
+		if _, err := sender.Call(10*time.Second, "bench-bcast", "bench", time.Now().UnixNano(), pad); err != nil {
+			return fmt.Errorf("warm-up broadcast: %w", err)
+		}
+	}
+	waitDeliveries(&total, int64(20*len(recs)), 5*time.Second)
+	for _, r := range recs {
+		r.reset()
+	}
+	total.Store(0)
+
+	cpu0, err := procCPU(srv.PID)
+	if err != nil {
+		return err
+	}
+	sem := make(chan struct{}, c.window)
+	start := time.Now()
+	end := start.Add(c.bcastDur)
+	sent := 0
+	for sent < c.bcastMax && time.Now().Before(end) && ctx.Err() == nil && sender.Err() == nil {
+		sem <- struct{}{}
+		err := sender.EmitAck(func([]byte) { <-sem }, "bench-bcast", "bench", time.Now().UnixNano(), pad)
+		if err != nil {
+			return fmt.Errorf("broadcast: %w", err)
+		}
+		sent++
+	}
+	want := int64(sent * len(recs))
+	got := waitDeliveries(&total, want, 10*time.Second)
+	elapsed := time.Since(start)
+	cpu1, err := procCPU(srv.PID)
+	if err != nil {
+		return err
+	}
+	var lat []time.Duration
+	for _, r := range recs {
+		lat = append(lat, r.latencies()...)
+	}
+	p50, p95, p99, pmax := percentiles(lat)
+	fmt.Printf("\n== broadcast: 1 sender, %d receivers in a room, %d connections open, window %d, %d-byte padding\n",
+		len(recs), connected+1, c.window, c.payload)
+	fmt.Printf("  broadcasts sent %d, deliveries %d of %d in %v\n", sent, got, want, elapsed.Round(time.Millisecond))
+	fmt.Printf("  deliveries per second: %.0f\n", float64(got)/elapsed.Seconds())
+	fmt.Printf("  delivery latency: p50 %v, p95 %v, p99 %v, max %v (%d samples)\n",
+		p50.Round(time.Microsecond), p95.Round(time.Microsecond), p99.Round(time.Microsecond), pmax.Round(time.Microsecond), len(lat))
+	if got > 0 {
+		cpu := cpu1 - cpu0
+		fmt.Printf("  server CPU: %v total, %.2f ms per 1,000 deliveries\n", cpu, float64(cpu)/float64(time.Millisecond)/float64(got)*1000)
+	}
+	fmt.Printf("  receivers still connected: %d of %d, sender connected: %v\n", alive(receivers), len(receivers), sender.Err() == nil)
+	return nil
+}
+
+// waitDeliveries waits until total reaches want or timeout passes; it
+// returns the count reached.
+func waitDeliveries(total *atomic.Int64, want int64, timeout time.Duration) int64 {
+	deadline := time.Now().Add(timeout)
+	for total.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return total.Load()
+}
+
+func runOverload(ctx context.Context, c socketsConfig) error {
+	srv, err := startChild(ctx, 30*time.Second, serverArgs(c)...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.stop(30 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping server:", err)
+		}
+	}()
+	nslow := int(float64(c.ovReceivers) * c.slowFrac)
+	recs := make([]*recorder, c.ovReceivers)
+	for i := range recs {
+		recs[i] = &recorder{}
+		if i < nslow {
+			recs[i].slowDelay = c.slowDelay
+		}
+	}
+	receivers, failed, ferr := dialMany(ctx, c.ovReceivers, c.dialConc, func(i int) sioclient.Config {
+		cfg := sioclient.Config{Addr: srv.Addr, OnEvent: recs[i].onEvent}
+		if i < nslow {
+			cfg.SocketRecvBuffer = c.slowRcvBuf
+		}
+		return cfg
+	})
+	if failed > 0 {
+		all, _ := connected(receivers, recs)
+		closeAll(all)
+		return fmt.Errorf("overload: %d receivers failed to connect: %v", failed, ferr)
+	}
+	defer closeAll(receivers)
+	if err := joinRoom(receivers, "bench"); err != nil {
+		return fmt.Errorf("joining the bench room: %w", err)
+	}
+	sender, err := sioclient.Dial(ctx, sioclient.Config{Addr: srv.Addr})
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
+	rssStart, _, _ := procMem(srv.PID)
+
+	// sample RSS every 100 ms
+	var peak atomic.Int64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+				if rss, _, err := procMem(srv.PID); err == nil && rss > peak.Load() {
+					peak.Store(rss)
+				}
+			}
+		}
+	}()
+	cpu0, _ := procCPU(srv.PID)
+	pad := strings.Repeat("x", c.ovPayload)
+	tick := time.NewTicker(time.Second / time.Duration(c.ovRate))
+	start := time.Now()
+	sent := 0
+	maxSends := int(c.ovDur.Seconds()*float64(c.ovRate)) + 1
+	for sent < maxSends && time.Since(start) < c.ovDur && ctx.Err() == nil {
+		<-tick.C
+		if sender.Err() != nil {
+			break
+		}
+		if err := sender.Emit("bench-bcast", "bench", time.Now().UnixNano(), pad); err != nil {
+			break
+		}
+		sent++
+	}
+	tick.Stop()
+	sendTime := time.Since(start)
+	time.Sleep(3 * time.Second) // let the queues drain or the slow readers be dropped
+	cpu1, _ := procCPU(srv.PID)
+	close(stopSampling)
+	<-sampled
+	_, hwm, _ := procMem(srv.PID)
+	if hwm > peak.Load() {
+		peak.Store(hwm)
+	}
+
+	// server-side disconnect reasons
+	reasons := map[string]string{}
+	senderOK := sender.Err() == nil
+	if senderOK {
+		raw, err := sender.Call(10*time.Second, "bench-stats")
+		if err == nil {
+			var ans []struct {
+				Reasons map[string]string `json:"reasons"`
+			}
+			if err := json.Unmarshal(raw, &ans); err == nil && len(ans) == 1 {
+				reasons = ans[0].Reasons
+			}
+		} else {
+			fmt.Println("  bench-stats:", err)
+		}
+	}
+	type tally struct {
+		dropped int
+		why     map[string]int
+		lat     []time.Duration
+		got     int64
+	}
+	count := func(cls []*sioclient.Client, rs []*recorder) tally {
+		t := tally{why: map[string]int{}}
+		for i, cl := range cls {
+			t.got += rs[i].count.Load()
+			if cl.Err() != nil {
+				t.dropped++
+				r := reasons[cl.ID]
+				if r == "" {
+					r = "(no server reason recorded; client saw: " + shortErr(cl.Err()) + ")"
+				}
+				t.why[r]++
+			} else {
+				t.lat = append(t.lat, rs[i].latencies()...)
+			}
+		}
+		return t
+	}
+	// every receiver connected (checked above), so the first nslow are the slow ones
+	slow := count(receivers[:nslow], recs[:nslow])
+	fast := count(receivers[nslow:], recs[nslow:])
+	fmt.Printf("\n== overload: %d broadcasts/s for %v to %d receivers (%d slow: %v per message, SO_RCVBUF %d), %d-byte padding\n",
+		c.ovRate, c.ovDur, c.ovReceivers, nslow, c.slowDelay, c.slowRcvBuf, c.ovPayload)
+	fmt.Printf("  broadcasts sent %d in %v (%.0f/s)\n", sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds())
+	fmt.Printf("  server RSS: %.1f MiB at start, peak %.1f MiB\n", float64(rssStart)/mib, float64(peak.Load())/mib)
+	fmt.Printf("  server CPU during the run: %v\n", (cpu1 - cpu0).Round(time.Millisecond))
+	fmt.Printf("  slow receivers disconnected: %d of %d %v\n", slow.dropped, nslow, slow.why)
+	fmt.Printf("  normal receivers disconnected: %d of %d %v\n", fast.dropped, len(receivers)-nslow, fast.why)
+	p50, p95, p99, pmax := percentiles(fast.lat)
+	fmt.Printf("  normal receivers still connected: deliveries %d, latency p50 %v p95 %v p99 %v max %v\n",
+		fast.got, p50.Round(time.Microsecond), p95.Round(time.Microsecond), p99.Round(time.Microsecond), pmax.Round(time.Microsecond))
+	if r, ok := reasons[sender.ID]; ok || !senderOK {
+		fmt.Printf("  SENDER DROPPED: server reason %q, client error %v\n", r, sender.Err())
+	} else {
+		fmt.Printf("  sender still connected: yes\n")
+	}
+	return nil
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && errors.Is(err, sioclient.ErrServerDisconnect) {
+		return s[i+2:]
+	}
+	return string(bytes.TrimSpace([]byte(s)))
+}
