@@ -1,0 +1,198 @@
+package sockets
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/collabd/collabd/sockets/engineio"
+	"github.com/collabd/collabd/sockets/parser"
+)
+
+// client is one engine connection and the sockets multiplexed on it, one per namespace.
+type client struct {
+	srv  *Server
+	conn *engineio.Conn
+	dec  parser.Decoder // used only by onMessage, whose calls never overlap
+
+	mu           sync.Mutex // guards sockets, closed and connectTimer
+	sockets      map[string]*Socket
+	closed       bool
+	connectTimer *time.Timer
+}
+
+func newClient(s *Server, c *engineio.Conn) *client {
+	cl := &client{srv: s, conn: c, sockets: make(map[string]*Socket, 1)}
+	c.OnMessage(cl.onMessage)
+	c.OnClose(cl.onClose)
+	cl.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, cl.connectTimeout)
+	return cl
+}
+
+func (cl *client) connectTimeout() {
+	cl.mu.Lock()
+	idle := len(cl.sockets) == 0 && !cl.closed
+	cl.mu.Unlock()
+	if idle {
+		cl.conn.Close("connect timeout")
+	}
+}
+
+func (cl *client) socket(nsp string) *Socket {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.sockets[nsp]
+}
+
+func (cl *client) onMessage(data []byte, binary bool) {
+	p, err := cl.dec.Add(data, binary)
+	if err != nil {
+		cl.srv.cfg.Logger.Debug("sockets: bad packet", "sid", cl.conn.ID(), "err", err)
+		cl.conn.Close("parse error")
+		return
+	}
+	if p == nil {
+		return
+	}
+	switch p.Type {
+	case parser.Connect:
+		cl.connect(p)
+	case parser.Disconnect:
+		if s := cl.socket(p.Nsp()); s != nil {
+			s.onClose("client namespace disconnect")
+		}
+	case parser.Event, parser.BinaryEvent:
+		if s := cl.socket(p.Nsp()); s != nil {
+			s.onEvent(p)
+		}
+	case parser.Ack, parser.BinaryAck:
+		if s := cl.socket(p.Nsp()); s != nil {
+			s.onAck(p)
+		}
+	default: // CONNECT_ERROR is never sent by clients
+		cl.conn.Close("parse error")
+	}
+}
+
+// send queues the messages of e; volatile ones are dropped when the queue is full.
+func (cl *client) send(e *Encoded, volatile bool) error {
+	if volatile {
+		return cl.conn.TrySend(e.msgs...)
+	}
+	return cl.conn.Send(e.msgs...)
+}
+
+func (cl *client) sendPacket(p *parser.Packet) error {
+	e, err := Encode(p)
+	if err != nil {
+		return err
+	}
+	return cl.send(e, false)
+}
+
+func (cl *client) connectError(nsp string, ce *ConnectError) {
+	data, err := json.Marshal(ce)
+	if err != nil {
+		data, _ = json.Marshal(&ConnectError{Message: ce.Message})
+	}
+	_ = cl.sendPacket(&parser.Packet{Type: parser.ConnectError, Namespace: nsp, Data: data})
+}
+
+func (cl *client) connect(p *parser.Packet) {
+	name := p.Nsp()
+	nsp := cl.srv.namespace(name)
+	if nsp == nil {
+		cl.connectError(name, &ConnectError{Message: "Invalid namespace"})
+		return
+	}
+	if cl.socket(name) != nil {
+		return // already connected to it: ignore
+	}
+	auth := p.Data
+	if len(auth) == 0 {
+		auth = json.RawMessage("{}")
+	}
+	var sess *Session
+	rec := cl.srv.cfg.Recovery
+	if rec.Enabled {
+		var a struct {
+			PID    *string `json:"pid"`
+			Offset *string `json:"offset"`
+		}
+		if json.Unmarshal(auth, &a) == nil && a.PID != nil && a.Offset != nil {
+			s, err := nsp.adapter.RestoreSession(*a.PID, *a.Offset)
+			if err != nil {
+				cl.srv.cfg.Logger.Debug("sockets: restore session", "err", err)
+			}
+			if s != nil {
+				s.Offset = *a.Offset
+			}
+			sess = s
+		}
+	}
+	s := newSocket(nsp, cl, auth, sess)
+	if sess == nil || rec.RunMiddlewares {
+		if err := nsp.runMiddlewares(s); err != nil {
+			ce, ok := err.(*ConnectError)
+			if !ok {
+				ce = &ConnectError{Message: err.Error()}
+			}
+			cl.connectError(name, ce)
+			return
+		}
+	}
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return
+	}
+	cl.sockets[name] = s
+	cl.connectTimer.Stop()
+	cl.mu.Unlock()
+	nsp.add(s, sess)
+}
+
+func (cl *client) remove(s *Socket) {
+	cl.mu.Lock()
+	if cl.sockets[s.nsp.name] == s {
+		delete(cl.sockets, s.nsp.name)
+	}
+	cl.mu.Unlock()
+}
+
+func (cl *client) onClose(reason string, cause error) {
+	cl.mu.Lock()
+	cl.closed = true
+	cl.connectTimer.Stop()
+	socks := make([]*Socket, 0, len(cl.sockets))
+	for _, s := range cl.sockets {
+		socks = append(socks, s)
+	}
+	cl.mu.Unlock()
+	cl.srv.cfg.Logger.Debug("sockets: connection closed", "sid", cl.conn.ID(), "reason", reason, "cause", cause)
+	// The engine may call this from inside a Send (a full queue), where a broadcast holds
+	// locks: the sockets' disconnection, which runs user handlers, gets its own goroutine.
+	cl.srv.wg.Add(1)
+	go func() {
+		defer cl.srv.wg.Done()
+		for _, s := range socks {
+			s.onClose(reason)
+		}
+		cl.srv.removeClient(cl)
+	}()
+}
+
+// disconnectAll disconnects every socket ("server namespace disconnect") and closes the
+// engine connection.
+func (cl *client) disconnectAll() {
+	cl.mu.Lock()
+	socks := make([]*Socket, 0, len(cl.sockets))
+	for _, s := range cl.sockets {
+		socks = append(socks, s)
+	}
+	cl.mu.Unlock()
+	for _, s := range socks {
+		s.Disconnect(false)
+	}
+	cl.conn.Close("forced close")
+}

@@ -1,0 +1,31 @@
+// Package sockets is a Socket.IO v5 server (compatible with socket.io-client 4.x) on top of
+// the Engine.IO v4 server in sockets/engineio.
+//
+// A Server is an http.Handler to mount at /socket.io/. Clients connect to namespaces (Of),
+// pass their middlewares (Use), and become Sockets, which receive events through typed
+// handlers (On, OnAny, Handle) and are sent events with Emit, EmitWithAck and the broadcast
+// operators (To, In, Except, Local, Volatile, Broadcast). Rooms, broadcasts and the state kept
+// for connection state recovery live in an Adapter, in memory by default.
+//
+// # Concurrency contract
+//
+//   - Every exported method of Server, Namespace, Socket, BroadcastOperator, Ack and
+//     RemoteSocket is safe for concurrent use from any goroutine.
+//   - Middlewares, connection handlers (OnConnection) and event handlers (On, OnAny) run on
+//     the reader goroutine of the client's engine connection: for one connection (all its
+//     namespaces) they run one at a time, in the order the packets arrived, and a socket's
+//     connection handlers run before its first event is dispatched. They must not block for
+//     long: while one runs, that client's next packets wait. A handler may keep the Event and
+//     answer ev.Ack later from another goroutine.
+//   - Socket.EmitWithAck blocks its caller until the reply; never call it from a handler of
+//     the same connection (use EmitWithAckFunc, whose callback runs on the reader, a timer, or
+//     the goroutine that disconnected the socket).
+//   - OnDisconnect handlers run once per socket, on the goroutine that disconnected it (the
+//     caller of Disconnect, or a goroutine of the server for closed connections).
+//   - Emits never block on a slow client: every connection has a bounded queue; a client whose
+//     queue is full is disconnected with reason "transport error" (volatile emits are dropped
+//     instead). A broadcast encodes its packet once for all receivers, and the broadcasts of a
+//     namespace reach every receiver in one order.
+//   - Shutdown closes every session ("server shutting down") and waits for the goroutines of
+//     the engine and of this package.
+package sockets
