@@ -1,0 +1,37 @@
+// Package collab sequences the edits of collabd's documents: one ordered,
+// durable op log per document, with server-side operational transformation
+// (package collab/ot) and bbolt storage (package storage).
+//
+// # Concurrency contract
+//
+// Every exported method of Hub is safe for concurrent use. Each live
+// document has its own mutex, which is its sequencer: an op is transformed,
+// validated, applied and given the next revision with that mutex held, so
+// the ops of one document are totally ordered while different documents
+// never wait for each other. The table of live documents is sharded behind
+// read-write mutexes.
+//
+// A single committer goroutine is the write path. It takes every record
+// sequenced since its last commit, across all documents, and stores them in
+// one bbolt transaction with one fsync. While it commits, documents keep
+// sequencing the next batch in memory. Submit returns only after its record
+// is durable. If a commit fails, every Submit of that batch (and every op
+// sequenced on top of it) fails with code internal and each document rolls
+// back to its last committed state, in memory as on disk.
+//
+// Readers (Text, Records, Subscribe, History, TextAt, Diff) only ever see
+// committed revisions.
+//
+// Subscribe callbacks run on the committer goroutine, after the commit, one
+// document's records in revision order. They must not block and must not
+// call into the Hub: copy the record into a bounded queue and return.
+//
+// Documents load lazily on first use (newest snapshot plus the ops after
+// it), stay in memory while used or subscribed, and are evicted after
+// Config.IdleTimeout with a final snapshot. Close stops accepting work,
+// waits for the commits in flight and writes final snapshots.
+//
+// Errors returned to callers are *Error values with a stable Code
+// (bad_request, not_found, too_large, conflict, internal), or the caller's
+// context error.
+package collab

@@ -1,0 +1,189 @@
+package collab
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/storage"
+)
+
+// commitWait is closed when the batch holding some records has committed
+// (err nil) or failed (err set). err is written before done is closed.
+type commitWait struct {
+	done chan struct{}
+	err  error
+}
+
+func newWait() *commitWait { return &commitWait{done: make(chan struct{})} }
+
+// entry is one sequenced op in a document's in-memory log.
+type entry struct {
+	rec storage.Record
+	op  ot.Op
+	// text after this op and wait of its batch; both are only set while
+	// the record is not yet committed (text serves the rollback point and
+	// snapshots).
+	text ot.Text
+	wait *commitWait
+}
+
+// subscriber is one Subscribe registration.
+type subscriber struct {
+	fn func(storage.Record)
+}
+
+// document is the live state of one document. Its sequencer is its mutex:
+// every op of the document is sequenced with mu held, so ops are ordered
+// per document and documents never wait for each other.
+type document struct {
+	h  *Hub
+	id string
+
+	ready   chan struct{} // closed once loaded
+	loadErr error         // set before ready is closed
+
+	mu sync.Mutex // guards every field below
+	// head and text: the newest sequenced state, committed or not.
+	head uint64
+	text ot.Text
+	// committed and committedText: the newest durable state, the one
+	// readers see and the one a failed commit rolls back to.
+	committed     uint64
+	committedText ot.Text
+	// handed: the newest revision handed to the committer
+	// (committed <= handed <= head).
+	handed uint64
+	// log holds the retained entries, ascending and contiguous, ending at
+	// head. Uncommitted entries are never trimmed.
+	log []entry
+	// wait is shared by the entries after handed (nil when there is none).
+	wait *commitWait
+	// queued: the document is in the committer's dirty list.
+	queued bool
+	// snapRev is the revision of the newest snapshot stored or in flight.
+	snapRev uint64
+	// subs is copied on write so the committer can call it unlocked.
+	subs     []*subscriber
+	lastUse  time.Time
+	gone     bool // evicted or deleted: look the id up again
+	deleting bool // a Delete is in progress: refuse ops
+}
+
+func newDocument(h *Hub, id string) *document {
+	return &document{h: h, id: id, ready: make(chan struct{}), lastUse: time.Now()}
+}
+
+// init builds the state from storage; called once, before ready is closed.
+func (d *document) init(st storage.State) error {
+	text := ot.NewText(st.Snapshot.Text)
+	keepFrom := uint64(1)
+	if st.Meta.Head > uint64(d.h.cfg.Retain) {
+		keepFrom = st.Meta.Head - uint64(d.h.cfg.Retain) + 1
+	}
+	for _, r := range st.Records {
+		op, err := ot.ParseLimit(r.Op, ot.ParseOptions{MaxBytes: -1, MaxComponents: -1})
+		if err != nil {
+			return fmt.Errorf("record %d: %w", r.Rev, err)
+		}
+		if r.Rev > st.Snapshot.Rev {
+			if text, err = op.Apply(text); err != nil {
+				return fmt.Errorf("record %d: %w", r.Rev, err)
+			}
+		}
+		if r.Rev >= keepFrom {
+			d.log = append(d.log, entry{rec: r, op: op})
+		}
+	}
+	d.head, d.committed, d.handed = st.Meta.Head, st.Meta.Head, st.Meta.Head
+	d.text, d.committedText = text, text
+	d.snapRev = st.Meta.SnapRev
+	return nil
+}
+
+// firstRev is the revision of log[0]. mu must be held and log non-empty.
+func (d *document) firstRev() uint64 { return d.head - uint64(len(d.log)) + 1 }
+
+// at returns the entry of revision rev. mu must be held; rev must be retained.
+func (d *document) at(rev uint64) *entry { return &d.log[rev-d.firstRev()] }
+
+// lastWait returns the wait of the newest uncommitted entry, nil when
+// everything is committed. mu must be held.
+func (d *document) lastWait() *commitWait {
+	if d.head == d.committed {
+		return nil
+	}
+	return d.at(d.head).wait
+}
+
+// sequence places op (made on s.BaseRev) after every op since, validates
+// and applies it and hands it to the committer. It returns the revision and
+// the wait to block on (nil when the revision is already durable).
+func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gone {
+		return 0, nil, errGone
+	}
+	if d.deleting {
+		return 0, nil, newError(CodeNotFound, "document %q is being deleted", d.id)
+	}
+	d.lastUse = time.Now()
+	if s.BaseRev > d.head {
+		return 0, nil, newError(CodeConflict, "base revision %d is ahead of the head %d", s.BaseRev, d.head)
+	}
+	if oldest := d.head - uint64(len(d.log)); s.BaseRev < oldest {
+		return 0, nil, newError(CodeConflict, "base revision %d is older than the retained log (from %d)", s.BaseRev, oldest)
+	}
+	// Exactly once: the same (client, seq) after BaseRev is this op again.
+	start := len(d.log) - int(d.head-s.BaseRev)
+	for i := start; i < len(d.log); i++ {
+		e := &d.log[i]
+		if e.rec.Seq == s.Seq && e.rec.Client == s.Client {
+			return e.rec.Rev, e.wait, nil
+		}
+	}
+	var err error
+	for i := start; i < len(d.log); i++ {
+		if _, op, err = ot.Transform(d.log[i].op, op); err != nil {
+			return 0, nil, opError(err)
+		}
+	}
+	text, err := op.Apply(d.text)
+	if err != nil {
+		return 0, nil, opError(err)
+	}
+	if text.ByteLen() > d.h.cfg.MaxDocBytes && text.ByteLen() > d.text.ByteLen() {
+		return 0, nil, newError(CodeTooLarge, "document would be %d bytes, limit %d", text.ByteLen(), d.h.cfg.MaxDocBytes)
+	}
+	if !d.queued {
+		if !d.h.c.enqueue(d) {
+			return 0, nil, &Error{Code: CodeInternal, Message: "server shutting down", Err: ErrClosed}
+		}
+		d.queued = true
+	}
+	if d.wait == nil {
+		d.wait = newWait()
+	}
+	ins, del := op.Stats()
+	d.head++
+	d.log = append(d.log, entry{
+		rec: storage.Record{
+			Rev:    d.head,
+			Op:     op.AppendJSON(nil),
+			Client: s.Client,
+			Seq:    s.Seq,
+			User:   s.User,
+			Time:   time.Now().Round(0).UTC(),
+			Ins:    ins,
+			Del:    del,
+		},
+		op:   op,
+		text: text,
+		wait: d.wait,
+	})
+	d.text = text
+	d.h.c.added()
+	return d.head, d.wait, nil
+}

@@ -1,0 +1,561 @@
+package collab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/storage"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxDocBytes   = 8 << 20 // 8 MiB of UTF-8 text
+	DefaultMaxOpBytes    = 1 << 20 // 1 MiB of op JSON
+	DefaultRetain        = 1000    // ops kept in memory per live document
+	DefaultSnapshotEvery = 100     // revisions between snapshots
+	DefaultIdleTimeout   = 5 * time.Minute
+	// MaxClientID and MaxUser bound the client id and user name, in bytes.
+	MaxClientID = 128
+	MaxUser     = 256
+)
+
+// Config configures New. Zero fields take the defaults.
+type Config struct {
+	// Store is the durable home of the documents (required). The hub does
+	// not close it.
+	Store storage.Store
+	// MaxDocBytes limits the UTF-8 size of a document's text; an op that
+	// would grow a document past it fails with too_large. Default 8 MiB.
+	MaxDocBytes int
+	// MaxOpBytes limits the JSON size of a submitted op. Default 1 MiB.
+	MaxOpBytes int
+	// Retain is the number of ops each live document keeps in memory for
+	// transforming late ops and recognizing resubmissions; a baseRev
+	// older than the retained log fails with conflict. The hub keeps
+	// between Retain and 2*Retain committed ops. Default 1000.
+	Retain int
+	// SnapshotEvery is the number of revisions between snapshots (the text
+	// at any revision is rebuilt from the snapshot at or below it plus at
+	// most SnapshotEvery-1 ops). Default 100.
+	SnapshotEvery int
+	// IdleTimeout is how long a document without submissions, reads or
+	// subscribers stays in memory before it is evicted (with a final
+	// snapshot). Default 5 minutes; negative disables eviction.
+	IdleTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxDocBytes <= 0 {
+		c.MaxDocBytes = DefaultMaxDocBytes
+	}
+	if c.MaxOpBytes <= 0 {
+		c.MaxOpBytes = DefaultMaxOpBytes
+	}
+	if c.Retain <= 0 {
+		c.Retain = DefaultRetain
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+}
+
+const numShards = 64
+
+// shard is one slice of the table of live documents.
+type shard struct {
+	mu   sync.RWMutex         // guards docs
+	docs map[string]*document // live (or loading, or being deleted) documents by id
+}
+
+// Hub sequences the ops of every document and looks live documents up,
+// loads them lazily and evicts idle ones. See the package documentation for
+// its concurrency contract.
+type Hub struct {
+	cfg    Config
+	store  storage.Store
+	seed   maphash.Seed
+	shards [numShards]shard
+	c      *committer
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	stop      chan struct{}  // closed by Close: stops the evictor
+	wg        sync.WaitGroup // the committer and evictor goroutines
+}
+
+// New starts a hub over cfg.Store.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("collab: Config.Store is required")
+	}
+	cfg.setDefaults()
+	h := &Hub{cfg: cfg, store: cfg.Store, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	for i := range h.shards {
+		h.shards[i].docs = make(map[string]*document)
+	}
+	h.c = newCommitter(h)
+	h.wg.Add(1)
+	go func() { defer h.wg.Done(); h.c.run() }()
+	if cfg.IdleTimeout > 0 {
+		h.wg.Add(1)
+		go func() { defer h.wg.Done(); h.evictLoop() }()
+	}
+	return h, nil
+}
+
+func (h *Hub) shard(id string) *shard {
+	return &h.shards[maphash.String(h.seed, id)%numShards]
+}
+
+// Submission is one op sent by a client.
+type Submission struct {
+	Doc     string          // document id
+	Client  string          // client id, 1 to 128 bytes of UTF-8
+	Seq     uint64          // the client's sequence number of this op
+	BaseRev uint64          // the revision the op was made on
+	Op      json.RawMessage // the op in its JSON wire form
+	User    string          // display name, up to 256 bytes (optional)
+}
+
+func validDoc(id string) error {
+	if !storage.ValidDocID(id) {
+		return newError(CodeBadRequest, "document id must be 1 to 128 characters of A-Za-z0-9._~-")
+	}
+	return nil
+}
+
+func (h *Hub) checkOpen() error {
+	if h.closed.Load() {
+		return &Error{Code: CodeInternal, Message: "server shutting down", Err: ErrClosed}
+	}
+	return nil
+}
+
+// Submit sequences an op and returns the revision it produced, once the
+// record is durable. A resubmission of an op already applied (same client
+// and seq among the ops after BaseRev) returns the revision it got the
+// first time and changes nothing.
+//
+// If ctx ends first, Submit returns ctx's error and the outcome is unknown:
+// the op may still commit. Submitting it again is safe (exactly once).
+func (h *Hub) Submit(ctx context.Context, s Submission) (uint64, error) {
+	if err := h.checkSub(&s); err != nil {
+		return 0, err
+	}
+	if len(s.Op) > h.cfg.MaxOpBytes {
+		return 0, newError(CodeTooLarge, "op of %d bytes, limit %d", len(s.Op), h.cfg.MaxOpBytes)
+	}
+	op, err := ot.ParseLimit(s.Op, ot.ParseOptions{MaxBytes: h.cfg.MaxOpBytes})
+	if err != nil {
+		return 0, opError(err)
+	}
+	return h.submit(ctx, &s, op)
+}
+
+func (h *Hub) checkSub(s *Submission) error {
+	if err := h.checkOpen(); err != nil {
+		return err
+	}
+	if err := validDoc(s.Doc); err != nil {
+		return err
+	}
+	if s.Client == "" || len(s.Client) > MaxClientID || !utf8.ValidString(s.Client) {
+		return newError(CodeBadRequest, "client id must be 1 to %d bytes of UTF-8", MaxClientID)
+	}
+	if len(s.User) > MaxUser || !utf8.ValidString(s.User) {
+		return newError(CodeBadRequest, "user must be up to %d bytes of UTF-8", MaxUser)
+	}
+	return nil
+}
+
+// submit sequences the parsed op of s and waits for its commit.
+func (h *Hub) submit(ctx context.Context, s *Submission, op ot.Op) (uint64, error) {
+	for {
+		d, err := h.acquire(ctx, s.Doc)
+		if err != nil {
+			return 0, err
+		}
+		rev, w, err := d.sequence(s, op)
+		if errors.Is(err, errGone) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if w == nil {
+			return rev, nil
+		}
+		select {
+		case <-w.done:
+			if w.err != nil {
+				return 0, w.err
+			}
+			return rev, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// errGone reports that a document was evicted between its lookup and its
+// lock: look it up again.
+var errGone = errors.New("collab: document evicted")
+
+// acquire returns the live document id, loading it first if needed.
+func (h *Hub) acquire(ctx context.Context, id string) (*document, error) {
+	sh := h.shard(id)
+	sh.mu.RLock()
+	d := sh.docs[id]
+	sh.mu.RUnlock()
+	if d == nil {
+		sh.mu.Lock()
+		if d = sh.docs[id]; d == nil {
+			d = newDocument(h, id)
+			sh.docs[id] = d
+			sh.mu.Unlock()
+			h.load(d)
+		} else {
+			sh.mu.Unlock()
+		}
+	}
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if d.loadErr != nil {
+		return nil, d.loadErr
+	}
+	return d, nil
+}
+
+// load reads d from the store and closes d.ready. On failure it removes d
+// from the table so that a later call tries again.
+func (h *Hub) load(d *document) {
+	defer close(d.ready)
+	// Not the caller's context: other callers wait for this load too.
+	st, err := h.store.Load(context.Background(), d.id, h.cfg.Retain)
+	if err == nil {
+		err = d.init(st)
+	}
+	if err != nil {
+		d.loadErr = &Error{Code: CodeInternal, Message: "cannot load document", Err: err}
+		sh := h.shard(d.id)
+		sh.mu.Lock()
+		if sh.docs[d.id] == d {
+			delete(sh.docs, d.id)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// live calls fn with d locked, d being the live document id; it retries
+// when d was evicted in between. fn must not block.
+func (h *Hub) live(ctx context.Context, id string, fn func(d *document) error) error {
+	if err := h.checkOpen(); err != nil {
+		return err
+	}
+	if err := validDoc(id); err != nil {
+		return err
+	}
+	for {
+		d, err := h.acquire(ctx, id)
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		if d.gone {
+			d.mu.Unlock()
+			continue
+		}
+		d.lastUse = time.Now()
+		err = fn(d)
+		d.mu.Unlock()
+		return err
+	}
+}
+
+// Text returns the committed text of doc and its revision. A document never
+// written is the empty text at revision 0.
+func (h *Hub) Text(ctx context.Context, doc string) (rev uint64, text ot.Text, err error) {
+	err = h.live(ctx, doc, func(d *document) error {
+		if d.deleting {
+			return newError(CodeNotFound, "document %q is being deleted", doc)
+		}
+		rev, text = d.committed, d.committedText
+		return nil
+	})
+	return rev, text, err
+}
+
+// Subscription is a live feed of a document's committed records.
+type Subscription struct {
+	// Rev and Text are the committed state when the subscription started;
+	// the callback receives every record after Rev, in revision order.
+	Rev  uint64
+	Text ot.Text
+	// Cancel stops the feed. The callback may run once more while Cancel
+	// returns; after that it is never called. Cancel is idempotent.
+	Cancel func()
+}
+
+// Subscribe registers fn to receive every record of doc committed after the
+// returned revision, in revision order. fn runs on the hub's committer
+// goroutine: it must return quickly and must not call back into the hub
+// (copy the record into a queue instead). A subscribed document is not
+// evicted.
+func (h *Hub) Subscribe(ctx context.Context, doc string, fn func(storage.Record)) (Subscription, error) {
+	var sub Subscription
+	err := h.live(ctx, doc, func(d *document) error {
+		if d.deleting {
+			return newError(CodeNotFound, "document %q is being deleted", doc)
+		}
+		sub.Rev, sub.Text = d.committed, d.committedText
+		s := &subscriber{fn: fn}
+		d.subs = append(d.subs[:len(d.subs):len(d.subs)], s) // copy on write
+		var once sync.Once
+		sub.Cancel = func() {
+			once.Do(func() {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				for i, x := range d.subs {
+					if x == s {
+						subs := make([]*subscriber, 0, len(d.subs)-1)
+						subs = append(subs, d.subs[:i]...)
+						d.subs = append(subs, d.subs[i+1:]...)
+						break
+					}
+				}
+				d.lastUse = time.Now()
+			})
+		}
+		return nil
+	})
+	return sub, err
+}
+
+// Records returns up to limit committed records of doc with revision >
+// after, ascending: from memory while the document retains them, else from
+// the store. It fails with not_found when after is beyond the head.
+func (h *Hub) Records(ctx context.Context, doc string, after uint64, limit int) ([]storage.Record, error) {
+	if limit <= 0 {
+		return nil, newError(CodeBadRequest, "limit must be positive")
+	}
+	var out []storage.Record
+	inMemory := false
+	err := h.live(ctx, doc, func(d *document) error {
+		if after > d.committed {
+			return newError(CodeNotFound, "revision %d is beyond the head %d", after, d.committed)
+		}
+		if after == d.committed {
+			inMemory = true
+			return nil
+		}
+		first := d.firstRev()
+		if len(d.log) == 0 || after+1 < first {
+			return nil
+		}
+		inMemory = true
+		for i := int(after + 1 - first); i < len(d.log) && len(out) < limit; i++ {
+			e := &d.log[i]
+			if e.rec.Rev > d.committed {
+				break
+			}
+			out = append(out, e.rec)
+		}
+		return nil
+	})
+	if err != nil || inMemory {
+		return out, err
+	}
+	out, err = h.store.Records(ctx, doc, after, limit)
+	return out, storeError(err)
+}
+
+// History returns up to limit revisions of doc below before (0: from the
+// head), newest first.
+func (h *Hub) History(ctx context.Context, doc string, before uint64, limit int) ([]storage.Revision, error) {
+	if err := h.precheck(doc); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > 1000 {
+		return nil, newError(CodeBadRequest, "limit must be 1 to 1000")
+	}
+	revs, err := h.store.History(ctx, doc, before, limit)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil // a document never written has no history
+	}
+	return revs, storeError(err)
+}
+
+// TextAt returns the text of doc at a committed revision.
+func (h *Hub) TextAt(ctx context.Context, doc string, rev uint64) (string, error) {
+	if err := h.precheck(doc); err != nil {
+		return "", err
+	}
+	text, err := h.store.TextAt(ctx, doc, rev)
+	return text, storeError(err)
+}
+
+// Diff returns the semantically cleaned diff between the texts of doc at
+// revisions from and to, in diff-match-patch form.
+func (h *Hub) Diff(ctx context.Context, doc string, from, to uint64) ([]storage.Diff, error) {
+	if err := h.precheck(doc); err != nil {
+		return nil, err
+	}
+	diffs, err := h.store.Diff(ctx, doc, from, to)
+	return diffs, storeError(err)
+}
+
+// List returns every stored document.
+func (h *Hub) List(ctx context.Context) ([]storage.DocInfo, error) {
+	if err := h.checkOpen(); err != nil {
+		return nil, err
+	}
+	docs, err := h.store.List(ctx)
+	return docs, storeError(err)
+}
+
+func (h *Hub) precheck(doc string) error {
+	if err := h.checkOpen(); err != nil {
+		return err
+	}
+	return validDoc(doc)
+}
+
+// Restore makes a new revision of doc whose text equals its text at rev:
+// the op is computed from a diff of the current text against the old one
+// and submitted like any op (sub.Op and sub.BaseRev are ignored). Ops
+// sequenced concurrently are transformed as usual, so the result equals the
+// old text unless someone edited at the same moment.
+func (h *Hub) Restore(ctx context.Context, rev uint64, sub Submission) (uint64, error) {
+	if err := h.precheck(sub.Doc); err != nil {
+		return 0, err
+	}
+	old, err := h.TextAt(ctx, sub.Doc, rev)
+	if err != nil {
+		return 0, err
+	}
+	head, cur, err := h.Text(ctx, sub.Doc)
+	if err != nil {
+		return 0, err
+	}
+	op := OpFromTexts(cur.String(), old)
+	b, err := op.MarshalJSON()
+	if err != nil {
+		return 0, &Error{Code: CodeInternal, Message: "cannot encode op", Err: err}
+	}
+	sub.Op, sub.BaseRev = b, head
+	if err := h.checkSub(&sub); err != nil {
+		return 0, err
+	}
+	return h.submit(ctx, &sub, op)
+}
+
+// OpFromTexts returns an op that turns a into b, built from a go-diff diff.
+func OpFromTexts(a, b string) ot.Op {
+	bl := ot.NewBuilder()
+	for _, d := range storage.DiffTexts(a, b) {
+		switch d.Op {
+		case 0:
+			bl.Retain(utf8.RuneCountInString(d.Text))
+		case -1:
+			bl.Delete(utf8.RuneCountInString(d.Text))
+		case 1:
+			bl.Insert(d.Text)
+		}
+	}
+	return bl.Build()
+}
+
+// Delete removes doc and its history once the ops in flight are committed.
+// Submissions during the deletion fail with not_found; afterwards the id
+// names a new, empty document.
+func (h *Hub) Delete(ctx context.Context, doc string) error {
+	var wait *commitWait
+	var d *document
+	err := h.live(ctx, doc, func(x *document) error {
+		if x.deleting {
+			return newError(CodeNotFound, "document %q is being deleted", doc)
+		}
+		if x.head == 0 {
+			return newError(CodeNotFound, "document %q does not exist", doc)
+		}
+		x.deleting = true
+		d, wait = x, x.lastWait()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if wait != nil {
+		<-wait.done // bounded: the committer finishes every batch
+	}
+	err = h.store.Commit(context.WithoutCancel(ctx), []storage.Write{{Doc: doc, Delete: true}})
+	sh := h.shard(doc)
+	sh.mu.Lock()
+	d.mu.Lock()
+	d.gone = true
+	if sh.docs[doc] == d {
+		delete(sh.docs, doc)
+	}
+	d.mu.Unlock()
+	sh.mu.Unlock()
+	return storeError(err)
+}
+
+// Stats are counters for metrics and benchmarks.
+type Stats struct {
+	LiveDocs     int           // documents in memory
+	Commits      uint64        // store commits (batches)
+	CommittedOps uint64        // records committed
+	CommitTime   time.Duration // total time spent in store commits
+	FailedCommit uint64        // commits that failed
+}
+
+// Stats returns the current counters.
+func (h *Hub) Stats() Stats {
+	s := Stats{
+		Commits:      h.c.commits.Load(),
+		CommittedOps: h.c.ops.Load(),
+		CommitTime:   time.Duration(h.c.nanos.Load()),
+		FailedCommit: h.c.failed.Load(),
+	}
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		s.LiveDocs += len(sh.docs)
+		sh.mu.RUnlock()
+	}
+	return s
+}
+
+// Close stops accepting work, waits for the ops in flight to commit, writes
+// a final snapshot of every live document and returns. It does not close
+// the store. It is idempotent; if ctx ends first it returns ctx's error and
+// the shutdown goes on in the background.
+func (h *Hub) Close(ctx context.Context) error {
+	h.closeOnce.Do(func() {
+		h.closed.Store(true)
+		close(h.stop)
+		h.c.close()
+	})
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.snapshotAll(ctx)
+}
