@@ -266,9 +266,9 @@ export class OTClient {
     if (d.pending) {
       const p = d.pending;
       if (!Number.isSafeInteger(p.seq) || p.seq < 1 || p.seq > c.seq) throw new TypeError('ot: saved pending seq out of range');
-      const op = normalize(validate(p.op));
-      if (isNoop(op)) throw new TypeError('ot: saved pending op is empty');
-      c.pending = { seq: p.seq, op, sent: p.sent === true };
+      // A sent pending op may have become empty (transformed over a remote
+      // delete of the same text): it is still resent, the server must ack it.
+      c.pending = { seq: p.seq, op: normalize(validate(p.op)), sent: p.sent === true };
     }
     if (d.buffer) {
       if (!c.pending) throw new TypeError('ot: saved buffer without pending');
