@@ -49,6 +49,7 @@ type tclient struct {
 	wmu    sync.Mutex // guards writes to ws
 	frames chan frame
 	closed chan struct{}
+	stop   chan struct{}
 	noPong bool
 }
 
@@ -63,13 +64,14 @@ func dialOpts(t testing.TB, base string, noPong bool) *tclient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &tclient{t: t, ws: ws, frames: make(chan frame, 4096), closed: make(chan struct{}), noPong: noPong}
+	c := &tclient{t: t, ws: ws, frames: make(chan frame, 4096), closed: make(chan struct{}), stop: make(chan struct{}), noPong: noPong}
 	_, open, err := ws.ReadMessage()
 	if err != nil || !strings.HasPrefix(string(open), `0{"sid"`) {
 		t.Fatalf("open packet %q: %v", open, err)
 	}
 	go c.read()
 	t.Cleanup(func() {
+		close(c.stop)
 		ws.Close()
 		<-c.closed
 	})
@@ -89,7 +91,11 @@ func (c *tclient) read() {
 			}
 			continue
 		}
-		c.frames <- frame{string(data), mt == websocket.BinaryMessage}
+		select {
+		case c.frames <- frame{string(data), mt == websocket.BinaryMessage}:
+		case <-c.stop:
+			return
+		}
 	}
 }
 
