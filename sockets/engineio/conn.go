@@ -100,7 +100,7 @@ func (c *Conn) OnClose(fn func(reason string, cause error)) {
 func (c *Conn) Send(msgs ...*Message) error {
 	err := c.enqueue(msgs, false)
 	if err == ErrQueueFull {
-		c.closeWith("transport error", ErrQueueFull, false, true)
+		c.closeWith("transport error", ErrQueueFull, closeAbort)
 	}
 	return err
 }
@@ -115,7 +115,7 @@ func (c *Conn) TrySend(msgs ...*Message) error {
 // and closes the session. OnClose receives reason. Closing a closed session
 // does nothing.
 func (c *Conn) Close(reason string) {
-	c.closeWith(reason, nil, true, true)
+	c.closeWith(reason, nil, closeFlush)
 }
 
 // enqueue appends msgs to the queue and wakes the transport.
@@ -200,7 +200,7 @@ func (c *Conn) heartbeat() {
 	now := c.srv.now()
 	dl := c.deadline()
 	if now >= dl {
-		c.closeWith("ping timeout", nil, false, false)
+		c.closeWith("ping timeout", nil, closeAbort)
 		return
 	}
 	c.mu.Lock()
@@ -218,11 +218,27 @@ func (c *Conn) heartbeat() {
 	c.hb.Reset(min(c.nextPing, dl) - now)
 }
 
-// closeWith closes the session once. flush: deliver what is queued and the
-// close packet first (bounded); otherwise queued packets are dropped.
-// notifyClose says whether the close packet is sent at all. The OnClose
-// handler runs on the calling goroutine.
-func (c *Conn) closeWith(reason string, cause error, flush, sendClose bool) {
+// How closeWith ends a session.
+const (
+	// closeFlush: deliver the queue, then the close packet (bounded). A
+	// polling session without a pending GET lingers until the next GET
+	// collects them, or PingInterval+PingTimeout.
+	closeFlush = iota
+	// closeAbort: drop the queue, send nothing; a pending GET ends with a
+	// noop.
+	closeAbort
+	// closeClientClose: the client sent a close packet. Like closeAbort, but
+	// a polling session lingers so that the client's next GET ends with a
+	// noop.
+	closeClientClose
+	// closeOverlap: a second GET came while one was pending; the pending
+	// one ends with a close packet.
+	closeOverlap
+)
+
+// closeWith closes the session once, in the given mode. OnClose runs on the
+// calling goroutine.
+func (c *Conn) closeWith(reason string, cause error, mode int) {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -232,15 +248,22 @@ func (c *Conn) closeWith(reason string, cause error, flush, sendClose bool) {
 	if c.hb != nil {
 		c.hb.Stop()
 	}
-	if !flush {
+	if c.probeWS != nil {
+		_ = c.probeWS.Close()
+	}
+	if mode != closeFlush {
 		c.queue = nil
 		c.queued = 0
+	}
+	last := msgNoop
+	if mode == closeFlush || mode == closeOverlap {
+		last = msgClose
 	}
 	forgetNow := true
 	switch {
 	case c.transport == transportWebSocket && c.ws != nil:
 		c.state = stateClosed
-		if sendClose {
+		if mode == closeFlush {
 			c.queue = append(c.queue, msgClose)
 			c.kickLocked() // the writer closes the socket after the close packet
 		} else {
@@ -248,25 +271,18 @@ func (c *Conn) closeWith(reason string, cause error, flush, sendClose bool) {
 		}
 	case c.pollWaiting:
 		c.state = stateClosing
-		if sendClose {
-			c.queue = append(c.queue, msgClose)
-		} else {
-			c.queue = append(c.queue, msgNoop)
-		}
-		c.wakePollLocked() // the GET delivers and then forgets the session
+		c.queue = append(c.queue, last)
+		c.wakePollLocked() // the GET delivers, then forgets the session
 		forgetNow = false
-	case sendClose && !c.srv.draining.Load() && !c.isShuttingDown():
+	case (mode == closeFlush || mode == closeClientClose) && !c.isShuttingDown():
 		// No GET pending: keep the session a little for the client's next
-		// GET to collect the queue and the close packet.
+		// GET.
 		c.state = stateClosing
-		c.queue = append(c.queue, msgClose)
+		c.queue = append(c.queue, last)
 		c.drainTimer = time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, c.forget)
 		forgetNow = false
 	default:
 		c.state = stateClosed
-	}
-	if c.probeWS != nil {
-		_ = c.probeWS.Close()
 	}
 	fn := c.onClose
 	c.mu.Unlock()
@@ -317,7 +333,7 @@ func (c *Conn) handlePacket(p Packet) bool {
 			fn(p.Data, p.Binary)
 		}
 	case typeClose:
-		c.closeWith("transport close", nil, false, false)
+		c.closeWith("transport close", nil, closeClientClose)
 		return false
 	case typePing:
 		// Not sent by v4 clients outside the upgrade probe: answer anyway.

@@ -3,7 +3,12 @@ package engineio
 import (
 	"io"
 	"net/http"
+	"time"
 )
+
+// upgradeGrace is how long a GET that arrives during an upgrade (after the
+// probe) waits for the upgrade to complete before it is answered.
+const upgradeGrace = 100 * time.Millisecond
 
 // servePoll answers a long-polling GET: it waits for packets to send (or for
 // the close, the upgrade, or the client going away) and writes them as one
@@ -25,7 +30,7 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.pollWaiting {
 		c.mu.Unlock()
-		c.closeWith("transport error", ErrDuplicatePoll, false, true)
+		c.closeWith("transport error", ErrDuplicatePoll, closeOverlap)
 		writeError(w, codeBadRequest)
 		return
 	}
@@ -34,9 +39,22 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 		c.pollWake = make(chan struct{}, 1)
 	}
 	wake := c.pollWake
-	for len(c.queue) == 0 && c.state == stateOpen && !c.probed && c.transport == transportPolling {
+	// A GET that arrives after the upgrade probe was answered is answered
+	// with a noop, but only after a short grace: if the client's upgrade
+	// packet is on its way, the GET is refused as the upgrade completes.
+	var grace <-chan time.Time
+	arrivedProbed := c.probed
+	if arrivedProbed {
+		t := time.NewTimer(upgradeGrace)
+		defer t.Stop()
+		grace = t.C
+	}
+	for len(c.queue) == 0 && c.state == stateOpen && c.transport == transportPolling &&
+		(!c.probed || grace != nil) {
 		c.mu.Unlock()
 		select {
+		case <-grace:
+			grace = nil
 		case <-wake:
 		case <-r.Context().Done():
 			c.mu.Lock()
@@ -44,13 +62,19 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 			open := c.state == stateOpen
 			c.mu.Unlock()
 			if open {
-				c.closeWith("transport close", nil, false, false)
+				c.closeWith("transport close", nil, closeAbort)
 			} else {
 				c.forget()
 			}
 			return
 		}
 		c.mu.Lock()
+	}
+	if arrivedProbed && c.transport != transportPolling {
+		c.pollWaiting = false
+		c.mu.Unlock()
+		writeError(w, codeBadRequest)
+		return
 	}
 	var msgs []*Message
 	if c.transport == transportPolling {
@@ -86,24 +110,24 @@ func (c *Conn) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	max := c.srv.cfg.MaxPayload
 	if r.ContentLength > int64(max) {
-		c.closeWith("transport error", ErrPayloadTooLarge, false, false)
+		c.closeWith("transport error", ErrPayloadTooLarge, closeAbort)
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
-		c.closeWith("transport error", err, false, false)
+		c.closeWith("transport error", err, closeAbort)
 		writeError(w, codeBadRequest)
 		return
 	}
 	if len(body) > max {
-		c.closeWith("transport error", ErrPayloadTooLarge, false, false)
+		c.closeWith("transport error", ErrPayloadTooLarge, closeAbort)
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 		return
 	}
 	pkts, err := DecodePayload(body)
 	if err != nil {
-		c.closeWith("parse error", err, false, false)
+		c.closeWith("parse error", err, closeAbort)
 		writeError(w, codeBadRequest)
 		return
 	}

@@ -160,7 +160,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		for _, c := range conns {
-			c.closeWith("server shutting down", nil, true, true)
+			c.closeWith("server shutting down", nil, closeFlush)
+			c.mu.Lock()
+			linger := c.state == stateClosing && !c.pollWaiting
+			c.mu.Unlock()
+			if linger {
+				c.forget()
+			}
 		}
 		s.draining.Store(true)
 		if s.active.Load() == 0 {
@@ -183,7 +189,7 @@ func (s *Server) lookup(id string) *Conn {
 	c := s.conns[id]
 	s.mu.RUnlock()
 	if c != nil && c.expired() {
-		c.closeWith("ping timeout", nil, false, false)
+		c.closeWith("ping timeout", nil, closeAbort)
 	}
 	return c
 }

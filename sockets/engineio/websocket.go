@@ -51,7 +51,12 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	if c.state != stateOpen || c.transport != transportPolling || c.upgrading {
 		c.mu.Unlock()
-		writeError(w, codeBadRequest)
+		// As the reference server does: accept the WebSocket, then close it.
+		if ws, err := c.srv.upgrader.Upgrade(w, r, nil); err == nil {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			_ = ws.Close()
+		}
 		return
 	}
 	c.upgrading = true
@@ -166,7 +171,7 @@ func (c *Conn) readLoop(ws *websocket.Conn) {
 			p, err = decodeTextPacket(buf.Bytes())
 			if err != nil {
 				putReadBuf(buf)
-				c.closeWith("parse error", err, false, false)
+				c.closeWith("parse error", err, closeAbort)
 				return
 			}
 		}
@@ -190,18 +195,18 @@ func putReadBuf(buf *bytes.Buffer) {
 func (c *Conn) readFailed(err error) {
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.closeWith("transport error", ErrPayloadTooLarge, false, false)
+		c.closeWith("transport error", ErrPayloadTooLarge, closeAbort)
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway,
 		websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		c.closeWith("transport close", nil, false, false)
+		c.closeWith("transport close", nil, closeAbort)
 	default:
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) {
-			c.closeWith("transport close", nil, false, false)
+			c.closeWith("transport close", nil, closeAbort)
 			return
 		}
-		c.closeWith("transport error", err, false, false)
+		c.closeWith("transport error", err, closeAbort)
 	}
 }
 
@@ -227,7 +232,7 @@ func (c *Conn) writeLoop(ws *websocket.Conn) {
 				err = ws.WritePreparedMessage(pm)
 			}
 			if err != nil {
-				c.closeWith("transport error", err, false, false)
+				c.closeWith("transport error", err, closeAbort)
 				_ = ws.Close()
 				c.stopWriting()
 				return
