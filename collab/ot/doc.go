@@ -66,6 +66,19 @@
 // ops, whenever the op sequenced first is at an insert, emit it (the other
 // op retains over it) before looking at the other op's insert.
 //
+// # Transform over each op in turn
+//
+// Transform and Compose do not commute when an insert meets deleted text:
+// transforming a stale op over two logged ops one after the other can
+// order its insert differently than transforming it over their
+// composition (both results converge, but they differ). The server
+// transforms a stale op over every logged op after its base, one at a
+// time, in revision order; a client must do the same with the ops it
+// receives (transform each received op over its pending ops, and never
+// over a composition of received ops). Composing a client's own pending
+// edits into one buffered op is fine: the server receives that
+// composition as one op.
+//
 // # Concurrency
 //
 // Op and Text are immutable values. Text is a persistent rope: Apply

@@ -215,7 +215,7 @@ func TestComposeAssociative(t *testing.T) {
 // as TestProtocolSimulation does.
 func TestTransformOverLogVersusComposition(t *testing.T) {
 	doc := "日"
-	x := mustParse(t, `["X"]`)                                  // stale op: insert before 日
+	x := mustParse(t, `["X"]`)                                 // stale op: insert before 日
 	log := []Op{mustParse(t, `[1,"<"]`), mustParse(t, `[-1]`)} // insert after 日, delete 日
 	y := x
 	for _, o := range log {
