@@ -1,8 +1,9 @@
 // The bridge between CodeMirror transactions and wire ops, at the level of
 // @codemirror/state only (no DOM), so it runs in Node tests.
 
-import { Annotation } from '@codemirror/state';
-import { changeSetFromOp, opFromChangeSet } from '../ot/codemirror.js';
+import { Annotation, EditorState, Transaction } from '@codemirror/state';
+import { opFromChangeSet } from '../ot/codemirror.js';
+import { opToChanges, wellFormedChanges } from '../ot/changes.js';
 
 /** @typedef {import('../ot/operation.js').Op} Op */
 
@@ -30,15 +31,50 @@ export function localOps(transactions) {
 
 /**
  * remoteSpec returns the transaction spec that applies op (from the server,
- * already transformed by the OT client) to doc, marked as remote and kept
- * out of the local undo history.
+ * already transformed by the OT client) to doc, marked as remote. The
+ * changes are a plain list, so the state splits inserted text into lines
+ * with its own line separator (see otExtensions).
  * @param {Op} op
  * @param {import('@codemirror/state').Text} doc
  * @returns {import('@codemirror/state').TransactionSpec}
  */
 export function remoteSpec(op, doc) {
   return {
-    changes: changeSetFromOp(op, doc),
+    changes: opToChanges(doc, op),
     annotations: [remoteEdit.of(true)],
   };
 }
+
+/**
+ * wellFormedEdits is a transaction filter that keeps the document well-formed
+ * UTF-16: a change that cuts a surrogate pair or inserts a lone surrogate
+ * (programmatic edits can; typing cannot) is rewritten with U+FFFD in place
+ * of each lone half, since the server rejects lone surrogates.
+ */
+export const wellFormedEdits = EditorState.transactionFilter.of((tr) => {
+  if (!tr.docChanged) return tr;
+  /** @type {{from: number, to: number, insert: string}[]} */
+  const list = [];
+  tr.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => {
+    list.push({ from: fromA, to: toA, insert: inserted.toString() });
+  });
+  const fixed = wellFormedChanges(tr.startState.doc, list);
+  if (!fixed) return tr;
+  const annotations = [];
+  const userEvent = tr.annotation(Transaction.userEvent);
+  if (userEvent !== undefined) annotations.push(Transaction.userEvent.of(userEvent));
+  const addToHistory = tr.annotation(Transaction.addToHistory);
+  if (addToHistory !== undefined) annotations.push(Transaction.addToHistory.of(addToHistory));
+  if (tr.annotation(remoteEdit)) annotations.push(remoteEdit.of(true));
+  // The fixed changes give a document of the same length, so an explicit
+  // selection stays valid.
+  return { changes: fixed, selection: tr.selection, effects: tr.effects, scrollIntoView: tr.scrollIntoView, annotations };
+});
+
+/**
+ * otExtensions are the state extensions an editor synced over the wire needs:
+ * "\n" as the only line separator (by default CodeMirror also splits on "\r\n"
+ * and "\r" and joins lines with "\n", which would change the text and its
+ * length in code points behind the OT client's back), and wellFormedEdits.
+ */
+export const otExtensions = [EditorState.lineSeparator.of('\n'), wellFormedEdits];

@@ -2,7 +2,7 @@
 
 import { basicSetup, EditorView } from 'codemirror';
 import { EditorState, Transaction } from '@codemirror/state';
-import { localOps, remoteSpec } from './bridge.js';
+import { localOps, otExtensions, remoteSpec } from './bridge.js';
 
 /** @typedef {import('../ot/operation.js').Op} Op */
 
@@ -20,6 +20,7 @@ export function createEditor({ parent, doc = '', onLocalOp }) {
     state: EditorState.create({
       doc,
       extensions: [
+        otExtensions,
         basicSetup,
         EditorView.lineWrapping,
         EditorView.contentAttributes.of({ 'aria-label': 'Document text' }),

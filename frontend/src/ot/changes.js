@@ -7,7 +7,7 @@
 // ChangeSet.iterChanges and of a ChangeSpec array, without importing
 // CodeMirror here.
 
-import { advance, asSource, cpLength, splitsPair } from './codepoints.js';
+import { advance, asSource, cpLength, isWellFormed, splitsPair, toWellFormed } from './codepoints.js';
 import { Builder, validate } from './operation.js';
 
 /** @typedef {{from: number, to: number, insert: string}} Change */
@@ -68,6 +68,25 @@ export function opToChanges(doc, op) {
     }
   }
   return out;
+}
+
+/**
+ * wellFormedChanges returns null when changes neither split a surrogate pair
+ * of doc nor insert a lone surrogate; else an equivalent change list where
+ * every end is on a code point boundary and every lone surrogate (inserted,
+ * or left behind by a cut) is U+FFFD. The resulting document has the same
+ * UTF-16 length as with the original changes, so selections stay valid. An
+ * editor runs its edits through this before they reach the document, since
+ * the server rejects text with lone surrogates.
+ * @param {string|Source} doc the document before the changes
+ * @param {Change[]} changes
+ * @returns {Change[] | null}
+ */
+export function wellFormedChanges(doc, changes) {
+  const src = asSource(doc);
+  const clean = changes.every((ch) => isWellFormed(ch.insert) && !splitsPair(src, ch.from) && !splitsPair(src, ch.to));
+  if (clean) return null;
+  return Array.from(widen(src, changes), (ch) => ({ from: ch.from, to: ch.to, insert: toWellFormed(ch.insert) }));
 }
 
 // widen returns the changes with every end that splits a surrogate pair moved

@@ -40,6 +40,7 @@
 // on the new rev), so a server that already has it replies with its first
 // revision instead of applying it twice.
 
+import { isWellFormed } from './codepoints.js';
 import { compose, normalize, isNoop, transform, validate } from './operation.js';
 
 /** @typedef {import('./operation.js').Op} Op */
@@ -123,11 +124,16 @@ export class OTClient {
 
   /**
    * edit records a local edit, already applied to the local document.
+   * It throws a TypeError, changing nothing, for an op the server would
+   * reject: malformed, or inserting a lone surrogate (see wellFormedChanges).
    * @param {Op} op in code points, on the current local document
    * @returns {Submission | null} what to emit as doc:op, if anything
    */
   edit(op) {
     op = normalize(op);
+    for (const c of op) {
+      if (typeof c === 'string' && !isWellFormed(c)) throw new TypeError('ot: insert has a lone surrogate');
+    }
     if (isNoop(op)) return null;
     if (!this.pending) {
       this.pending = { seq: ++this.seq, op, sent: false };

@@ -25,8 +25,11 @@ export function opFromChangeSet(changes, startDoc) {
  * changeSetFromOp turns an op on doc into a CodeMirror ChangeSet.
  * @param {Op} op
  * @param {import('@codemirror/state').Text} doc
+ * @param {string} [lineSep] the state's line separator (state.lineBreak when
+ *   EditorState.lineSeparator is set); without it CodeMirror splits inserted
+ *   text on "\r\n" and "\r" too, and joins lines with "\n".
  * @returns {ChangeSet}
  */
-export function changeSetFromOp(op, doc) {
-  return ChangeSet.of(opToChanges(doc, op), doc.length);
+export function changeSetFromOp(op, doc, lineSep) {
+  return ChangeSet.of(opToChanges(doc, op), doc.length, lineSep);
 }

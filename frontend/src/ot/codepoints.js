@@ -38,6 +38,42 @@ export function cpLength(s) {
 }
 
 /**
+ * isWellFormed reports whether s has no lone surrogate. The server accepts
+ * only well-formed text: an insert with a lone surrogate is rejected.
+ * @param {string} s
+ */
+export function isWellFormed(s) {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isHighSurrogate(c) && i + 1 < s.length && isLowSurrogate(s.charCodeAt(i + 1))) i++;
+    else if (isHighSurrogate(c) || isLowSurrogate(c)) return false;
+  }
+  return true;
+}
+
+/**
+ * toWellFormed returns s with every lone surrogate replaced by U+FFFD (one
+ * UTF-16 unit for one, so lengths and offsets stay the same).
+ * @param {string} s
+ */
+export function toWellFormed(s) {
+  if (isWellFormed(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isHighSurrogate(c) && i + 1 < s.length && isLowSurrogate(s.charCodeAt(i + 1))) {
+      out += s[i] + s[i + 1];
+      i++;
+    } else if (isHighSurrogate(c) || isLowSurrogate(c)) {
+      out += '\ufffd';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+/**
  * asSource wraps a string as a Source; a Source is returned unchanged.
  * @param {string|Source} doc
  * @returns {Source}

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 
 import { EditorState } from '@codemirror/state';
 
-import { localOps, remoteEdit, remoteSpec } from '../../src/editor/bridge.js';
+import { localOps, otExtensions, remoteEdit, remoteSpec } from '../../src/editor/bridge.js';
+import { isWellFormed } from '../../src/ot/codepoints.js';
 import { apply } from '../../src/ot/operation.js';
 import { OTClient } from '../../src/ot/client.js';
 
@@ -44,4 +45,28 @@ test('an editor state and the OT client stay in step', () => {
   // server rebases a's op over b's, and b applies that.
   assert.equal(a.doc.toString(), 'a漢😀');
   assert.equal(apply(b.doc.toString(), [2, '😀']), a.doc.toString());
+});
+
+test('otExtensions: an edit cutting a surrogate pair is made well-formed', () => {
+  const s0 = EditorState.create({ doc: 'a😀b', extensions: otExtensions });
+  const tr = s0.update({ changes: { from: 2, insert: 'x' }, selection: { anchor: 3 } });
+  assert.equal(tr.state.doc.toString(), 'a\ufffdx\ufffdb');
+  assert.equal(tr.state.selection.main.head, 3);
+  const [op] = localOps([tr]);
+  assert.deepEqual(op, [1, '\ufffdx\ufffd', -1]);
+  assert.ok(op.every((c) => typeof c !== 'string' || isWellFormed(c)));
+  assert.equal(apply(s0.doc.toString(), op), tr.state.doc.toString());
+});
+
+test('otExtensions: carriage returns stay text, so lengths match the server', () => {
+  const s0 = EditorState.create({ doc: 'ab', extensions: otExtensions });
+  // The server text may hold "\r\n" (a script PUT it); it must survive as is.
+  const s1 = s0.update(remoteSpec([1, 'x\r\ny\r'], s0.doc)).state;
+  assert.equal(s1.doc.toString(), apply('ab', [1, 'x\r\ny\r']));
+  assert.equal(s1.doc.lines, 2);
+  const tr = s1.update({ changes: { from: s1.doc.length, insert: '\r\n!' } });
+  assert.deepEqual(localOps([tr]), [[7, '\r\n!']]);
+  // Without the extension CodeMirror would have rewritten "\r\n" to "\n".
+  const plain = EditorState.create({ doc: 'a\r\nb' });
+  assert.equal(plain.doc.toString(), 'a\nb');
 });

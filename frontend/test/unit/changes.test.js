@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 
 import { ChangeSet, EditorState, Text } from '@codemirror/state';
 
-import { cpLength, cpToUtf16, utf16ToCp, asSource, advance } from '../../src/ot/codepoints.js';
-import { changesToOp, opToChanges } from '../../src/ot/changes.js';
+import { cpLength, cpToUtf16, utf16ToCp, asSource, advance, isWellFormed, toWellFormed } from '../../src/ot/codepoints.js';
+import { changesToOp, opToChanges, wellFormedChanges } from '../../src/ot/changes.js';
 import { changeSetFromOp, opFromChangeSet } from '../../src/ot/codemirror.js';
 import { apply, isNormalized } from '../../src/ot/operation.js';
 import { makeRandom, randomOp, randomText } from './helpers.js';
@@ -66,6 +66,45 @@ test('utf16ToCp and cpToUtf16', async (t) => {
     const text = Text.of(big.split('x'));
     assert.equal(advance(asSource(text), 0, 50000), 100000);
   });
+});
+
+test('isWellFormed and toWellFormed', async (t) => {
+  const cases = [
+    { s: '', ok: true },
+    { s: 'a😀漢e\u0301👍🏽', ok: true },
+    { s: '\ud83d', ok: false, fixed: '\ufffd' },
+    { s: '\ude00', ok: false, fixed: '\ufffd' },
+    { s: 'a\ude00\ud83d', ok: false, fixed: 'a\ufffd\ufffd' },
+    { s: '😀\ud83dx', ok: false, fixed: '😀\ufffdx' },
+  ];
+  for (const c of cases) {
+    await t.test(JSON.stringify(c.s), () => {
+      assert.equal(isWellFormed(c.s), c.ok);
+      assert.equal(toWellFormed(c.s), c.ok ? c.s : c.fixed);
+      assert.equal(toWellFormed(c.s).length, c.s.length);
+    });
+  }
+});
+
+test('wellFormedChanges', async (t) => {
+  const cases = [
+    { name: 'clean', doc: 'a😀b', changes: [{ from: 3, to: 3, insert: '漢' }], want: null },
+    { name: 'insert inside a pair', doc: 'a😀b', changes: [{ from: 2, to: 2, insert: 'x' }], want: [{ from: 1, to: 3, insert: '\ufffdx\ufffd' }] },
+    { name: 'delete half a pair', doc: 'a😀b', changes: [{ from: 2, to: 3, insert: '' }], want: [{ from: 1, to: 3, insert: '\ufffd' }] },
+    { name: 'lone surrogate inserted', doc: 'ab', changes: [{ from: 1, to: 1, insert: '\ud83d' }], want: [{ from: 1, to: 1, insert: '\ufffd' }] },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      const got = wellFormedChanges(c.doc, c.changes);
+      assert.deepEqual(got, c.want);
+      if (got) {
+        const before = applyChanges(c.doc, c.changes);
+        const after = applyChanges(c.doc, got);
+        assert.equal(after.length, before.length, 'same UTF-16 length');
+        assert.ok(isWellFormed(after));
+      }
+    });
+  }
 });
 
 test('changesToOp', async (t) => {
@@ -188,6 +227,14 @@ test('CodeMirror adapter: multi-line document and a change set from several tran
   const op = opFromChangeSet(composed, state.doc);
   assert.equal(apply(state.doc.toString(), op), tr2.state.doc.toString());
   assert.deepEqual(op, ['👍🏽 ', 9, '和', -2]);
+});
+
+test('CodeMirror adapter: changeSetFromOp with a line separator keeps carriage returns', () => {
+  const doc = Text.of(['ab']);
+  const op = [1, 'x\r\ny'];
+  assert.equal(changeSetFromOp(op, doc, '\n').apply(doc).sliceString(0, undefined, '\n'), 'ax\r\nyb');
+  // CodeMirror's default splits on \r\n and joins with \n: one code point fewer.
+  assert.equal(changeSetFromOp(op, doc).apply(doc).toString(), 'ax\nyb');
 });
 
 /** applyChanges applies a UTF-16 change list the obvious way. */

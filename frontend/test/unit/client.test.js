@@ -55,6 +55,14 @@ test('an empty edit sends nothing', () => {
   assert.equal(c.seq, 0);
 });
 
+test('an edit inserting a lone surrogate throws and changes nothing', () => {
+  const c = online();
+  assert.throws(() => c.edit([1, 'a\ud83d']), TypeError);
+  assert.throws(() => c.edit([1, 1.5]), TypeError);
+  assert.equal(c.state, SYNCHRONIZED);
+  assert.equal(c.seq, 0);
+});
+
 test('acks that do not match the pending seq are ignored', () => {
   const c = online(0);
   assert.equal(c.ack(1, 1), null, 'nothing pending');
