@@ -47,8 +47,8 @@ func (o Op) Stats() (ins, del int) { return o.ins, o.del }
 // IsNoop reports whether applying the op leaves every text unchanged.
 func (o Op) IsNoop() bool { return len(o.c) == 0 }
 
-// Len returns the number of components of the normalized op.
-func (o Op) Len() int { return len(o.c) }
+// NumComponents returns the number of components of the normalized op.
+func (o Op) NumComponents() int { return len(o.c) }
 
 // Equal reports whether o and p are the same operation. Since both are
 // normalized, equal operations have equal components.

@@ -197,8 +197,8 @@ func TestParseAgreesWithEncodingJSON(t *testing.T) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("case %d: encoding/json rejects %s: %v", i, out, err)
 		}
-		if len(back) != o.Len() {
-			t.Fatalf("case %d: %s decodes to %d components, want %d", i, out, len(back), o.Len())
+		if len(back) != o.NumComponents() {
+			t.Fatalf("case %d: %s decodes to %d components, want %d", i, out, len(back), o.NumComponents())
 		}
 		for j, v := range back {
 			c := o.c[j]

@@ -36,7 +36,7 @@ func TestBuilderMatchesReference(t *testing.T) {
 		if n := len([]rune(doc)); o.TargetLen(n) != len(want) || n-dl+ins != len(want) {
 			t.Fatalf("case %d: TargetLen %d, Stats %d/%d, want length %d", i, o.TargetLen(n), ins, dl, len(want))
 		}
-		if o.IsNoop() != (o.Len() == 0) || (o.IsNoop() && string(want) != doc) {
+		if o.IsNoop() != (o.NumComponents() == 0) || (o.IsNoop() && string(want) != doc) {
 			t.Fatalf("case %d: IsNoop %v for %v", i, o.IsNoop(), o)
 		}
 	}

@@ -341,7 +341,8 @@ func (t Text) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-// Equal reports whether t and u hold the same text.
+// Equal reports whether t and u hold the same text. It compares chunk by
+// chunk without building either string.
 func (t Text) Equal(u Text) bool {
 	if t.root == u.root {
 		return true
@@ -349,5 +350,23 @@ func (t Text) Equal(u Text) bool {
 	if t.ByteLen() != u.ByteLen() || t.Len() != u.Len() {
 		return false
 	}
-	return t.String() == u.String()
+	next, stop := iter.Pull(u.Chunks())
+	defer stop()
+	var rest string // the part of u's current chunk not compared yet
+	for a := range t.Chunks() {
+		for a != "" {
+			if rest == "" {
+				var ok bool
+				if rest, ok = next(); !ok {
+					return false
+				}
+			}
+			n := min(len(a), len(rest))
+			if a[:n] != rest[:n] {
+				return false
+			}
+			a, rest = a[n:], rest[n:]
+		}
+	}
+	return true
 }

@@ -184,6 +184,17 @@ func TestTextAgainstRuneModel(t *testing.T) {
 					t.Fatalf("seed %d step %d: text differs from the model", seed, step)
 				}
 				old = append(old, version{y, string(model)})
+				// Same text, chunked differently.
+				if !y.Equal(NewText(string(model))) || !NewText(string(model)).Equal(y) {
+					t.Fatalf("seed %d step %d: Equal false for equal texts", seed, step)
+				}
+				if len(model) > 0 {
+					alt := append([]rune(nil), model...)
+					alt[len(alt)-1] = 'Q'
+					if alt[len(alt)-1] != model[len(model)-1] && y.Equal(NewText(string(alt))) {
+						t.Fatalf("seed %d step %d: Equal true for different texts", seed, step)
+					}
+				}
 			}
 			// Spot-check slices around the edit.
 			from := max(0, e.pos-3)
