@@ -59,7 +59,18 @@ func dial(t testing.TB, base string) *tclient {
 
 func dialOpts(t testing.TB, base string, noPong bool) *tclient {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
+	return dialFull(t, base+"/socket.io/?EIO=4&transport=websocket", noPong)
+}
+
+// dialURL connects to a full http:// Engine.IO URL.
+func dialURL(t testing.TB, url string) *tclient {
+	t.Helper()
+	return dialFull(t, url, false)
+}
+
+func dialFull(t testing.TB, url string, noPong bool) *tclient {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(url, "http")
 	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
 	if err != nil {
 		t.Fatal(err)

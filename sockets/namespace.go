@@ -104,7 +104,8 @@ func (n *Namespace) add(s *Socket, sess *Session) {
 	n.sockets[s.id] = s
 	handlers := n.onConnect
 	n.mu.Unlock()
-	rooms := []string{s.id}
+	rooms := append([]string{s.id}, s.pending...)
+	s.pending = nil
 	if sess != nil {
 		for _, r := range sess.Rooms {
 			if r != s.id {

@@ -190,10 +190,16 @@ func TestMiddleware(t *testing.T) {
 		if s.Request().URL.Query().Get("deny") != "" {
 			return errors.New("plain error")
 		}
+		s.Join("vip")
 		return nil
 	})
 	connected := make(chan string, 1)
-	secure.OnConnection(func(s *Socket) { connected <- s.ID() })
+	secure.OnConnection(func(s *Socket) {
+		if !slices.Contains(s.Rooms(), "vip") {
+			t.Error("room joined in a middleware missing")
+		}
+		connected <- s.ID()
+	})
 
 	c := dial(t, url)
 	c.send(`0/secure,{"token":"nope"}`)
@@ -205,10 +211,16 @@ func TestMiddleware(t *testing.T) {
 		t.Fatalf("connected %q, ack sid %q", got, sid)
 	}
 	mu.Lock()
-	defer mu.Unlock()
-	if len(calls) != 3 {
-		t.Fatalf("first middleware ran %d times, want 3", len(calls))
+	n := len(calls)
+	mu.Unlock()
+	if n != 3 {
+		t.Fatalf("first middleware ran %d times, want 3", n)
 	}
+
+	// A plain error refuses with its text and no data.
+	d := dialURL(t, url+"/socket.io/?EIO=4&transport=websocket&deny=1")
+	d.send(`0/secure,{"token":"letmein"}`)
+	d.expect(`4/secure,{"message":"plain error"}`)
 }
 
 func TestConnectTimeout(t *testing.T) {

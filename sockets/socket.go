@@ -64,6 +64,7 @@ type Socket struct {
 	acks         map[uint64]*pendingAck
 	nextAck      uint64
 	data         any
+	pending      []string // rooms joined before the socket was connected (in a middleware)
 
 	// sendMu orders deliveries to this socket: the missed packets of a recovered session are
 	// queued before any live packet. It is never held while calling user code.
@@ -161,11 +162,20 @@ func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
 	s.mu.Unlock()
 }
 
-// Join adds the socket to rooms.
+// Join adds the socket to rooms. Called from a middleware, the rooms are joined when the
+// socket connects.
 func (s *Socket) Join(rooms ...string) {
-	if !s.Connected() {
+	s.mu.Lock()
+	switch s.state {
+	case stateConnecting:
+		s.pending = append(s.pending, rooms...)
+		s.mu.Unlock()
+		return
+	case stateClosed:
+		s.mu.Unlock()
 		return
 	}
+	s.mu.Unlock()
 	s.nsp.adapter.AddAll(s.id, rooms)
 }
 
@@ -447,3 +457,6 @@ func (s *Socket) In(rooms ...string) BroadcastOperator { return s.Broadcast().To
 
 // Except selects every socket but the members of rooms and this socket.
 func (s *Socket) Except(rooms ...string) BroadcastOperator { return s.Broadcast().Except(rooms...) }
+
+// DecodeAuth decodes the CONNECT payload into dst.
+func (s *Socket) DecodeAuth(dst any) error { return json.Unmarshal(s.auth, dst) }

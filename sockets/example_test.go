@@ -1,0 +1,92 @@
+package sockets_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/collabd/collabd/sockets"
+)
+
+// A chat server: mount the Server at /socket.io/, register handlers per socket.
+func Example() {
+	srv, err := sockets.New(sockets.Config{Recovery: sockets.Recovery{Enabled: true}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	type chatMsg struct {
+		Room string `json:"room"`
+		Text string `json:"text"`
+	}
+	srv.OnConnection(func(s *sockets.Socket) {
+		s.On("join", func(s *sockets.Socket, ev *sockets.Event) {
+			var room string
+			if err := ev.Decode(&room); err != nil {
+				return
+			}
+			s.Join(room)
+			_ = ev.Ack.Reply(map[string]any{"ok": true})
+		})
+		s.On("say", sockets.Handle(func(s *sockets.Socket, m chatMsg, ack *sockets.Ack) {
+			_ = s.To(m.Room).Emit("said", map[string]string{"from": s.ID(), "text": m.Text})
+			_ = ack.Reply(map[string]any{"ok": true})
+		}, nil))
+		s.OnDisconnect(func(s *sockets.Socket, reason string) { log.Printf("%s left: %s", s.ID(), reason) })
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv)
+	hs := &http.Server{Addr: "127.0.0.1:3000", Handler: mux}
+	go func() { _ = hs.ListenAndServe() }()
+
+	// ... on SIGTERM:
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(ctx)
+	_ = srv.Shutdown(ctx)
+}
+
+// Middlewares refuse connections with a message and data the client sees in connect_error.
+func ExampleNamespace_Use() {
+	srv, _ := sockets.New(sockets.Config{})
+	admin := srv.Of("/admin")
+	admin.Use(func(s *sockets.Socket) error {
+		var auth struct {
+			Token string `json:"token"`
+		}
+		if err := s.DecodeAuth(&auth); err != nil || auth.Token != "letmein" {
+			return &sockets.ConnectError{Message: "unauthorized", Data: map[string]string{"reason": "invalid token"}}
+		}
+		return nil
+	})
+	fmt.Println(admin.Name())
+	// Output: /admin
+}
+
+// Binary values ([]byte or sockets.Binary), anywhere in the arguments, travel as attachments.
+func ExampleSocket_Emit() {
+	srv, _ := sockets.New(sockets.Config{})
+	srv.OnConnection(func(s *sockets.Socket) {
+		type file struct {
+			Name string `json:"name"`
+			Data []byte `json:"data"`
+		}
+		_ = s.Emit("file", file{Name: "a.bin", Data: []byte{1, 2, 3}})
+	})
+}
+
+// Server-to-client acknowledgements, with a callback from a handler.
+func ExampleSocket_EmitWithAckFunc() {
+	srv, _ := sockets.New(sockets.Config{})
+	srv.OnConnection(func(s *sockets.Socket) {
+		_ = s.EmitWithAckFunc("ping", 3*time.Second, func(r *sockets.Reply, err error) {
+			if err != nil {
+				log.Printf("no answer: %v", err)
+				return
+			}
+			var answer string
+			_ = r.Decode(&answer)
+		})
+	})
+}
