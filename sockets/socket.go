@@ -354,7 +354,7 @@ func (s *Socket) onAck(p *parser.Packet) {
 	if pa == nil {
 		return
 	}
-	args, err := parser.SplitArray(p.Data)
+	args, err := p.Args()
 	if err != nil {
 		pa.fn(nil, err)
 		return
@@ -363,16 +363,15 @@ func (s *Socket) onAck(p *parser.Packet) {
 }
 
 func (s *Socket) onEvent(p *parser.Packet) {
-	raw, err := parser.SplitArray(p.Data)
+	raw, err := p.Args()
 	if err != nil || len(raw) == 0 {
 		return // Decode validated it already
 	}
-	name, _ := parser.EventName(p.Data)
-	ev := &Event{Name: name, Args: Args{raw: raw[1:], atts: p.Attachments}}
+	ev := &Event{Name: p.EventName(), Args: Args{raw: raw[1:], atts: p.Attachments}}
 	ev.Ack = &Ack{s: s, id: p.ID, wanted: p.HasID}
 	s.mu.Lock()
 	anys := s.anyHandlers
-	h := s.handlers[name]
+	h := s.handlers[ev.Name]
 	connected := s.state == stateConnected
 	s.mu.Unlock()
 	if !connected {

@@ -88,6 +88,27 @@ type Packet struct {
 	Attachments [][]byte
 	// attachmentsWanted is the count announced in the header while decoding.
 	attachmentsWanted int
+	// args caches the elements of an array payload split while validating it.
+	args []json.RawMessage
+	// name is the event name of a decoded EVENT packet.
+	name string
+}
+
+// EventName returns the event name of a decoded EVENT or BINARY_EVENT packet.
+func (p *Packet) EventName() string { return p.name }
+
+// Args returns the elements of an array payload (EVENT and ACK packets), in order. For an
+// EVENT the first element is the event name. The elements do not alias Data.
+func (p *Packet) Args() ([]json.RawMessage, error) {
+	if p.args != nil {
+		return p.args, nil
+	}
+	args, err := SplitArray(p.Data)
+	if err != nil {
+		return nil, err
+	}
+	p.args = args
+	return args, nil
 }
 
 // Nsp returns the namespace, "/" when Namespace is empty.
@@ -228,10 +249,17 @@ func firstByte(b []byte) byte {
 }
 
 func validatePayload(p *Packet) error {
-	if p.Data != nil && !json.Valid(p.Data) {
+	first := firstByte(p.Data)
+	if first == '[' && p.Type != Connect && p.Type != Disconnect && p.Type != ConnectError {
+		// Arrays are split (which validates them) once, here.
+		args, err := SplitArray(p.Data)
+		if err != nil {
+			return fmt.Errorf("%w: bad JSON payload", errInvalid)
+		}
+		p.args = args
+	} else if p.Data != nil && !json.Valid(p.Data) {
 		return fmt.Errorf("%w: bad JSON payload", errInvalid)
 	}
-	first := firstByte(p.Data)
 	switch p.Type {
 	case Connect:
 		if p.Data != nil && first != '{' {
@@ -252,9 +280,11 @@ func validatePayload(p *Packet) error {
 		if first != '[' {
 			return fmt.Errorf("%w: EVENT payload must be an array", errInvalid)
 		}
-		if _, err := EventName(p.Data); err != nil {
+		name, err := eventName(p.args)
+		if err != nil {
 			return err
 		}
+		p.name = name
 	case Ack, BinaryAck:
 		if first != '[' {
 			return fmt.Errorf("%w: ACK payload must be an array", errInvalid)
@@ -286,6 +316,10 @@ func EventName(data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return eventName(args)
+}
+
+func eventName(args []json.RawMessage) (string, error) {
 	if len(args) == 0 {
 		return "", fmt.Errorf("%w: EVENT without a name", errInvalid)
 	}
