@@ -1,9 +1,6 @@
 package ot
 
-import (
-	"math"
-	"unicode/utf8"
-)
+import "math"
 
 // cursor walks the components of an op, taking them whole or in pieces.
 // Past the last component it yields an endless retain: every op retains
@@ -54,10 +51,7 @@ func (it *cursor) text(n int) string {
 		return s
 	}
 	start := it.boff
-	for range n {
-		_, size := utf8.DecodeRuneInString(c.s[it.boff:])
-		it.boff += size
-	}
+	it.boff += advance(c.s[start:], n)
 	it.off += n
 	return c.s[start:it.boff]
 }

@@ -78,6 +78,9 @@ func (o Op) Apply(t Text) (Text, error) {
 	if o.span > t.Len() {
 		return t, outOfRange(fmt.Sprintf("op spans %d code points, text has %d", o.span, t.Len()))
 	}
+	if u, ok := o.applyInLeaf(t); ok {
+		return u, nil
+	}
 	rest := t.root
 	var out, piece *node
 	for _, c := range o.c {

@@ -19,6 +19,10 @@ func iterations(n int) int {
 // components keeps their meaning (Apply equals the reference semantics) and
 // yields the normal form.
 func TestBuilderMatchesReference(t *testing.T) {
+	forBothPaths(t, testBuilderMatchesReference)
+}
+
+func testBuilderMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for i := range iterations(5000) {
 		doc := randText(r, r.IntN(40))

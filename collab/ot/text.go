@@ -14,6 +14,11 @@ import (
 // are merged when an edit joins them, so leaves stay reasonably full.
 const maxLeaf = 1024
 
+// fillLeaf is the size of the leaves NewText and large inserts are cut
+// into: an eighth short of maxLeaf, so typing into a fresh leaf rewrites it
+// in place (Op.applyInLeaf) instead of splitting it.
+const fillLeaf = maxLeaf - maxLeaf/8
+
 // Text is an immutable (persistent) document text indexed by Unicode code
 // points.
 //
@@ -163,17 +168,13 @@ func join(l, r *node) *node {
 	return concat(concat(dropLast(l), m), dropFirst(r))
 }
 
-// byteOffset returns the byte offset of code point i in s (0 <= i <= runes).
+// byteOffset returns the byte offset of code point i in s (0 <= i <= runes,
+// the code point count of s).
 func byteOffset(s string, runes, i int) int {
 	if len(s) == runes { // ASCII only
 		return i
 	}
-	off := 0
-	for ; i > 0; i-- {
-		_, size := utf8.DecodeRuneInString(s[off:])
-		off += size
-	}
-	return off
+	return advance(s, i)
 }
 
 // split cuts n before code point i (0 <= i <= n.runes).
@@ -209,9 +210,9 @@ func build(s string) *node {
 	if len(s) <= maxLeaf {
 		return newLeaf(s)
 	}
-	leaves := make([]*node, 0, len(s)/maxLeaf+1)
+	leaves := make([]*node, 0, len(s)/fillLeaf+1)
 	for len(s) > 0 {
-		n := min(maxLeaf, len(s))
+		n := min(fillLeaf, len(s))
 		for n < len(s) && !utf8.RuneStart(s[n]) {
 			n-- // never cut a code point
 		}
@@ -310,11 +311,7 @@ func sliceInto(b *strings.Builder, n *node, from, to int) {
 			return
 		}
 		i := byteOffset(n.s, n.runes, from)
-		j := i
-		for k := from; k < to; k++ {
-			_, size := utf8.DecodeRuneInString(n.s[j:])
-			j += size
-		}
+		j := i + advance(n.s[i:], to-from)
 		b.WriteString(n.s[i:j])
 		return
 	}
@@ -369,4 +366,97 @@ func (t Text) Equal(u Text) bool {
 		}
 	}
 	return true
+}
+
+// leafFastPath enables Op.applyInLeaf; tests turn it off to exercise the
+// general path on the same inputs.
+var leafFastPath = true
+
+// advance returns the byte length of the first n code points of s (valid
+// UTF-8 with at least n code points): the offset of the n-th code point
+// start, found by counting the bytes that are not continuation bytes.
+func advance(s string, n int) int {
+	for i := 0; i < len(s); i++ {
+		if s[i]&0xc0 != 0x80 {
+			if n == 0 {
+				return i
+			}
+			n--
+		}
+	}
+	return len(s)
+}
+
+// applyInLeaf applies o by rewriting a single leaf when everything o
+// changes lies inside that leaf and the result still fits in maxLeaf bytes
+// (the common case: a keystroke). It copies the O(log n) nodes on the path
+// from the root to that leaf and the leaf's bytes; heights do not change,
+// so the tree stays balanced. It reports false when the general path is
+// needed.
+func (o Op) applyInLeaf(t Text) (Text, bool) {
+	if !leafFastPath || t.root == nil || len(o.c) == 0 || t.root.height >= 64 {
+		return t, false
+	}
+	cs := o.c
+	from := 0 // first code point the op touches
+	if cs[0].k == retain {
+		from = cs[0].n
+		cs = cs[1:]
+	}
+	to := o.span // end of the window the op touches
+	type step struct {
+		n    *node
+		left bool // the path goes on to n.left
+	}
+	var path [64]step
+	depth := 0
+	n, off := t.root, 0
+	for !n.leaf() {
+		mid := off + n.left.runes
+		switch {
+		case to <= mid:
+			path[depth] = step{n, true}
+			n = n.left
+		case from >= mid:
+			path[depth] = step{n, false}
+			n, off = n.right, mid
+		default:
+			return t, false // the window crosses leaves
+		}
+		depth++
+	}
+	// Rewrite the leaf: keep its bytes before the window, apply the
+	// components, keep its bytes after the window.
+	pos := byteOffset(n.s, n.runes, from-off)
+	var buf strings.Builder
+	buf.Grow(min(len(n.s)+4*o.ins, maxLeaf))
+	buf.WriteString(n.s[:pos])
+	for _, c := range cs {
+		switch c.k {
+		case retain:
+			k := advance(n.s[pos:], c.n)
+			buf.WriteString(n.s[pos : pos+k])
+			pos += k
+		case del:
+			pos += advance(n.s[pos:], c.n)
+		case insert:
+			buf.WriteString(c.s)
+		}
+		if buf.Len() > maxLeaf {
+			return t, false
+		}
+	}
+	if size := buf.Len() + len(n.s) - pos; size > maxLeaf || size == 0 {
+		return t, false
+	}
+	buf.WriteString(n.s[pos:])
+	m := &node{s: buf.String(), bytes: buf.Len(), runes: n.runes - o.del + o.ins}
+	for i := depth - 1; i >= 0; i-- {
+		if p := path[i]; p.left {
+			m = mk(m, p.n.right)
+		} else {
+			m = mk(p.n.left, m)
+		}
+	}
+	return Text{root: m}, true
 }

@@ -152,6 +152,20 @@ func randEdit(r *rand.Rand, n int) edit {
 // counts after every step, and that every old version still reads as it
 // did (persistence).
 func TestTextAgainstRuneModel(t *testing.T) {
+	forBothPaths(t, testTextAgainstRuneModel)
+}
+
+// forBothPaths runs f with Apply's single-leaf fast path on and off.
+func forBothPaths(t *testing.T, f func(t *testing.T)) {
+	t.Run("fast path", f)
+	t.Run("general path", func(t *testing.T) {
+		leafFastPath = false
+		t.Cleanup(func() { leafFastPath = true })
+		f(t)
+	})
+}
+
+func testTextAgainstRuneModel(t *testing.T) {
 	for seed := range uint64(6) {
 		r := rand.New(rand.NewPCG(seed, 99))
 		start := randText(r, []int{0, 10, 3000, 20000, 30000, 1000}[seed])
@@ -233,6 +247,10 @@ func countLeaves(n *node) int {
 // TestTextKeystrokesStayCompact types many single characters at one spot and
 // at scattered spots and checks the rope does not degrade into tiny leaves.
 func TestTextKeystrokesStayCompact(t *testing.T) {
+	forBothPaths(t, testTextKeystrokesStayCompact)
+}
+
+func testTextKeystrokesStayCompact(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	x := NewText(randText(r, 20000))
 	model := []rune(x.String())
@@ -290,5 +308,76 @@ func TestTextConcurrentReaders(t *testing.T) {
 	wg.Wait()
 	if base.String() != want {
 		t.Fatal("base text changed")
+	}
+}
+
+// TestApplySharesUnchangedSubtrees checks structurally that a small edit on
+// a large text copies only O(log n) nodes and a few leaves' bytes, and that
+// the single-leaf fast path copies exactly one root-to-leaf path.
+func TestApplySharesUnchangedSubtrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	base := NewText(randText(r, 300_000)) // about 1 MiB
+	old := map[*node]bool{}
+	var mark func(n *node)
+	mark = func(n *node) {
+		old[n] = true
+		if !n.leaf() {
+			mark(n.left)
+			mark(n.right)
+		}
+	}
+	mark(base.root)
+	fresh := func(x Text) (nodes, leafBytes int) {
+		var walk func(n *node)
+		walk = func(n *node) {
+			if old[n] {
+				return
+			}
+			nodes++
+			if n.leaf() {
+				leafBytes += n.bytes
+				return
+			}
+			walk(n.left)
+			walk(n.right)
+		}
+		walk(x.root)
+		return nodes, leafBytes
+	}
+	h := base.root.height
+	for _, tc := range []struct {
+		name     string
+		op       string
+		fast     bool
+		maxNodes int
+	}{
+		{"keystroke", `[150000,"x"]`, true, h + 1},
+		{"backspace", `[150000,-1]`, true, h + 1},
+		{"replace", `[150000,"xyz",-2]`, true, h + 1},
+		{"at the start", `["x"]`, true, h + 1},
+		{"at the end", `[300000,"x"]`, true, h + 1},
+		{"across leaves", `[150000,-3000]`, false, 8*h + 8},
+		{"paste", `[150000,"` + strings.Repeat("p", 5000) + `"]`, false, 8*h + 20},
+		{"keystroke, general path", `[150000,"x"]`, false, 8*h + 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.fast {
+				leafFastPath = false
+				t.Cleanup(func() { leafFastPath = true })
+			}
+			x, err := mustParse(t, tc.op).Apply(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRope(t, x)
+			nodes, leafBytes := fresh(x)
+			if nodes > tc.maxNodes {
+				t.Errorf("%d new nodes, want at most %d (height %d)", nodes, tc.maxNodes, h)
+			}
+			ins, _ := mustParse(t, tc.op).Stats()
+			if leafBytes > 4*maxLeaf+ins {
+				t.Errorf("%d bytes of new leaves for a %d code point insert", leafBytes, ins)
+			}
+		})
 	}
 }
