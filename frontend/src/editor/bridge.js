@@ -2,8 +2,8 @@
 // @codemirror/state only (no DOM), so it runs in Node tests.
 
 import { Annotation, EditorState, Transaction } from '@codemirror/state';
-import { opFromChangeSet } from '../ot/codemirror.js';
-import { opToChanges, wellFormedChanges } from '../ot/changes.js';
+import { opFromChangeSet, opToChangeList, textSource } from '../ot/codemirror.js';
+import { wellFormedChanges } from '../ot/changes.js';
 
 /** @typedef {import('../ot/operation.js').Op} Op */
 
@@ -40,7 +40,7 @@ export function localOps(transactions) {
  */
 export function remoteSpec(op, doc) {
   return {
-    changes: opToChanges(doc, op),
+    changes: opToChangeList(op, doc),
     annotations: [remoteEdit.of(true)],
   };
 }
@@ -58,7 +58,7 @@ export const wellFormedEdits = EditorState.transactionFilter.of((tr) => {
   tr.changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => {
     list.push({ from: fromA, to: toA, insert: inserted.toString() });
   });
-  const fixed = wellFormedChanges(tr.startState.doc, list);
+  const fixed = wellFormedChanges(textSource(tr.startState.doc), list);
   if (!fixed) return tr;
   const annotations = [];
   const userEvent = tr.annotation(Transaction.userEvent);

@@ -28,13 +28,16 @@ import { Builder, validate } from './operation.js';
  */
 export function changesToOp(doc, changes) {
   const src = asSource(doc);
+  const map = positions(src);
   const b = new Builder();
-  let pos = 0; // UTF-16 offset reached in doc
+  let cp = 0; // code points reached in doc
   for (const ch of widen(src, changes)) {
-    b.retain(cpLength(src.sliceString(pos, ch.from)));
+    const from = map.toCp(ch.from);
+    const to = map.toCp(ch.to);
+    b.retain(from - cp);
     b.insert(ch.insert);
-    b.delete(cpLength(src.sliceString(ch.from, ch.to)));
-    pos = ch.to;
+    b.delete(to - from);
+    cp = to;
   }
   return b.done();
 }
@@ -47,10 +50,11 @@ export function changesToOp(doc, changes) {
  */
 export function opToChanges(doc, op) {
   validate(op);
-  const src = asSource(doc);
+  const map = positions(asSource(doc));
   /** @type {Change[]} */
   const out = [];
-  let pos = 0;
+  let cp = 0; // code points reached in doc
+  let pos = 0; // the same place in UTF-16 units
   for (const c of op) {
     if (typeof c === 'string') {
       if (c === '') continue;
@@ -58,9 +62,11 @@ export function opToChanges(doc, op) {
       if (last && last.to === pos) last.insert += c;
       else out.push({ from: pos, to: pos, insert: c });
     } else if (c > 0) {
-      pos = advance(src, pos, c);
+      cp += c;
+      pos = map.toUtf16(cp);
     } else if (c < 0) {
-      const end = advance(src, pos, -c);
+      cp -= c;
+      const end = map.toUtf16(cp);
       const last = out[out.length - 1];
       if (last && last.to === pos) last.to = end;
       else out.push({ from: pos, to: end, insert: '' });
@@ -68,6 +74,33 @@ export function opToChanges(doc, op) {
     }
   }
   return out;
+}
+
+// positions returns converters between UTF-16 and code point offsets of src,
+// for offsets visited in increasing order. A source that can convert by
+// itself (cpOffset and utf16Offset, as the CodeMirror adapter's index does)
+// is used directly; else the converters scan src forward from the last
+// offset they returned, so a whole change list or op costs one pass.
+function positions(src) {
+  if (typeof src.cpOffset === 'function' && typeof src.utf16Offset === 'function') {
+    return { toCp: (pos) => src.cpOffset(pos), toUtf16: (cp) => src.utf16Offset(cp) };
+  }
+  let at16 = 0;
+  let atCp = 0;
+  return {
+    toCp(pos) {
+      if (pos < at16) throw new RangeError('ot: offsets must increase');
+      atCp += cpLength(src.sliceString(at16, pos));
+      at16 = pos;
+      return atCp;
+    },
+    toUtf16(cp) {
+      if (cp < atCp) throw new RangeError('ot: offsets must increase');
+      at16 = advance(src, at16, cp - atCp);
+      atCp = cp;
+      return at16;
+    },
+  };
 }
 
 /**

@@ -11,7 +11,13 @@
 // is what a CodeMirror `Text` offers. Long documents are read in slices, never
 // turned into one string.
 
-/** @typedef {{length: number, sliceString(from: number, to: number): string}} Source */
+/**
+ * @typedef {object} Source
+ * @property {number} length in UTF-16 units
+ * @property {(from: number, to: number) => string} sliceString
+ * @property {(pos: number) => number} [cpOffset] optional fast conversion of a UTF-16 offset (on a code point boundary) to code points
+ * @property {(cp: number) => number} [utf16Offset] optional fast conversion back; throws RangeError past the end
+ */
 
 export function isHighSurrogate(c) {
   return c >= 0xd800 && c <= 0xdbff;

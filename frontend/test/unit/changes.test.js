@@ -5,7 +5,7 @@ import { ChangeSet, EditorState, Text } from '@codemirror/state';
 
 import { cpLength, cpToUtf16, utf16ToCp, asSource, advance, isWellFormed, toWellFormed } from '../../src/ot/codepoints.js';
 import { changesToOp, opToChanges, wellFormedChanges } from '../../src/ot/changes.js';
-import { changeSetFromOp, opFromChangeSet } from '../../src/ot/codemirror.js';
+import { changeSetFromOp, cpOffset, opFromChangeSet, utf16Offset } from '../../src/ot/codemirror.js';
 import { apply, isNormalized } from '../../src/ot/operation.js';
 import { makeRandom, randomOp, randomText } from './helpers.js';
 
@@ -247,3 +247,35 @@ function applyChanges(doc, changes) {
   }
   return out + doc.slice(pos);
 }
+
+// The code point index over CodeMirror's document tree must agree with a
+// plain count, on documents big enough to be trees, before and after edits
+// (which share unchanged nodes, and with them cached counts).
+test('CodeMirror adapter: code point index on a document tree', () => {
+  const rnd = makeRandom(99);
+  const lines = [];
+  for (let i = 0; i < 3000; i++) lines.push(randomText(rnd, rnd.int(8)).replace(/\n/g, ''));
+  let state = EditorState.create({ doc: lines.join('\n') });
+  assert.ok(state.doc.children, 'the document is a tree');
+  for (let round = 0; round < 20; round++) {
+    const str = state.doc.toString();
+    const cps = [...str].length;
+    for (let k = 0; k < 50; k++) {
+      const cp = k === 0 ? cps : rnd.int(cps + 1);
+      const pos = cpToUtf16(str, cp);
+      assert.equal(utf16Offset(state.doc, cp), pos, `round ${round}: cp ${cp}`);
+      assert.equal(cpOffset(state.doc, pos), cp, `round ${round}: pos ${pos}`);
+    }
+    assert.throws(() => utf16Offset(state.doc, cps + 1), RangeError);
+    assert.throws(() => cpOffset(state.doc, str.length + 1), RangeError);
+    // An edit somewhere, then again on the new document.
+    const at = cpToUtf16(str, rnd.int(cps + 1));
+    const del = Math.min(rnd.int(3), str.length - at);
+    const end = at + del + (str.charCodeAt(at + del - 1) >= 0xd800 && str.charCodeAt(at + del - 1) <= 0xdbff ? 1 : 0);
+    const tr = state.update({ changes: { from: at, to: Math.min(end, str.length), insert: randomText(rnd, 1 + rnd.int(4)) } });
+    const op = opFromChangeSet(tr.changes, state.doc);
+    assert.equal(apply(str, op), tr.state.doc.toString(), `round ${round}`);
+    assert.equal(changeSetFromOp(op, state.doc).apply(state.doc).toString(), tr.state.doc.toString());
+    state = tr.state;
+  }
+});
