@@ -93,7 +93,10 @@
 //
 // Apply costs O(k log n) for an op of k components on a text of n code
 // points, plus the bytes the op inserts and at most a few KiB of copying
-// at the edited leaves; it never copies the whole text. Compose and
-// Transform are linear in the number of components and the inserted
-// text. Text.String and NewText are O(n).
+// at the edited leaves; it never copies the whole text. An op whose edits
+// all fall inside one leaf (a keystroke, a small replacement) rewrites
+// that leaf and copies the O(log n) nodes above it, nothing else. Compose
+// and Transform are linear in the number of components and the inserted
+// text, independent of the document's size. Text.String and NewText are
+// O(n); Text.WriteTo and Text.Chunks stream the text without copying it.
 package ot
