@@ -22,10 +22,12 @@ type Namespace struct {
 	srv     *Server
 	adapter Adapter
 
-	mu          sync.RWMutex // guards sockets, middlewares and onConnect
+	mu          sync.RWMutex // guards sockets, middlewares, onConnect, handlers and anyHandlers
 	sockets     map[string]*Socket
 	middlewares []Middleware
 	onConnect   []func(*Socket)
+	handlers    map[string]Handler
+	anyHandlers []Handler
 }
 
 func newNamespace(s *Server, name string) *Namespace {
@@ -61,6 +63,32 @@ func (n *Namespace) OnConnection(fn func(*Socket)) {
 	n.mu.Lock()
 	n.onConnect = append(n.onConnect, fn)
 	n.mu.Unlock()
+}
+
+// On sets the handler of event for every socket of the namespace (a Socket.On for the same
+// event takes precedence). Registering handlers once per namespace instead of once per
+// socket saves a map per connection.
+func (n *Namespace) On(event string, h Handler) {
+	n.mu.Lock()
+	if n.handlers == nil {
+		n.handlers = make(map[string]Handler)
+	}
+	n.handlers[event] = h
+	n.mu.Unlock()
+}
+
+// OnAny adds a catch-all handler for every socket of the namespace; it runs before the
+// sockets' own catch-all handlers.
+func (n *Namespace) OnAny(h Handler) {
+	n.mu.Lock()
+	n.anyHandlers = append(n.anyHandlers, h)
+	n.mu.Unlock()
+}
+
+func (n *Namespace) handlersFor(event string) ([]Handler, Handler) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.anyHandlers, n.handlers[event]
 }
 
 // LocalSocket returns the connected socket id of this server, or nil.

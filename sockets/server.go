@@ -84,6 +84,9 @@ func (s *Server) namespace(name string) *Namespace {
 // OnConnection registers fn for new sockets of the main namespace (see Namespace.OnConnection).
 func (s *Server) OnConnection(fn func(*Socket)) { s.main.OnConnection(fn) }
 
+// On sets a handler of event for every socket of the main namespace (see Namespace.On).
+func (s *Server) On(event string, h Handler) { s.main.On(event, h) }
+
 // Use adds a middleware to the main namespace (see Namespace.Use).
 func (s *Server) Use(mw Middleware) { s.main.Use(mw) }
 

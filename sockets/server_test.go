@@ -402,6 +402,9 @@ func TestOnAnyAndDecode(t *testing.T) {
 	srv, url := newTestServer(t, Config{})
 	var order []string
 	done := make(chan struct{})
+	srv.Of("/").OnAny(func(s *Socket, ev *Event) { order = append(order, "nsany:"+ev.Name) })
+	srv.On("b", func(s *Socket, ev *Event) { order = append(order, "nsb") })
+	srv.On("a", func(s *Socket, ev *Event) { order = append(order, "shadowed") })
 	srv.OnConnection(func(s *Socket) {
 		s.OnAny(func(s *Socket, ev *Event) { order = append(order, "any:"+ev.Name) })
 		s.On("a", func(s *Socket, ev *Event) {
@@ -423,7 +426,7 @@ func TestOnAnyAndDecode(t *testing.T) {
 	c.send(`2["b"]`)
 	c.send(`2["end"]`)
 	<-done
-	want := []string{"any:a", "a", "any:b", "any:end"}
+	want := []string{"nsany:a", "any:a", "a", "nsany:b", "any:b", "nsb", "nsany:end", "any:end"}
 	if !slices.Equal(order, want) {
 		t.Fatalf("order %v, want %v", order, want)
 	}

@@ -78,7 +78,7 @@ type pendingAck struct {
 }
 
 func newSocket(nsp *Namespace, cl *client, auth json.RawMessage, sess *Session) *Socket {
-	s := &Socket{nsp: nsp, client: cl, auth: auth, handlers: make(map[string]Handler)}
+	s := &Socket{nsp: nsp, client: cl, auth: auth}
 	if sess != nil {
 		s.id, s.pid, s.data, s.recovered = sess.SID, sess.PID, sess.Data, true
 	} else {
@@ -139,9 +139,13 @@ func (s *Socket) SetData(v any) {
 	s.mu.Unlock()
 }
 
-// On sets the handler of event, replacing any previous one.
+// On sets the handler of event for this socket, replacing any previous one; it takes
+// precedence over a handler set with Namespace.On.
 func (s *Socket) On(event string, h Handler) {
 	s.mu.Lock()
+	if s.handlers == nil {
+		s.handlers = make(map[string]Handler)
+	}
 	s.handlers[event] = h
 	s.mu.Unlock()
 }
@@ -376,6 +380,13 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	s.mu.Unlock()
 	if !connected {
 		return
+	}
+	nsAny, nsH := s.nsp.handlersFor(ev.Name)
+	if h == nil {
+		h = nsH
+	}
+	for _, a := range nsAny {
+		a(s, ev)
 	}
 	for _, a := range anys {
 		a(s, ev)
