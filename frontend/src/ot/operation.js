@@ -397,28 +397,28 @@ export function invert(op, text) {
 }
 
 /**
- * transformIndex maps a code point position in the document before op to the
- * position in the document after it. An insert exactly at the position moves
- * it to after the inserted text when stickAfter is true (a collaborator's
- * cursor that should follow typing there), else leaves it before.
+ * transformIndex maps a code point position (a cursor or selection end) in
+ * the document before op to the matching position after it, as the Go
+ * package collab/ot does: a position inside deleted text moves to the start
+ * of the deletion; an insert exactly at the position pushes it right, unless
+ * stickLeft is set, in which case it stays before the inserted text.
  * @param {number} index
  * @param {Op} op
- * @param {boolean} [stickAfter]
+ * @param {boolean} [stickLeft]
  * @returns {number}
  */
-export function transformIndex(index, op, stickAfter = false) {
+export function transformIndex(index, op, stickLeft = false) {
   validate(op);
   let pos = 0; // position in the old document
   let moved = index;
   for (const c of op) {
     if (pos > index) break;
     if (typeof c === 'string') {
-      if (pos < index || stickAfter) moved += cpLength(c);
+      if (pos < index || !stickLeft) moved += cpLength(c);
     } else if (c > 0) {
       pos += c;
     } else if (c < 0) {
-      const del = Math.min(-c, index - pos);
-      moved -= del;
+      moved -= Math.min(-c, index - pos);
       pos += -c;
     }
   }

@@ -174,17 +174,19 @@ test('transformIndex', async (t) => {
   const cases = [
     { name: 'insert before', index: 3, op: [1, 'ab'], want: 5 },
     { name: 'insert after', index: 1, op: [2, 'ab'], want: 1 },
-    { name: 'insert at, stay', index: 2, op: [2, 'ab'], want: 2 },
-    { name: 'insert at, stick after', index: 2, op: [2, 'ab'], stick: true, want: 4 },
+    { name: 'insert at, pushed right', index: 2, op: [2, 'ab'], want: 4 },
+    { name: 'insert at, stick left', index: 2, op: [2, 'ab'], stickLeft: true, want: 2 },
+    { name: 'insert at start, stick left', index: 0, op: ['ab'], stickLeft: true, want: 0 },
     { name: 'delete before', index: 5, op: [1, -2], want: 3 },
     { name: 'delete around', index: 3, op: [1, -4], want: 1 },
     { name: 'delete after', index: 1, op: [1, -4], want: 1 },
     { name: 'replace around', index: 2, op: ['X', -3], want: 1 },
     { name: 'emoji insert counts one', index: 1, op: ['😀'], want: 2 },
+    { name: 'replace at the position', index: 1, op: [1, 'X', -2], want: 2 },
   ];
   for (const c of cases) {
     await t.test(c.name, () => {
-      assert.equal(transformIndex(c.index, c.op, c.stick), c.want);
+      assert.equal(transformIndex(c.index, c.op, c.stickLeft), c.want);
     });
   }
 });
