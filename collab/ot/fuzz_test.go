@@ -1,8 +1,11 @@
 package ot
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -46,6 +49,9 @@ func FuzzParseApply(f *testing.F) {
 			return
 		}
 		checkNormal(t, o)
+		if ref, err := decodeWithEncodingJSON(data); err != nil || !ref.Equal(o) {
+			t.Fatalf("encoding/json reads %q as %v (%v), Parse as %v", data, ref, err, o)
+		}
 		m, err := o.MarshalJSON()
 		if err != nil || !json.Valid(m) || !utf8.Valid(m) {
 			t.Fatalf("MarshalJSON = %q, %v", m, err)
@@ -79,6 +85,40 @@ func FuzzParseApply(f *testing.F) {
 			t.Fatalf("invert round trip failed: %v", err)
 		}
 	})
+}
+
+// decodeWithEncodingJSON decodes an op with encoding/json, as a reference
+// for inputs Parse accepts.
+func decodeWithEncodingJSON(data []byte) (Op, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var vals []any
+	if err := d.Decode(&vals); err != nil {
+		return Op{}, err
+	}
+	if d.More() {
+		return Op{}, errors.New("trailing data")
+	}
+	b := NewBuilder()
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			b.Insert(v)
+		case json.Number:
+			n, err := strconv.Atoi(string(v))
+			if err != nil {
+				return Op{}, err
+			}
+			if n > 0 {
+				b.Retain(n)
+			} else {
+				b.Delete(-n)
+			}
+		default:
+			return Op{}, fmt.Errorf("component %v", v)
+		}
+	}
+	return b.Build(), nil
 }
 
 // rawOf returns the components of o in the test representation.
