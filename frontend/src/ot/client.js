@@ -17,6 +17,7 @@
 //   disconnect()      the connection dropped
 //   join()            the doc:join payload fields to send after reconnecting
 //   resume(records)   the doc:join ack's ops   -> {apply, send}
+//   resetTo(rev)      the doc:join ack's text  -> {apply}
 //
 // `apply` is an op to apply to the local document (already transformed over
 // the local pending and buffered edits); `send` is a submission
@@ -232,15 +233,35 @@ export class OTClient {
   }
 
   /**
-   * online marks a fresh connection on which the current rev is known to
-   * be up to date (for example right after a first doc:join that returned the
-   * text at this client's rev). Prefer join/resume after a reconnect.
-   * @returns {Submission | null} the pending op to send, if any
+   * resetTo completes a join whose ack carried the whole text at revision rev
+   * instead of records (a first join, or a log that no longer reaches back to
+   * this client's rev): the caller has replaced its document with that text.
+   * Broadcasts kept while joining that are newer than rev are returned as the
+   * op to apply on top of the text. It throws ProtocolError while local edits
+   * are unacknowledged: those cannot be rebased without the missed ops.
+   * @param {number} rev the revision of the text
+   * @returns {{apply: Op | null, send: null}}
    */
-  online() {
-    this.connection = ONLINE;
+  resetTo(rev) {
+    checkRev(rev);
+    if (this.connection !== JOINING) throw new ProtocolError('resetTo without join');
+    if (this.pending) throw new ProtocolError('resetTo with unacknowledged local edits');
+    const early = this.early.filter((r) => r.rev > rev);
     this.early = [];
-    return this.pending ? this.sendPending() : null;
+    early.forEach(checkRecord);
+    let at = rev;
+    for (const r of early) {
+      if (r.rev !== at + 1) throw new RevisionGapError(at, r.rev);
+      at = r.rev;
+    }
+    this.rev = rev;
+    let apply = null;
+    for (const r of early) {
+      const out = this.handle(r, false);
+      if (out.apply) apply = apply ? compose(apply, out.apply) : out.apply;
+    }
+    this.connection = ONLINE;
+    return { apply, send: null };
   }
 
   /**

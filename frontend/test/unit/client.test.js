@@ -148,6 +148,33 @@ test('resume throws on a hole and stays joining', () => {
   assert.throws(() => new OTClient({ client: 'me', rev: 0 }).resume([]), ProtocolError, 'resume without join');
 });
 
+test('resetTo: a join answered with the text', () => {
+  const c = new OTClient({ client: 'me', rev: 0 });
+  assert.throws(() => c.resetTo(3), ProtocolError, 'not joining');
+  c.join();
+  // Broadcasts racing the join ack: rev 3 is in the text already, 4 and 5 are not.
+  c.receive(rec(3, ['a']));
+  c.receive(rec(4, ['b'], 'other', 2));
+  c.receive(rec(5, [1, 'c'], 'other', 3));
+  assert.deepEqual(c.resetTo(3), { apply: ['bc'], send: null });
+  assert.equal(c.rev, 5);
+  assert.equal(c.connection, ONLINE);
+  assert.equal(c.edit(['x']).rev, 5);
+});
+
+test('resetTo refuses to drop local edits and reports holes', () => {
+  const c = online(0);
+  c.edit(['x']);
+  c.disconnect();
+  c.join();
+  assert.throws(() => c.resetTo(7), ProtocolError);
+  assert.deepEqual(c.pending.op, ['x']);
+  const d = new OTClient({ client: 'me', rev: 0 });
+  d.join();
+  d.receive(rec(9, ['z']));
+  assert.throws(() => d.resetTo(7), RevisionGapError);
+});
+
 test('offline edits grow one unsent op, sent on resume', () => {
   const c = online(0);
   c.disconnect();
