@@ -164,7 +164,7 @@ func join(l, r *node) *node {
 	if a.bytes+b.bytes > maxLeaf {
 		return concat(l, r)
 	}
-	m := newLeaf(a.s + b.s)
+	m := &node{s: a.s + b.s, bytes: a.bytes + b.bytes, runes: a.runes + b.runes}
 	return concat(concat(dropLast(l), m), dropFirst(r))
 }
 
@@ -188,7 +188,8 @@ func split(n *node, i int) (l, r *node) {
 		return n, nil
 	case n.leaf():
 		b := byteOffset(n.s, n.runes, i)
-		return newLeaf(n.s[:b]), newLeaf(n.s[b:])
+		return &node{s: n.s[:b], bytes: b, runes: i},
+			&node{s: n.s[b:], bytes: n.bytes - b, runes: n.runes - i}
 	case i < n.left.runes:
 		ll, lr := split(n.left, i)
 		return ll, concat(lr, n.right)
