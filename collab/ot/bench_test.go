@@ -79,6 +79,26 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyScattered applies one op of 1,000 small replacements spread
+// over a 1 MiB document (a find-and-replace), on the general path.
+func BenchmarkApplyScattered(b *testing.B) {
+	doc := NewText(benchText(1 << 20))
+	bd := NewBuilder()
+	step := doc.Len() / 1000
+	for range 1000 {
+		bd.Retain(step - 3)
+		bd.Delete(3)
+		bd.Insert("abcd")
+	}
+	op := bd.Build()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := op.Apply(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkApplyTyping types characters one after the other at a moving
 // cursor, each edit applied to the previous version (the rope keeps
 // merging the typed characters into its leaves).
