@@ -23,6 +23,7 @@ try {
     cwd: root,
     encoding: 'utf8',
   });
+  if (run.error) fail(`cannot run ${esbuild}: ${run.error.message} (run npm ci first)`);
   if (run.status !== 0) fail(`esbuild failed:\n${run.stderr}${run.stdout}`);
 
   const dist = join(root, 'dist');
@@ -33,7 +34,7 @@ try {
     if (!have.includes(f)) problems.push(`missing: dist/${f}`);
     else if (!readFileSync(join(out, f)).equals(readFileSync(join(dist, f)))) problems.push(`differs: dist/${f}`);
   }
-  for (const f of have) if (!want.includes(f)) problems.push(`not built from the sources: dist/${f}`);
+  for (const f of have) if (!want.includes(f)) problems.push(`not built from the sources (delete it): dist/${f}`);
   if (problems.length > 0) {
     fail(`frontend/dist does not match a fresh build:\n  ${problems.join('\n  ')}\nRun \`npm run build\` in frontend/ and commit frontend/dist.`);
   }

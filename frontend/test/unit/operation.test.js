@@ -223,7 +223,32 @@ test('properties: random ops', () => {
     // invert undoes
     assert.equal(apply(afterA, invert(a, doc)), doc, msg);
 
+    // transformIndex: the position just before a code point the op keeps is
+    // still just before it (inserts there push it right), and with stickLeft
+    // the position just after a kept code point is still just after it.
+    const oldCps = [...doc];
+    const newCps = [...afterA];
+    const kept = keptIndexes(a, oldCps.length);
+    for (const i of kept) {
+      assert.equal(newCps[transformIndex(i, a)], oldCps[i], msg + ` index ${i}`);
+      assert.equal(newCps[transformIndex(i + 1, a, true) - 1], oldCps[i], msg + ` index ${i + 1} stickLeft`);
+    }
+
     // normalize keeps the effect
     assert.equal(apply(doc, normalize([...a, 0, ''])), afterA, msg);
   }
 });
+
+// keptIndexes returns the code point indexes of a document of length n that
+// op retains (explicitly or by the implicit trailing retain).
+function keptIndexes(op, n) {
+  const out = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c !== 'number') continue;
+    if (c > 0) for (let k = 0; k < c; k++) out.push(pos + k);
+    pos += Math.abs(c);
+  }
+  for (let k = pos; k < n; k++) out.push(k);
+  return out;
+}
