@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"encoding/json"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -45,6 +46,14 @@ func (cl *client) socket(nsp string) *Socket {
 }
 
 func (cl *client) onMessage(data []byte, binary bool) {
+	defer func() {
+		// A panicking handler must not take the whole server down: log it and drop this
+		// client alone (as for a packet it could not handle).
+		if v := recover(); v != nil {
+			cl.srv.cfg.Logger.Error("sockets: handler panic", "sid", cl.conn.ID(), "panic", v, "stack", string(debug.Stack()))
+			cl.conn.Close(ReasonParseError)
+		}
+	}()
 	p, err := cl.dec.Add(data, binary)
 	if err != nil {
 		cl.srv.cfg.Logger.Debug("sockets: bad packet", "sid", cl.conn.ID(), "err", err)

@@ -431,3 +431,24 @@ func TestOnAnyAndDecode(t *testing.T) {
 		t.Fatalf("order %v, want %v", order, want)
 	}
 }
+
+func TestHandlerPanicDropsOnlyThatClient(t *testing.T) {
+	srv, url := newTestServer(t, Config{})
+	reasons := make(chan string, 1)
+	srv.OnConnection(func(s *Socket) {
+		s.On("boom", func(s *Socket, ev *Event) { panic("boom") })
+		s.On("ping", func(s *Socket, ev *Event) { _ = ev.Ack.Reply("pong") })
+		s.OnDisconnect(func(s *Socket, reason string) { reasons <- reason })
+	})
+	ok := dial(t, url)
+	ok.connect("/", "")
+	c := dial(t, url)
+	c.connect("/", "")
+	c.send(`2["boom"]`)
+	c.expectClosed()
+	if r := <-reasons; r != ReasonParseError {
+		t.Fatalf("reason %q", r)
+	}
+	ok.send(`21["ping"]`)
+	ok.expect(`31["pong"]`)
+}

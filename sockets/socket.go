@@ -288,6 +288,9 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (*R
 	}
 	select {
 	case res := <-ch:
+		if res.err != nil && ctx.Err() != nil {
+			return nil, ctx.Err() // the deadline, not AckTimeout, ended the wait
+		}
 		return res.r, res.err
 	case <-ctx.Done():
 		s.dropAck(id)
