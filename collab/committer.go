@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,7 @@ type item struct {
 // run is the committer loop. It returns once closed and drained.
 func (c *committer) run() {
 	var (
-		lastOps  int64         // size of the previous batch
+		target   int64         // records expected in the next batch
 		lastTime time.Duration // duration of the previous commit
 		items    []item
 		writes   []storage.Write
@@ -85,17 +86,25 @@ func (c *committer) run() {
 	for {
 		<-c.wake
 		// Linger: the Submits released by the previous commit are coming
-		// back; wait a little (a fraction of a commit) until about as
-		// many records as last time are queued, so that one fsync serves
-		// them all instead of one batch of one and one of the rest.
-		if n := c.queued.Load(); n > 0 && n < lastOps && lastTime > 0 {
-			timer := time.NewTimer(min(lastTime/4, 2*time.Millisecond))
-		linger:
-			for c.queued.Load() < lastOps {
+		// back with their next op. Let them run (yield while the queue
+		// grows, else wait for a wake-up) until all are queued, next to
+		// what was sequenced during that commit, or until a quarter of a
+		// commit time (at least 100µs, at most 2ms) has passed, so that
+		// one commit serves them all instead of one small batch and one
+		// of the rest.
+		if n := c.queued.Load(); n > 0 && n < target && lastTime > 0 {
+			wait := min(max(lastTime/4, 100*time.Microsecond), 2*time.Millisecond)
+			deadline := time.Now().Add(wait)
+			timer := time.NewTimer(wait)
+			for c.queued.Load() < target && time.Now().Before(deadline) {
+				before := c.queued.Load()
+				runtime.Gosched()
+				if c.queued.Load() > before {
+					continue
+				}
 				select {
 				case <-c.wake:
 				case <-timer.C:
-					break linger
 				}
 			}
 			timer.Stop()
@@ -111,15 +120,17 @@ func (c *committer) run() {
 			lastTime = time.Since(start)
 			c.commits.Add(1)
 			c.nanos.Add(uint64(lastTime))
-			lastOps = 0
+			var n int64
 			for i := range items {
-				lastOps += int64(len(items[i].recs))
+				n += int64(len(items[i].recs))
 			}
+			// Expect the released Submits back, plus what queued meanwhile.
+			target = n + c.queued.Load()
 			if err != nil {
 				c.failed.Add(1)
 				c.fail(items, err)
 			} else {
-				c.ops.Add(uint64(lastOps))
+				c.ops.Add(uint64(n))
 				c.succeed(items)
 			}
 			clear(items)

@@ -195,4 +195,3 @@ func verifyCrashStore(t *testing.T, dir string, acks []crashAck) {
 		}
 	}
 }
-

@@ -120,32 +120,41 @@ func (d *document) lastWait() *commitWait {
 // sequence places op (made on s.BaseRev) after every op since, validates
 // and applies it and hands it to the committer. It returns the revision and
 // the wait to block on (nil when the revision is already durable).
+//
+// The transform over the ops after BaseRev, the expensive part, runs
+// without the lock on a copy of those ops (ot.Op values are immutable);
+// the lock is then taken again to transform over the few ops sequenced
+// meanwhile, apply and append. This keeps the critical section short, so
+// that a hot document's submitters do not queue up on its mutex.
 func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error) {
+	var since []ot.Op
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.gone {
-		return 0, nil, errGone
-	}
-	if d.deleting {
-		return 0, nil, newError(CodeNotFound, "document %q is being deleted", d.id)
-	}
-	d.lastUse = time.Now()
-	if s.BaseRev > d.head {
-		return 0, nil, newError(CodeConflict, "base revision %d is ahead of the head %d", s.BaseRev, d.head)
-	}
-	if oldest := d.head - uint64(len(d.log)); s.BaseRev < oldest {
-		return 0, nil, newError(CodeConflict, "base revision %d is older than the retained log (from %d)", s.BaseRev, oldest)
-	}
-	// Exactly once: the same (client, seq) after BaseRev is this op again.
-	start := len(d.log) - int(d.head-s.BaseRev)
-	for i := start; i < len(d.log); i++ {
-		e := &d.log[i]
-		if e.rec.Seq == s.Seq && e.rec.Client == s.Client {
-			return e.rec.Rev, e.wait, nil
+	rev, w, base, err := d.check(s, s.BaseRev)
+	if err == nil && w == nil && rev == 0 && base < d.head {
+		since = make([]ot.Op, 0, d.head-base)
+		for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+			since = append(since, d.log[i].op)
 		}
 	}
-	var err error
-	for i := start; i < len(d.log); i++ {
+	d.mu.Unlock()
+	if err != nil || rev != 0 {
+		return rev, w, err
+	}
+	for _, prior := range since {
+		if _, op, err = ot.Transform(prior, op); err != nil {
+			return 0, nil, opError(err)
+		}
+	}
+	base += uint64(len(since))
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Ops sequenced while the lock was free: check them for this op
+	// (a concurrent resubmission) and transform over them.
+	if rev, w, _, err = d.check(s, base); err != nil || rev != 0 {
+		return rev, w, err
+	}
+	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
 		if _, op, err = ot.Transform(d.log[i].op, op); err != nil {
 			return 0, nil, opError(err)
 		}
@@ -186,4 +195,32 @@ func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error
 	d.text = text
 	d.h.c.added()
 	return d.head, d.wait, nil
+}
+
+// check validates base against the log and looks for s among the ops after
+// base. It returns the earlier revision (and its wait) when s was already
+// sequenced, or base when the op must be transformed over the ops after
+// it. mu must be held.
+func (d *document) check(s *Submission, base uint64) (rev uint64, w *commitWait, _ uint64, err error) {
+	if d.gone {
+		return 0, nil, 0, errGone
+	}
+	if d.deleting {
+		return 0, nil, 0, newError(CodeNotFound, "document %q is being deleted", d.id)
+	}
+	d.lastUse = time.Now()
+	if base > d.head {
+		return 0, nil, 0, newError(CodeConflict, "base revision %d is ahead of the head %d", base, d.head)
+	}
+	if oldest := d.head - uint64(len(d.log)); base < oldest {
+		return 0, nil, 0, newError(CodeConflict, "base revision %d is older than the retained log (from %d)", base, oldest)
+	}
+	// Exactly once: the same (client, seq) after base is this op again.
+	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+		e := &d.log[i]
+		if e.rec.Seq == s.Seq && e.rec.Client == s.Client {
+			return e.rec.Rev, e.wait, 0, nil
+		}
+	}
+	return 0, nil, base, nil
 }
