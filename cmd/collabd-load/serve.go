@@ -1,5 +1,117 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
 
-func serveSockets(args []string) error { return errors.New("not yet") }
+	"github.com/collabd/collabd/sockets"
+)
+
+// benchServer is the Socket.IO server the "sockets" scenarios start as a
+// child process. Handlers (namespace "/"):
+//
+//	bench-join (room, ack)          join room, then ack()
+//	bench-bcast (room, t, pad, ack?) emit bench-msg (t, pad) to room's members but the sender, then ack()
+//	bench-stats (ack)               ack({reasons: {socketID: server-side disconnect reason}})
+type benchServer struct {
+	mu      sync.Mutex        // guards reasons
+	reasons map[string]string // socket id -> disconnect reason
+}
+
+// maxBenchReasons bounds the reason table.
+const maxBenchReasons = 1_000_000
+
+func serveSockets(args []string) error {
+	fs := flag.NewFlagSet("serve-sockets", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	queue := fs.Int("queue", 0, "per-connection write queue length in messages (0: the sockets default)")
+	pingInterval := fs.Duration("ping-interval", 25*time.Second, "Engine.IO ping interval")
+	pingTimeout := fs.Duration("ping-timeout", 20*time.Second, "Engine.IO ping timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b := &benchServer{reasons: make(map[string]string)}
+	srv, err := sockets.New(sockets.Config{
+		PingInterval:   *pingInterval,
+		PingTimeout:    *pingTimeout,
+		WriteQueueSize: *queue,
+	})
+	if err != nil {
+		return err
+	}
+	srv.OnConnection(b.onConnection)
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Printf("listening on http://%s\n", ln.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if herr := hs.Shutdown(sctx); herr != nil {
+		err = errors.Join(err, herr)
+	}
+	return err
+}
+
+func (b *benchServer) onConnection(s *sockets.Socket) {
+	s.OnDisconnect(func(s *sockets.Socket, reason string) {
+		b.mu.Lock()
+		if len(b.reasons) < maxBenchReasons {
+			b.reasons[s.ID()] = reason
+		}
+		b.mu.Unlock()
+	})
+	s.On("bench-join", func(s *sockets.Socket, ev *sockets.Event) {
+		var room string
+		if ev.Decode(&room) != nil {
+			return
+		}
+		s.Join(room)
+		if ev.Ack.Wanted() {
+			_ = ev.Ack.Reply()
+		}
+	})
+	s.On("bench-bcast", func(s *sockets.Socket, ev *sockets.Event) {
+		var room string
+		if ev.Decode(&room) != nil {
+			return
+		}
+		// the raw JSON arguments go out as they came: no re-encoding
+		_ = s.To(room).Emit("bench-msg", ev.Raw(1), ev.Raw(2))
+		if ev.Ack.Wanted() {
+			_ = ev.Ack.Reply()
+		}
+	})
+	s.On("bench-stats", func(s *sockets.Socket, ev *sockets.Event) {
+		b.mu.Lock()
+		reasons := make(map[string]string, len(b.reasons))
+		for k, v := range b.reasons {
+			reasons[k] = v
+		}
+		b.mu.Unlock()
+		_ = ev.Ack.Reply(map[string]any{"reasons": reasons})
+	})
+}

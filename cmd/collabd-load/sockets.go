@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -17,6 +19,34 @@ import (
 
 	"github.com/collabd/collabd/cmd/collabd-load/internal/sioclient"
 )
+
+// out receives the report.
+var out io.Writer = os.Stdout
+
+// idleResult, broadcastResult and overloadResult are what the scenarios
+// measured (also printed).
+type idleResult struct {
+	Opened, Held, Failed int
+	BytesPerConn         float64
+}
+
+type broadcastResult struct {
+	Sent               int
+	Deliveries, Want   int64
+	PerSecond          float64
+	P50, P95, P99      time.Duration
+	CPUPerThousand     time.Duration
+	ReceiversConnected int
+	SenderConnected    bool
+}
+
+type overloadResult struct {
+	Sent                       int
+	PeakRSS                    int64
+	SlowDropped, NormalDropped int
+	Reasons                    map[string]int // server-side reasons of dropped receivers
+	SenderDropped              bool
+}
 
 // socketsConfig holds the flags of "collabd-load sockets".
 type socketsConfig struct {
@@ -71,7 +101,7 @@ func runSockets(args []string) error {
 	if err != nil {
 		return fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
 	}
-	fmt.Printf("RLIMIT_NOFILE %d (inherited by the server)\n", limit)
+	fmt.Fprintf(out, "RLIMIT_NOFILE %d (inherited by the server)\n", limit)
 	ctx, cancel := context.WithTimeout(context.Background(), c.deadline)
 	defer cancel()
 
@@ -80,12 +110,12 @@ func runSockets(args []string) error {
 		want[strings.TrimSpace(s)] = true
 	}
 	if want["idle"] || want["broadcast"] {
-		if err := runIdleAndBroadcast(ctx, c, want["idle"], want["broadcast"]); err != nil {
+		if _, _, err := runIdleAndBroadcast(ctx, c, want["idle"], want["broadcast"]); err != nil {
 			return err
 		}
 	}
 	if want["overload"] {
-		if err := runOverload(ctx, c); err != nil {
+		if _, err := runOverload(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -227,21 +257,21 @@ func alive(cls []*sioclient.Client) int {
 
 const mib = 1 << 20
 
-func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast bool) error {
+func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast bool) (*idleResult, *broadcastResult, error) {
 	srv, err := startChild(ctx, 30*time.Second, serverArgs(c)...)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer func() {
 		if err := srv.stop(30 * time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping server:", err)
 		}
 	}()
-	fmt.Printf("server pid %d on %s\n", srv.PID, srv.Addr)
+	fmt.Fprintf(out, "server pid %d on %s\n", srv.PID, srv.Addr)
 	time.Sleep(500 * time.Millisecond)
 	rss0, _, err := procMem(srv.PID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	n := c.receivers
 	if doIdle && c.idle > n {
@@ -259,29 +289,33 @@ func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast b
 	defer closeAll(clients)
 	dialTime := time.Since(start)
 	if failed > 0 {
-		fmt.Printf("  %d connections failed; first error: %v\n", failed, ferr)
+		fmt.Fprintf(out, "  %d connections failed; first error: %v\n", failed, ferr)
 	}
+	var ir *idleResult
 	if doIdle {
 		time.Sleep(c.hold)
 		rss1, _, err := procMem(srv.PID)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		held := alive(clients)
-		fmt.Printf("\n== idle: %d WebSocket Socket.IO clients (namespace /)\n", n)
-		fmt.Printf("  opened in %v, held after %v: %d (failed %d)\n", dialTime.Round(time.Millisecond), c.hold, held, failed)
-		fmt.Printf("  server RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(rss0)/mib, float64(rss1)/mib)
+		ir = &idleResult{Opened: n, Held: held, Failed: failed}
+		fmt.Fprintf(out, "\n== idle: %d WebSocket Socket.IO clients (namespace /)\n", n)
+		fmt.Fprintf(out, "  opened in %v, held after %v: %d (failed %d)\n", dialTime.Round(time.Millisecond), c.hold, held, failed)
+		fmt.Fprintf(out, "  server RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(rss0)/mib, float64(rss1)/mib)
 		if held > 0 {
-			fmt.Printf("  server memory per idle connection: %.2f KiB (RSS delta / %d)\n", float64(rss1-rss0)/1024/float64(held), held)
+			ir.BytesPerConn = float64(rss1-rss0) / float64(held)
+			fmt.Fprintf(out, "  server memory per idle connection: %.2f KiB (RSS delta / %d)\n", ir.BytesPerConn/1024, held)
 		}
 	}
 	if !doBcast {
-		return nil
+		return ir, nil, nil
 	}
 	if len(clients) < c.receivers {
-		return fmt.Errorf("broadcast: only %d clients connected, need %d receivers", len(clients), c.receivers)
+		return ir, nil, fmt.Errorf("broadcast: only %d clients connected, need %d receivers", len(clients), c.receivers)
 	}
-	return runBroadcast(ctx, c, srv, clients[:c.receivers], recs[:c.receivers], len(clients))
+	br, err := runBroadcast(ctx, c, srv, clients[:c.receivers], recs[:c.receivers], len(clients))
+	return ir, br, err
 }
 
 // joinRoom makes every client join room (acknowledged), a few at a time.
@@ -314,13 +348,13 @@ func percentiles(lat []time.Duration) (p50, p95, p99, max time.Duration) {
 	return at(0.50), at(0.95), at(0.99), lat[len(lat)-1]
 }
 
-func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []*sioclient.Client, recs []*recorder, connected int) error {
+func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []*sioclient.Client, recs []*recorder, connected int) (*broadcastResult, error) {
 	if err := joinRoom(receivers, "bench"); err != nil {
-		return fmt.Errorf("joining the bench room: %w", err)
+		return nil, fmt.Errorf("joining the bench room: %w", err)
 	}
 	sender, err := sioclient.Dial(ctx, sioclient.Config{Addr: srv.Addr})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer sender.Close()
 	pad := strings.Repeat("x", c.payload)
@@ -331,7 +365,7 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 	// warm up
 	for i := 0; i < 20; i++ {
 		if _, err := sender.Call(10*time.Second, "bench-bcast", "bench", time.Now().UnixNano(), pad); err != nil {
-			return fmt.Errorf("warm-up broadcast: %w", err)
+			return nil, fmt.Errorf("warm-up broadcast: %w", err)
 		}
 	}
 	waitDeliveries(&total, int64(20*len(recs)), 5*time.Second)
@@ -342,7 +376,7 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 
 	cpu0, err := procCPU(srv.PID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sem := make(chan struct{}, c.window)
 	start := time.Now()
@@ -352,7 +386,7 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 		sem <- struct{}{}
 		err := sender.EmitAck(func([]byte) { <-sem }, "bench-bcast", "bench", time.Now().UnixNano(), pad)
 		if err != nil {
-			return fmt.Errorf("broadcast: %w", err)
+			return nil, fmt.Errorf("broadcast: %w", err)
 		}
 		sent++
 	}
@@ -361,25 +395,28 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 	elapsed := time.Since(start)
 	cpu1, err := procCPU(srv.PID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var lat []time.Duration
 	for _, r := range recs {
 		lat = append(lat, r.latencies()...)
 	}
 	p50, p95, p99, pmax := percentiles(lat)
-	fmt.Printf("\n== broadcast: 1 sender, %d receivers in a room, %d connections open, window %d, %d-byte padding\n",
+	fmt.Fprintf(out, "\n== broadcast: 1 sender, %d receivers in a room, %d connections open, window %d, %d-byte padding\n",
 		len(recs), connected+1, c.window, c.payload)
-	fmt.Printf("  broadcasts sent %d, deliveries %d of %d in %v\n", sent, got, want, elapsed.Round(time.Millisecond))
-	fmt.Printf("  deliveries per second: %.0f\n", float64(got)/elapsed.Seconds())
-	fmt.Printf("  delivery latency: p50 %v, p95 %v, p99 %v, max %v (%d samples)\n",
+	fmt.Fprintf(out, "  broadcasts sent %d, deliveries %d of %d in %v\n", sent, got, want, elapsed.Round(time.Millisecond))
+	fmt.Fprintf(out, "  deliveries per second: %.0f\n", float64(got)/elapsed.Seconds())
+	fmt.Fprintf(out, "  delivery latency: p50 %v, p95 %v, p99 %v, max %v (%d samples)\n",
 		p50.Round(time.Microsecond), p95.Round(time.Microsecond), p99.Round(time.Microsecond), pmax.Round(time.Microsecond), len(lat))
+	res := &broadcastResult{Sent: sent, Deliveries: got, Want: want, PerSecond: float64(got) / elapsed.Seconds(),
+		P50: p50, P95: p95, P99: p99, ReceiversConnected: alive(receivers), SenderConnected: sender.Err() == nil}
 	if got > 0 {
 		cpu := cpu1 - cpu0
-		fmt.Printf("  server CPU: %v total, %.2f ms per 1,000 deliveries\n", cpu, float64(cpu)/float64(time.Millisecond)/float64(got)*1000)
+		res.CPUPerThousand = time.Duration(float64(cpu) / float64(got) * 1000)
+		fmt.Fprintf(out, "  server CPU: %v total, %.2f ms per 1,000 deliveries\n", cpu, float64(cpu)/float64(time.Millisecond)/float64(got)*1000)
 	}
-	fmt.Printf("  receivers still connected: %d of %d, sender connected: %v\n", alive(receivers), len(receivers), sender.Err() == nil)
-	return nil
+	fmt.Fprintf(out, "  receivers still connected: %d of %d, sender connected: %v\n", res.ReceiversConnected, len(receivers), res.SenderConnected)
+	return res, nil
 }
 
 // waitDeliveries waits until total reaches want or timeout passes; it
@@ -392,10 +429,10 @@ func waitDeliveries(total *atomic.Int64, want int64, timeout time.Duration) int6
 	return total.Load()
 }
 
-func runOverload(ctx context.Context, c socketsConfig) error {
+func runOverload(ctx context.Context, c socketsConfig) (*overloadResult, error) {
 	srv, err := startChild(ctx, 30*time.Second, serverArgs(c)...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err := srv.stop(30 * time.Second); err != nil {
@@ -420,15 +457,15 @@ func runOverload(ctx context.Context, c socketsConfig) error {
 	if failed > 0 {
 		all, _ := connected(receivers, recs)
 		closeAll(all)
-		return fmt.Errorf("overload: %d receivers failed to connect: %v", failed, ferr)
+		return nil, fmt.Errorf("overload: %d receivers failed to connect: %v", failed, ferr)
 	}
 	defer closeAll(receivers)
 	if err := joinRoom(receivers, "bench"); err != nil {
-		return fmt.Errorf("joining the bench room: %w", err)
+		return nil, fmt.Errorf("joining the bench room: %w", err)
 	}
 	sender, err := sioclient.Dial(ctx, sioclient.Config{Addr: srv.Addr})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer sender.Close()
 	rssStart, _, _ := procMem(srv.PID)
@@ -492,7 +529,7 @@ func runOverload(ctx context.Context, c socketsConfig) error {
 				reasons = ans[0].Reasons
 			}
 		} else {
-			fmt.Println("  bench-stats:", err)
+			fmt.Fprintln(out, "  bench-stats:", err)
 		}
 	}
 	type tally struct {
@@ -521,22 +558,28 @@ func runOverload(ctx context.Context, c socketsConfig) error {
 	// every receiver connected (checked above), so the first nslow are the slow ones
 	slow := count(receivers[:nslow], recs[:nslow])
 	fast := count(receivers[nslow:], recs[nslow:])
-	fmt.Printf("\n== overload: %d broadcasts/s for %v to %d receivers (%d slow: %v per message, SO_RCVBUF %d), %d-byte padding\n",
+	fmt.Fprintf(out, "\n== overload: %d broadcasts/s for %v to %d receivers (%d slow: %v per message, SO_RCVBUF %d), %d-byte padding\n",
 		c.ovRate, c.ovDur, c.ovReceivers, nslow, c.slowDelay, c.slowRcvBuf, c.ovPayload)
-	fmt.Printf("  broadcasts sent %d in %v (%.0f/s)\n", sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds())
-	fmt.Printf("  server RSS: %.1f MiB at start, peak %.1f MiB\n", float64(rssStart)/mib, float64(peak.Load())/mib)
-	fmt.Printf("  server CPU during the run: %v\n", (cpu1 - cpu0).Round(time.Millisecond))
-	fmt.Printf("  slow receivers disconnected: %d of %d %v\n", slow.dropped, nslow, slow.why)
-	fmt.Printf("  normal receivers disconnected: %d of %d %v\n", fast.dropped, len(receivers)-nslow, fast.why)
+	fmt.Fprintf(out, "  broadcasts sent %d in %v (%.0f/s)\n", sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds())
+	fmt.Fprintf(out, "  server RSS: %.1f MiB at start, peak %.1f MiB\n", float64(rssStart)/mib, float64(peak.Load())/mib)
+	fmt.Fprintf(out, "  server CPU during the run: %v\n", (cpu1 - cpu0).Round(time.Millisecond))
+	fmt.Fprintf(out, "  slow receivers disconnected: %d of %d %v\n", slow.dropped, nslow, slow.why)
+	fmt.Fprintf(out, "  normal receivers disconnected: %d of %d %v\n", fast.dropped, len(receivers)-nslow, fast.why)
 	p50, p95, p99, pmax := percentiles(fast.lat)
-	fmt.Printf("  normal receivers still connected: deliveries %d, latency p50 %v p95 %v p99 %v max %v\n",
+	fmt.Fprintf(out, "  normal receivers still connected: deliveries %d, latency p50 %v p95 %v p99 %v max %v\n",
 		fast.got, p50.Round(time.Microsecond), p95.Round(time.Microsecond), p99.Round(time.Microsecond), pmax.Round(time.Microsecond))
-	if r, ok := reasons[sender.ID]; ok || !senderOK {
-		fmt.Printf("  SENDER DROPPED: server reason %q, client error %v\n", r, sender.Err())
-	} else {
-		fmt.Printf("  sender still connected: yes\n")
+	res := &overloadResult{Sent: sent, PeakRSS: peak.Load(), SlowDropped: slow.dropped, NormalDropped: fast.dropped,
+		Reasons: maps.Clone(slow.why)}
+	for k, v := range fast.why {
+		res.Reasons[k] += v
 	}
-	return nil
+	if r, ok := reasons[sender.ID]; ok || !senderOK {
+		res.SenderDropped = true
+		fmt.Fprintf(out, "  SENDER DROPPED: server reason %q, client error %v\n", r, sender.Err())
+	} else {
+		fmt.Fprintf(out, "  sender still connected: yes\n")
+	}
+	return res, nil
 }
 
 func shortErr(err error) string {
