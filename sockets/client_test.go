@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(benchClientsEnv); spec != "" {
+		runBenchClients(spec) // the client process of BenchmarkBroadcast1000
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const waitTime = 5 * time.Second
 
