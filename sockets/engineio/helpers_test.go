@@ -45,9 +45,9 @@ type harness struct {
 func newHarness(t testing.TB, cfg Config, echo bool) *harness {
 	t.Helper()
 	h := &harness{
-		conns:  make(chan *Conn, 1024),
+		conns:  make(chan *Conn, 1<<14),
 		msgs:   make(chan event, 4096),
-		closes: make(chan event, 1024),
+		closes: make(chan event, 1<<14),
 	}
 	user := cfg.OnConnection
 	cfg.OnConnection = func(c *Conn) {
@@ -277,4 +277,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// httptestRequest is a handshake request for sessions made without HTTP.
+func httptestRequest() *http.Request {
+	return httptest.NewRequest("GET", "/engine.io/?EIO=4&transport=polling", nil)
 }

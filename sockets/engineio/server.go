@@ -121,7 +121,7 @@ func NewServer(cfg Config) *Server {
 		done:  make(chan struct{}),
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  512,
+		ReadBufferSize:  0, // use the small buffer smallReaderHijacker supplies
 		WriteBufferSize: 4096,
 		WriteBufferPool: writeBufferPool,
 		// The origin was checked before the upgrade.
@@ -309,8 +309,7 @@ func (s *Server) originAllowed(r *http.Request, origin string) bool {
 
 // newConn builds a session for the handshake request r.
 func (s *Server) newConn(r *http.Request, transport int) *Conn {
-	req := r.Clone(context.Background())
-	req.Body = http.NoBody
+	req := compactRequest(r)
 	c := &Conn{
 		srv:       s,
 		id:        newID(),
@@ -321,6 +320,51 @@ func (s *Server) newConn(r *http.Request, transport int) *Conn {
 	c.lastSeen.Store(int64(now))
 	c.nextPing = now + s.cfg.PingInterval
 	return c
+}
+
+// handshakeHeaders are not kept in Conn.Request: they only served the
+// WebSocket handshake.
+var handshakeHeaders = map[string]bool{
+	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true,
+	"Sec-Websocket-Version": true, "Sec-Websocket-Extensions": true,
+}
+
+// compactRequest returns a copy of the handshake request that holds only
+// what Conn.Request promises (method, URL, headers, host, remote address,
+// TLS state), with its own copies of the header strings so that nothing
+// else of the request stays reachable.
+func compactRequest(r *http.Request) *http.Request {
+	var h http.Header
+	for k, vs := range r.Header {
+		if handshakeHeaders[k] {
+			continue
+		}
+		if h == nil {
+			h = make(http.Header, len(r.Header))
+		}
+		cp := make([]string, len(vs))
+		for i, v := range vs {
+			cp[i] = strings.Clone(v)
+		}
+		h[strings.Clone(k)] = cp
+	}
+	if h == nil {
+		h = http.Header{}
+	}
+	u := *r.URL
+	return &http.Request{
+		Method:     r.Method,
+		URL:        &u,
+		Proto:      r.Proto,
+		ProtoMajor: r.ProtoMajor,
+		ProtoMinor: r.ProtoMinor,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       r.Host,
+		RemoteAddr: r.RemoteAddr,
+		RequestURI: r.RequestURI,
+		TLS:        r.TLS,
+	}
 }
 
 // openPacket returns the open packet's JSON for c.

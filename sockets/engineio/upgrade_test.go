@@ -126,7 +126,13 @@ func TestUpgradeAborted(t *testing.T) {
 		send(t, ws, websocket.TextMessage, "2nope")
 		expectClosed(t, ws)
 	})
+	notUpgrading := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.upgrading
+	}
 	t.Run("no upgrade packet", func(t *testing.T) {
+		waitFor(t, "the first upgrade to be abandoned", notUpgrading)
 		ws := h.dial(t, "EIO=4&transport=websocket&sid="+sid)
 		send(t, ws, websocket.TextMessage, "2probe")
 		if _, data := read(t, ws); data != "3probe" {
@@ -134,11 +140,7 @@ func TestUpgradeAborted(t *testing.T) {
 		}
 		expectClosed(t, ws) // UpgradeTimeout
 	})
-	waitFor(t, "the upgrade to be abandoned", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return !c.upgrading
-	})
+	waitFor(t, "the upgrade to be abandoned", notUpgrading)
 	if c.Transport() != "polling" {
 		t.Fatalf("transport %q", c.Transport())
 	}

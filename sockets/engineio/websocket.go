@@ -1,9 +1,11 @@
 package engineio
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -18,14 +20,44 @@ var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledReadBuf: larger read buffers are not kept in the pool.
 const maxPooledReadBuf = 64 << 10
 
+// readBufferSize is the size of each WebSocket's read buffer.
+const readBufferSize = 288
+
+// smallReaderHijacker hands gorilla a small read buffer of our own, so that
+// the reader can tell whether bytes are buffered before it parks.
+type smallReaderHijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *smallReaderHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		return conn, brw, err // gorilla refuses early data itself
+	}
+	h.br = bufio.NewReaderSize(conn, readBufferSize)
+	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
+}
+
+// upgrade completes the WebSocket handshake; br is the connection's read
+// buffer (nil if gorilla made its own).
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *bufio.Reader, error) {
+	hj := &smallReaderHijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hj, r, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws.SetReadLimit(int64(s.cfg.MaxPayload))
+	return ws, hj.br, nil
+}
+
 // handshakeWebSocket opens a session directly over WebSocket.
 func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	ws, br, err := s.upgrade(w, r)
 	if err != nil {
 		s.log.Debug("engineio: websocket handshake failed", "err", err)
 		return
 	}
-	ws.SetReadLimit(int64(s.cfg.MaxPayload))
 	c := s.newConn(r, transportWebSocket)
 	c.ws = ws
 	open := s.openPacket(c, false)
@@ -43,7 +75,7 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.startHeartbeat()
 	s.log.Debug("engineio: session opened", "sid", c.id, "transport", "websocket")
 	s.track()
-	go c.readLoop(ws)
+	go c.readLoop(ws, br)
 }
 
 // serveUpgrade starts the upgrade of a polling session to WebSocket.
@@ -62,14 +94,13 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	c.upgrading = true
 	c.mu.Unlock()
 
-	ws, err := c.srv.upgrader.Upgrade(w, r, nil)
+	ws, br, err := c.srv.upgrade(w, r)
 	if err != nil {
 		c.mu.Lock()
 		c.upgrading = false
 		c.mu.Unlock()
 		return
 	}
-	ws.SetReadLimit(int64(c.srv.cfg.MaxPayload))
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -79,13 +110,13 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	c.probeWS = ws
 	c.mu.Unlock()
 	c.srv.track()
-	go c.probe(ws)
+	go c.probe(ws, br)
 }
 
 // probe runs the upgrade handshake on ws ("2probe", "3probe", then "5") and
 // then becomes the connection's reader. On failure the session stays on
 // polling.
-func (c *Conn) probe(ws *websocket.Conn) {
+func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	fail := func() {
 		_ = ws.Close()
 		c.mu.Lock()
@@ -143,46 +174,58 @@ func (c *Conn) probe(ws *websocket.Conn) {
 	c.kickLocked()     // the writer takes over the queue
 	c.mu.Unlock()
 	c.srv.log.Debug("engineio: session upgraded", "sid", c.id)
-	c.readLoop(ws)
+	c.readLoop(ws, br)
 }
 
 // readLoop reads ws until it fails or the session closes. It is the only
-// reader of ws. It ends the tracking started for it.
-func (c *Conn) readLoop(ws *websocket.Conn) {
+// reader of ws. It ends the tracking started for it. br, if not nil, is
+// ws's read buffer: while it is empty the loop parks in a shallow wait for
+// the socket to become readable, so that idle connections keep small
+// stacks.
+func (c *Conn) readLoop(ws *websocket.Conn, br *bufio.Reader) {
 	defer c.srv.untrack()
+	var wait func()
+	if br != nil {
+		wait = idleWaiter(ws.UnderlyingConn())
+	}
 	for {
-		typ, rd, err := ws.NextReader()
-		if err != nil {
-			c.readFailed(err)
-			return
+		if wait != nil && br.Buffered() == 0 {
+			wait()
 		}
-		buf := readBufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, err = buf.ReadFrom(rd)
-		if err != nil {
-			putReadBuf(buf)
-			c.readFailed(err)
-			return
-		}
-		var p Packet
-		if typ == websocket.BinaryMessage {
-			p = Packet{Type: typeMessage, Data: buf.Bytes(), Binary: true}
-		} else {
-			p, err = decodeTextPacket(buf.Bytes())
-			if err != nil {
-				putReadBuf(buf)
-				c.closeWith("parse error", err, closeAbort)
-				return
-			}
-		}
-		c.recvMu.Lock()
-		ok := c.handlePacket(p)
-		c.recvMu.Unlock()
-		putReadBuf(buf)
-		if !ok {
+		if !c.readMessage(ws) {
 			return
 		}
 	}
+}
+
+// readMessage reads and handles one message; it returns false when the
+// reader must stop.
+func (c *Conn) readMessage(ws *websocket.Conn) bool {
+	typ, rd, err := ws.NextReader()
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	buf := readBufPool.Get().(*bytes.Buffer)
+	defer putReadBuf(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(rd); err != nil {
+		c.readFailed(err)
+		return false
+	}
+	var p Packet
+	if typ == websocket.BinaryMessage {
+		p = Packet{Type: typeMessage, Data: buf.Bytes(), Binary: true}
+	} else {
+		p, err = decodeTextPacket(buf.Bytes())
+		if err != nil {
+			c.closeWith("parse error", err, closeAbort)
+			return false
+		}
+	}
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
+	return c.handlePacket(p)
 }
 
 func putReadBuf(buf *bytes.Buffer) {

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package engineio
+
+import "net"
+
+// idleWaiter is only implemented on Linux; elsewhere the reader blocks in
+// its read.
+func idleWaiter(net.Conn) func() { return nil }
