@@ -87,8 +87,12 @@ func runSubmitters(b *testing.B, h *Hub, docs []string, perDoc int) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "ops/commit")
 	b.ReportMetric(float64(commitTime.Microseconds())/1000, "commit-ms")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(p99)/float64(commitTime), "p99/commit")
+	// Share of the wall time the store spent committing: near 1, the
+	// disk is the bottleneck.
+	b.ReportMetric(float64(after.CommitTime-before.CommitTime)/float64(elapsed), "store-busy")
 	bound := float64(workers) / commitTime.Seconds()
 	b.ReportMetric(opsPerSec/bound, "of-fsync-bound")
 }
