@@ -20,10 +20,12 @@ type memoryAdapter struct {
 	// sequence numbers follow that order. Held while sending (sending never blocks).
 	bmu sync.Mutex
 
-	mu    sync.RWMutex // guards rooms, sids and socks
-	rooms map[string]map[string]*Socket
-	sids  map[string]map[string]struct{}
-	socks map[string]*Socket
+	// A socket's own id room is implicit (socks), not stored in rooms or sids: it saves two
+	// maps per connection.
+	mu    sync.RWMutex                   // guards rooms, sids and socks
+	rooms map[string]map[string]*Socket  // room -> members, id rooms excluded
+	sids  map[string]map[string]struct{} // socket id -> its rooms but its id; nil until it joins one
+	socks map[string]*Socket             // every socket (and so every id room)
 
 	pmu       sync.Mutex // guards seq, packets, sessions and sessOrder
 	seq       uint64
@@ -70,16 +72,19 @@ func (a *memoryAdapter) AddAll(id string, rooms []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.socks[id] = s
-	mine := a.sids[id]
-	if mine == nil {
-		mine = make(map[string]struct{}, len(rooms))
-		a.sids[id] = mine
-	}
 	for _, r := range rooms {
+		if r == id {
+			continue
+		}
+		mine := a.sids[id]
+		if mine == nil {
+			mine = make(map[string]struct{}, 1)
+			a.sids[id] = mine
+		}
 		mine[r] = struct{}{}
 		m := a.rooms[r]
 		if m == nil {
-			m = make(map[string]*Socket)
+			m = make(map[string]*Socket, 1)
 			a.rooms[r] = m
 		}
 		m[id] = s
@@ -96,6 +101,9 @@ func (a *memoryAdapter) delLocked(id, r string) {
 	}
 	if mine := a.sids[id]; mine != nil {
 		delete(mine, r)
+		if len(mine) == 0 {
+			delete(a.sids, id)
+		}
 	}
 }
 
@@ -118,15 +126,38 @@ func (a *memoryAdapter) DelAll(id string) {
 func (a *memoryAdapter) SocketRooms(id string) []string {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	mine := a.sids[id]
-	if mine == nil {
+	if _, ok := a.socks[id]; !ok {
 		return nil
 	}
-	out := make([]string, 0, len(mine))
+	mine := a.sids[id]
+	out := make([]string, 0, 1+len(mine))
+	out = append(out, id)
 	for r := range mine {
 		out = append(out, r)
 	}
 	return out
+}
+
+// inRoomLocked reports whether socket id is a member of room r. a.mu must be held.
+func (a *memoryAdapter) inRoomLocked(id, r string) bool {
+	if r == id {
+		return true
+	}
+	_, ok := a.rooms[r][id]
+	return ok
+}
+
+// membersLocked calls fn for every member of room r. a.mu must be held.
+func (a *memoryAdapter) membersLocked(r string, fn func(id string, s *Socket)) {
+	m := a.rooms[r]
+	for id, s := range m {
+		fn(id, s)
+	}
+	if s, ok := a.socks[r]; ok {
+		if _, dup := m[r]; !dup {
+			fn(r, s)
+		}
+	}
 }
 
 // collect appends the sockets opts selects to dst.
@@ -135,7 +166,7 @@ func (a *memoryAdapter) collect(opts BroadcastOptions, dst []*Socket) []*Socket 
 	defer a.mu.RUnlock()
 	excluded := func(id string) bool {
 		for _, r := range opts.Except {
-			if _, ok := a.rooms[r][id]; ok {
+			if a.inRoomLocked(id, r) {
 				return true
 			}
 		}
@@ -149,21 +180,21 @@ func (a *memoryAdapter) collect(opts BroadcastOptions, dst []*Socket) []*Socket 
 			}
 		}
 	case 1:
-		for id, s := range a.rooms[opts.Rooms[0]] {
+		a.membersLocked(opts.Rooms[0], func(id string, s *Socket) {
 			if !excluded(id) {
 				dst = append(dst, s)
 			}
-		}
+		})
 	default:
 		seen := make(map[string]struct{})
 		for _, r := range opts.Rooms {
-			for id, s := range a.rooms[r] {
+			a.membersLocked(r, func(id string, s *Socket) {
 				if _, dup := seen[id]; dup || excluded(id) {
-					continue
+					return
 				}
 				seen[id] = struct{}{}
 				dst = append(dst, s)
-			}
+			})
 		}
 	}
 	return dst

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,43 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		s.Join("room")
 		joined <- struct{}{}
 	})
+	received, ready := startBenchClients(b, url, n)
+	for range n {
+		<-joined
+	}
+	<-ready
+	payload := map[string]any{"doc": "readme", "rev": 42, "op": []any{5, "hello", -3}, "client": "c1", "seq": 9}
+	room := srv.To("room")
+	base := received.Load()
+	wait := func(want int64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for received.Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("received %d of %d", received.Load(), want)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	i := 0
+	for b.Loop() {
+		if err := room.Emit("doc:op", payload); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		if i%32 == 0 {
+			wait(base + int64(i)*n)
+		}
+	}
+	wait(base + int64(i)*n)
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(i), "server-cpu-ms/1000-deliveries")
+}
+
+// startBenchClients starts the client process with n clients against url. received counts
+// the messages they got; ready is closed once all are connected.
+func startBenchClients(b *testing.B, url string, n int) (*atomic.Int64, chan struct{}) {
+	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchClientsEnv+"="+url+" "+strconv.Itoa(n))
 	stdin, err := cmd.StdinPipe()
@@ -120,34 +158,31 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		_ = cmd.Wait()
 		<-readDone
 	})
-	for range n {
-		<-joined
-	}
-	<-ready
-	payload := map[string]any{"doc": "readme", "rev": 42, "op": []any{5, "hello", -3}, "client": "c1", "seq": 9}
-	room := srv.To("room")
-	base := received.Load()
-	wait := func(want int64) {
-		deadline := time.Now().Add(30 * time.Second)
-		for received.Load() < want {
-			if time.Now().After(deadline) {
-				b.Fatalf("received %d of %d", received.Load(), want)
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	i := 0
+	return &received, ready
+}
+
+// BenchmarkIdleConnections reports the server's memory per idle WebSocket connection connected
+// to "/" (heap and goroutine stacks after GC, clients in a child process).
+func BenchmarkIdleConnections(b *testing.B) {
+	const n = 2000
 	for b.Loop() {
-		if err := room.Emit("doc:op", payload); err != nil {
-			b.Fatal(err)
+		srv, url := newTestServer(b, Config{})
+		joined := make(chan struct{}, n)
+		srv.OnConnection(func(s *Socket) { joined <- struct{}{} })
+		before := memInUse()
+		_, ready := startBenchClients(b, url, n)
+		for range n {
+			<-joined
 		}
-		i++
-		if i%32 == 0 {
-			wait(base + int64(i)*n)
-		}
+		<-ready
+		time.Sleep(200 * time.Millisecond)
+		b.ReportMetric(float64(memInUse()-before)/n, "server-bytes/conn")
 	}
-	wait(base + int64(i)*n)
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(i), "server-cpu-ms/1000-deliveries")
+}
+
+func memInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }

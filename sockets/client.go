@@ -3,6 +3,7 @@ package sockets
 import (
 	"encoding/json"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,13 +18,13 @@ type client struct {
 	dec  parser.Decoder // used only by onMessage, whose calls never overlap
 
 	mu           sync.Mutex // guards sockets, closed and connectTimer
-	sockets      map[string]*Socket
+	sockets      []*Socket  // one per connected namespace (a slice: clients use one or two)
 	closed       bool
 	connectTimer *time.Timer
 }
 
 func newClient(s *Server, c *engineio.Conn) *client {
-	cl := &client{srv: s, conn: c, sockets: make(map[string]*Socket, 1)}
+	cl := &client{srv: s, conn: c}
 	c.OnMessage(cl.onMessage)
 	c.OnClose(cl.onClose)
 	cl.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, cl.connectTimeout)
@@ -42,7 +43,12 @@ func (cl *client) connectTimeout() {
 func (cl *client) socket(nsp string) *Socket {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return cl.sockets[nsp]
+	for _, s := range cl.sockets {
+		if s.nsp.name == nsp {
+			return s
+		}
+	}
+	return nil
 }
 
 func (cl *client) onMessage(data []byte, binary bool) {
@@ -155,16 +161,19 @@ func (cl *client) connect(p *parser.Packet) {
 		cl.mu.Unlock()
 		return
 	}
-	cl.sockets[name] = s
-	cl.connectTimer.Stop()
+	cl.sockets = append(cl.sockets, s)
+	if cl.connectTimer != nil {
+		cl.connectTimer.Stop()
+		cl.connectTimer = nil
+	}
 	cl.mu.Unlock()
 	nsp.add(s, sess)
 }
 
 func (cl *client) remove(s *Socket) {
 	cl.mu.Lock()
-	if cl.sockets[s.nsp.name] == s {
-		delete(cl.sockets, s.nsp.name)
+	if i := slices.Index(cl.sockets, s); i >= 0 {
+		cl.sockets = slices.Delete(cl.sockets, i, i+1)
 	}
 	cl.mu.Unlock()
 }
@@ -172,11 +181,11 @@ func (cl *client) remove(s *Socket) {
 func (cl *client) onClose(reason string, cause error) {
 	cl.mu.Lock()
 	cl.closed = true
-	cl.connectTimer.Stop()
-	socks := make([]*Socket, 0, len(cl.sockets))
-	for _, s := range cl.sockets {
-		socks = append(socks, s)
+	if cl.connectTimer != nil {
+		cl.connectTimer.Stop()
+		cl.connectTimer = nil
 	}
+	socks := slices.Clone(cl.sockets)
 	cl.mu.Unlock()
 	cl.srv.cfg.Logger.Debug("sockets: connection closed", "sid", cl.conn.ID(), "reason", reason, "cause", cause)
 	// The engine may call this from inside a Send (a full queue), where a broadcast holds
@@ -195,10 +204,7 @@ func (cl *client) onClose(reason string, cause error) {
 // engine connection.
 func (cl *client) disconnectAll() {
 	cl.mu.Lock()
-	socks := make([]*Socket, 0, len(cl.sockets))
-	for _, s := range cl.sockets {
-		socks = append(socks, s)
-	}
+	socks := slices.Clone(cl.sockets)
 	cl.mu.Unlock()
 	for _, s := range socks {
 		s.Disconnect(false)
