@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -22,7 +25,10 @@ import (
 //	bench-join (room, ack)          join room, then ack()
 //	bench-bcast (room, t, pad, ack?) emit bench-msg (t, pad) to room's members but the sender, then ack()
 //	bench-stats (ack)               ack({reasons: {socketID: server-side disconnect reason}})
+//	bench-gc (ack)                  run the garbage collector, return free memory to the OS, then ack()
 type benchServer struct {
+	memProfile string // heap profile path written at bench-gc, or ""
+
 	mu      sync.Mutex        // guards reasons
 	reasons map[string]string // socket id -> disconnect reason
 }
@@ -36,10 +42,25 @@ func serveSockets(args []string) error {
 	queue := fs.Int("queue", 0, "per-connection write queue length in messages (0: the sockets default)")
 	pingInterval := fs.Duration("ping-interval", 25*time.Second, "Engine.IO ping interval")
 	pingTimeout := fs.Duration("ping-timeout", 20*time.Second, "Engine.IO ping timeout")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at each bench-gc")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b := &benchServer{reasons: make(map[string]string)}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
+	b := &benchServer{reasons: make(map[string]string), memProfile: *memProfile}
 	srv, err := sockets.New(sockets.Config{
 		PingInterval:   *pingInterval,
 		PingTimeout:    *pingTimeout,
@@ -104,6 +125,22 @@ func (b *benchServer) onConnection(s *sockets.Socket) {
 		if ev.Ack.Wanted() {
 			_ = ev.Ack.Reply()
 		}
+	})
+	s.On("bench-gc", func(s *sockets.Socket, ev *sockets.Event) {
+		runtime.GC()
+		debug.FreeOSMemory()
+		if b.memProfile != "" {
+			if f, err := os.Create(b.memProfile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		_ = ev.Ack.Reply(map[string]any{
+			"heapInuse": ms.HeapInuse, "stackInuse": ms.StackInuse, "sys": ms.Sys,
+			"goroutines": runtime.NumGoroutine(),
+		})
 	})
 	s.On("bench-stats", func(s *sockets.Socket, ev *sockets.Event) {
 		b.mu.Lock()

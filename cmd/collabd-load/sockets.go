@@ -28,6 +28,7 @@ var out io.Writer = os.Stdout
 type idleResult struct {
 	Opened, Held, Failed int
 	BytesPerConn         float64
+	BytesPerConnAfterGC  float64
 }
 
 type broadcastResult struct {
@@ -56,6 +57,8 @@ type socketsConfig struct {
 	hold      time.Duration
 	queue     int
 
+	serverFlags string
+
 	receivers int
 	bcastDur  time.Duration
 	bcastMax  int
@@ -80,6 +83,7 @@ func runSockets(args []string) error {
 	fs.IntVar(&c.idle, "idle", 10000, "idle: number of WebSocket clients to open and hold")
 	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "connections being opened at once")
 	fs.DurationVar(&c.hold, "hold", 3*time.Second, "idle: how long to hold the connections before measuring")
+	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the bench server, space-separated (e.g. \"-memprofile /tmp/heap.pprof\")")
 	fs.IntVar(&c.queue, "queue", 0, "server per-connection outgoing queue length in packets (0: the sockets default)")
 	fs.IntVar(&c.receivers, "receivers", 1000, "broadcast: sockets in the room that receives the broadcasts")
 	fs.DurationVar(&c.bcastDur, "broadcast-duration", 10*time.Second, "broadcast: how long to broadcast")
@@ -127,7 +131,7 @@ func serverArgs(c socketsConfig) []string {
 	if c.queue > 0 {
 		args = append(args, "-queue", strconv.Itoa(c.queue))
 	}
-	return args
+	return append(args, strings.Fields(c.serverFlags)...)
 }
 
 // recorder collects what one client receives. onEvent runs on the client's
@@ -306,6 +310,17 @@ func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast b
 		if held > 0 {
 			ir.BytesPerConn = float64(rss1-rss0) / float64(held)
 			fmt.Fprintf(out, "  server memory per idle connection: %.2f KiB (RSS delta / %d)\n", ir.BytesPerConn/1024, held)
+		}
+		// The same after a forced GC that returns free memory to the OS: what
+		// the connections retain, without the garbage of their handshakes.
+		if len(clients) > 0 {
+			raw, err := clients[0].Call(30*time.Second, "bench-gc")
+			rss2, _, merr := procMem(srv.PID)
+			if err == nil && merr == nil && held > 0 {
+				ir.BytesPerConnAfterGC = float64(rss2-rss0) / float64(held)
+				fmt.Fprintf(out, "  after a forced GC + FreeOSMemory: RSS %.1f MiB, %.2f KiB per idle connection; runtime %s\n",
+					float64(rss2)/mib, ir.BytesPerConnAfterGC/1024, raw)
+			}
 		}
 	}
 	if !doBcast {

@@ -47,6 +47,8 @@ type Config struct {
 	// OnEvent, when non-nil, is called on the reader goroutine for every EVENT
 	// with the event name and the raw JSON array of its arguments (name
 	// excluded). The slice is only valid during the call.
+	//
+	// Ack callbacks (EmitAck) likewise get a slice valid only during the call.
 	OnEvent func(name string, args []byte)
 	// ReadBufferSize and WriteBufferSize are gorilla's buffer sizes; 0 means 1024.
 	ReadBufferSize, WriteBufferSize int
@@ -290,12 +292,18 @@ func (c *Client) Call(timeout time.Duration, name string, args ...any) ([]byte, 
 }
 
 func (c *Client) readLoop() {
+	var buf bytes.Buffer // reused for every message: no allocation per read
 	for {
-		typ, msg, err := c.conn.ReadMessage()
+		typ, r, err := c.conn.NextReader()
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.finish(fmt.Errorf("sioclient: read: %w", err))
 			return
 		}
+		msg := buf.Bytes()
 		if typ != websocket.TextMessage || len(msg) == 0 {
 			c.finish(fmt.Errorf("%w: unexpected binary frame", ErrProtocol))
 			return
