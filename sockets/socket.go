@@ -274,8 +274,8 @@ func (s *Socket) EmitVolatile(event string, args ...any) error {
 // not be read while the handler waits); use EmitWithAckFunc there.
 func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (*Reply, error) {
 	timeout := s.nsp.srv.cfg.AckTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d) + time.Millisecond // let ctx fire first
+	if _, ok := ctx.Deadline(); ok {
+		timeout = 0 // ctx bounds the wait
 	}
 	type result struct {
 		r   *Reply
@@ -288,9 +288,6 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (*R
 	}
 	select {
 	case res := <-ch:
-		if res.err != nil && ctx.Err() != nil {
-			return nil, ctx.Err() // the deadline, not AckTimeout, ended the wait
-		}
 		return res.r, res.err
 	case <-ctx.Done():
 		s.dropAck(id)
@@ -327,11 +324,13 @@ func (s *Socket) emitWithAck(event string, timeout time.Duration, fn func(*Reply
 		s.acks = make(map[uint64]*pendingAck)
 	}
 	s.acks[id] = pa
-	pa.timer = time.AfterFunc(timeout, func() {
-		if s.takeAck(id) != nil {
-			fn(nil, ErrAckTimeout)
-		}
-	})
+	if timeout > 0 {
+		pa.timer = time.AfterFunc(timeout, func() {
+			if s.takeAck(id) != nil {
+				fn(nil, ErrAckTimeout)
+			}
+		})
+	}
 	s.mu.Unlock()
 	p.ID, p.HasID = id, true
 	if err := s.sendPacket(p, false); err != nil {
@@ -349,7 +348,9 @@ func (s *Socket) takeAck(id uint64) *pendingAck {
 	pa := s.acks[id]
 	if pa != nil {
 		delete(s.acks, id)
-		pa.timer.Stop()
+		if pa.timer != nil {
+			pa.timer.Stop()
+		}
 	}
 	return pa
 }
@@ -449,7 +450,9 @@ func (s *Socket) onClose(reason string) {
 	}
 	s.nsp.adapter.DelAll(s.id)
 	for _, pa := range acks {
-		pa.timer.Stop()
+		if pa.timer != nil {
+			pa.timer.Stop()
+		}
 		pa.fn(nil, ErrDisconnected)
 	}
 	for _, h := range handlers {
