@@ -144,7 +144,7 @@ func (c *committer) run() {
 				return
 			}
 		}
-		if c.queued.Load() > 0 { // more was queued while committing
+		if c.queued.Load() > 0 || closed { // more was queued while committing, or draining
 			select {
 			case c.wake <- struct{}{}:
 			default:
@@ -227,7 +227,10 @@ func (c *committer) fail(items []item, cause error) {
 		d := it.d
 		d.mu.Lock()
 		pending, pendingWait := d.head-d.handed, d.wait
-		d.log = d.log[:len(d.log)-int(d.head-d.committed)]
+		keep := len(d.log) - int(d.head-d.committed)
+		clear(d.log[keep:]) // drop the texts the rolled back entries hold
+		d.log = d.log[:keep]
+		d.epoch++
 		d.head, d.handed, d.text = d.committed, d.committed, d.committedText
 		d.wait = nil
 		if d.snapRev > d.committed {

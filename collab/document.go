@@ -62,6 +62,9 @@ type document struct {
 	wait *commitWait
 	// queued: the document is in the committer's dirty list.
 	queued bool
+	// epoch counts rollbacks (failed commits): an op transformed without
+	// the lock over ops of an older epoch must be sequenced again.
+	epoch uint64
 	// snapRev is the revision of the newest snapshot stored or in flight.
 	snapRev uint64
 	// subs is copied on write so the committer can call it unlocked.
@@ -127,31 +130,57 @@ func (d *document) lastWait() *commitWait {
 // meanwhile, apply and append. This keeps the critical section short, so
 // that a hot document's submitters do not queue up on its mutex.
 func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error) {
-	var since []ot.Op
-	d.mu.Lock()
-	rev, w, base, err := d.check(s, s.BaseRev)
-	if err == nil && w == nil && rev == 0 && base < d.head {
-		since = make([]ot.Op, 0, d.head-base)
-		for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
-			since = append(since, d.log[i].op)
+	for {
+		var since []ot.Op
+		d.mu.Lock()
+		rev, w, base, err := d.check(s, s.BaseRev)
+		epoch := d.epoch
+		baseLen := d.text.Len() // code points of the text at base
+		if err == nil && rev == 0 && base < d.head {
+			since = make([]ot.Op, 0, d.head-base)
+			for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+				e := &d.log[i]
+				since = append(since, e.op)
+				baseLen -= e.rec.Ins - e.rec.Del
+			}
 		}
-	}
-	d.mu.Unlock()
-	if err != nil || rev != 0 {
+		d.mu.Unlock()
+		if err != nil || rev != 0 {
+			return rev, w, err
+		}
+		// The op must fit the text it was made on, not only the text
+		// it is transformed to.
+		if op.Span() > baseLen {
+			return 0, nil, newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
+		}
+		top := op
+		for _, prior := range since {
+			if _, top, err = ot.Transform(prior, top); err != nil {
+				return 0, nil, opError(err)
+			}
+		}
+		base += uint64(len(since))
+
+		d.mu.Lock()
+		if d.epoch != epoch || base > d.head || base < d.head-uint64(len(d.log)) {
+			// A failed commit rolled back ops this op was transformed
+			// over, or the log moved past it: start again.
+			d.mu.Unlock()
+			continue
+		}
+		rev, w, err = d.finish(s, base, top)
+		d.mu.Unlock()
 		return rev, w, err
 	}
-	for _, prior := range since {
-		if _, op, err = ot.Transform(prior, op); err != nil {
-			return 0, nil, opError(err)
-		}
-	}
-	base += uint64(len(since))
+}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// finish transforms op (made on base) over the ops sequenced since, checks
+// for a concurrent resubmission, applies it and appends it. mu must be held.
+func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commitWait, error) {
 	// Ops sequenced while the lock was free: check them for this op
 	// (a concurrent resubmission) and transform over them.
-	if rev, w, _, err = d.check(s, base); err != nil || rev != 0 {
+	rev, w, _, err := d.check(s, base)
+	if err != nil || rev != 0 {
 		return rev, w, err
 	}
 	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {

@@ -135,6 +135,7 @@ func TestSubmitErrors(t *testing.T) {
 		{"delete past the end", sub("d", "a", 9, 9, `[-39]`), CodeBadRequest},
 		{"op over the size limit", sub("d", "a", 9, 9, long), CodeTooLarge},
 		{"document over the size limit", sub("d", "a", 9, 9, `["`+strings.Repeat("z", 30)+`"]`), CodeTooLarge},
+		{"op fits the head but not its base", sub("d", "a", 9, 7, `[8,"x"]`), CodeBadRequest},
 		{"base revision ahead of head", sub("d", "a", 9, 10, `["x"]`), CodeConflict},
 		{"base revision older than the retained log", sub("d", "a", 9, 1, `["x"]`), CodeConflict},
 	}
