@@ -208,12 +208,14 @@ func (c *committer) succeed(items []item) {
 		d.trim()
 		subs := d.subs
 		d.mu.Unlock()
-		close(it.wait.done)
 		for _, s := range subs {
 			for _, r := range it.recs {
 				s.fn(r)
 			}
 		}
+		// After the subscribers: when Submit returns, every subscriber
+		// has been handed the record.
+		close(it.wait.done)
 	}
 }
 

@@ -22,9 +22,10 @@
 // Readers (Text, Records, Subscribe, History, TextAt, Diff) only ever see
 // committed revisions.
 //
-// Subscribe callbacks run on the committer goroutine, after the commit, one
-// document's records in revision order. They must not block and must not
-// call into the Hub: copy the record into a bounded queue and return.
+// Subscribe callbacks run on the committer goroutine, after the commit and
+// before the Submits of those records return, one document's records in
+// revision order. They must not block, panic or call into the Hub: copy the
+// record into a bounded queue and return.
 //
 // Documents load lazily on first use (newest snapshot plus the ops after
 // it), stay in memory while used or subscribed, and are evicted after

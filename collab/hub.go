@@ -310,7 +310,8 @@ type Subscription struct {
 }
 
 // Subscribe registers fn to receive every record of doc committed after the
-// returned revision, in revision order. fn runs on the hub's committer
+// returned revision, in revision order, before the Submit of that record
+// returns. fn runs on the hub's committer
 // goroutine: it must return quickly and must not call back into the hub
 // (copy the record into a queue instead). A subscribed document is not
 // evicted.

@@ -237,6 +237,20 @@ func TestConcurrentConvergence(t *testing.T) {
 		acks []ack
 		wg   sync.WaitGroup
 	)
+	// Subscribers must see every committed revision once, in order.
+	var subMu sync.Mutex
+	subRevs := map[string][]uint64{}
+	for _, doc := range docs {
+		s, err := h.Subscribe(ctx, doc, func(r storage.Record) {
+			subMu.Lock()
+			subRevs[doc] = append(subRevs[doc], r.Rev)
+			subMu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Cancel()
+	}
 	const workers, perWorker = 12, 25
 	for w := range workers {
 		wg.Go(func() {
@@ -293,6 +307,14 @@ func TestConcurrentConvergence(t *testing.T) {
 			}
 			if ref, err = op.ApplyString(ref); err != nil {
 				t.Fatalf("%s record %d: %v", doc, rec.Rev, err)
+			}
+		}
+		subMu.Lock()
+		got := subRevs[doc]
+		subMu.Unlock()
+		for i, r := range got {
+			if r != uint64(i+1) || len(got) != int(head) {
+				t.Fatalf("%s: subscriber saw revisions %v, head %d", doc, got, head)
 			}
 		}
 		if ref != live || uint64(len(recs)) != head {
