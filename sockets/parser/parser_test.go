@@ -443,3 +443,51 @@ func BenchmarkDecodeBinary(b *testing.B) {
 		}
 	}
 }
+
+type Embedded struct {
+	E []byte `json:"e"`
+}
+
+type withPtr struct {
+	*Embedded
+	N int `json:"n,omitempty"`
+}
+
+func TestMarshalArgsEdgeCases(t *testing.T) {
+	tests := []struct {
+		name string
+		arg  any
+		want string
+		n    int
+	}{
+		{"int keys", map[int][]byte{2: {1}, 10: {2}}, `{"10":{"_placeholder":true,"num":0},"2":{"_placeholder":true,"num":1}}`, 2},
+		{"nil embedded pointer", withPtr{}, `{}`, 0},
+		{"embedded pointer", withPtr{Embedded: &Embedded{E: []byte{1}}, N: 3}, `{"e":{"_placeholder":true,"num":0},"n":3}`, 1},
+		{"byte array", [2]byte{1, 2}, `{"_placeholder":true,"num":0}`, 1},
+		{"nil map of binary", map[string][]byte(nil), `null`, 0},
+		{"nil pointer", (*Embedded)(nil), `null`, 0},
+		{"slice of any", []any{1, []byte{1}, nil}, `[1,{"_placeholder":true,"num":0},null]`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, atts, err := MarshalArgs(nil, tt.arg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "[" + tt.want + "]"; string(data) != want || len(atts) != tt.n {
+				t.Fatalf("got %s (%d attachments), want %s (%d)", data, len(atts), want, tt.n)
+			}
+		})
+	}
+	if _, _, err := MarshalArgs(nil, json.RawMessage(`{bad`)); err == nil {
+		t.Fatal("invalid RawMessage accepted")
+	}
+	if _, _, err := MarshalArgs(nil, map[[2]int][]byte{{1, 2}: {1}}); err == nil {
+		t.Fatal("unsupported map key accepted")
+	}
+	for typ := Connect; typ <= BinaryAck+1; typ++ {
+		if typ.String() == "" {
+			t.Fatal("empty type name")
+		}
+	}
+}
