@@ -193,11 +193,22 @@ func (cl *client) onClose(reason string, cause error) {
 	cl.srv.wg.Add(1)
 	go func() {
 		defer cl.srv.wg.Done()
+		defer cl.srv.removeClient(cl)
 		for _, s := range socks {
-			s.onClose(reason)
+			cl.closeSocket(s, reason)
 		}
-		cl.srv.removeClient(cl)
 	}()
+}
+
+// closeSocket disconnects s, logging a panic of its OnDisconnect handlers instead of
+// crashing the server.
+func (cl *client) closeSocket(s *Socket, reason string) {
+	defer func() {
+		if v := recover(); v != nil {
+			cl.srv.cfg.Logger.Error("sockets: disconnect handler panic", "id", s.id, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	s.onClose(reason)
 }
 
 // disconnectAll disconnects every socket ("server namespace disconnect") and closes the
