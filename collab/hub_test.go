@@ -641,3 +641,51 @@ func FuzzSubmit(f *testing.F) {
 		}
 	})
 }
+
+// TestCloseWhileSubmitting closes the hub under load: every Submit ends,
+// either committed (and then stored) or failed with internal.
+func TestCloseWhileSubmitting(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, "")
+	h, err := New(Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string][]uint64{}
+	for w := range 8 {
+		doc := fmt.Sprintf("d%d", w%3)
+		wg.Go(func() {
+			for seq := uint64(1); ; seq++ {
+				rev, err := h.Submit(ctx, sub(doc, fmt.Sprint(w), seq, 0, `["x"]`))
+				if err != nil {
+					if CodeOf(err) != CodeInternal || !errors.Is(err, ErrClosed) {
+						t.Errorf("submit during close: %v", err)
+					}
+					return
+				}
+				mu.Lock()
+				acked[doc] = append(acked[doc], rev)
+				mu.Unlock()
+			}
+		})
+	}
+	waitFor(t, func() bool { return h.Stats().CommittedOps > 50 })
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for doc, revs := range acked {
+		m, err := store.Meta(ctx, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top := slices.Max(revs); top != m.Head || m.SnapRev != m.Head {
+			t.Fatalf("%s: acked up to %d, stored head %d, final snapshot %d", doc, top, m.Head, m.SnapRev)
+		}
+	}
+	if err := store.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
