@@ -54,6 +54,11 @@ type Adapter interface {
 	// packets without ack id that are not volatile get an offset appended as their last
 	// argument and are stored for RestoreSession.
 	Broadcast(p *parser.Packet, opts BroadcastOptions) error
+	// BroadcastWithAck sends p, which has an ack id (Namespace.NextAckID), to the sockets
+	// selected by opts, after registering onReply for it on each (Socket.AwaitAck). It returns
+	// the number of sockets it was sent to, and cancel, which forgets the acknowledgements
+	// still awaited. onReply may be called concurrently.
+	BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, onReply func(*Reply, error)) (n int, cancel func(), err error)
 	// FetchSockets describes the sockets selected by opts (Except and Rooms as for Broadcast).
 	FetchSockets(ctx context.Context, opts BroadcastOptions) ([]*RemoteSocket, error)
 	// AddSockets makes the selected sockets join rooms.

@@ -249,6 +249,34 @@ func (a *memoryAdapter) Broadcast(p *parser.Packet, opts BroadcastOptions) error
 	return nil
 }
 
+func (a *memoryAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, onReply func(*Reply, error)) (int, func(), error) {
+	e, err := Encode(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	a.bmu.Lock()
+	defer a.bmu.Unlock()
+	var targets []*Socket
+	targets = a.collect(opts, targets)
+	sent := targets[:0]
+	for _, s := range targets {
+		if !s.AwaitAck(p.ID, onReply) {
+			continue
+		}
+		if err := s.SendEncoded(e, opts.Volatile); err != nil {
+			s.CancelAck(p.ID)
+			continue
+		}
+		sent = append(sent, s)
+	}
+	cancel := func() {
+		for _, s := range sent {
+			s.CancelAck(p.ID)
+		}
+	}
+	return len(sent), cancel, nil
+}
+
 func cloneOpts(o BroadcastOptions) BroadcastOptions {
 	o.Rooms = slices.Clone(o.Rooms)
 	o.Except = slices.Clone(o.Except)

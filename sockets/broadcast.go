@@ -3,6 +3,7 @@ package sockets
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 )
 
@@ -58,6 +59,56 @@ func (b BroadcastOperator) Emit(event string, args ...any) error {
 		return err
 	}
 	return b.nsp.adapter.Broadcast(p, b.opts())
+}
+
+// EmitWithAck sends an event to the selected sockets, asking each for an acknowledgement, and
+// waits until every one answered or ctx is done (bounded by Config.AckTimeout when ctx has no
+// deadline). It returns the replies received, in arrival order; when some are missing the error
+// is ErrAckTimeout (or ctx's error). A socket that disconnects meanwhile counts as answered,
+// without a reply. It must not be called from a handler (see Socket.EmitWithAck).
+func (b BroadcastOperator) EmitWithAck(ctx context.Context, event string, args ...any) ([]*Reply, error) {
+	p, err := eventPacket(b.nsp.name, event, args)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, b.nsp.srv.cfg.AckTimeout, ErrAckTimeout)
+		defer cancel()
+	}
+	p.ID, p.HasID = b.nsp.nextAckID(), true
+	type answer struct {
+		r   *Reply
+		err error
+	}
+	ch := make(chan answer, 16)
+	done := make(chan struct{})
+	defer close(done)
+	n, cancel, err := b.nsp.adapter.BroadcastWithAck(p, b.opts(), func(r *Reply, err error) {
+		select {
+		case ch <- answer{r, err}:
+		case <-done:
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	var replies []*Reply
+	for got := 0; got < n; got++ {
+		select {
+		case a := <-ch:
+			if a.err == nil {
+				replies = append(replies, a.r)
+			}
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, ErrAckTimeout) {
+				return replies, ErrAckTimeout
+			}
+			return replies, ctx.Err()
+		}
+	}
+	return replies, nil
 }
 
 // FetchSockets describes the selected sockets.

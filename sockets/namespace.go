@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"sync"
+	"sync/atomic"
 
 	"github.com/collabd/collabd/sockets/parser"
 )
@@ -21,6 +22,7 @@ type Namespace struct {
 	name    string
 	srv     *Server
 	adapter Adapter
+	ackIDs  atomic.Uint64 // acknowledgement ids, shared by every socket so broadcasts can use one
 
 	mu          sync.RWMutex // guards sockets, middlewares, onConnect, handlers and anyHandlers
 	sockets     map[string]*Socket
@@ -35,6 +37,12 @@ func newNamespace(s *Server, name string) *Namespace {
 	n.adapter = s.cfg.Adapter(n)
 	return n
 }
+
+// nextAckID returns a fresh acknowledgement id, unique in the namespace.
+func (n *Namespace) nextAckID() uint64 { return n.ackIDs.Add(1) - 1 }
+
+// NextAckID returns a fresh acknowledgement id for a packet (for adapters).
+func (n *Namespace) NextAckID() uint64 { return n.nextAckID() }
 
 // Name returns the namespace name, starting with "/".
 func (n *Namespace) Name() string { return n.name }

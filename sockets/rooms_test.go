@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -284,5 +285,75 @@ func TestSlowClientDisconnected(t *testing.T) {
 	}
 	if !ss[1].Connected() {
 		t.Fatal("the other client was dropped")
+	}
+}
+
+func TestBroadcastWithAck(t *testing.T) {
+	srv, cs, ss := roomServer(t, Config{AckTimeout: 300 * time.Millisecond}, 3)
+	for _, s := range ss {
+		s.Join("room")
+	}
+	answer := func(c *tclient, reply string) {
+		pkt := c.expectPrefix("2")
+		id := pkt[1:strings.IndexByte(pkt, '[')]
+		if pkt[1+len(id):] != `["q",1]` {
+			t.Errorf("packet %q", pkt)
+		}
+		if reply != "" {
+			c.send("3" + id + reply)
+		}
+	}
+	type result struct {
+		rs  []*Reply
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		rs, err := srv.To("room").EmitWithAck(context.Background(), "q", 1)
+		res <- result{rs, err}
+	}()
+	answer(cs[0], `["a"]`)
+	answer(cs[1], `["b"]`)
+	answer(cs[2], `["c"]`)
+	got := <-res
+	if got.err != nil || len(got.rs) != 3 {
+		t.Fatalf("replies %d, err %v", len(got.rs), got.err)
+	}
+	var all []string
+	for _, r := range got.rs {
+		var v string
+		_ = r.Decode(&v)
+		all = append(all, v)
+	}
+	slices.Sort(all)
+	if !slices.Equal(all, []string{"a", "b", "c"}) {
+		t.Fatalf("replies %v", all)
+	}
+
+	// One client silent: ErrAckTimeout with the replies received.
+	go func() {
+		rs, err := srv.To("room").EmitWithAck(context.Background(), "q", 1)
+		res <- result{rs, err}
+	}()
+	answer(cs[0], `["a"]`)
+	answer(cs[1], "")
+	answer(cs[2], `["c"]`)
+	got = <-res
+	if !errors.Is(got.err, ErrAckTimeout) || len(got.rs) != 2 {
+		t.Fatalf("replies %d, err %v", len(got.rs), got.err)
+	}
+
+	// A disconnection counts as an answer.
+	go func() {
+		rs, err := srv.To("room").EmitWithAck(context.Background(), "q", 1)
+		res <- result{rs, err}
+	}()
+	answer(cs[0], `["a"]`)
+	answer(cs[1], "")
+	answer(cs[2], `["c"]`)
+	cs[1].send("1")
+	got = <-res
+	if got.err != nil || len(got.rs) != 2 {
+		t.Fatalf("replies %d, err %v", len(got.rs), got.err)
 	}
 }

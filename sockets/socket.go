@@ -62,7 +62,6 @@ type Socket struct {
 	anyHandlers  []Handler
 	onDisconnect []func(*Socket, string)
 	acks         map[uint64]*pendingAck
-	nextAck      uint64
 	data         any
 	pending      []string // rooms joined before the socket was connected (in a middleware)
 
@@ -317,8 +316,7 @@ func (s *Socket) emitWithAck(event string, timeout time.Duration, fn func(*Reply
 		s.mu.Unlock()
 		return 0, ErrClosed
 	}
-	id := s.nextAck
-	s.nextAck++
+	id := s.nsp.nextAckID()
 	pa := &pendingAck{fn: fn}
 	if s.acks == nil {
 		s.acks = make(map[uint64]*pendingAck)
@@ -341,6 +339,25 @@ func (s *Socket) emitWithAck(event string, timeout time.Duration, fn func(*Reply
 	}
 	return id, nil
 }
+
+// AwaitAck registers fn for the acknowledgement id of a packet about to be sent to this socket
+// (for adapters implementing BroadcastWithAck). fn is called once: with the reply, or with
+// ErrDisconnected. It returns false if the socket is not connected.
+func (s *Socket) AwaitAck(id uint64, fn func(*Reply, error)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateConnected {
+		return false
+	}
+	if s.acks == nil {
+		s.acks = make(map[uint64]*pendingAck)
+	}
+	s.acks[id] = &pendingAck{fn: fn}
+	return true
+}
+
+// CancelAck forgets the acknowledgement id registered with AwaitAck.
+func (s *Socket) CancelAck(id uint64) { s.takeAck(id) }
 
 func (s *Socket) takeAck(id uint64) *pendingAck {
 	s.mu.Lock()
