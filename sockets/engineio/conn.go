@@ -54,8 +54,14 @@ type Conn struct {
 	ws          *websocket.Conn // the WebSocket once the transport is websocket
 	writing     bool            // the WebSocket writer goroutine is running
 	probeWS     *websocket.Conn // the WebSocket being probed during an upgrade
-	closeReason string
-	closeCause  error
+	// upgradeIncoming: after the probe, the probe's reader is taking a
+	// packet off the socket (set before it reads, so a GET can tell).
+	upgradeIncoming bool
+	// probePending reports bytes waiting on the probe's socket; nil when
+	// that cannot be known.
+	probePending func() bool
+	closeReason  string
+	closeCause   error
 }
 
 // ID returns the session id.

@@ -33,3 +33,26 @@ func idleWaiter(conn net.Conn) func() {
 	}
 	return func() { _ = rc.Read(ready) }
 }
+
+// pendingPeeker returns a function that reports, without blocking or
+// reading, whether conn has bytes (or EOF, or an error) waiting; nil when
+// conn has no file descriptor to peek at.
+func pendingPeeker(conn net.Conn) func() bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func() bool {
+		var one [1]byte
+		ready := true
+		err := rc.Control(func(fd uintptr) {
+			_, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			ready = err != syscall.EAGAIN
+		})
+		return err != nil || ready
+	}
+}

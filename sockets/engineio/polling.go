@@ -6,9 +6,13 @@ import (
 	"time"
 )
 
-// upgradeGrace is how long a GET that arrives during an upgrade (after the
-// probe) waits for the upgrade to complete before it is answered.
+// upgradeGrace bounds how long a GET that arrives while the client's upgrade
+// packet is being read waits for the upgrade to complete.
 const upgradeGrace = 100 * time.Millisecond
+
+// upgradeSettle is how long a GET that arrives after the probe waits for an
+// upgrade packet that may still be on its way.
+const upgradeSettle = 20 * time.Millisecond
 
 // servePoll answers a long-polling GET: it waits for packets to send (or for
 // the close, the upgrade, or the client going away) and writes them as one
@@ -39,13 +43,22 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 		c.pollWake = make(chan struct{}, 1)
 	}
 	wake := c.pollWake
-	// A GET that arrives after the upgrade probe was answered is answered
-	// with a noop, but only after a short grace: if the client's upgrade
-	// packet is on its way, the GET is refused as the upgrade completes.
+	// A GET that arrives after the upgrade probe was answered gets a noop
+	// soon (after upgradeSettle), unless the client's next packet (the
+	// upgrade) has reached the probe's socket: then it waits, up to
+	// upgradeGrace, for the upgrade to complete and is refused. The socket
+	// is peeked before the flag is read; the probe's reader sets the flag
+	// before it consumes anything, so no arrival falls between the two. The
+	// settle time covers an upgrade packet that the kernel delivers after
+	// the GET although the client sent it first (another connection).
 	var grace <-chan time.Time
-	arrivedProbed := c.probed
+	arrivedProbed, extended := c.probed, false
 	if arrivedProbed {
-		t := time.NewTimer(upgradeGrace)
+		d := upgradeSettle
+		if c.probePending == nil || c.probePending() || c.upgradeIncoming {
+			d, extended = upgradeGrace, true
+		}
+		t := time.NewTimer(d)
 		defer t.Stop()
 		grace = t.C
 	}
@@ -55,6 +68,15 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-grace:
 			grace = nil
+			c.mu.Lock()
+			incoming := c.upgradeIncoming || (c.probePending != nil && c.probePending())
+			c.mu.Unlock()
+			if incoming && !extended {
+				extended = true
+				t := time.NewTimer(upgradeGrace)
+				defer t.Stop()
+				grace = t.C
+			}
 		case <-wake:
 		case <-r.Context().Done():
 			c.mu.Lock()

@@ -693,3 +693,40 @@ func TestConcurrentSendAndClose(t *testing.T) {
 		h.nextClose(t)
 	}
 }
+
+// TestNoLeftovers closes sessions in every way and checks that no session,
+// queue or tracked goroutine is left (goleak checks the rest at exit).
+func TestNoLeftovers(t *testing.T) {
+	h := newHarness(t, Config{PingInterval: 50 * time.Millisecond, PingTimeout: 50 * time.Millisecond}, true)
+	// WebSocket: client goes away, client close packet, server close, parse error.
+	for i, how := range []string{"drop", "1", "server", "abc"} {
+		ws := h.dial(t, "EIO=4&transport=websocket")
+		read(t, ws)
+		c := h.nextConn(t)
+		switch how {
+		case "drop":
+			ws.Close()
+		case "server":
+			c.Close("forced close")
+		default:
+			send(t, ws, websocket.TextMessage, how)
+		}
+		h.nextClose(t)
+		_ = i
+	}
+	// Polling: ping timeout, parse error, server close.
+	sid, _ := h.handshake(t)
+	h.nextClose(t) // ping timeout after 100ms
+	if st, _, _ := h.do(t, "GET", "EIO=4&transport=polling&sid="+sid, ""); st != 400 {
+		t.Errorf("GET after the timeout = %d", st)
+	}
+	sid, _ = h.handshake(t)
+	h.do(t, "POST", "EIO=4&transport=polling&sid="+sid, "x")
+	h.nextClose(t)
+	waitFor(t, "no session and no goroutine left", func() bool {
+		h.srv.mu.RLock()
+		n := len(h.srv.conns)
+		h.srv.mu.RUnlock()
+		return n == 0 && h.srv.active.Load() == 0 && h.srv.Count() == 0
+	})
+}

@@ -151,3 +151,39 @@ func TestUpgradeAborted(t *testing.T) {
 		t.Errorf("GET = %d %q", st, body)
 	}
 }
+
+// TestUpgradeGetDuringUpgrade: a GET after the probe is answered with a
+// noop at once; a GET sent after the upgrade packet is refused, however the
+// two race on the server.
+func TestUpgradeGetDuringUpgrade(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	for i := range 20 {
+		sid, _ := h.handshake(t)
+		q := "EIO=4&transport=polling&sid=" + sid
+		ws := h.dial(t, "EIO=4&transport=websocket&sid="+sid)
+		send(t, ws, websocket.TextMessage, "2probe")
+		if _, data := read(t, ws); data != "3probe" {
+			t.Fatal(data)
+		}
+		if i%2 == 0 {
+			start := time.Now()
+			if st, body, _ := h.do(t, "GET", q, ""); st != 200 || body != "6" {
+				t.Fatalf("GET after the probe = %d %q", st, body)
+			}
+			if d := time.Since(start); d >= upgradeGrace {
+				t.Errorf("GET after the probe took %v", d)
+			}
+			send(t, ws, websocket.TextMessage, "5")
+		} else {
+			send(t, ws, websocket.TextMessage, "5")
+			if st, body, _ := h.do(t, "GET", q, ""); st != 400 {
+				t.Fatalf("GET after the upgrade packet = %d %q", st, body)
+			}
+		}
+		send(t, ws, websocket.TextMessage, "4hi")
+		if _, data := read(t, ws); data != "4hi" {
+			t.Fatalf("echo %q", data)
+		}
+		ws.Close()
+	}
+}

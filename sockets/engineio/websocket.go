@@ -121,6 +121,7 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 		_ = ws.Close()
 		c.mu.Lock()
 		c.upgrading, c.probed = false, false
+		c.upgradeIncoming, c.probePending = false, nil
 		if c.probeWS == ws {
 			c.probeWS = nil
 		}
@@ -133,18 +134,35 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 		fail()
 		return
 	}
+	c.alive()
+	var wait func()
+	var pending func() bool
+	if br != nil {
+		wait = idleWaiter(ws.UnderlyingConn())
+		pending = pendingPeeker(ws.UnderlyingConn())
+	}
+	// Probed before the answer leaves: a GET the client sends once it has
+	// the answer must find the session probed.
+	c.mu.Lock()
+	c.probed = true
+	if wait != nil {
+		c.probePending = pending
+	}
+	c.wakePollLocked()
+	c.mu.Unlock()
 	pm, _ := msgPongProbe.prepared()
 	_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := ws.WritePreparedMessage(pm); err != nil {
 		fail()
 		return
 	}
-	c.alive()
-	c.mu.Lock()
-	c.probed = true
-	c.wakePollLocked()
-	c.mu.Unlock()
 	for {
+		if wait != nil && br.Buffered() == 0 {
+			wait()
+		}
+		c.mu.Lock()
+		c.upgradeIncoming = true
+		c.mu.Unlock()
 		typ, data, err = ws.ReadMessage()
 		if err != nil || typ != websocket.TextMessage {
 			fail()
@@ -157,6 +175,9 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 			fail()
 			return
 		}
+		c.mu.Lock()
+		c.upgradeIncoming = false
+		c.mu.Unlock()
 	}
 	c.alive()
 	_ = ws.SetReadDeadline(time.Time{})
@@ -170,6 +191,7 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	c.ws = ws
 	c.probeWS = nil
 	c.upgrading, c.probed = false, false
+	c.upgradeIncoming, c.probePending = false, nil
 	c.wakePollLocked() // the pending GET, if any, ends with a noop
 	c.kickLocked()     // the writer takes over the queue
 	c.mu.Unlock()
