@@ -14,21 +14,6 @@ const (
 	snapV1   = 1
 )
 
-// revKey encodes a revision as an 8-byte big-endian key, so that bbolt's
-// byte order is revision order.
-func revKey(rev uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], rev)
-	return k[:]
-}
-
-func keyRev(k []byte) (uint64, bool) {
-	if len(k) != 8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(k), true
-}
-
 // appendRecord encodes r (without its revision, which is the key):
 // version, uvarint seq, varint unix nanoseconds, uvarint ins, uvarint del,
 // uvarint len + client, uvarint len + user, then the op JSON to the end.

@@ -5,5 +5,6 @@ import bolt "go.etcd.io/bbolt"
 // bboltTx gives tests direct access to the layout, to break it on purpose.
 type bboltTx = bolt.Tx
 
-// docB returns the bucket of document "d".
-func docB(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketDocs).Bucket([]byte("d")) }
+func logB(tx *bolt.Tx) *bolt.Bucket  { return tx.Bucket(bucketLog) }
+func snapB(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketSnap) }
+func metaB(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketMeta) }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +17,38 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Bucket and key names of the bbolt layout (see docs/architecture.md).
+// Bucket names of the bbolt layout (see docs/architecture.md). The layout
+// is flat: every document's records share one log bucket, keyed by the
+// document id, a zero byte and the big-endian revision, so one document's
+// records are contiguous and in revision order, and a commit that appends
+// to a thousand documents dirties about one page per document instead of
+// one per nesting level.
 var (
-	bucketDocs = []byte("docs") // root: one sub-bucket per document id
-	bucketLog  = []byte("log")  // in a document: big-endian rev -> record
-	bucketSnap = []byte("snap") // in a document: big-endian rev -> snapshot
-	keyMeta    = []byte("meta") // in a document: metadata value
+	bucketMeta = []byte("meta") // document id -> metadata value
+	bucketLog  = []byte("log")  // id 0x00 rev(8, BE) -> record
+	bucketSnap = []byte("snap") // id 0x00 rev(8, BE) -> snapshot
 )
+
+// docKey returns the key of revision rev of doc in the log or snapshot
+// bucket: the id, a zero byte (ids never contain one, and it sorts before
+// every id character, so documents do not interleave) and the revision.
+func docKey(doc string, rev uint64) []byte {
+	k := make([]byte, len(doc)+9)
+	copy(k, doc)
+	binary.BigEndian.PutUint64(k[len(doc)+1:], rev)
+	return k
+}
+
+// keyDocRev returns the revision in k if k belongs to doc.
+func keyDocRev(k []byte, doc string) (uint64, bool) {
+	if len(k) != len(doc)+9 || string(k[:len(doc)]) != doc || k[len(doc)] != 0 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[len(doc)+1:]), true
+}
+
+// docPrefix is the common prefix of doc's keys.
+func docPrefix(doc string) []byte { return append([]byte(doc), 0) }
 
 // MaxDocID is the longest accepted document id, in bytes.
 const MaxDocID = 128
@@ -88,14 +114,21 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	var exists bool
-	db.View(func(tx *bolt.Tx) error { exists = tx.Bucket(bucketDocs) != nil; return nil })
+	db.View(func(tx *bolt.Tx) error {
+		exists = tx.Bucket(bucketMeta) != nil && tx.Bucket(bucketLog) != nil && tx.Bucket(bucketSnap) != nil
+		return nil
+	})
 	if !exists && !opts.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			_, err := tx.CreateBucketIfNotExists(bucketDocs)
-			return err
+			for _, b := range [][]byte{bucketMeta, bucketLog, bucketSnap} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	} else if !exists {
-		err = fmt.Errorf("%w: no %q bucket", ErrCorrupt, bucketDocs)
+		err = fmt.Errorf("%w: missing buckets", ErrCorrupt)
 	}
 	if err != nil {
 		db.Close()
@@ -169,9 +202,8 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 		}
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketDocs)
 		for i := range writes {
-			if err := applyWrite(root, &writes[i]); err != nil {
+			if err := applyWrite(tx, &writes[i]); err != nil {
 				return err
 			}
 		}
@@ -184,35 +216,28 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 }
 
 // applyWrite stores one document's write inside tx.
-func applyWrite(root *bolt.Bucket, w *Write) error {
-	name := []byte(w.Doc)
+func applyWrite(tx *bolt.Tx, w *Write) error {
+	mb := tx.Bucket(bucketMeta)
 	if w.Delete {
-		err := root.DeleteBucket(name)
-		if errors.Is(err, bolt.ErrBucketNotFound) {
-			err = nil
+		if err := mb.Delete([]byte(w.Doc)); err != nil {
+			return err
 		}
-		return err
+		for _, name := range [][]byte{bucketLog, bucketSnap} {
+			if err := deleteRange(tx.Bucket(name), docPrefix(w.Doc)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	db := root.Bucket(name)
 	var m Meta
-	if db == nil {
+	if v := mb.Get([]byte(w.Doc)); v == nil {
 		if len(w.Records) == 0 {
 			return fmt.Errorf("%w: %q: snapshot of a missing document", ErrConflict, w.Doc)
-		}
-		var err error
-		if db, err = root.CreateBucket(name); err != nil {
-			return err
-		}
-		if _, err = db.CreateBucket(bucketLog); err != nil {
-			return err
-		}
-		if _, err = db.CreateBucket(bucketSnap); err != nil {
-			return err
 		}
 		m.Created = w.Records[0].Time
 	} else {
 		var err error
-		if m, err = decodeMeta(db.Get(keyMeta)); err != nil {
+		if m, err = decodeMeta(v); err != nil {
 			return fmt.Errorf("%q: %w", w.Doc, err)
 		}
 	}
@@ -220,14 +245,13 @@ func applyWrite(root *bolt.Bucket, w *Write) error {
 		if w.Records[0].Rev != m.Head+1 {
 			return fmt.Errorf("%w: %q: first record %d, head %d", ErrConflict, w.Doc, w.Records[0].Rev, m.Head)
 		}
-		lb := db.Bucket(bucketLog)
-		lb.FillPercent = 1 // append-only: pack the pages
+		lb := tx.Bucket(bucketLog)
 		for j := range w.Records {
 			r := &w.Records[j]
-			// bbolt keeps the value until the transaction ends: one
-			// allocation per record, never a reused buffer.
+			// bbolt keeps the key and value until the transaction
+			// ends: fresh allocations, never a reused buffer.
 			v := appendRecord(make([]byte, 0, 32+len(r.Client)+len(r.User)+len(r.Op)), r)
-			if err := lb.Put(revKey(r.Rev), v); err != nil {
+			if err := lb.Put(docKey(w.Doc, r.Rev), v); err != nil {
 				return err
 			}
 		}
@@ -239,25 +263,47 @@ func applyWrite(root *bolt.Bucket, w *Write) error {
 		if sn.Rev > m.Head || sn.Rev == 0 {
 			return fmt.Errorf("%w: %q: snapshot %d, head %d", ErrConflict, w.Doc, sn.Rev, m.Head)
 		}
-		if err := db.Bucket(bucketSnap).Put(revKey(sn.Rev), appendSnapshot(nil, sn.Text)); err != nil {
+		if err := tx.Bucket(bucketSnap).Put(docKey(w.Doc, sn.Rev), appendSnapshot(nil, sn.Text)); err != nil {
 			return err
 		}
 		m.SnapRev = max(m.SnapRev, sn.Rev)
 	}
-	return db.Put(keyMeta, appendMeta(nil, &m))
+	return mb.Put([]byte(w.Doc), appendMeta(nil, &m))
 }
 
-// docBucket returns the bucket of doc and its metadata, or ErrNotFound.
-func docBucket(tx *bolt.Tx, doc string) (*bolt.Bucket, Meta, error) {
-	db := tx.Bucket(bucketDocs).Bucket([]byte(doc))
-	if db == nil {
-		return nil, Meta{}, fmt.Errorf("%w: document %q", ErrNotFound, doc)
+// deleteRange deletes every key of b that starts with prefix.
+func deleteRange(b *bolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
 	}
-	m, err := decodeMeta(db.Get(keyMeta))
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// docView is one document inside a transaction.
+type docView struct {
+	id         string
+	meta       Meta
+	log, snaps *bolt.Bucket
+}
+
+// openDoc returns doc inside tx, or ErrNotFound.
+func openDoc(tx *bolt.Tx, doc string) (docView, error) {
+	v := tx.Bucket(bucketMeta).Get([]byte(doc))
+	if v == nil {
+		return docView{}, fmt.Errorf("%w: document %q", ErrNotFound, doc)
+	}
+	m, err := decodeMeta(v)
 	if err != nil {
-		return nil, Meta{}, fmt.Errorf("%q: %w", doc, err)
+		return docView{}, fmt.Errorf("%q: %w", doc, err)
 	}
-	return db, m, nil
+	return docView{id: doc, meta: m, log: tx.Bucket(bucketLog), snaps: tx.Bucket(bucketSnap)}, nil
 }
 
 // Meta returns the metadata of doc.
@@ -267,8 +313,8 @@ func (s *Bolt) Meta(ctx context.Context, doc string) (Meta, error) {
 	}
 	var m Meta
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var err error
-		_, m, err = docBucket(tx, doc)
+		d, err := openDoc(tx, doc)
+		m = d.meta
 		return err
 	})
 	return m, err
@@ -276,18 +322,18 @@ func (s *Bolt) Meta(ctx context.Context, doc string) (Meta, error) {
 
 // snapshotAtOrBelow returns the newest snapshot at or below rev (Rev 0 and
 // empty text when there is none).
-func snapshotAtOrBelow(db *bolt.Bucket, rev uint64) (Snapshot, error) {
-	c := db.Bucket(bucketSnap).Cursor()
-	k, v := c.Seek(revKey(rev))
-	if k == nil || !bytes.Equal(k, revKey(rev)) {
+func (d docView) snapshotAtOrBelow(rev uint64) (Snapshot, error) {
+	c := d.snaps.Cursor()
+	k, v := c.Seek(docKey(d.id, rev))
+	if r, ok := keyDocRev(k, d.id); !ok || r != rev {
 		k, v = c.Prev()
 	}
-	if k == nil {
-		return Snapshot{}, nil
+	r, ok := keyDocRev(k, d.id)
+	if !ok {
+		return Snapshot{}, nil // before the document's first snapshot
 	}
-	r, ok := keyRev(k)
-	if !ok || r > rev {
-		return Snapshot{}, fmt.Errorf("%w: snapshot key %x", ErrCorrupt, k)
+	if r > rev {
+		return Snapshot{}, fmt.Errorf("%w: %q: snapshot key %x", ErrCorrupt, d.id, k)
 	}
 	text, err := decodeSnapshot(r, v)
 	if err != nil {
@@ -296,24 +342,19 @@ func snapshotAtOrBelow(db *bolt.Bucket, rev uint64) (Snapshot, error) {
 	return Snapshot{Rev: r, Text: text}, nil
 }
 
-// readRecords returns the records with from <= rev <= to, ascending.
-func readRecords(db *bolt.Bucket, from, to uint64, limit int) ([]Record, error) {
+// records returns the records with from <= rev <= to, at most limit,
+// ascending.
+func (d docView) records(from, to uint64, limit int) ([]Record, error) {
 	var out []Record
 	if to >= from {
 		out = make([]Record, 0, min(int(to-from+1), max(limit, 0), 1024))
 	}
-	c := db.Bucket(bucketLog).Cursor()
+	c := d.log.Cursor()
 	want := from
-	for k, v := c.Seek(revKey(from)); k != nil && len(out) < limit; k, v = c.Next() {
-		rev, ok := keyRev(k)
-		if !ok {
-			return nil, fmt.Errorf("%w: log key %x", ErrCorrupt, k)
-		}
-		if rev > to {
-			break
-		}
-		if rev != want {
-			return nil, fmt.Errorf("%w: log gap: want %d, found %d", ErrCorrupt, want, rev)
+	for k, v := c.Seek(docKey(d.id, from)); k != nil && len(out) < limit && want <= to; k, v = c.Next() {
+		rev, ok := keyDocRev(k, d.id)
+		if !ok || rev != want {
+			return nil, fmt.Errorf("%w: %q: log gap: want %d, found key %x", ErrCorrupt, d.id, want, k)
 		}
 		r, err := decodeRecord(rev, v, true)
 		if err != nil {
@@ -333,15 +374,16 @@ func (s *Bolt) Load(ctx context.Context, doc string, keep int) (State, error) {
 	}
 	var st State
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		db, m, err := docBucket(tx, doc)
+		d, err := openDoc(tx, doc)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		m := d.meta
 		st.Meta = m
-		if st.Snapshot, err = snapshotAtOrBelow(db, m.Head); err != nil {
+		if st.Snapshot, err = d.snapshotAtOrBelow(m.Head); err != nil {
 			return err
 		}
 		from := st.Snapshot.Rev + 1
@@ -350,7 +392,7 @@ func (s *Bolt) Load(ctx context.Context, doc string, keep int) (State, error) {
 		} else if keep > 0 {
 			from = 1
 		}
-		st.Records, err = readRecords(db, from, m.Head, int(m.Head-from+1))
+		st.Records, err = d.records(from, m.Head, int(m.Head-from+1))
 		if err == nil && uint64(len(st.Records)) != m.Head-from+1 {
 			err = fmt.Errorf("%w: %q: log ends before head %d", ErrCorrupt, doc, m.Head)
 		}
@@ -369,14 +411,14 @@ func (s *Bolt) Records(ctx context.Context, doc string, after uint64, limit int)
 	}
 	var out []Record
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		db, m, err := docBucket(tx, doc)
+		d, err := openDoc(tx, doc)
 		if err != nil {
 			return err
 		}
-		if after > m.Head {
-			return fmt.Errorf("%w: revision %d beyond head %d", ErrNotFound, after, m.Head)
+		if after > d.meta.Head {
+			return fmt.Errorf("%w: revision %d beyond head %d", ErrNotFound, after, d.meta.Head)
 		}
-		out, err = readRecords(db, after+1, m.Head, limit)
+		out, err = d.records(after+1, d.meta.Head, limit)
 		return err
 	})
 	return out, err
@@ -393,10 +435,11 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 	}
 	var out []Revision
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		db, m, err := docBucket(tx, doc)
+		d, err := openDoc(tx, doc)
 		if err != nil {
 			return err
 		}
+		m := d.meta
 		top := m.Head
 		if before != 0 && before <= m.Head {
 			top = before - 1
@@ -405,13 +448,14 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 			return nil
 		}
 		out = make([]Revision, 0, min(uint64(limit), top))
-		c := db.Bucket(bucketLog).Cursor()
-		k, v := c.Seek(revKey(top))
-		for ; k != nil && len(out) < limit; k, v = c.Prev() {
-			rev, ok := keyRev(k)
-			if !ok || rev > top {
-				return fmt.Errorf("%w: log key %x", ErrCorrupt, k)
+		c := d.log.Cursor()
+		k, v := c.Seek(docKey(doc, top))
+		for want := top; want > 0 && len(out) < limit; k, v = c.Prev() {
+			rev, ok := keyDocRev(k, doc)
+			if !ok || rev != want {
+				return fmt.Errorf("%w: %q: log gap at %d (key %x)", ErrCorrupt, doc, want, k)
 			}
+			want--
 			r, err := decodeRecord(rev, v, false)
 			if err != nil {
 				return err
@@ -426,25 +470,25 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 // textAt rebuilds the text at rev inside tx: newest snapshot at or below rev
 // plus a replay of the records after it.
 func textAt(tx *bolt.Tx, doc string, rev uint64) (ot.Text, error) {
-	db, m, err := docBucket(tx, doc)
+	d, err := openDoc(tx, doc)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) && rev == 0 {
 			return ot.NewText(""), nil
 		}
 		return noText, err
 	}
-	if rev > m.Head {
-		return noText, fmt.Errorf("%w: revision %d beyond head %d of %q", ErrNotFound, rev, m.Head, doc)
+	if rev > d.meta.Head {
+		return noText, fmt.Errorf("%w: revision %d beyond head %d of %q", ErrNotFound, rev, d.meta.Head, doc)
 	}
-	sn, err := snapshotAtOrBelow(db, rev)
+	sn, err := d.snapshotAtOrBelow(rev)
 	if err != nil {
 		return noText, err
 	}
 	text := ot.NewText(sn.Text)
-	c := db.Bucket(bucketLog).Cursor()
+	c := d.log.Cursor()
 	want := sn.Rev + 1
-	for k, v := c.Seek(revKey(want)); k != nil && want <= rev; k, v = c.Next() {
-		r, ok := keyRev(k)
+	for k, v := c.Seek(docKey(doc, want)); k != nil && want <= rev; k, v = c.Next() {
+		r, ok := keyDocRev(k, doc)
 		if !ok || r != want {
 			return noText, fmt.Errorf("%w: %q: log gap at %d", ErrCorrupt, doc, want)
 		}
@@ -530,10 +574,10 @@ func DiffTexts(a, b string) []Diff {
 func (s *Bolt) List(ctx context.Context) ([]DocInfo, error) {
 	var out []DocInfo
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDocs).ForEachBucket(func(k []byte) error {
-			_, m, err := docBucket(tx, string(k))
+		return tx.Bucket(bucketMeta).ForEach(func(k, v []byte) error {
+			m, err := decodeMeta(v)
 			if err != nil {
-				return err
+				return fmt.Errorf("%q: %w", k, err)
 			}
 			out = append(out, DocInfo{ID: string(k), Meta: m})
 			return nil
@@ -589,68 +633,78 @@ func (s *Bolt) Check(ctx context.Context) error {
 		if len(errs) > 0 {
 			return fmt.Errorf("%w: bbolt check: %w", ErrCorrupt, errors.Join(errs...))
 		}
-		return tx.Bucket(bucketDocs).ForEachBucket(func(k []byte) error {
+		var logKeys, snapKeys int
+		err := tx.Bucket(bucketMeta).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return checkDoc(tx, string(k))
+			nl, ns, err := checkDoc(tx, string(k))
+			logKeys += nl
+			snapKeys += ns
+			return err
 		})
+		if err != nil {
+			return err
+		}
+		// Keys of no document (say, left behind by a partial delete).
+		if n := tx.Bucket(bucketLog).Stats().KeyN; n != logKeys {
+			return fmt.Errorf("%w: %d log keys, %d belong to documents", ErrCorrupt, n, logKeys)
+		}
+		if n := tx.Bucket(bucketSnap).Stats().KeyN; n != snapKeys {
+			return fmt.Errorf("%w: %d snapshot keys, %d belong to documents", ErrCorrupt, n, snapKeys)
+		}
+		return nil
 	})
 }
 
-func checkDoc(tx *bolt.Tx, doc string) error {
+// checkDoc checks one document and returns how many log and snapshot keys
+// it has.
+func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	if !ValidDocID(doc) {
-		return fmt.Errorf("%w: bad document id %q", ErrCorrupt, doc)
+		return 0, 0, fmt.Errorf("%w: bad document id %q", ErrCorrupt, doc)
 	}
-	db, m, err := docBucket(tx, doc)
+	d, err := openDoc(tx, doc)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	lb, sb := db.Bucket(bucketLog), db.Bucket(bucketSnap)
-	if lb == nil || sb == nil {
-		return fmt.Errorf("%w: %q: missing log or snapshot bucket", ErrCorrupt, doc)
-	}
+	m := d.meta
+	prefix := docPrefix(doc)
 	want := uint64(1)
-	err = lb.ForEach(func(k, v []byte) error {
-		rev, ok := keyRev(k)
+	c := d.log.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		rev, ok := keyDocRev(k, doc)
 		if !ok || rev != want {
-			return fmt.Errorf("%w: %q: log not contiguous at %d (key %x)", ErrCorrupt, doc, want, k)
+			return 0, 0, fmt.Errorf("%w: %q: log not contiguous at %d (key %x)", ErrCorrupt, doc, want, k)
 		}
 		r, err := decodeRecord(rev, v, true)
 		if err != nil {
-			return fmt.Errorf("%q: %w", doc, err)
+			return 0, 0, fmt.Errorf("%q: %w", doc, err)
 		}
 		if _, err := ot.ParseLimit(r.Op, stored); err != nil {
-			return fmt.Errorf("%w: %q record %d: %v", ErrCorrupt, doc, rev, err)
+			return 0, 0, fmt.Errorf("%w: %q record %d: %v", ErrCorrupt, doc, rev, err)
 		}
 		want++
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	if want-1 != m.Head {
-		return fmt.Errorf("%w: %q: log ends at %d, head says %d", ErrCorrupt, doc, want-1, m.Head)
+		return 0, 0, fmt.Errorf("%w: %q: log ends at %d, head says %d", ErrCorrupt, doc, want-1, m.Head)
 	}
 	var newest uint64
-	err = sb.ForEach(func(k, v []byte) error {
-		rev, ok := keyRev(k)
+	c = d.snaps.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		rev, ok := keyDocRev(k, doc)
 		if !ok || rev == 0 || rev > m.Head {
-			return fmt.Errorf("%w: %q: snapshot key %x beyond head %d", ErrCorrupt, doc, k, m.Head)
+			return 0, 0, fmt.Errorf("%w: %q: snapshot key %x beyond head %d", ErrCorrupt, doc, k, m.Head)
 		}
 		if len(v) == 0 || v[0] != snapV1 || !utf8.Valid(v[1:]) {
-			return fmt.Errorf("%w: %q: snapshot %d does not decode", ErrCorrupt, doc, rev)
+			return 0, 0, fmt.Errorf("%w: %q: snapshot %d does not decode", ErrCorrupt, doc, rev)
 		}
 		newest = rev
-		return nil
-	})
-	if err != nil {
-		return err
+		snapKeys++
 	}
 	if newest != m.SnapRev {
-		return fmt.Errorf("%w: %q: newest snapshot %d, meta says %d", ErrCorrupt, doc, newest, m.SnapRev)
+		return 0, 0, fmt.Errorf("%w: %q: newest snapshot %d, meta says %d", ErrCorrupt, doc, newest, m.SnapRev)
 	}
-	return nil
+	return int(m.Head), snapKeys, nil
 }
 
 // noText is the zero Text returned next to errors.

@@ -361,20 +361,27 @@ func TestCheckFindsBrokenInvariants(t *testing.T) {
 		name    string
 		breakIt func(tx *bboltTx) error
 	}{
-		{"gap in the log", func(tx *bboltTx) error { return docB(tx).Bucket(bucketLog).Delete(revKey(3)) }},
+		{"gap in the log", func(tx *bboltTx) error { return logB(tx).Delete(docKey("d", 3)) }},
 		{"head beyond log", func(tx *bboltTx) error {
-			return docB(tx).Put(keyMeta, appendMeta(nil, &Meta{Head: 9, SnapRev: 4}))
+			return metaB(tx).Put([]byte("d"), appendMeta(nil, &Meta{Head: 9, SnapRev: 4}))
 		}},
-		{"record does not decode", func(tx *bboltTx) error { return docB(tx).Bucket(bucketLog).Put(revKey(2), []byte{9}) }},
+		{"record does not decode", func(tx *bboltTx) error { return logB(tx).Put(docKey("d", 2), []byte{9}) }},
 		{"op does not parse", func(tx *bboltTx) error {
 			r := Record{Rev: 2, Op: []byte(`[0]`)}
-			return docB(tx).Bucket(bucketLog).Put(revKey(2), appendRecord(nil, &r))
+			return logB(tx).Put(docKey("d", 2), appendRecord(nil, &r))
 		}},
 		{"snapshot invalid UTF-8", func(tx *bboltTx) error {
-			return docB(tx).Bucket(bucketSnap).Put(revKey(4), []byte{snapV1, 0xff})
+			return snapB(tx).Put(docKey("d", 4), []byte{snapV1, 0xff})
 		}},
 		{"snapshot beyond head", func(tx *bboltTx) error {
-			return docB(tx).Bucket(bucketSnap).Put(revKey(7), appendSnapshot(nil, "x"))
+			return snapB(tx).Put(docKey("d", 7), appendSnapshot(nil, "x"))
+		}},
+		{"log record of no document", func(tx *bboltTx) error {
+			r := Record{Rev: 1, Op: []byte(`["x"]`)}
+			return logB(tx).Put(docKey("ghost", 1), appendRecord(nil, &r))
+		}},
+		{"snapshot of no document", func(tx *bboltTx) error {
+			return snapB(tx).Put(docKey("e", 1), appendSnapshot(nil, "x"))
 		}},
 	}
 	for _, tt := range tests {
@@ -423,4 +430,46 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("re-encoding changed %+v into %+v", m, again)
 		}
 	})
+}
+
+// TestPrefixIDsDoNotMix stores documents whose ids are prefixes of each
+// other (the flat layout keys records by id, zero byte, revision).
+func TestPrefixIDsDoNotMix(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	ids := []string{"ab", "a", "ab.c", "ab-", "abc", "b"}
+	hs := map[string]*history{}
+	for i, id := range ids {
+		hs[id] = makeHistory(t, uint64(100+i), 20+i*3)
+		commitHistory(t, s, id, hs[id], 4, 5)
+	}
+	check := func(t *testing.T, live []string) {
+		t.Helper()
+		if err := s.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range live {
+			h := hs[id]
+			head := uint64(len(h.recs))
+			if txt, err := s.TextAt(ctx, id, head); err != nil || txt != h.texts[head] {
+				t.Fatalf("%s: text at head: %v", id, err)
+			}
+			recs, err := s.Records(ctx, id, 0, 1000)
+			if err != nil || len(recs) != len(h.recs) {
+				t.Fatalf("%s: %d records, want %d (%v)", id, len(recs), len(h.recs), err)
+			}
+			revs, err := s.History(ctx, id, 0, 1000)
+			if err != nil || len(revs) != len(h.recs) || revs[len(revs)-1].Rev != 1 {
+				t.Fatalf("%s: history %d (%v)", id, len(revs), err)
+			}
+		}
+	}
+	check(t, ids)
+	if err := s.Commit(ctx, []Write{{Doc: "ab", Delete: true}}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, []string{"a", "ab.c", "ab-", "abc", "b"})
+	if _, err := s.Records(ctx, "ab", 0, 10); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted: %v", err)
+	}
 }
