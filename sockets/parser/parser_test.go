@@ -365,7 +365,13 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || q == nil {
 			t.Fatalf("re-decode %q (from %q): %v", out, text, err)
 		}
-		if q.Type != p.Type || q.Nsp() != p.Nsp() || q.ID != p.ID || q.HasID != p.HasID || !bytes.Equal(q.Data, p.Data) {
+		want := p.Type
+		if len(p.Attachments) == 0 && want == BinaryEvent {
+			want = Event // a binary packet without attachments is re-encoded as a plain one
+		} else if len(p.Attachments) == 0 && want == BinaryAck {
+			want = Ack
+		}
+		if q.Type != want || q.Nsp() != p.Nsp() || q.ID != p.ID || q.HasID != p.HasID || !bytes.Equal(q.Data, p.Data) {
 			t.Fatalf("round trip differs: %+v vs %+v", p, q)
 		}
 		if p.Type == Event || p.Type == BinaryEvent {
