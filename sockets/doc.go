@@ -11,15 +11,19 @@
 //
 //   - Every exported method of Server, Namespace, Socket, BroadcastOperator, Ack and
 //     RemoteSocket is safe for concurrent use from any goroutine.
-//   - Middlewares, connection handlers (OnConnection) and event handlers (On, OnAny) run on
+//   - Middlewares, connection handlers (OnConnection) and event handlers (Socket.On,
+//     Socket.OnAny, Namespace.On, Namespace.OnAny) run on
 //     the reader goroutine of the client's engine connection: for one connection (all its
 //     namespaces) they run one at a time, in the order the packets arrived, and a socket's
 //     connection handlers run before its first event is dispatched. They must not block for
 //     long: while one runs, that client's next packets wait. A handler may keep the Event and
 //     answer ev.Ack later from another goroutine.
-//   - Socket.EmitWithAck blocks its caller until the reply; never call it from a handler of
-//     the same connection (use EmitWithAckFunc, whose callback runs on the reader, a timer, or
-//     the goroutine that disconnected the socket).
+//   - Socket.EmitWithAck and BroadcastOperator.EmitWithAck block their caller until the
+//     replies; never call them from a handler (the replies could not be read while it waits):
+//     use Socket.EmitWithAckFunc, whose callback runs on the reader, a timer, or the goroutine
+//     that disconnected the socket, or start a goroutine.
+//   - A panic in a middleware or handler is logged and drops that client alone (reason
+//     "parse error"); a panic in an OnDisconnect handler is logged.
 //   - OnDisconnect handlers run once per socket, on the goroutine that disconnected it (the
 //     caller of Disconnect, or a goroutine of the server for closed connections).
 //   - Emits never block on a slow client: every connection has a bounded queue; a client whose

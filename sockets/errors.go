@@ -19,8 +19,6 @@ var (
 	ErrAckUsed = errors.New("sockets: acknowledgement not wanted or already sent")
 	// ErrTooManyAttachments is returned when an emit would carry more than 10 binary values.
 	ErrTooManyAttachments = errors.New("sockets: more than 10 binary attachments")
-	// ErrInvalidNamespace is returned by New-time validation of a namespace name.
-	ErrInvalidNamespace = errors.New("sockets: invalid namespace name")
 )
 
 // ConnectError is what a middleware returns to refuse a connection with a message and
