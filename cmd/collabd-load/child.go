@@ -30,6 +30,8 @@ func startChild(ctx context.Context, timeout time.Duration, args ...string) (*ch
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
+	// If the load program dies (killed, timeout), the server goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -10,11 +10,13 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/collabd/collabd/cmd/collabd-load/internal/sioclient"
@@ -108,6 +110,8 @@ func runSockets(args []string) error {
 	fmt.Fprintf(out, "RLIMIT_NOFILE %d (inherited by the server)\n", limit)
 	ctx, cancel := context.WithTimeout(context.Background(), c.deadline)
 	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	want := map[string]bool{}
 	for _, s := range strings.Split(c.scenarios, ",") {
@@ -578,6 +582,12 @@ func runOverload(ctx context.Context, c socketsConfig) (*overloadResult, error) 
 	fmt.Fprintf(out, "  broadcasts sent %d in %v (%.0f/s)\n", sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds())
 	fmt.Fprintf(out, "  server RSS: %.1f MiB at start, peak %.1f MiB\n", float64(rssStart)/mib, float64(peak.Load())/mib)
 	fmt.Fprintf(out, "  server CPU during the run: %v\n", (cpu1 - cpu0).Round(time.Millisecond))
+	byReason := map[string]int{}
+	for _, r := range reasons {
+		byReason[r]++
+	}
+	fmt.Fprintf(out, "  server-side disconnects recorded: %d %v\n", len(reasons), byReason)
+	fmt.Fprintf(out, "  slow receivers: %d deliveries in total\n", slow.got)
 	fmt.Fprintf(out, "  slow receivers disconnected: %d of %d %v\n", slow.dropped, nslow, slow.why)
 	fmt.Fprintf(out, "  normal receivers disconnected: %d of %d %v\n", fast.dropped, len(receivers)-nslow, fast.why)
 	p50, p95, p99, pmax := percentiles(fast.lat)
