@@ -481,7 +481,8 @@ func OpFromTexts(a, b string) ot.Op {
 
 // Delete removes doc and its history once the ops in flight are committed.
 // Submissions during the deletion fail with not_found; afterwards the id
-// names a new, empty document.
+// names a new, empty document. Subscriptions to the deleted document
+// receive nothing more (the caller tells the members and cancels them).
 func (h *Hub) Delete(ctx context.Context, doc string) error {
 	var wait *commitWait
 	var d *document
