@@ -163,6 +163,14 @@ func TestBadInput(t *testing.T) {
 			}
 			bystander.send(`2["message","still here"]`)
 			bystander.expect(`2["message-back","still here"]`)
+			// The session and the socket are gone; the bystander's stay.
+			deadline := time.Now().Add(waitTime)
+			for (srv.Count() != 1 || srv.Of("/").Sockets() != 1) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if srv.Count() != 1 || srv.Of("/").Sockets() != 1 {
+				t.Fatalf("sessions %d, sockets %d after the bad client left", srv.Count(), srv.Of("/").Sockets())
+			}
 		})
 	}
 }
