@@ -134,13 +134,15 @@ func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error
 		var since []ot.Op
 		d.mu.Lock()
 		rev, w, base, err := d.check(s, s.BaseRev)
-		epoch := d.epoch
+		epoch, head0 := d.epoch, d.head
 		baseLen := d.text.Len() // code points of the text at base
 		if err == nil && rev == 0 && base < d.head {
 			since = make([]ot.Op, 0, d.head-base)
 			for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
 				e := &d.log[i]
-				since = append(since, e.op)
+				if !e.op.IsNoop() { // a no-op moves nothing
+					since = append(since, e.op)
+				}
 				baseLen -= e.rec.Ins - e.rec.Del
 			}
 		}
@@ -159,8 +161,7 @@ func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error
 				return 0, nil, opError(err)
 			}
 		}
-		base += uint64(len(since))
-
+		base = max(base, head0) // transformed up to the head seen above
 		d.mu.Lock()
 		if d.epoch != epoch || base > d.head || base < d.head-uint64(len(d.log)) {
 			// A failed commit rolled back ops this op was transformed
@@ -184,6 +185,9 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 		return rev, w, err
 	}
 	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+		if d.log[i].op.IsNoop() {
+			continue
+		}
 		if _, op, err = ot.Transform(d.log[i].op, op); err != nil {
 			return 0, nil, opError(err)
 		}
