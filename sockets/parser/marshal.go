@@ -95,6 +95,26 @@ func (w *argWriter) plain(v any) error {
 	return nil
 }
 
+// scalar appends the JSON of common scalar values without going through encoding/json, and
+// reports whether it did. Types with their own marshalling are left to encoding/json.
+func (w *argWriter) scalar(v reflect.Value) bool {
+	t := v.Type()
+	if t.PkgPath() != "" && (t.Implements(marshalerType) || t.Implements(textMarshalerType)) {
+		return false
+	}
+	switch v.Kind() {
+	case reflect.Bool:
+		w.buf = strconv.AppendBool(w.buf, v.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		w.buf = strconv.AppendInt(w.buf, v.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		w.buf = strconv.AppendUint(w.buf, v.Uint(), 10)
+	default:
+		return false
+	}
+	return true
+}
+
 func (w *argWriter) placeholder(b []byte) {
 	w.buf = append(w.buf, `{"_placeholder":true,"num":`...)
 	w.buf = strconv.AppendInt(w.buf, int64(len(w.atts)), 10)
@@ -121,6 +141,9 @@ func (w *argWriter) value(v reflect.Value) error {
 		return nil
 	}
 	if !hasBinary(t) {
+		if w.scalar(v) {
+			return nil
+		}
 		return w.plain(v.Interface())
 	}
 	switch t.Kind() {
@@ -208,10 +231,7 @@ func (w *argWriter) value(v reflect.Value) error {
 				w.buf = append(w.buf, ',')
 			}
 			n++
-			if err := w.plain(f.name); err != nil {
-				return err
-			}
-			w.buf = append(w.buf, ':')
+			w.buf = append(w.buf, f.key...)
 			if err := w.value(fv); err != nil {
 				return err
 			}
@@ -266,6 +286,7 @@ func isEmpty(v reflect.Value) bool {
 
 type field struct {
 	name      string
+	key       []byte // the encoded name and colon: "name":
 	typ       reflect.Type
 	index     []int
 	omitEmpty bool
@@ -313,7 +334,9 @@ func structFields(t reflect.Type) []field {
 				continue
 			}
 			seen[name] = depth
-			out = append(out, field{name: name, typ: ft, index: idx, omitEmpty: strings.Contains(opts, "omitempty")})
+			key, _ := json.Marshal(name)
+			key = append(key, ':')
+			out = append(out, field{name: name, key: key, typ: ft, index: idx, omitEmpty: strings.Contains(opts, "omitempty")})
 		}
 	}
 	walk(t, nil, 0)
