@@ -289,7 +289,7 @@ func (b *Builder) Insert(s string) {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	b.insert(s, utf8.RuneCountInString(s))
+	b.insert(s, countRunes(s))
 }
 
 // insert appends an insert of s, valid UTF-8 of n > 0 code points.

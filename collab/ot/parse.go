@@ -121,7 +121,7 @@ func (p *parser) parse(maxComps int) error {
 				if s == "" {
 					return invalidf(fmt.Sprintf("component %d: empty insert string at byte %d", i, start))
 				}
-				p.b.insert(s, utf8.RuneCountInString(s))
+				p.b.insert(s, countRunes(s))
 			case c == '-' || c >= '0' && c <= '9':
 				n, err := p.num()
 				if err != nil {

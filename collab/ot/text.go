@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math/bits"
 	"strings"
 	"unicode/utf8"
 )
@@ -57,7 +58,27 @@ func height(n *node) int {
 // newLeaf makes a leaf of s, which must be non-empty valid UTF-8 of at most
 // maxLeaf bytes.
 func newLeaf(s string) *node {
-	return &node{s: s, bytes: len(s), runes: utf8.RuneCountInString(s)}
+	return &node{s: s, bytes: len(s), runes: countRunes(s)}
+}
+
+// countRunes counts the code points of s, which must be valid UTF-8: the
+// bytes that are not continuation bytes (10xxxxxx), eight at a time.
+func countRunes(s string) int {
+	const high = 0x8080808080808080
+	n := len(s)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A continuation byte has bit 7 set and bit 6 clear.
+		n -= bits.OnesCount64(x &^ (x << 1) & high)
+	}
+	for ; i < len(s); i++ {
+		if s[i]&0xc0 == 0x80 {
+			n--
+		}
+	}
+	return n
 }
 
 // mk makes an inner node of two non-nil children without rebalancing.

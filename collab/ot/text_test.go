@@ -381,3 +381,18 @@ func TestApplySharesUnchangedSubtrees(t *testing.T) {
 		})
 	}
 }
+
+func TestCountRunes(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for i := range 2000 {
+		s := randText(r, r.IntN(100))
+		if got, want := countRunes(s), utf8.RuneCountInString(s); got != want {
+			t.Fatalf("case %d: countRunes(%q) = %d, want %d", i, s, got, want)
+		}
+		for j := 0; j <= utf8.RuneCountInString(s); j++ {
+			if got, want := advance(s, j), len(string([]rune(s)[:j])); got != want {
+				t.Fatalf("case %d: advance(%q, %d) = %d, want %d", i, s, j, got, want)
+			}
+		}
+	}
+}
