@@ -62,16 +62,12 @@ func newLeaf(s string) *node {
 }
 
 // countRunes counts the code points of s, which must be valid UTF-8: the
-// bytes that are not continuation bytes (10xxxxxx), eight at a time.
+// bytes that are not continuation bytes, eight at a time.
 func countRunes(s string) int {
-	const high = 0x8080808080808080
 	n := len(s)
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// A continuation byte has bit 7 set and bit 6 clear.
-		n -= bits.OnesCount64(x &^ (x << 1) & high)
+		n -= bits.OnesCount64(continuations(s[i : i+8]))
 	}
 	for ; i < len(s); i++ {
 		if s[i]&0xc0 == 0x80 {
@@ -395,10 +391,19 @@ func (t Text) Equal(u Text) bool {
 var leafFastPath = true
 
 // advance returns the byte length of the first n code points of s (valid
-// UTF-8 with at least n code points): the offset of the n-th code point
-// start, found by counting the bytes that are not continuation bytes.
+// UTF-8 with at least n code points): the offset of code point n. It skips
+// eight bytes at a time while they hold no more than the code point starts
+// still to pass, then walks byte by byte.
 func advance(s string, n int) int {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		starts := 8 - bits.OnesCount64(continuations(s[i:i+8]))
+		if starts > n {
+			break
+		}
+		n -= starts
+	}
+	for ; i < len(s); i++ {
 		if s[i]&0xc0 != 0x80 {
 			if n == 0 {
 				return i
@@ -407,6 +412,14 @@ func advance(s string, n int) int {
 		}
 	}
 	return len(s)
+}
+
+// continuations returns a mask with bit 7 of each byte of the 8-byte s set
+// where that byte is a UTF-8 continuation byte (10xxxxxx).
+func continuations(s string) uint64 {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	return x &^ (x << 1) & 0x8080808080808080
 }
 
 // applyInLeaf applies o by rewriting a single leaf when everything o
