@@ -25,7 +25,7 @@ import (
 //	bench-join (room, ack)          join room, then ack()
 //	bench-bcast (room, t, pad, ack?) emit bench-msg (t, pad) to room's members but the sender, then ack()
 //	bench-stats (ack)               ack({reasons: {socketID: server-side disconnect reason}})
-//	bench-gc (ack)                  run the garbage collector, return free memory to the OS, then ack()
+//	bench-gc (ack)                  run the garbage collector (3 cycles), return free memory to the OS, then ack(runtime figures)
 type benchServer struct {
 	memProfile string // heap profile path written at bench-gc, or ""
 
@@ -127,7 +127,12 @@ func (b *benchServer) onConnection(s *sockets.Socket) {
 		}
 	})
 	s.On("bench-gc", func(s *sockets.Socket, ev *sockets.Event) {
-		runtime.GC()
+		// Stacks shrink by half per GC at most: a few cycles let idle
+		// readers' stacks reach the size they keep in a long-lived server
+		// (where the runtime forces a GC at least every 2 minutes).
+		for range 3 {
+			runtime.GC()
+		}
 		debug.FreeOSMemory()
 		if b.memProfile != "" {
 			if f, err := os.Create(b.memProfile); err == nil {
