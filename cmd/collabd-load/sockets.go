@@ -561,9 +561,11 @@ func runOverload(ctx context.Context, c socketsConfig) (*overloadResult, error) 
 		t := tally{why: map[string]int{}}
 		for i, cl := range cls {
 			t.got += rs[i].count.Load()
-			if cl.Err() != nil {
+			// The server's record decides: a slow client may not have read
+			// up to the close yet.
+			r, droppedByServer := reasons[cl.ID]
+			if droppedByServer || cl.Err() != nil {
 				t.dropped++
-				r := reasons[cl.ID]
 				if r == "" {
 					r = "(no server reason recorded; client saw: " + shortErr(cl.Err()) + ")"
 				}
