@@ -93,9 +93,11 @@ func runSockets(args []string) error {
 	fs.IntVar(&c.window, "window", 4, "broadcast: broadcasts in flight (awaiting their ack) at once")
 	fs.IntVar(&c.payload, "payload", 64, "broadcast: padding bytes per broadcast")
 	fs.IntVar(&c.ovRate, "overload-rate", 200, "overload: broadcasts per second")
-	fs.DurationVar(&c.ovDur, "overload-duration", 15*time.Second, "overload: how long to broadcast")
+	fs.DurationVar(&c.ovDur, "overload-duration", 20*time.Second, "overload: how long to broadcast")
 	fs.IntVar(&c.ovReceivers, "overload-receivers", 1000, "overload: receivers in the room")
-	fs.IntVar(&c.ovPayload, "overload-payload", 512, "overload: padding bytes per broadcast")
+	// 8 KiB: on loopback the kernel buffers megabytes per socket, so smaller
+	// messages take minutes to overflow a slow reader's queue.
+	fs.IntVar(&c.ovPayload, "overload-payload", 8192, "overload: padding bytes per broadcast")
 	fs.Float64Var(&c.slowFrac, "slow-fraction", 0.05, "overload: fraction of receivers that read slowly")
 	fs.DurationVar(&c.slowDelay, "slow-delay", time.Second, "overload: a slow reader sleeps this long after each message")
 	fs.IntVar(&c.slowRcvBuf, "slow-rcvbuf", 8192, "overload: SO_RCVBUF of the slow readers' sockets (bytes; 0 = kernel default)")
