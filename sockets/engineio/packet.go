@@ -2,10 +2,9 @@ package engineio
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 )
 
 // Engine.IO v4 packet types, as the ASCII digit that starts a text packet.
@@ -33,9 +32,8 @@ type Message struct {
 	binary bool
 	user   bool // counts against the per-connection queue limit
 
-	wsOnce sync.Once
-	ws     *websocket.PreparedMessage
-	wsErr  error
+	frameOnce sync.Once
+	frame     []byte // the complete WebSocket frame (server frames are unmasked)
 
 	pollOnce sync.Once
 	poll     []byte
@@ -95,22 +93,52 @@ func (m *Message) pollingForm() []byte {
 	return m.poll
 }
 
-// prepared returns the WebSocket frame of m: a binary frame with the raw data
-// for binary payloads, a text frame with the type digit and the data
-// otherwise.
-func (m *Message) prepared() (*websocket.PreparedMessage, error) {
-	m.wsOnce.Do(func() {
+// WebSocket opcodes.
+const (
+	opText   = 1
+	opBinary = 2
+	opClose  = 8
+)
+
+// wsFrame returns the complete WebSocket frame of m, built once: a binary
+// frame with the raw data for binary payloads, a text frame with the type
+// digit and the data otherwise. Frames are written whole, in one write each
+// or together in one writev, so they never interleave with the control
+// frames gorilla writes itself.
+func (m *Message) wsFrame() []byte {
+	m.frameOnce.Do(func() {
 		if m.binary {
-			m.ws, m.wsErr = websocket.NewPreparedMessage(websocket.BinaryMessage, m.data)
+			m.frame = appendFrame(nil, opBinary, nil, m.data)
 			return
 		}
-		b := make([]byte, 1+len(m.data))
-		b[0] = m.typ
-		copy(b[1:], m.data)
-		m.ws, m.wsErr = websocket.NewPreparedMessage(websocket.TextMessage, b)
+		m.frame = appendFrame(nil, opText, []byte{m.typ}, m.data)
 	})
-	return m.ws, m.wsErr
+	return m.frame
 }
+
+// appendFrame appends one final, unmasked WebSocket frame whose payload is
+// prefix followed by data.
+func appendFrame(dst []byte, opcode byte, prefix, data []byte) []byte {
+	n := len(prefix) + len(data)
+	if dst == nil {
+		dst = make([]byte, 0, n+10)
+	}
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		dst = append(dst, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = append(dst, prefix...)
+	return append(dst, data...)
+}
+
+// closeFrame is a WebSocket close frame with status 1000 (normal closure).
+var closeFrame = appendFrame(nil, opClose, nil, []byte{0x03, 0xe8})
 
 // appendPayload appends the long-polling payload of msgs (their polling
 // forms joined by the record separator) to dst.

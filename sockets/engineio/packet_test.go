@@ -116,18 +116,44 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestPreparedFrames(t *testing.T) {
-	m := NewTextMessage([]byte("hi"))
-	a, err := m.prepared()
-	if err != nil {
-		t.Fatal(err)
+func TestWebSocketFrames(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  *Message
+		head []byte
+		n    int
+	}{
+		{"text", NewTextMessage([]byte("hi")), []byte{0x81, 3, '4'}, 3},
+		{"binary", NewBinaryMessage([]byte{1, 2}), []byte{0x82, 2, 1}, 2},
+		{"close packet", msgClose, []byte{0x81, 1, '1'}, 1},
+		{"125", NewBinaryMessage(make([]byte, 125)), []byte{0x82, 125}, 125},
+		{"126", NewBinaryMessage(make([]byte, 126)), []byte{0x82, 126, 0, 126}, 126},
+		{"65535", NewBinaryMessage(make([]byte, 65535)), []byte{0x82, 126, 0xff, 0xff}, 65535},
+		{"65536", NewBinaryMessage(make([]byte, 65536)), []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}, 65536},
 	}
-	b, _ := m.prepared()
-	if a != b {
-		t.Fatal("prepared message built twice")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.msg.wsFrame()
+			if !bytes.HasPrefix(f, tt.head) {
+				t.Fatalf("frame starts % x, want % x", f[:min(len(f), 10)], tt.head)
+			}
+			hdr := 2
+			switch f[1] {
+			case 126:
+				hdr = 4
+			case 127:
+				hdr = 10
+			}
+			if len(f)-hdr != tt.n {
+				t.Errorf("payload %d bytes, want %d", len(f)-hdr, tt.n)
+			}
+			if g := tt.msg.wsFrame(); &g[0] != &f[0] {
+				t.Error("frame built twice")
+			}
+		})
 	}
-	if _, err := NewBinaryMessage([]byte{1}).prepared(); err != nil {
-		t.Fatal(err)
+	if !bytes.Equal(closeFrame, []byte{0x88, 2, 0x03, 0xe8}) {
+		t.Errorf("close frame % x", closeFrame)
 	}
 }
 

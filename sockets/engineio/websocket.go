@@ -150,9 +150,9 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	}
 	c.wakePollLocked()
 	c.mu.Unlock()
-	pm, _ := msgPongProbe.prepared()
-	_ = ws.SetWriteDeadline(time.Now().Add(writeWait))
-	if err := ws.WritePreparedMessage(pm); err != nil {
+	nc := ws.UnderlyingConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+	if _, err := nc.Write(msgPongProbe.wsFrame()); err != nil {
 		fail()
 		return
 	}
@@ -277,9 +277,14 @@ func (c *Conn) readFailed(err error) {
 
 // writeLoop writes the queue to ws until it is empty. It runs only while
 // there is something to write (started by kickLocked) and is the only
-// writer of ws once the session uses it.
+// writer of ws once the session uses it, apart from the control frames
+// (pong, close echo) gorilla's reader writes; every write carries whole
+// frames, and the socket serializes whole writes, so frames never
+// interleave. All queued frames go out in one writev.
 func (c *Conn) writeLoop(ws *websocket.Conn) {
 	defer c.srv.untrack()
+	nc := ws.UnderlyingConn()
+	var bufs net.Buffers
 	for {
 		c.mu.Lock()
 		msgs := c.takeLocked()
@@ -289,26 +294,32 @@ func (c *Conn) writeLoop(ws *websocket.Conn) {
 			return
 		}
 		c.mu.Unlock()
-		deadline := time.Now().Add(writeWait)
-		_ = ws.SetWriteDeadline(deadline)
+		bufs = bufs[:0]
+		closing := false
 		for _, m := range msgs {
-			pm, err := m.prepared()
-			if err == nil {
-				err = ws.WritePreparedMessage(pm)
+			bufs = append(bufs, m.wsFrame())
+			if m == msgClose {
+				bufs = append(bufs, closeFrame)
+				closing = true
+				break
 			}
+		}
+		_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+		var err error
+		if len(bufs) == 1 {
+			_, err = nc.Write(bufs[0])
+		} else {
+			b := bufs // WriteTo consumes its receiver
+			_, err = b.WriteTo(nc)
+		}
+		clear(bufs) // let the frames go
+		if err != nil || closing {
 			if err != nil {
 				c.closeWith("transport error", err, closeAbort)
-				_ = ws.Close()
-				c.stopWriting()
-				return
 			}
-			if m == msgClose {
-				_ = ws.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
-				_ = ws.Close()
-				c.stopWriting()
-				return
-			}
+			_ = ws.Close()
+			c.stopWriting()
+			return
 		}
 	}
 }
