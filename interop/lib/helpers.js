@@ -99,7 +99,7 @@ export async function connect(url, mode, { nsp = "/", auth, manager, ...opts } =
     8000,
     `connect ${nsp} over ${mode}`,
   );
-  if (mode === "upgrade" && !manager) await waitUpgraded(socket);
+  if (mode === "upgrade") await waitUpgraded(socket);
   return socket;
 }
 
