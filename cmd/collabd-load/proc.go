@@ -49,27 +49,33 @@ func procMem(pid int) (rss, hwm int64, err error) {
 
 // procCPU reads the user+system CPU time a process has used so far.
 func procCPU(pid int) (time.Duration, error) {
+	u, s, err := procCPUSplit(pid)
+	return u + s, err
+}
+
+// procCPUSplit reads the user and the system CPU time a process has used.
+func procCPUSplit(pid int) (user, system time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// fields are counted after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	fields := strings.Fields(string(b[i+1:]))
 	// After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
 	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
 	st, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %v %v", pid, err1, err2)
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat: %v %v", pid, err1, err2)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks, nil
 }
 
 // raiseFileLimit lifts RLIMIT_NOFILE to its hard limit (children inherit it)

@@ -395,7 +395,7 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 	}
 	total.Store(0)
 
-	cpu0, err := procCPU(srv.PID)
+	user0, sys0, err := procCPUSplit(srv.PID)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +414,7 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 	want := int64(sent * len(recs))
 	got := waitDeliveries(&total, want, 10*time.Second)
 	elapsed := time.Since(start)
-	cpu1, err := procCPU(srv.PID)
+	user1, sys1, err := procCPUSplit(srv.PID)
 	if err != nil {
 		return nil, err
 	}
@@ -432,9 +432,12 @@ func runBroadcast(ctx context.Context, c socketsConfig, srv *child, receivers []
 	res := &broadcastResult{Sent: sent, Deliveries: got, Want: want, PerSecond: float64(got) / elapsed.Seconds(),
 		P50: p50, P95: p95, P99: p99, ReceiversConnected: alive(receivers), SenderConnected: sender.Err() == nil}
 	if got > 0 {
-		cpu := cpu1 - cpu0
+		user, system := user1-user0, sys1-sys0
+		cpu := user + system
 		res.CPUPerThousand = time.Duration(float64(cpu) / float64(got) * 1000)
-		fmt.Fprintf(out, "  server CPU: %v total, %.2f ms per 1,000 deliveries\n", cpu, float64(cpu)/float64(time.Millisecond)/float64(got)*1000)
+		perK := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(got) * 1000 }
+		fmt.Fprintf(out, "  server CPU: %v total, %.2f ms per 1,000 deliveries (user %.2f ms, system %.2f ms)\n",
+			cpu, perK(cpu), perK(user), perK(system))
 	}
 	fmt.Fprintf(out, "  receivers still connected: %d of %d, sender connected: %v\n", res.ReceiversConnected, len(receivers), res.SenderConnected)
 	return res, nil
