@@ -730,3 +730,45 @@ func TestNoLeftovers(t *testing.T) {
 		return n == 0 && h.srv.active.Load() == 0 && h.srv.Count() == 0
 	})
 }
+
+// TestSlowReaderDisconnected: a WebSocket client that stops reading fills
+// its queue; Send then closes it with ErrQueueFull, without ever blocking
+// the sender, while another client keeps receiving.
+func TestSlowReaderDisconnected(t *testing.T) {
+	h := newHarness(t, Config{WriteQueueSize: 8}, false)
+	slow := h.dial(t, "EIO=4&transport=websocket")
+	read(t, slow)
+	slowConn := h.nextConn(t)
+	fast := h.dial(t, "EIO=4&transport=websocket")
+	read(t, fast)
+	fastConn := h.nextConn(t)
+
+	big := NewBinaryMessage(make([]byte, 64<<10))
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	sends := 0
+	for err == nil && time.Now().Before(deadline) {
+		start := time.Now()
+		err = slowConn.Send(big)
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("Send blocked for %v", d)
+		}
+		sends++
+		if sends%64 == 0 {
+			time.Sleep(time.Millisecond) // let the writer fill the socket
+		}
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("after %d sends: %v, want ErrQueueFull", sends, err)
+	}
+	e := h.nextClose(t)
+	if e.conn != slowConn || e.reason != "transport error" || !errors.Is(e.cause, ErrQueueFull) {
+		t.Errorf("close %q %v", e.reason, e.cause)
+	}
+	if err := fastConn.Send(NewTextMessage([]byte("still here"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, data := read(t, fast); data != "4still here" {
+		t.Errorf("fast client got %q", data)
+	}
+}
