@@ -65,7 +65,7 @@ func (it *cursor) text(n int) string {
 // Compose therefore never fails on well-formed ops; the error result is
 // kept for future limits.
 func Compose(a, b Op) (Op, error) {
-	var out Builder
+	out := Builder{c: make([]comp, 0, len(a.c)+len(b.c))}
 	ia, ib := cursor{c: a.c}, cursor{c: b.c}
 	for !ia.done() || !ib.done() {
 		if ib.kind() == insert {
@@ -115,7 +115,8 @@ func Compose(a, b Op) (Op, error) {
 // span. Transform therefore never fails on well-formed ops; the error
 // result is kept for future limits.
 func Transform(a, b Op) (a1, b1 Op, err error) {
-	var oa, ob Builder
+	n := len(a.c) + len(b.c)
+	oa, ob := Builder{c: make([]comp, 0, n)}, Builder{c: make([]comp, 0, n)}
 	ia, ib := cursor{c: a.c}, cursor{c: b.c}
 	for !ia.done() || !ib.done() {
 		if ia.kind() == insert { // a goes first at a shared position

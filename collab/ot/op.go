@@ -233,21 +233,24 @@ type Builder struct {
 	c []comp
 	// open is 1 + the index of the insert component that later inserts
 	// still merge into (the last component, or the one before a trailing
-	// delete), or 0 for none. Its text accumulates in buf and is copied
-	// into c by flush, so that many small inserts cost linear time.
-	open int
-	buf  []byte
+	// delete), or 0 for none. Once a second insert merges into it, its
+	// text accumulates in buf (merged is set) and flush copies it back
+	// into c, so that many small inserts cost linear time; an insert that
+	// nothing merges into keeps its string without a copy.
+	open   int
+	merged bool
+	buf    []byte
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder { return &Builder{} }
 
 func (b *Builder) flush() {
-	if b.open > 0 {
+	if b.open > 0 && b.merged {
 		b.c[b.open-1].s = string(b.buf)
 		b.buf = b.buf[:0]
-		b.open = 0
 	}
+	b.open, b.merged = 0, false
 }
 
 // Retain appends a retain of n code points. It panics if n < 0.
@@ -295,18 +298,22 @@ func (b *Builder) Insert(s string) {
 // insert appends an insert of s, valid UTF-8 of n > 0 code points.
 func (b *Builder) insert(s string, n int) {
 	if b.open > 0 { // the open insert is last, or last but a delete
-		b.c[b.open-1].n += n
+		c := &b.c[b.open-1]
+		if !b.merged {
+			b.buf = append(b.buf[:0], c.s...)
+			b.merged = true
+		}
 		b.buf = append(b.buf, s...)
+		c.n += n
 		return
 	}
-	b.buf = append(b.buf[:0], s...)
 	if l := len(b.c) - 1; l >= 0 && b.c[l].k == del {
 		b.c = append(b.c, b.c[l])
-		b.c[l] = comp{k: insert, n: n}
+		b.c[l] = comp{k: insert, n: n, s: s}
 		b.open = l + 1
 		return
 	}
-	b.c = append(b.c, comp{k: insert, n: n})
+	b.c = append(b.c, comp{k: insert, n: n, s: s})
 	b.open = len(b.c)
 }
 
@@ -332,6 +339,6 @@ func (b *Builder) Build() Op {
 	if len(c) == 0 {
 		o.c = nil
 	}
-	b.c, b.buf, b.open = nil, nil, 0
+	b.c, b.buf, b.open, b.merged = nil, nil, 0, false
 	return o
 }
