@@ -280,7 +280,7 @@ func TestEngineSecondWebSocketAfterUpgrade(t *testing.T) {
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		t.Skipf("KNOWN BUG (reported as engineio-second-websocket-400): second WebSocket refused with HTTP %d instead of open-then-close: %v", status, err)
+		t.Fatalf("second WebSocket refused with HTTP %d instead of open-then-close: %v", status, err)
 	}
 	defer ws2.Close()
 	wsWaitClosed(t, ws2, 2*time.Second)
