@@ -153,8 +153,8 @@ func TestUpgradeAborted(t *testing.T) {
 }
 
 // TestUpgradeGetDuringUpgrade: a GET after the probe is answered with a
-// noop at once; a GET sent after the upgrade packet is refused, however the
-// two race on the server.
+// noop; a GET sent after the upgrade packet is refused, however the two
+// race on the server.
 func TestUpgradeGetDuringUpgrade(t *testing.T) {
 	h := newHarness(t, Config{}, true)
 	for i := range 20 {
@@ -166,12 +166,8 @@ func TestUpgradeGetDuringUpgrade(t *testing.T) {
 			t.Fatal(data)
 		}
 		if i%2 == 0 {
-			start := time.Now()
 			if st, body, _ := h.do(t, "GET", q, ""); st != 200 || body != "6" {
 				t.Fatalf("GET after the probe = %d %q", st, body)
-			}
-			if d := time.Since(start); d >= upgradeGrace {
-				t.Errorf("GET after the probe took %v", d)
 			}
 			send(t, ws, websocket.TextMessage, "5")
 		} else {
