@@ -259,6 +259,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	isWS := websocket.IsWebSocketUpgrade(r)
 	sid := q.Get("sid")
 	if sid == "" {
+		s.mu.RLock()
+		down := s.shutdown
+		s.mu.RUnlock()
+		if down {
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		switch {
 		case transport == "polling" && r.Method == http.MethodGet && !isWS:
 			s.handshakePolling(w, r)

@@ -641,6 +641,9 @@ func TestShutdown(t *testing.T) {
 	if st, _, _ := h.do(t, "GET", "EIO=4&transport=polling", ""); st != http.StatusServiceUnavailable {
 		t.Errorf("handshake after Shutdown = %d", st)
 	}
+	if _, resp, err := websocket.DefaultDialer.Dial(h.wsURL("EIO=4&transport=websocket"), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("WebSocket handshake after Shutdown: %v", err)
+	}
 	if err := h.srv.Shutdown(ctx); err != nil {
 		t.Errorf("second Shutdown = %v", err)
 	}
