@@ -36,13 +36,6 @@ function nextConnect(s) {
   return withTimeout(new Promise((resolve) => s.once("connect", resolve)), 4000, "reconnect");
 }
 
-// Over polling, sockets/engineio currently sends the queued csr-before and the
-// close packet in one payload, which socket.io-client mishandles (see the
-// report engineio-polling-close-same-payload); those cases run as "todo" until
-// the engine sends the close packet in a later poll, as Node's server does.
-const KNOWN_POLLING_BUG = "engineio-polling-close-same-payload: queued events and close in one polling payload";
-const known = (mode) => (mode === "polling" ? { todo: KNOWN_POLLING_BUG } : {});
-
 describe("connection state recovery", () => {
   let server;
   const own = [];
@@ -60,7 +53,7 @@ describe("connection state recovery", () => {
 
   for (const mode of Object.keys(TRANSPORTS)) {
     describe(mode, () => {
-      it("replays the missed packets once and in order, keeps id and rooms", known(mode), async () => {
+      it("replays the missed packets once and in order, keeps id and rooms", async () => {
         const observer = await connect(server.url, "websocket");
         const s = await connectRecoverable(server.url, mode);
         own.push(s);
@@ -108,7 +101,7 @@ describe("connection state recovery", () => {
         assert.equal(roomMsgs.length, 1);
       });
 
-      it("a second drop recovers again, from the newer offset", known(mode), async () => {
+      it("a second drop recovers again, from the newer offset", async () => {
         const s = await connectRecoverable(server.url, mode);
         own.push(s);
         const id = s.id;
@@ -127,7 +120,7 @@ describe("connection state recovery", () => {
         );
       });
 
-      it("skips the middleware of /secure for a recovered session", known(mode), async () => {
+      it("skips the middleware of /secure for a recovered session", async () => {
         const s = await connectRecoverable(server.url, mode, { nsp: "/secure", auth: { token: "letmein" } });
         own.push(s);
         const id = s.id;

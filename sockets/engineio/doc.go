@@ -70,4 +70,9 @@
 // sent a close packet, or closed its WebSocket), "transport error" (I/O error,
 // full queue, oversized payload, overlapping polls), "ping timeout", "parse
 // error" (undecodable packet), and any reason given to Conn.Close.
+//
+// Conn.Close on a polling session delivers the queued messages in one GET
+// and the close packet in the next (bounded by PingInterval+PingTimeout), as
+// Node's server does: socket.io-client acts on a close packet before the
+// messages decoded with it, which would cost it their recovery offsets.
 package engineio

@@ -107,6 +107,18 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	c.pollWaiting = false
 	forget := c.state == stateClosing
+	if forget && len(msgs) > 1 && msgs[len(msgs)-1] == msgClose && !c.isShuttingDown() {
+		// socket.io-client acts on a close packet at once but hands the
+		// messages decoded with it to its sockets a tick later, by which
+		// time they count as received while disconnected (recovery offsets
+		// are lost). So the close packet waits for the next GET, as in Node.
+		c.queue = append(c.queue, msgClose)
+		msgs = msgs[:len(msgs)-1]
+		forget = false
+		if c.drainTimer == nil {
+			c.drainTimer = time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, c.forget)
+		}
+	}
 	c.mu.Unlock()
 	if forget {
 		c.forget()
