@@ -75,4 +75,5 @@
 // and the close packet in the next (bounded by PingInterval+PingTimeout), as
 // Node's server does: socket.io-client acts on a close packet before the
 // messages decoded with it, which would cost it their recovery offsets.
+// During Shutdown both go in one response, since no later GET is awaited.
 package engineio
