@@ -47,6 +47,7 @@ type Conn struct {
 	nextPing    time.Duration
 	hb          *time.Timer     // heartbeat timer
 	drainTimer  *time.Timer     // closing polling session: forget it after a bounded wait
+	lingerHeld  bool            // a closing session lingering during Shutdown holds Shutdown open
 	pollWaiting bool            // a long-polling GET is pending
 	pollWake    chan struct{}   // wakes the pending GET (buffered, 1)
 	upgrading   bool            // a WebSocket upgrade is in progress
@@ -224,6 +225,10 @@ func (c *Conn) heartbeat() {
 	c.hb.Reset(min(c.nextPing, dl) - now)
 }
 
+// shutdownLinger bounds how long Shutdown keeps a polling session without a
+// pending GET so that the client's next GET collects the close packet.
+const shutdownLinger = time.Second
+
 // How closeWith ends a session.
 const (
 	// closeFlush: deliver the queue, then the close packet (bounded). A
@@ -280,12 +285,20 @@ func (c *Conn) closeWith(reason string, cause error, mode int) {
 		c.queue = append(c.queue, last)
 		c.wakePollLocked() // the GET delivers, then forgets the session
 		forgetNow = false
-	case (mode == closeFlush || mode == closeClientClose) && !c.isShuttingDown():
+	case mode == closeFlush || mode == closeClientClose:
 		// No GET pending: keep the session a little for the client's next
-		// GET.
+		// GET, which a client sends as soon as its previous one returned.
+		// During Shutdown the wait is short and Shutdown waits for it, so
+		// that clients see a close packet rather than a refused request.
 		c.state = stateClosing
 		c.queue = append(c.queue, last)
-		c.drainTimer = time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, c.forget)
+		linger := c.srv.cfg.PingInterval + c.srv.cfg.PingTimeout
+		if c.isShuttingDown() {
+			linger = min(linger, shutdownLinger)
+			c.lingerHeld = true
+			c.srv.track()
+		}
+		c.drainTimer = time.AfterFunc(linger, c.forget)
 		forgetNow = false
 	default:
 		c.state = stateClosed
@@ -319,8 +332,13 @@ func (c *Conn) forget() {
 	if c.drainTimer != nil {
 		c.drainTimer.Stop()
 	}
+	held := c.lingerHeld
+	c.lingerHeld = false
 	c.mu.Unlock()
 	c.srv.remove(c)
+	if held {
+		c.srv.untrack()
+	}
 }
 
 // handlePacket acts on one incoming packet. It returns false once the

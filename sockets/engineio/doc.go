@@ -45,8 +45,10 @@
 //     packet counts as a sign of life; a session silent for
 //     PingInterval+PingTimeout is closed with reason "ping timeout".
 //   - Server.Shutdown closes every session ("server shutting down"), flushes
-//     what was queued to WebSockets (bounded by a 10s write deadline) and
-//     waits for every goroutine of the engine.
+//     what was queued to WebSockets (bounded by a 10s write deadline), keeps
+//     a polling session without a pending GET for up to a second so that
+//     its next GET collects the close packet, and waits for every goroutine
+//     of the engine.
 //
 // # Upgrade
 //
@@ -75,5 +77,6 @@
 // and the close packet in the next (bounded by PingInterval+PingTimeout), as
 // Node's server does: socket.io-client acts on a close packet before the
 // messages decoded with it, which would cost it their recovery offsets.
-// During Shutdown both go in one response, since no later GET is awaited.
+// During Shutdown both go in one response, since no later GET is awaited;
+// the HTTP server must keep serving until Shutdown returns.
 package engineio

@@ -149,7 +149,9 @@ func (s *Server) untrack() {
 
 // Shutdown closes every session with reason "server shutting down", refuses
 // new ones, and waits until every goroutine of the engine has ended or ctx
-// is done. It is idempotent.
+// is done. A polling session without a pending GET is kept for up to a
+// second so that its client's next GET reads the close packet; keep the HTTP
+// server serving until Shutdown returns. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -161,12 +163,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		for _, c := range conns {
 			c.closeWith("server shutting down", nil, closeFlush)
-			c.mu.Lock()
-			linger := c.state == stateClosing && !c.pollWaiting
-			c.mu.Unlock()
-			if linger {
-				c.forget()
-			}
 		}
 		s.draining.Store(true)
 		if s.active.Load() == 0 {

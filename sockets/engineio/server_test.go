@@ -780,3 +780,33 @@ func TestSlowReaderDisconnected(t *testing.T) {
 		t.Errorf("fast client got %q", data)
 	}
 }
+
+// A polling client between two GETs when Shutdown starts still reads the
+// close packet with its next GET: socket.io-client then reports "transport
+// close" rather than "transport error".
+func TestShutdownPollingBetweenGets(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	sid, pc := h.handshake(t)
+	if err := pc.Send(NewTextMessage([]byte("last"))); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	if e := h.nextClose(t); e.reason != "server shutting down" {
+		t.Fatalf("closed with %q", e.reason)
+	}
+	st, body, _ := h.do(t, "GET", "EIO=4&transport=polling&sid="+sid, "")
+	if st != http.StatusOK || body != "4last\x1e1" {
+		t.Errorf("GET after Shutdown started = %d %q, want the message and the close packet", st, body)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if st, _, _ := h.do(t, "GET", "EIO=4&transport=polling&sid="+sid, ""); st != http.StatusBadRequest {
+		t.Errorf("GET after the close packet = %d, want 400", st)
+	}
+}
