@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/collabd/collabd/cmd/collabd-load/internal/sioclient"
+	"github.com/collabd/collabd/internal/sioclient"
 )
 
 // out receives the report.
