@@ -131,6 +131,9 @@ func (c *committer) run() {
 				c.fail(items, err)
 			} else {
 				c.ops.Add(uint64(n))
+				if obs := c.h.cfg.ObserveCommit; obs != nil {
+					obs(int(n), lastTime)
+				}
 				c.succeed(items)
 			}
 			clear(items)

@@ -25,7 +25,9 @@
 // Subscribe callbacks run on the committer goroutine, after the commit and
 // before the Submits of those records return, one document's records in
 // revision order. They must not block, panic or call into the Hub: copy the
-// record into a bounded queue and return.
+// record into a bounded queue and return. Config.ObserveCommit runs on the
+// same goroutine, once per successful commit, before the subscribers of
+// that batch; the same rules apply to it.
 //
 // Documents load lazily on first use (newest snapshot plus the ops after
 // it), stay in memory while used or subscribed, and are evicted after

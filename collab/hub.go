@@ -49,6 +49,13 @@ type Config struct {
 	// subscribers stays in memory before it is evicted (with a final
 	// snapshot). Default 5 minutes; negative disables eviction.
 	IdleTimeout time.Duration
+	// ObserveCommit, when non-nil, is called after every successful store
+	// commit of sequenced records with the number of records in the batch
+	// and the wall time of the store commit (for a commit-latency
+	// histogram). It runs on the committer goroutine, before the Submits
+	// of that batch return: it must be quick and must not block or call
+	// into the Hub. Final snapshots and deletions do not report.
+	ObserveCommit func(records int, took time.Duration)
 }
 
 func (c *Config) setDefaults() {

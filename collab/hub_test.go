@@ -689,3 +689,70 @@ func TestCloseWhileSubmitting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestObserveCommit(t *testing.T) {
+	type obs struct {
+		records int
+		took    time.Duration
+	}
+	var mu sync.Mutex
+	var seen []obs
+	real := openStore(t, "")
+	fs := &failingStore{Store: real}
+	h := newHub(t, Config{Store: fs, ObserveCommit: func(records int, took time.Duration) {
+		mu.Lock()
+		seen = append(seen, obs{records, took})
+		mu.Unlock()
+	}})
+	observed := func() []obs {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+	mustSubmit(t, h, sub("d", "a", 1, 0, `["abc"]`))
+	// Submit returns after the observer ran: it runs before the batch is
+	// released.
+	if got := observed(); len(got) != 1 || got[0].records != 1 || got[0].took <= 0 {
+		t.Fatalf("after one commit: %+v", got)
+	}
+
+	// Hold a commit so that several ops, of two documents, pile up into
+	// the next batch; the observer counts the records of every batch.
+	gate := make(chan struct{})
+	fs.set(false, gate)
+	errs := make(chan error, 4)
+	go func() { _, err := h.Submit(context.Background(), sub("d", "a", 2, 1, `["x"]`)); errs <- err }()
+	waitFor(t, func() bool { r, _ := headOf(h, "d"); return r == 2 })
+	for i, doc := range []string{"d", "e", "e"} {
+		go func() {
+			_, err := h.Submit(context.Background(), sub(doc, fmt.Sprint("c", i), 1, 0, `["y"]`))
+			errs <- err
+		}()
+	}
+	waitFor(t, func() bool { r, _ := headOf(h, "d"); re, _ := headOf(h, "e"); return r == 3 && re == 2 })
+	close(gate)
+	fs.set(false, nil)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := observed()
+	total := 0
+	for _, o := range got[1:] {
+		total += o.records
+	}
+	if total != 4 || len(got) > 3 {
+		t.Fatalf("observed %+v, want 4 more records in at most 2 commits", got)
+	}
+
+	// A failed commit is not observed.
+	fs.set(true, nil)
+	if _, err := h.Submit(context.Background(), sub("d", "z", 1, 3, `["q"]`)); CodeOf(err) != CodeInternal {
+		t.Fatalf("submit with failing store: %v", err)
+	}
+	if n := len(observed()); n != len(got) {
+		t.Fatalf("failed commit observed: %d calls, was %d", n, len(got))
+	}
+	fs.set(false, nil)
+}
