@@ -92,7 +92,11 @@ func (cl *client) onMessage(data []byte, binary bool) {
 // send queues the messages of e; volatile ones are dropped when the queue is full.
 func (cl *client) send(e *Encoded, volatile bool) error {
 	if volatile {
-		return cl.conn.TrySend(e.msgs...)
+		err := cl.conn.TrySend(e.msgs...)
+		if err != nil {
+			cl.srv.countVolatile(err)
+		}
+		return err
 	}
 	return cl.conn.Send(e.msgs...)
 }
@@ -179,6 +183,7 @@ func (cl *client) remove(s *Socket) {
 }
 
 func (cl *client) onClose(reason string, cause error) {
+	cl.srv.countClose(cause)
 	cl.mu.Lock()
 	cl.closed = true
 	if cl.connectTimer != nil {

@@ -27,6 +27,8 @@ type Server struct {
 	shutErr  error
 
 	wg sync.WaitGroup // goroutines that disconnect the sockets of closed connections
+
+	stats counters
 }
 
 // New returns a Server for cfg, with the main namespace "/" created.
