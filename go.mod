@@ -3,6 +3,7 @@ module github.com/collabd/collabd
 go 1.26
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/rs/zerolog v1.35.1
 	github.com/sergi/go-diff v1.4.0
