@@ -9,9 +9,46 @@
 //	                                    broadcast throughput/latency, overload
 //	collabd-load serve-sockets [flags]  the bench server the scenarios start
 //	                                    (a child process; not for direct use)
+//	collabd-load collab [flags]         editing load against a real collabd
 //
-// Later workloads (the collab editing load of issue 4) add subcommands here.
-// Every loop is bounded in count and in time.
+// # The collab workload
+//
+// "collab" drives the wire contract (docs/protocol.md) against a collabd
+// process: with --collabd PATH it starts that binary with --addr
+// 127.0.0.1:0 --data <tmpdir> --log-level warn (plus --server-flags) and
+// reads the URL from its "collabd listening on http://HOST:PORT/" line; with
+// --url it uses a running server (then without server CPU and RSS figures).
+// It opens --docs x --editors Socket.IO connections (one editor each, its
+// own client id), joins every editor to its document before anyone edits,
+// then edits: random small inserts (some non-ASCII), some deletes, keeping
+// each document near --doc-size code points. Each editor runs the client
+// side of the OT protocol (synchronized / awaiting ack / awaiting ack with a
+// buffer, with collab/ot Transform and Compose), so its ops stay valid
+// whatever the others do.
+//
+// Shapes: closed loop by default (each editor keeps exactly one doc:op in
+// flight: emit with ack, wait, next edit), or --rate R edits per second per
+// editor (open loop; an edit made while an op is in flight joins the buffer,
+// sent when the ack comes; at most --max-buffered edits wait, more are
+// skipped and counted). A rate_limited ack makes the editor send the same op
+// (same seq) again 10 ms later, counted.
+//
+// After --warmup, it measures for --duration: committed ops/s (acks received
+// in the window); end-to-end latency, from the first local edit an op holds
+// until the last other editor of the document applied its broadcast
+// (matched by client and seq), p50/p95/p99; the author's ack latency; the
+// server's CPU time (utime+stime from /proc/PID/stat) per committed op, its
+// peak RSS (VmHWM) and RSS at the end; the commits in the window and their
+// mean wall time from /metrics (collabd_commits_total,
+// collabd_commit_seconds), which expresses p99 end-to-end in commit times;
+// the load program's own CPU and the load average. Then it waits for every
+// editor to settle at its document's head and checks convergence: every
+// editor's text must equal GET /api/docs/{id}, or the run fails. A started
+// server gets SIGTERM and its exit code is reported. --server-profile FILE
+// starts the server with --pprof-addr and saves a CPU profile of the window.
+//
+// Every loop is bounded in count and in time (--max-ops, --drain,
+// --deadline).
 package main
 
 import (
@@ -24,6 +61,7 @@ func usage() {
 	fmt.Fprintf(os.Stderr, `usage:
   collabd-load sockets [flags]        run the Socket.IO load scenarios (-h for flags)
   collabd-load serve-sockets [flags]  bench server started by "sockets" (internal)
+  collabd-load collab [flags]         editing load against a collabd server (-h for flags)
 `)
 }
 
@@ -41,6 +79,9 @@ func main() {
 		err = runSockets(os.Args[2:])
 	case "serve-sockets":
 		err = serveSockets(os.Args[2:])
+	case "collab":
+		debug.SetGCPercent(400) // as for sockets: the clients are the load
+		err = runCollabCmd(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

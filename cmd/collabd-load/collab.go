@@ -1,0 +1,993 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/internal/sioclient"
+)
+
+// errDiverged reports editors whose text differs from the server's after the
+// run: the convergence check failed.
+var errDiverged = errors.New("collabd-load: editors diverged from the server")
+
+// collabConfig holds the flags of "collabd-load collab".
+type collabConfig struct {
+	collabd     string        // collabd binary to start; "" with url
+	url         string        // a running server's base URL; "" with collabd
+	serverFlags string        // extra flags for the started collabd, space-separated
+	profile     string        // write a CPU profile of the server over the measured window here
+	docs        int           // documents
+	editors     int           // editors per document
+	rate        float64       // edits per second per editor; 0 = closed loop
+	maxBuffered int           // open loop: local edits buffered behind the op in flight, at most
+	duration    time.Duration // measured window
+	warmup      time.Duration // load before the measured window
+	drain       time.Duration // wait at most this long for the last acks and broadcasts
+	maxOps      int64         // submissions in the whole run, at most
+	docSize     int           // code points a document is kept near
+	seed        uint64        // random edits; 0 = random
+	deadline    time.Duration // give up after this long in total
+	keepData    bool          // keep the started server's data directory
+	out         io.Writer     // the report
+}
+
+func parseCollabFlags(args []string) (collabConfig, error) {
+	c := collabConfig{out: out}
+	fs := flag.NewFlagSet("collab", flag.ContinueOnError)
+	fs.StringVar(&c.collabd, "collabd", "", "collabd binary to start (with --addr 127.0.0.1:0 --data <tmpdir> --log-level warn); its CPU and RSS are measured")
+	fs.StringVar(&c.url, "url", "", "base URL of a running collabd (instead of --collabd; no server CPU/RSS figures)")
+	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the started collabd, space-separated")
+	fs.StringVar(&c.profile, "server-profile", "", "write a CPU profile of the started collabd over the measured window to this file (starts it with --pprof-addr)")
+	fs.IntVar(&c.docs, "docs", 1, "documents")
+	fs.IntVar(&c.editors, "editors", 8, "editors per document (one Socket.IO connection each)")
+	fs.Float64Var(&c.rate, "rate", 0, "edits per second per editor (open loop); 0: closed loop, one op in flight per editor")
+	fs.IntVar(&c.maxBuffered, "max-buffered", 64, "open loop: at most this many local edits wait behind the op in flight (more are skipped)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "load before the measured window")
+	fs.DurationVar(&c.drain, "drain", 15*time.Second, "after the window: wait at most this long for the last acks and broadcasts")
+	fs.Int64Var(&c.maxOps, "max-ops", 5_000_000, "submissions in the whole run, at most")
+	fs.IntVar(&c.docSize, "doc-size", 2000, "code points each document is kept near (past it, deletes outnumber inserts)")
+	fs.Uint64Var(&c.seed, "seed", 0, "seed of the random edits (0: random)")
+	fs.DurationVar(&c.deadline, "deadline", 5*time.Minute, "give up after this long in total")
+	fs.BoolVar(&c.keepData, "keep-data", false, "keep the started server's data directory")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case (c.collabd == "") == (c.url == ""):
+		return c, errors.New("give exactly one of --collabd PATH and --url URL")
+	case c.docs < 1 || c.editors < 1:
+		return c, errors.New("--docs and --editors must be at least 1")
+	case c.rate < 0 || c.duration <= 0 || c.warmup < 0 || c.maxBuffered < 1 || c.maxOps < 1:
+		return c, errors.New("--rate, --warmup must be >= 0, --duration > 0, --max-buffered and --max-ops >= 1")
+	case c.profile != "" && c.collabd == "":
+		return c, errors.New("--server-profile needs --collabd")
+	}
+	return c, nil
+}
+
+func runCollabCmd(args []string) error {
+	c, err := parseCollabFlags(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.deadline)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	_, err = runCollab(ctx, c)
+	return err
+}
+
+// collabResult is what one run measured (also printed).
+type collabResult struct {
+	Window      time.Duration
+	Committed   int64 // acks received in the window
+	OpsPerSec   float64
+	Submitted   int64 // doc:op emitted in the whole run (retries excluded)
+	RateLimited int64 // rate_limited acks (the op was sent again)
+	Skipped     int64 // open loop: edits skipped because the buffer was full
+
+	E2E                   latencySummary
+	E2EIncomplete         int // measured ops some editor never applied
+	E2EUnknown            int // broadcasts that matched no submission
+	Ack                   latencySummary
+	ClientCPU             time.Duration
+	HaveServer            bool // the server was started here: the figures below are set
+	ServerUser, ServerSys time.Duration
+	CPUPerOp              time.Duration
+	PeakRSS, EndRSS       int64
+	HaveCommits           bool
+	Commits               commitWindow
+	P99InCommits          float64
+	Converged             bool
+	ExitCode              int
+}
+
+// collabRun is the shared state of one run.
+type collabRun struct {
+	cfg    collabConfig
+	closed bool // closed loop
+
+	phase       atomic.Int32 // phaseWarmup, phaseMeasure, phaseStop
+	committed   atomic.Int64
+	submitted   atomic.Int64
+	rateLimited atomic.Int64
+	skipped     atomic.Int64
+
+	errOnce sync.Once
+	err     error         // the first failure; set once, read after failed is closed
+	failed  chan struct{} // closed on the first failure
+}
+
+const (
+	phaseWarmup int32 = iota
+	phaseMeasure
+	phaseStop
+)
+
+func (r *collabRun) fail(err error) {
+	r.errOnce.Do(func() {
+		r.err = err
+		close(r.failed)
+	})
+}
+
+func (r *collabRun) failure() error {
+	select {
+	case <-r.failed:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// docRun is one document and its editors.
+type docRun struct {
+	id      string
+	editors []*editor
+	clients map[string]int // client id -> editor index; read-only once built
+	track   *e2eTracker
+}
+
+// editor is one Socket.IO connection editing one document.
+type editor struct {
+	run *collabRun
+	doc *docRun
+	idx int
+	id  string // client id
+	cl  *sioclient.Client
+
+	mu           sync.Mutex // guards the fields below
+	st           *otClient  // nil until joined
+	seq          uint64     // seq of the op in flight (or the last one)
+	sentAt       time.Time  // first local edit of the op in flight
+	sentMeasured bool       // the op in flight was sent in the measured window
+	bufAt        time.Time  // first local edit in the buffer
+	bufEdits     int        // local edits in the buffer
+	rng          *mrand.Rand
+	ack          *sampler // measured ack latencies
+}
+
+// opMsg is the payload of a submitted doc:op.
+type opMsg struct {
+	Doc    string `json:"doc"`
+	Client string `json:"client"`
+	Seq    uint64 `json:"seq"`
+	Rev    uint64 `json:"rev"`
+	Op     ot.Op  `json:"op"`
+}
+
+// ackMsg is an ack payload ({ok, rev, text, error}).
+type ackMsg struct {
+	OK    bool   `json:"ok"`
+	Rev   uint64 `json:"rev"`
+	Text  string `json:"text"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (a ackMsg) err() error {
+	if a.OK {
+		return nil
+	}
+	if a.Error == nil {
+		return errors.New("ack with ok:false and no error")
+	}
+	return fmt.Errorf("%s: %s", a.Error.Code, a.Error.Message)
+}
+
+// recordMsg is the payload of a doc:op broadcast.
+type recordMsg struct {
+	Doc    string `json:"doc"`
+	Rev    uint64 `json:"rev"`
+	Op     ot.Op  `json:"op"`
+	Client string `json:"client"`
+	Seq    uint64 `json:"seq"`
+}
+
+// firstArg decodes the first element of a JSON argument array (the server
+// may append more, e.g. a connection-state-recovery offset).
+func firstArg(args []byte, v any) error {
+	var arr [1]json.RawMessage
+	if err := json.Unmarshal(args, &arr); err != nil {
+		return err
+	}
+	if arr[0] == nil {
+		return errors.New("no argument")
+	}
+	return json.Unmarshal(arr[0], v)
+}
+
+// onEvent runs on the client's reader goroutine.
+func (e *editor) onEvent(name string, args []byte) {
+	if name != "doc:op" {
+		return
+	}
+	now := time.Now()
+	var m recordMsg
+	if err := firstArg(args, &m); err != nil {
+		e.run.fail(fmt.Errorf("editor %s: bad doc:op broadcast %.200s: %w", e.id, args, err))
+		return
+	}
+	if m.Client == e.id {
+		e.run.fail(fmt.Errorf("editor %s received its own op (seq %d, rev %d) as a broadcast", e.id, m.Seq, m.Rev))
+		return
+	}
+	e.mu.Lock()
+	var err error
+	if e.st == nil {
+		err = errors.New("broadcast before the join ack")
+	} else {
+		err = e.st.remote(m.Rev, m.Op)
+	}
+	e.mu.Unlock()
+	if err != nil {
+		e.run.fail(fmt.Errorf("editor %s of %s: %w", e.id, e.doc.id, err))
+		return
+	}
+	e.doc.track.applied(m.Client, m.Seq, now)
+}
+
+// localEdit makes one random edit now and sends it or buffers it. e.mu must
+// be held.
+func (e *editor) localEdit(now time.Time) {
+	if e.run.submitted.Load() >= e.run.cfg.maxOps {
+		return
+	}
+	send, err := e.st.edit(randomEdit(e.rng, e.st.text.Len(), e.run.cfg.docSize))
+	if err != nil {
+		e.run.fail(fmt.Errorf("editor %s: %w", e.id, err))
+		return
+	}
+	if send {
+		e.sentAt = now
+		e.send(true)
+		return
+	}
+	if e.bufEdits == 0 {
+		e.bufAt = now
+	}
+	e.bufEdits++
+}
+
+// send emits the op in flight (a new seq, or the same again after
+// rate_limited). e.mu must be held.
+func (e *editor) send(fresh bool) {
+	if fresh {
+		e.seq++
+		e.run.submitted.Add(1)
+		e.sentMeasured = e.run.phase.Load() == phaseMeasure
+		e.doc.track.submitted(opKey{e.idx, e.seq}, e.sentAt, len(e.doc.editors)-1, e.sentMeasured)
+	}
+	seq := e.seq
+	msg := opMsg{Doc: e.doc.id, Client: e.id, Seq: seq, Rev: e.st.rev, Op: e.st.sent}
+	if err := e.cl.EmitAck(func(args []byte) { e.onAck(seq, args) }, "doc:op", msg); err != nil {
+		e.run.fail(fmt.Errorf("editor %s: emitting doc:op: %w", e.id, err))
+	}
+}
+
+// onAck runs on the client's reader goroutine.
+func (e *editor) onAck(seq uint64, args []byte) {
+	now := time.Now()
+	var a ackMsg
+	if err := firstArg(args, &a); err != nil {
+		e.run.fail(fmt.Errorf("editor %s: bad doc:op ack %.200s: %w", e.id, args, err))
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !a.OK {
+		if a.Error != nil && a.Error.Code == "rate_limited" {
+			e.run.rateLimited.Add(1)
+			time.AfterFunc(10*time.Millisecond, func() {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				if e.seq == seq && e.run.failure() == nil {
+					e.send(false)
+				}
+			})
+			return
+		}
+		e.run.fail(fmt.Errorf("editor %s: doc:op seq %d: %w", e.id, seq, a.err()))
+		return
+	}
+	if e.sentMeasured {
+		e.ack.add(now.Sub(e.sentAt))
+	}
+	if e.run.phase.Load() == phaseMeasure {
+		e.run.committed.Add(1)
+	}
+	send, err := e.st.ack(a.Rev)
+	if err != nil {
+		e.run.fail(fmt.Errorf("editor %s of %s: %w", e.id, e.doc.id, err))
+		return
+	}
+	switch {
+	case send:
+		e.sentAt, e.bufEdits = e.bufAt, 0
+		e.send(true)
+	case e.run.closed && e.run.phase.Load() != phaseStop && e.run.failure() == nil:
+		e.localEdit(now)
+	}
+}
+
+// openLoop makes an edit every 1/rate seconds until the run stops.
+func (e *editor) openLoop(ctx context.Context, stop <-chan struct{}) {
+	every := time.Duration(float64(time.Second) / e.run.cfg.rate)
+	e.mu.Lock()
+	first := time.Duration(e.rng.Int64N(int64(every)))
+	e.mu.Unlock()
+	select {
+	case <-time.After(first):
+	case <-stop:
+		return
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		if e.bufEdits >= e.run.cfg.maxBuffered {
+			e.run.skipped.Add(1)
+		} else {
+			e.localEdit(time.Now())
+		}
+		e.mu.Unlock()
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-e.run.failed:
+			return
+		}
+	}
+}
+
+// settled reports whether the editor has nothing in flight and its revision.
+func (e *editor) settled() (bool, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.st.pending(), e.st.rev
+}
+
+// collabd is a collabd server process started by the load program.
+type collabd struct {
+	cmd     *exec.Cmd
+	PID     int
+	URL     string // base URL, with the trailing slash
+	dataDir string
+	done    chan struct{} // closed once Wait returned
+	waitErr error         // set before done is closed
+}
+
+// startCollabd runs bin with --addr 127.0.0.1:0 --data dataDir --log-level
+// warn plus extra, and waits (at most timeout) for its "collabd listening
+// on http://HOST:PORT/" line on stdout or stderr. Every other line goes to
+// this process's stderr.
+func startCollabd(ctx context.Context, bin, dataDir string, extra []string, timeout time.Duration) (*collabd, error) {
+	args := append([]string{"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
+	// If the load program dies, the server goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &collabd{cmd: cmd, PID: cmd.Process.Pid, dataDir: dataDir, done: make(chan struct{})}
+	urlc := make(chan string, 2)
+	var pipes sync.WaitGroup
+	scan := func(r io.Reader) {
+		defer pipes.Done()
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if i := strings.Index(line, "collabd listening on "); i >= 0 {
+				select {
+				case urlc <- strings.TrimSpace(line[i+len("collabd listening on "):]):
+				default:
+				}
+				continue
+			}
+			fmt.Fprintln(os.Stderr, "collabd:", line)
+		}
+		_, _ = io.Copy(io.Discard, r)
+	}
+	pipes.Add(2)
+	go scan(stdout)
+	go scan(stderr)
+	go func() {
+		pipes.Wait() // Wait closes the pipes: read them to the end first
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case u := <-urlc:
+		pu, err := url.Parse(u)
+		if err == nil && pu.Host != "" {
+			if !strings.HasSuffix(u, "/") {
+				u += "/"
+			}
+			s.URL = u
+			return s, nil
+		}
+		err = fmt.Errorf("collabd printed a bad URL %q", u)
+		s.kill()
+		return nil, err
+	case <-s.done:
+		return nil, fmt.Errorf("collabd exited before listening: %v", s.waitErr)
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.kill()
+	return nil, errors.New("collabd did not print its URL in time")
+}
+
+func (s *collabd) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// stop sends SIGTERM and waits at most grace (then kills). It returns the
+// exit code (-1 when killed by a signal).
+func (s *collabd) stop(grace time.Duration) (int, error) {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.kill()
+		return -1, fmt.Errorf("collabd pid %d did not stop within %v; killed", s.PID, grace)
+	}
+	return s.cmd.ProcessState.ExitCode(), nil
+}
+
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+func httpGet(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %.200s", u, resp.Status, b)
+	}
+	return b, nil
+}
+
+func scrapeCommits(ctx context.Context, base string) commitMetrics {
+	b, err := httpGet(ctx, base+"metrics")
+	if err != nil {
+		return commitMetrics{}
+	}
+	return commitMetricsOf(parsePrometheus(b))
+}
+
+// runCollab runs the collab workload and prints its report to c.out.
+func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
+	w := c.out
+	if w == nil {
+		w = io.Discard
+	}
+	if _, err := raiseFileLimit(); err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
+	}
+	loadStart := loadAvg()
+	res := &collabResult{ExitCode: -1}
+	base := c.url
+	var srv *collabd
+	var profileAddr string
+	if c.collabd != "" {
+		dataDir, err := os.MkdirTemp("", "collabd-load-data-")
+		if err != nil {
+			return nil, err
+		}
+		if !c.keepData {
+			defer os.RemoveAll(dataDir)
+		}
+		extra := strings.Fields(c.serverFlags)
+		if c.profile != "" {
+			if profileAddr, err = freePort(); err != nil {
+				return nil, err
+			}
+			extra = append(extra, "--pprof-addr", profileAddr)
+		}
+		srv, err = startCollabd(ctx, c.collabd, dataDir, extra, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		res.HaveServer = true
+		base = srv.URL
+		defer func() {
+			// Deferred first, so it runs last: after the editors disconnected.
+			code, err := srv.stop(30 * time.Second)
+			res.ExitCode = code
+			if err != nil {
+				fmt.Fprintln(w, "  stopping collabd:", err)
+			}
+			fmt.Fprintf(w, "  collabd exit code after SIGTERM: %d\n", code)
+		}()
+	}
+	if !strings.HasSuffix(base, "/") {
+		base += "/"
+	}
+	bu, err := url.Parse(base)
+	if err != nil || bu.Host == "" {
+		return nil, fmt.Errorf("bad server URL %q", base)
+	}
+	seed := c.seed
+	if seed == 0 {
+		seed = mrand.Uint64()
+	}
+	run := &collabRun{cfg: c, closed: c.rate == 0, failed: make(chan struct{})}
+	runID := newRunID()
+	docs := make([]*docRun, c.docs)
+	var all []*editor
+	for i := range docs {
+		d := &docRun{id: fmt.Sprintf("load-%s-%d", runID, i), clients: map[string]int{}}
+		for j := 0; j < c.editors; j++ {
+			e := &editor{run: run, doc: d, idx: j, id: fmt.Sprintf("L%s-%d-%d", runID, i, j),
+				rng: mrand.New(mrand.NewPCG(seed, uint64(i)<<20|uint64(j))), ack: newSampler(1<<16, seed+uint64(len(all)))}
+			d.editors = append(d.editors, e)
+			d.clients[e.id] = j
+			all = append(all, e)
+		}
+		d.track = newE2ETracker(seed+uint64(i), func(client string) (int, bool) { k, ok := d.clients[client]; return k, ok })
+		docs[i] = d
+	}
+	mode := "closed loop (one op in flight per editor)"
+	if !run.closed {
+		mode = fmt.Sprintf("open loop, %g edits/s per editor", c.rate)
+	}
+	fmt.Fprintf(w, "== collab: %d docs x %d editors, %s, %v measured after %v warm-up\n", c.docs, c.editors, mode, c.duration, c.warmup)
+	if srv != nil {
+		fmt.Fprintf(w, "  server: %s pid %d at %s (data %s)\n", c.collabd, srv.PID, srv.URL, srv.dataDir)
+	} else {
+		fmt.Fprintf(w, "  server: %s (not started here: no CPU/RSS figures)\n", base)
+	}
+
+	// Connect and join every editor before anyone edits, so that every op
+	// is broadcast to all the other editors of its document.
+	if err := connectAndJoin(ctx, bu.Host, all); err != nil {
+		return nil, err
+	}
+	defer func() {
+		var wg sync.WaitGroup
+		for _, e := range all {
+			wg.Add(1)
+			go func() { defer wg.Done(); e.cl.Disconnect() }()
+		}
+		wg.Wait()
+	}()
+	for _, e := range all {
+		go func() {
+			select {
+			case <-e.cl.Done():
+				if err := e.cl.Err(); !errors.Is(err, sioclient.ErrClosed) {
+					run.fail(fmt.Errorf("editor %s lost its connection: %w", e.id, err))
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
+
+	stopGen := make(chan struct{})
+	var gens sync.WaitGroup
+	if run.closed {
+		for _, e := range all {
+			e.mu.Lock()
+			e.localEdit(time.Now())
+			e.mu.Unlock()
+		}
+	} else {
+		for _, e := range all {
+			gens.Add(1)
+			go func() { defer gens.Done(); e.openLoop(ctx, stopGen) }()
+		}
+	}
+	stopLoad := func() {
+		run.phase.Store(phaseStop)
+		select {
+		case <-stopGen:
+		default:
+			close(stopGen)
+		}
+		gens.Wait()
+	}
+	defer stopLoad()
+
+	wait := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-run.failed:
+			return run.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := wait(c.warmup); err != nil {
+		return nil, err
+	}
+
+	// The measured window.
+	var user0, sys0 time.Duration
+	if srv != nil {
+		if user0, sys0, err = procCPUSplit(srv.PID); err != nil {
+			return nil, err
+		}
+	}
+	m0 := scrapeCommits(ctx, base)
+	client0 := selfCPU()
+	profDone := make(chan error, 1)
+	if profileAddr != "" {
+		go func() {
+			secs := max(1, int(c.duration.Seconds()))
+			b, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", profileAddr, secs))
+			if err == nil {
+				err = os.WriteFile(c.profile, b, 0o644)
+			}
+			profDone <- err
+		}()
+	}
+	t0 := time.Now()
+	run.phase.Store(phaseMeasure)
+	if err := wait(c.duration); err != nil {
+		return nil, err
+	}
+	run.phase.Store(phaseStop)
+	t1 := time.Now()
+	res.ClientCPU = selfCPU() - client0
+	if srv != nil {
+		user1, sys1, err := procCPUSplit(srv.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.ServerUser, res.ServerSys = user1-user0, sys1-sys0
+	}
+	m1 := scrapeCommits(ctx, base)
+	stopLoad()
+	res.Window = t1.Sub(t0)
+	res.Committed = run.committed.Load()
+	res.OpsPerSec = float64(res.Committed) / res.Window.Seconds()
+
+	// Drain: every editor idle and at its document's head.
+	drainErr := drain(ctx, run, docs, c.drain)
+	res.Submitted = run.submitted.Load()
+	res.RateLimited = run.rateLimited.Load()
+	res.Skipped = run.skipped.Load()
+	var e2e, acks []time.Duration
+	for _, d := range docs {
+		lat, inc, unk := d.track.results()
+		e2e = append(e2e, lat...)
+		res.E2EIncomplete += inc
+		res.E2EUnknown += unk
+		for _, e := range d.editors {
+			e.mu.Lock()
+			acks = append(acks, e.ack.xs...)
+			e.mu.Unlock()
+		}
+	}
+	res.E2E, res.Ack = summarize(e2e), summarize(acks)
+	if cw, ok := commitsBetween(m0, m1); ok {
+		res.HaveCommits, res.Commits = true, cw
+		if cw.MeanCommit > 0 {
+			res.P99InCommits = float64(res.E2E.P99) / float64(cw.MeanCommit)
+		}
+	}
+	if srv != nil {
+		if res.Committed > 0 {
+			res.CPUPerOp = (res.ServerUser + res.ServerSys) / time.Duration(res.Committed)
+		}
+		if rss, hwm, err := procMem(srv.PID); err == nil {
+			res.EndRSS, res.PeakRSS = rss, hwm
+		}
+	}
+
+	// The report.
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	fmt.Fprintf(w, "  committed ops: %d in %v = %.0f ops/s (submitted in the whole run %d, rate_limited retries %d, skipped edits %d)\n",
+		res.Committed, res.Window.Round(time.Millisecond), res.OpsPerSec, res.Submitted, res.RateLimited, res.Skipped)
+	if c.editors > 1 {
+		fmt.Fprintf(w, "  end-to-end (first local edit of an op until applied by all %d other editors): %v; %d never completed, %d unmatched broadcasts\n",
+			c.editors-1, res.E2E, res.E2EIncomplete, res.E2EUnknown)
+	}
+	fmt.Fprintf(w, "  author ack latency: %v\n", res.Ack)
+	if srv != nil {
+		fmt.Fprintf(w, "  server CPU: %v over the window (user %v, system %v) = %.1f µs per committed op\n",
+			(res.ServerUser + res.ServerSys).Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond), us(res.CPUPerOp))
+		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB\n", float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib)
+	}
+	if res.HaveCommits {
+		perCommit := 0.0
+		if res.Commits.Commits > 0 {
+			perCommit = float64(res.Committed) / res.Commits.Commits
+		}
+		fmt.Fprintf(w, "  commits (/metrics): %.0f in the window, %.1f ops per commit, mean commit time %v", res.Commits.Commits, perCommit, res.Commits.MeanCommit.Round(time.Microsecond))
+		if res.P99InCommits > 0 {
+			fmt.Fprintf(w, "; p99 end-to-end = %.2f commit times", res.P99InCommits)
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintln(w, "  commits: /metrics has no collabd_commit_seconds / collabd_commits_total")
+	}
+	fmt.Fprintf(w, "  load program CPU over the window: %v (%.1f µs per committed op)\n", res.ClientCPU.Round(time.Millisecond), us(res.ClientCPU)/float64(max(1, res.Committed)))
+	fmt.Fprintf(w, "  load average (1/5/15 min): %s at the start, %s at the end of the window\n", loadStart, loadAvg())
+	if err := run.failure(); err != nil {
+		return res, err
+	}
+	if drainErr != nil {
+		return res, drainErr
+	}
+	if profileAddr != "" {
+		select {
+		case err := <-profDone:
+			if err != nil {
+				fmt.Fprintln(w, "  server CPU profile:", err)
+			} else {
+				fmt.Fprintf(w, "  server CPU profile of the window: %s (go tool pprof -top %s %s)\n", c.profile, c.collabd, c.profile)
+			}
+		case <-time.After(c.duration + 10*time.Second):
+			fmt.Fprintln(w, "  server CPU profile: no answer")
+		}
+	}
+	if err := checkConvergence(ctx, w, base, docs); err != nil {
+		return res, err
+	}
+	res.Converged = true
+	return res, nil
+}
+
+// connectAndJoin dials every editor and joins its document (a few at a time).
+func connectAndJoin(ctx context.Context, host string, all []*editor) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(all))
+	sem := make(chan struct{}, 32)
+	for _, e := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			cl, err := sioclient.Dial(ctx, sioclient.Config{Addr: host, OnEvent: e.onEvent})
+			if err != nil {
+				errc <- fmt.Errorf("editor %s: %w", e.id, err)
+				return
+			}
+			e.cl = cl
+			join := map[string]any{"doc": e.doc.id, "client": e.id, "user": map[string]string{"name": "load " + e.id}}
+			raw, err := cl.Call(30*time.Second, "doc:join", join)
+			var a ackMsg
+			if err == nil {
+				err = firstArg(raw, &a)
+			}
+			if err == nil {
+				err = a.err()
+			}
+			if err != nil {
+				errc <- fmt.Errorf("editor %s: doc:join: %w", e.id, err)
+				return
+			}
+			e.mu.Lock()
+			e.st = newOTClient(a.Rev, a.Text)
+			e.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		for _, e := range all {
+			if e.cl != nil {
+				e.cl.Close()
+			}
+		}
+		return fmt.Errorf("%d of %d editors failed to join; first: %w", len(errs), len(all), errs[0])
+	}
+	// Every editor of a document joined the same revision (nobody edits yet).
+	return nil
+}
+
+// drain waits until every editor has nothing in flight and is at its
+// document's head revision.
+func drain(ctx context.Context, run *collabRun, docs []*docRun, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		busy := ""
+		for _, d := range docs {
+			var head uint64
+			revs := make([]uint64, len(d.editors))
+			for i, e := range d.editors {
+				idle, rev := e.settled()
+				if !idle && busy == "" {
+					busy = fmt.Sprintf("editor %s has an op in flight at revision %d", e.id, rev)
+				}
+				revs[i], head = rev, max(head, rev)
+			}
+			for i, r := range revs {
+				if r != head && busy == "" {
+					busy = fmt.Sprintf("editor %s at revision %d, its document at %d", d.editors[i].id, r, head)
+				}
+			}
+		}
+		if busy == "" {
+			return nil
+		}
+		if err := run.failure(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not drained after %v: %s", timeout, busy)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// checkConvergence compares every editor's text and revision with
+// GET /api/docs/{id}.
+func checkConvergence(ctx context.Context, w io.Writer, base string, docs []*docRun) error {
+	bad := 0
+	var revs, size int64
+	for _, d := range docs {
+		b, err := httpGet(ctx, base+"api/docs/"+url.PathEscape(d.id))
+		if err != nil {
+			return fmt.Errorf("convergence check: %w", err)
+		}
+		var doc struct {
+			Rev  uint64 `json:"rev"`
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return fmt.Errorf("convergence check: GET /api/docs/%s: %w", d.id, err)
+		}
+		revs += int64(doc.Rev)
+		size += int64(len(doc.Text))
+		for _, e := range d.editors {
+			e.mu.Lock()
+			rev, text := e.st.rev, e.st.text.String()
+			e.mu.Unlock()
+			if rev != doc.Rev || text != doc.Text {
+				bad++
+				if bad <= 5 {
+					fmt.Fprintf(w, "  DIVERGED: editor %s of %s at revision %d (%d bytes), server at %d (%d bytes), first difference at byte %d\n",
+						e.id, d.id, rev, len(text), doc.Rev, len(doc.Text), firstDiff(text, doc.Text))
+				}
+			}
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w: %d editors", errDiverged, bad)
+	}
+	fmt.Fprintf(w, "  convergence: OK, all %d editors of %d documents equal GET /api/docs/{id} (%d revisions, %d bytes of text in total)\n",
+		len(docs)*len(docs[0].editors), len(docs), revs, size)
+	return nil
+}
+
+func firstDiff(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
