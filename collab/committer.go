@@ -28,6 +28,9 @@ type committer struct {
 
 	// Counters for Stats.
 	commits, ops, failed, nanos atomic.Uint64
+	// Counters for the benchmarks: time spent lingering, lingers cut
+	// short by their deadline.
+	lingerNanos, lingerExpired atomic.Uint64
 }
 
 func newCommitter(h *Hub) *committer {
@@ -94,7 +97,8 @@ func (c *committer) run() {
 		// of the rest.
 		if n := c.queued.Load(); n > 0 && n < target && lastTime > 0 {
 			wait := min(max(lastTime/4, 100*time.Microsecond), 2*time.Millisecond)
-			deadline := time.Now().Add(wait)
+			t0 := time.Now()
+			deadline := t0.Add(wait)
 			timer := time.NewTimer(wait)
 			for c.queued.Load() < target && time.Now().Before(deadline) {
 				before := c.queued.Load()
@@ -108,6 +112,10 @@ func (c *committer) run() {
 				}
 			}
 			timer.Stop()
+			c.lingerNanos.Add(uint64(time.Since(t0)))
+			if c.queued.Load() < target {
+				c.lingerExpired.Add(1)
+			}
 		}
 		c.mu.Lock()
 		dirty, closed := c.dirty, c.closed

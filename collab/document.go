@@ -67,6 +67,8 @@ type document struct {
 	epoch uint64
 	// snapRev is the revision of the newest snapshot stored or in flight.
 	snapRev uint64
+	// tr is the scratch Transformer of finish.
+	tr ot.Transformer
 	// subs is copied on write so the committer can call it unlocked.
 	subs     []*subscriber
 	lastUse  time.Time
@@ -120,77 +122,110 @@ func (d *document) lastWait() *commitWait {
 	return d.at(d.head).wait
 }
 
+// inlineTransform is the longest run of ops after an op's base that
+// sequence transforms it over with the document locked. A longer run (a
+// client far behind) is transformed without the lock first, so that it does
+// not hold up the document's other submitters.
+const inlineTransform = 64
+
 // sequence places op (made on s.BaseRev) after every op since, validates
 // and applies it and hands it to the committer. It returns the revision and
 // the wait to block on (nil when the revision is already durable).
 //
-// The transform over the ops after BaseRev, the expensive part, runs
-// without the lock on a copy of those ops (ot.Op values are immutable);
-// the lock is then taken again to transform over the few ops sequenced
-// meanwhile, apply and append. This keeps the critical section short, so
-// that a hot document's submitters do not queue up on its mutex.
+// The usual op was made on the head or a few revisions before it: it is
+// transformed, applied and appended in one critical section, with the
+// document's scratch Transformer (no allocation but the result). An op
+// more than inlineTransform revisions behind is first transformed without
+// the lock over a copy of those ops (ot.Op values are immutable); the lock
+// is then taken again to transform it over the few ops sequenced meanwhile,
+// apply and append.
 func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error) {
+	d.mu.Lock()
+	rev, w, base, err := d.check(s, s.BaseRev)
+	if err != nil || rev != 0 {
+		d.mu.Unlock()
+		return rev, w, err
+	}
+	if d.head-base <= inlineTransform {
+		if err := d.checkSpan(s, base, op); err != nil {
+			d.mu.Unlock()
+			return 0, nil, err
+		}
+		rev, w, err = d.finish(s, base, op)
+		d.mu.Unlock()
+		return rev, w, err
+	}
+	d.mu.Unlock()
+	return d.sequenceLate(s, op)
+}
+
+// checkSpan fails when op does not fit the text at base, the text it was
+// made on (not only the text it is transformed to). mu must be held.
+func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
+	baseLen := d.text.Len()
+	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+		baseLen -= d.log[i].rec.Ins - d.log[i].rec.Del
+	}
+	if op.Span() > baseLen {
+		return newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
+	}
+	return nil
+}
+
+// sequenceLate is sequence for an op far behind the head.
+func (d *document) sequenceLate(s *Submission, op ot.Op) (uint64, *commitWait, error) {
+	var tr ot.Transformer
 	for {
-		var since []ot.Op
 		d.mu.Lock()
 		rev, w, base, err := d.check(s, s.BaseRev)
-		epoch, head0 := d.epoch, d.head
-		baseLen := d.text.Len() // code points of the text at base
-		if err == nil && rev == 0 && base < d.head {
+		if err == nil && rev == 0 {
+			err = d.checkSpan(s, base, op)
+		}
+		epoch, head := d.epoch, d.head
+		var since []ot.Op
+		if err == nil && rev == 0 {
 			since = make([]ot.Op, 0, d.head-base)
 			for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
-				e := &d.log[i]
-				if !e.op.IsNoop() { // a no-op moves nothing
-					since = append(since, e.op)
-				}
-				baseLen -= e.rec.Ins - e.rec.Del
+				since = append(since, d.log[i].op)
 			}
 		}
 		d.mu.Unlock()
 		if err != nil || rev != 0 {
 			return rev, w, err
 		}
-		// The op must fit the text it was made on, not only the text
-		// it is transformed to.
-		if op.Span() > baseLen {
-			return 0, nil, newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
-		}
-		top := op
+		tr.Reset(op)
 		for _, prior := range since {
-			if _, top, err = ot.Transform(prior, top); err != nil {
-				return 0, nil, opError(err)
-			}
+			tr.Over(prior)
 		}
-		base = max(base, head0) // transformed up to the head seen above
+		top := tr.Op()
 		d.mu.Lock()
-		if d.epoch != epoch || base > d.head || base < d.head-uint64(len(d.log)) {
+		if d.epoch != epoch || head > d.head || head < d.head-uint64(len(d.log)) {
 			// A failed commit rolled back ops this op was transformed
 			// over, or the log moved past it: start again.
 			d.mu.Unlock()
 			continue
 		}
-		rev, w, err = d.finish(s, base, top)
+		// Ops sequenced while the lock was free: check them for this op
+		// (a concurrent resubmission) and transform over them.
+		rev, w, _, err = d.check(s, head)
+		if err == nil && rev == 0 {
+			rev, w, err = d.finish(s, head, top)
+		}
 		d.mu.Unlock()
 		return rev, w, err
 	}
 }
 
-// finish transforms op (made on base) over the ops sequenced since, checks
-// for a concurrent resubmission, applies it and appends it. mu must be held.
+// finish transforms op (made on base) over the ops sequenced since,
+// applies it and appends it. mu must be held.
 func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commitWait, error) {
-	// Ops sequenced while the lock was free: check them for this op
-	// (a concurrent resubmission) and transform over them.
-	rev, w, _, err := d.check(s, base)
-	if err != nil || rev != 0 {
-		return rev, w, err
-	}
-	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
-		if d.log[i].op.IsNoop() {
-			continue
+	if base < d.head {
+		tr := &d.tr
+		tr.Reset(op)
+		for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+			tr.Over(d.log[i].op)
 		}
-		if _, op, err = ot.Transform(d.log[i].op, op); err != nil {
-			return 0, nil, opError(err)
-		}
+		op = tr.Op()
 	}
 	text, err := op.Apply(d.text)
 	if err != nil {

@@ -756,3 +756,109 @@ func TestObserveCommit(t *testing.T) {
 	}
 	fs.set(false, nil)
 }
+
+// TestLateOps submits ops made far behind the head (beyond the inline
+// transform run, so they are transformed outside the document lock) while
+// other ops keep arriving at the head, and checks that each late op was
+// stored as the step-wise transform of its op over every op sequenced
+// between its base and its revision.
+func TestLateOps(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, "")
+	h := newHub(t, Config{Store: store})
+	r := rand.New(rand.NewPCG(3, 4))
+	text := ""
+	for seq := uint64(1); seq <= 300; seq++ {
+		op := randomOp(r, len([]rune(text)))
+		b, _ := op.MarshalJSON()
+		mustSubmit(t, h, Submission{Doc: "d", Client: "setup", Seq: seq, BaseRev: seq - 1, Op: b})
+		text, _ = op.ApplyString(text)
+	}
+	type late struct {
+		base, rev uint64
+		op        ot.Op
+	}
+	var (
+		mu     sync.Mutex
+		lates  []late
+		wg     sync.WaitGroup
+		lateWG sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	wg.Go(func() { // keeps the head moving
+		r := rand.New(rand.NewPCG(5, 6))
+		for seq := uint64(1); seq <= 2000; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			head, cur, err := h.Text(ctx, "d")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := randomOp(r, cur.Len()).MarshalJSON()
+			if _, err := h.Submit(ctx, Submission{Doc: "d", Client: "head", Seq: seq, BaseRev: head, Op: b}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for w := range 4 {
+		lateWG.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 8))
+			for seq := uint64(1); seq <= 15; seq++ {
+				head, _, err := h.Text(ctx, "d")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				base := head - uint64(inlineTransform+1+r.IntN(200))
+				old, err := h.TextAt(ctx, "d", base)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				op := randomOp(r, len([]rune(old)))
+				b, _ := op.MarshalJSON()
+				rev, err := h.Submit(ctx, Submission{Doc: "d", Client: fmt.Sprint("late", w), Seq: seq, BaseRev: base, Op: b})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				lates = append(lates, late{base, rev, op})
+				mu.Unlock()
+			}
+		})
+	}
+	lateWG.Wait()
+	close(stop)
+	wg.Wait()
+	if len(lates) != 60 {
+		t.Fatalf("%d late ops acknowledged", len(lates))
+	}
+	recs, err := store.Records(ctx, "d", 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := make([]ot.Op, len(recs)+1) // by revision
+	for _, rec := range recs {
+		if ops[rec.Rev], err = ot.Parse(rec.Op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range lates {
+		want := l.op
+		for rev := l.base + 1; rev < l.rev; rev++ {
+			_, want, _ = ot.Transform(ops[rev], want)
+		}
+		if !ops[l.rev].Equal(want) {
+			t.Fatalf("late op %v on %d stored at %d as %v, want %v", l.op, l.base, l.rev, ops[l.rev], want)
+		}
+	}
+	if err := store.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -215,3 +215,40 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTransformOverLog transforms a late keystroke over 20 concurrent
+// keystrokes (a hot document's ops in flight), step-wise with Transform
+// and with a reused Transformer.
+func BenchmarkTransformOverLog(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const docLen, logLen = 10_000, 20
+	log := make([]Op, logLen)
+	for i := range log {
+		log[i] = keystrokes(r, 1, docLen+i)[0]
+	}
+	late := keystrokes(r, 1024, docLen)
+	b.Run("Transform", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			op := late[i%1024]
+			for _, a := range log {
+				_, op, _ = Transform(a, op)
+			}
+			i++
+		}
+	})
+	b.Run("Transformer", func(b *testing.B) {
+		b.ReportAllocs()
+		var tr Transformer
+		i := 0
+		for b.Loop() {
+			tr.Reset(late[i%1024])
+			for _, a := range log {
+				tr.Over(a)
+			}
+			tr.Op()
+			i++
+		}
+	})
+}

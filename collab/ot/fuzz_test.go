@@ -185,6 +185,12 @@ func FuzzTransform(f *testing.F) {
 		}
 		checkNormal(t, a1)
 		checkNormal(t, b1)
+		var tr Transformer
+		tr.Reset(b)
+		tr.Over(a)
+		if got := tr.Op(); !got.Equal(b1) {
+			t.Fatalf("Transformer gives %v, Transform %v (a=%v b=%v)", got, b1, a, b)
+		}
 		sa, sb := mustApply(t, a, doc), mustApply(t, b, doc)
 		left, right := mustApply(t, b1, sa), mustApply(t, a1, sb)
 		if left != right {
