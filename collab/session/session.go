@@ -1,0 +1,389 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/sockets"
+	"github.com/collabd/collabd/sockets/parser"
+)
+
+// Access is what a socket may do with a document.
+type Access int
+
+// Access levels, each including the ones before it.
+const (
+	AccessNone Access = iota // the document is invisible
+	AccessView               // join, presence, history, revision, diff
+	AccessEdit               // also doc:op and doc:restore
+)
+
+// Identity is decided once per socket at CONNECT.
+type Identity struct {
+	User   string                  // display name from the token; "" when auth is off
+	Access func(doc string) Access // nil means AccessEdit for every document
+}
+
+func (id Identity) access(doc string) Access {
+	if id.Access == nil {
+		return AccessEdit
+	}
+	return id.Access(doc)
+}
+
+// Limits bound what one socket may do. Zero fields take the defaults.
+type Limits struct {
+	OpsPerSecond  float64 // per socket, sustained; default 50 (doc:op and doc:restore)
+	OpsBurst      int     // default 100
+	DocsPerSocket int     // default 32
+	MembersPerDoc int     // default 256
+	MaxTextBytes  int     // largest string payload accepted in an event (texts, ops), default 1 MiB
+}
+
+// Defaults of Limits.
+const (
+	DefaultOpsPerSecond  = 50
+	DefaultOpsBurst      = 100
+	DefaultDocsPerSocket = 32
+	DefaultMembersPerDoc = 256
+	DefaultMaxTextBytes  = 1 << 20
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.OpsPerSecond <= 0 {
+		l.OpsPerSecond = DefaultOpsPerSecond
+	}
+	if l.OpsBurst <= 0 {
+		l.OpsBurst = DefaultOpsBurst
+	}
+	if l.DocsPerSocket <= 0 {
+		l.DocsPerSocket = DefaultDocsPerSocket
+	}
+	if l.MembersPerDoc <= 0 {
+		l.MembersPerDoc = DefaultMembersPerDoc
+	}
+	if l.MaxTextBytes <= 0 {
+		l.MaxTextBytes = DefaultMaxTextBytes
+	}
+	return l
+}
+
+// Config configures Attach.
+type Config struct {
+	Hub    *collab.Hub // required; the glue never closes it
+	Limits Limits      // zero fields take the defaults
+	// Authenticate, when non-nil, runs in a middleware of namespace "/" with the
+	// raw CONNECT auth payload (nil when absent). An error rejects the connection
+	// with CONNECT_ERROR {message:"unauthorized", data:{code:"unauthorized", reason: err.Error()}}.
+	Authenticate func(auth json.RawMessage) (Identity, error)
+	Logger       zerolog.Logger // one line per connection, join, leave, error; nothing per op at info level
+}
+
+// Stats are the Service's counters.
+type Stats struct {
+	Sockets     int    // connected sockets on "/"
+	Members     int    // (socket, document) memberships
+	Documents   int    // documents with at least one member
+	Ops         uint64 // doc:op acked ok (resubmissions included)
+	Errors      uint64 // error acks sent
+	RateLimited uint64 // rate_limited errors
+}
+
+// Sentinel errors of Attach.
+var (
+	ErrNoHub    = errors.New("session: Config.Hub is required")
+	ErrNoServer = errors.New("session: a sockets.Server is required")
+)
+
+// Service is the session glue attached to one sockets.Server. See the package
+// documentation for its concurrency contract.
+type Service struct {
+	hub  *collab.Hub
+	nsp  *sockets.Namespace
+	lim  Limits
+	auth func(json.RawMessage) (Identity, error)
+	log  zerolog.Logger
+
+	mu   sync.Mutex // guards docs
+	docs map[string]*docState
+
+	sockets     atomic.Int64
+	members     atomic.Int64
+	ops         atomic.Uint64
+	errs        atomic.Uint64
+	rateLimited atomic.Uint64
+	restoreSeq  atomic.Uint64
+
+	wg sync.WaitGroup // goroutines answering slow requests
+}
+
+// Attach registers the event handlers on srv's namespace "/".
+func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
+	if srv == nil {
+		return nil, ErrNoServer
+	}
+	if cfg.Hub == nil {
+		return nil, ErrNoHub
+	}
+	svc := &Service{
+		hub:  cfg.Hub,
+		nsp:  srv.Of("/"),
+		lim:  cfg.Limits.withDefaults(),
+		auth: cfg.Authenticate,
+		log:  cfg.Logger,
+		docs: make(map[string]*docState),
+	}
+	if svc.auth != nil {
+		svc.nsp.Use(svc.authenticate)
+	}
+	svc.nsp.OnConnection(svc.onConnection)
+	svc.nsp.OnAny(svc.onAny)
+	svc.nsp.On("doc:join", sockets.Handle(svc.onJoin, svc.decodeError))
+	svc.nsp.On("doc:op", sockets.Handle(svc.onOp, svc.decodeError))
+	svc.nsp.On("doc:presence", sockets.Handle(svc.onPresence, svc.decodeError))
+	svc.nsp.On("doc:leave", sockets.Handle(svc.onLeave, svc.decodeError))
+	svc.nsp.On("doc:history", sockets.Handle(svc.onHistory, svc.decodeError))
+	svc.nsp.On("doc:revision", sockets.Handle(svc.onRevision, svc.decodeError))
+	svc.nsp.On("doc:diff", sockets.Handle(svc.onDiff, svc.decodeError))
+	svc.nsp.On("doc:restore", sockets.Handle(svc.onRestore, svc.decodeError))
+	return svc, nil
+}
+
+// Stats returns the current counters.
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	docs := len(s.docs)
+	s.mu.Unlock()
+	return Stats{
+		Sockets:     int(s.sockets.Load()),
+		Members:     int(s.members.Load()),
+		Documents:   docs,
+		Ops:         s.ops.Load(),
+		Errors:      s.errs.Load(),
+		RateLimited: s.rateLimited.Load(),
+	}
+}
+
+// Wait waits for the goroutines answering slow requests (ops, restores,
+// history queries) to return. They end once the hub answers them, so call it
+// after sockets.Server.Shutdown and collab.Hub.Close, or with the hub still
+// running to drain them.
+func (s *Service) Wait() { s.wg.Wait() }
+
+// knownEvents are the client events of the contract.
+var knownEvents = map[string]bool{
+	"doc:join": true, "doc:op": true, "doc:presence": true, "doc:leave": true,
+	"doc:history": true, "doc:revision": true, "doc:diff": true, "doc:restore": true,
+}
+
+// conn is the state of one connected socket.
+type conn struct {
+	sock    *sockets.Socket
+	id      Identity
+	limiter *bucket
+	queries chan struct{} // semaphore of concurrent read queries
+
+	mu     sync.Mutex // guards docs and closed
+	docs   map[string]*member
+	closed bool
+}
+
+// maxQueries bounds the history, revision and diff requests one socket may
+// have running at once; more are refused with rate_limited.
+const maxQueries = 4
+
+func (c *conn) member(doc string) *member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.docs[doc]
+}
+
+// authIdentity carries the middleware's verdict to onConnection.
+type authIdentity struct{ id Identity }
+
+func (s *Service) authenticate(sock *sockets.Socket) error {
+	raw := sock.Auth()
+	if len(raw) == 0 || string(raw) == "{}" || string(raw) == "null" {
+		raw = nil
+	}
+	id, err := s.auth(raw)
+	if err != nil {
+		s.log.Info().Str("remote", remote(sock)).Str("reason", err.Error()).Msg("connection refused: unauthorized")
+		return &sockets.ConnectError{
+			Message: "unauthorized",
+			Data:    map[string]string{"code": "unauthorized", "reason": err.Error()},
+		}
+	}
+	sock.SetData(&authIdentity{id: id})
+	return nil
+}
+
+func remote(sock *sockets.Socket) string {
+	if r := sock.Request(); r != nil {
+		return r.RemoteAddr
+	}
+	return ""
+}
+
+func (s *Service) onConnection(sock *sockets.Socket) {
+	var id Identity
+	switch v := sock.Data().(type) {
+	case *authIdentity:
+		id = v.id
+	case *conn: // a recovered session keeps its identity
+		id = v.id
+	}
+	c := &conn{
+		sock:    sock,
+		id:      id,
+		limiter: newBucket(s.lim.OpsPerSecond, s.lim.OpsBurst),
+		queries: make(chan struct{}, maxQueries),
+		docs:    make(map[string]*member),
+	}
+	sock.SetData(c)
+	if sock.Recovered() {
+		// Memberships ended with the old connection: the client joins again.
+		for _, room := range sock.Rooms() {
+			if strings.HasPrefix(room, "doc:") {
+				sock.Leave(room)
+			}
+		}
+	}
+	s.sockets.Add(1)
+	sock.OnDisconnect(s.onDisconnect)
+	s.log.Info().Str("sid", sock.ID()).Str("remote", remote(sock)).Str("user", id.User).
+		Str("transport", sock.Transport()).Bool("recovered", sock.Recovered()).Msg("connected")
+}
+
+func (s *Service) onDisconnect(sock *sockets.Socket, reason string) {
+	s.sockets.Add(-1)
+	c, _ := sock.Data().(*conn)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.closed = true
+	ms := make([]*member, 0, len(c.docs))
+	for _, m := range c.docs {
+		ms = append(ms, m)
+	}
+	c.mu.Unlock()
+	for _, m := range ms {
+		if s.removeMember(m, true) {
+			s.log.Info().Str("sid", sock.ID()).Str("doc", m.d.id).Str("client", m.client).Msg("left (disconnected)")
+		}
+	}
+	s.log.Info().Str("sid", sock.ID()).Str("reason", reason).Msg("disconnected")
+}
+
+func (s *Service) connOf(sock *sockets.Socket) *conn {
+	c, _ := sock.Data().(*conn)
+	return c
+}
+
+func (s *Service) onAny(sock *sockets.Socket, ev *sockets.Event) {
+	if knownEvents[ev.Name] {
+		return
+	}
+	s.log.Debug().Str("sid", sock.ID()).Str("event", ev.Name).Msg("unknown event")
+	if ev.Ack.Wanted() {
+		s.errs.Add(1)
+		_ = ev.Ack.Reply(errAck{Error: errorf(CodeBadRequest, "unknown event %q", ev.Name)})
+	}
+}
+
+// decodeError answers an event whose payload did not decode.
+func (s *Service) decodeError(sock *sockets.Socket, ev *sockets.Event, err error) {
+	var we *wireError
+	switch {
+	case errors.As(err, &we):
+	case errors.Is(err, sockets.ErrMissingArg):
+		we = errorf(CodeBadRequest, "missing payload")
+	default:
+		we = errorf(CodeBadRequest, "payload: %v", err)
+	}
+	s.fail(sock, ev.Name, ev.Ack, we)
+}
+
+// fail logs err and answers it when the client asked for an ack.
+func (s *Service) fail(sock *sockets.Socket, event string, ack *sockets.Ack, err *wireError) {
+	lvl := zerolog.InfoLevel
+	if err.Code == CodeInternal {
+		lvl = zerolog.ErrorLevel
+	}
+	s.log.WithLevel(lvl).Str("sid", sock.ID()).Str("event", event).Str("code", err.Code).Str("message", err.Message).Msg("request failed")
+	if err.Code == CodeRateLimited {
+		s.rateLimited.Add(1)
+	}
+	if ack.Wanted() {
+		if ack.Reply(errAck{Error: err}) == nil {
+			s.errs.Add(1)
+		}
+	}
+}
+
+// hubError turns an error of the hub into a wire error.
+func hubError(err error) *wireError {
+	var he *collab.Error
+	if errors.As(err, &he) {
+		return &wireError{Code: string(he.Code), Message: he.Message}
+	}
+	return &wireError{Code: CodeInternal, Message: "internal error"}
+}
+
+// recoverTo answers internal when a handler panics (a last resort: every
+// payload is validated first).
+func (s *Service) recoverTo(sock *sockets.Socket, event string, ack *sockets.Ack) {
+	if r := recover(); r != nil {
+		s.log.Error().Str("sid", sock.ID()).Str("event", event).Interface("panic", r).Msg("handler panicked")
+		if ack.Wanted() {
+			_ = ack.Reply(errAck{Error: errorf(CodeInternal, "internal error")})
+		}
+	}
+}
+
+// userFor fills a member's user object: the token's name when auth is on,
+// else the client's, with defaults.
+func userFor(id Identity, client string, u *User) User {
+	var out User
+	if u != nil {
+		out = *u
+	}
+	if id.User != "" {
+		out.Name = id.User
+	}
+	if out.Name == "" {
+		out.Name = "anonymous"
+	}
+	if out.Color == "" {
+		out.Color = defaultColor(client)
+	}
+	return out
+}
+
+var palette = [...]string{
+	"#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
+	"#f032e6", "#469990", "#9a6324", "#800000", "#808000", "#000075",
+}
+
+func defaultColor(client string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(client))
+	return palette[h.Sum32()%uint32(len(palette))]
+}
+
+// encodeEvent encodes an event once, to be sent to many sockets.
+func encodeEvent(name string, v any) (*sockets.Encoded, error) {
+	data, atts, err := parser.MarshalArgs(name, v)
+	if err != nil {
+		return nil, err
+	}
+	return sockets.Encode(&parser.Packet{Type: parser.Event, Namespace: "/", Data: data, Attachments: atts})
+}
