@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ type collabConfig struct {
 	url         string        // a running server's base URL; "" with collabd
 	serverFlags string        // extra flags for the started collabd, space-separated
 	profile     string        // write a CPU profile of the server over the measured window here
+	selfProfile string        // write a CPU profile of the load program over the window here
 	docs        int           // documents
 	editors     int           // editors per document
 	rate        float64       // edits per second per editor; 0 = closed loop
@@ -59,6 +61,7 @@ func parseCollabFlags(args []string) (collabConfig, error) {
 	fs.StringVar(&c.url, "url", "", "base URL of a running collabd (instead of --collabd; no server CPU/RSS figures)")
 	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the started collabd, space-separated")
 	fs.StringVar(&c.profile, "server-profile", "", "write a CPU profile of the started collabd over the measured window to this file (starts it with --pprof-addr)")
+	fs.StringVar(&c.selfProfile, "client-profile", "", "write a CPU profile of the load program itself over the measured window to this file")
 	fs.IntVar(&c.docs, "docs", 1, "documents")
 	fs.IntVar(&c.editors, "editors", 8, "editors per document (one Socket.IO connection each)")
 	fs.Float64Var(&c.rate, "rate", 0, "edits per second per editor (open loop); 0: closed loop, one op in flight per editor")
@@ -232,17 +235,19 @@ type recordMsg struct {
 	Seq    uint64 `json:"seq"`
 }
 
-// firstArg decodes the first element of a JSON argument array (the server
-// may append more, e.g. a connection-state-recovery offset).
-func firstArg(args []byte, v any) error {
-	var arr [1]json.RawMessage
+// firstArg decodes the first element of a JSON argument array into v (a
+// pointer); the server may append more arguments, e.g. a
+// connection-state-recovery offset, which are skipped.
+func firstArg[T any](args []byte, v *T) error {
+	var arr [1]*T // one pass; extra elements are discarded
+	arr[0] = v
 	if err := json.Unmarshal(args, &arr); err != nil {
 		return err
 	}
 	if arr[0] == nil {
 		return errors.New("no argument")
 	}
-	return json.Unmarshal(arr[0], v)
+	return nil
 }
 
 // onEvent runs on the client's reader goroutine.
@@ -737,9 +742,23 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 			profDone <- err
 		}()
 	}
+	if c.selfProfile != "" {
+		f, err := os.Create(c.selfProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
 	t0 := time.Now()
 	run.phase.Store(phaseMeasure)
-	if err := wait(c.duration); err != nil {
+	err = wait(c.duration)
+	if c.selfProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		return nil, err
 	}
 	run.phase.Store(phaseStop)

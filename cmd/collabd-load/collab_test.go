@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildCollabd builds cmd/collabd into a temporary directory, or returns
+// $COLLABD_BIN when set (to measure another build).
+func buildCollabd(tb testing.TB) string {
+	tb.Helper()
+	if bin := os.Getenv("COLLABD_BIN"); bin != "" {
+		return bin
+	}
+	if _, err := os.Stat("../collabd"); err != nil {
+		tb.Skip("cmd/collabd is not in the tree yet") // TODO: remove once it has landed
+	}
+	bin := filepath.Join(tb.TempDir(), "collabd")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/collabd/collabd/cmd/collabd")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("building cmd/collabd: %v\n%s", err, stderr.String())
+	}
+	return bin
+}
+
+func checkCollabResult(tb testing.TB, res *collabResult, report string) {
+	tb.Helper()
+	if !res.Converged {
+		tb.Fatalf("not converged\n%s", report)
+	}
+	if res.Committed <= 0 || res.OpsPerSec <= 0 {
+		tb.Fatalf("committed %d ops (%.0f/s), want some\n%s", res.Committed, res.OpsPerSec, report)
+	}
+	if res.E2E.N == 0 || res.E2E.P50 <= 0 || res.E2E.P99 < res.E2E.P50 {
+		tb.Fatalf("end-to-end latency %+v\n%s", res.E2E, report)
+	}
+	if res.E2EIncomplete != 0 || res.E2EUnknown != 0 {
+		tb.Fatalf("%d ops never applied everywhere, %d unmatched broadcasts\n%s", res.E2EIncomplete, res.E2EUnknown, report)
+	}
+	if res.Ack.N == 0 {
+		tb.Fatalf("no ack latencies\n%s", report)
+	}
+	if !strings.Contains(report, "convergence: OK") {
+		tb.Fatalf("report without the convergence line:\n%s", report)
+	}
+}
+
+// TestCollabAgainstCollabd runs a short closed-loop workload (2 documents x
+// 3 editors) against a collabd started from a fresh build.
+func TestCollabAgainstCollabd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts collabd")
+	}
+	bin := buildCollabd(t)
+	var buf bytes.Buffer
+	c, err := parseCollabFlags([]string{"--collabd", bin, "--docs", "2", "--editors", "3",
+		"--duration", "2s", "--warmup", "500ms", "--drain", "10s", "--seed", "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.out = &buf
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := runCollab(ctx, c)
+	report := buf.String()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	t.Log("\n" + report)
+	checkCollabResult(t, res, report)
+	if !res.HaveServer || res.ServerUser+res.ServerSys <= 0 || res.CPUPerOp <= 0 || res.PeakRSS <= 0 || res.EndRSS <= 0 {
+		t.Fatalf("server figures missing: %+v\n%s", res, report)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("collabd exit code %d after SIGTERM\n%s", res.ExitCode, report)
+	}
+}
+
+// TestCollabOpenLoopWithURL runs the open-loop shape against a collabd the
+// test started itself, given by --url.
+func TestCollabOpenLoopWithURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts collabd")
+	}
+	bin := buildCollabd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := startCollabd(ctx, bin, t.TempDir(), nil, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if code, err := srv.stop(30 * time.Second); err != nil || code != 0 {
+			t.Errorf("collabd stop: exit code %d, %v", code, err)
+		}
+	})
+	var buf bytes.Buffer
+	c, err := parseCollabFlags([]string{"--url", srv.URL, "--docs", "2", "--editors", "3", "--rate", "40",
+		"--duration", "2s", "--warmup", "300ms", "--seed", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.out = &buf
+	res, err := runCollab(ctx, c)
+	report := buf.String()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, report)
+	}
+	t.Log("\n" + report)
+	checkCollabResult(t, res, report)
+	if res.HaveServer {
+		t.Fatal("--url run claims server figures")
+	}
+	// 6 editors at 40 edits/s for 2 s: about 480 edits, fewer ops when
+	// edits are composed behind an op in flight.
+	if res.Committed > 600 {
+		t.Fatalf("committed %d ops in an open loop of at most ~480 edits\n%s", res.Committed, report)
+	}
+}
