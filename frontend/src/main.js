@@ -1,30 +1,42 @@
-// Entry point of the browser bundle. For now it mounts the editor and runs
-// local edits through the OT client; the connection to the collabd server
-// (socket.io-client, doc:join and doc:op) comes in a later version, so the
-// page says that it is offline rather than pretending to sync.
+// Entry point of the browser bundle.
+//
+// - An element with data-collabd-doc="<id>" on the page: embed mode, a live
+//   editor in each such element, talking to the server app.js came from.
+// - Else the collabd pages: "/" lists the documents, "/d/{id}" edits one.
 
 import './style.css';
-import { OTClient } from './ot/client.js';
-import { createEditor } from './editor/editor.js';
+import { editorPage } from './app/editorpage.js';
+import { homePage } from './app/home.js';
+import { docIdFromPath } from './app/ids.js';
+import { openDocument } from './app/open.js';
+import { savedUser } from './app/user.js';
+import { randomColor } from './app/ids.js';
 
-function randomId() {
-  const bytes = new Uint8Array(12);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+const script = document.currentScript;
+const origin = script && script.src ? new URL(script.src).origin : location.origin;
+
+window.collabd = { open: openDocument };
+
+function main() {
+  const embeds = document.querySelectorAll('[data-collabd-doc]');
+  if (embeds.length > 0) {
+    const user = savedUser() || { name: 'anonymous', color: randomColor() };
+    for (const el of embeds) openDocument({ parent: /** @type {HTMLElement} */ (el), doc: el.getAttribute('data-collabd-doc'), user, url: origin });
+    return;
+  }
+  const root = /** @type {HTMLElement} */ (document.getElementById('app'));
+  const doc = docIdFromPath(location.pathname);
+  if (doc) editorPage(root, doc);
+  else if (location.pathname === '/' || location.pathname === '/index.html') homePage(root);
+  else {
+    document.title = 'Not found · collabd';
+    root.innerHTML = '<main class="home"><section class="card"><h1>Not found</h1><p>This is not a valid document address. <a href="/">All documents</a></p></section></main>';
+  }
+  // Offline start: a service worker keeps the page itself loadable without
+  // the network (secure contexts only: https or localhost).
+  if ('serviceWorker' in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register('/sw.js').catch(() => {});
+  }
 }
 
-const client = new OTClient({ client: randomId(), rev: 0 });
-const status = /** @type {HTMLElement} */ (document.getElementById('status'));
-
-function showStatus() {
-  status.textContent = client.unsent ? 'Offline · edits not synced (no server connection in this build)' : 'Offline · no server connection in this build';
-}
-
-createEditor({
-  parent: /** @type {HTMLElement} */ (document.getElementById('editor')),
-  onLocalOp(op) {
-    client.edit(op);
-    showStatus();
-  },
-});
-showStatus();
+main();

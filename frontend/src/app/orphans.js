@@ -1,0 +1,91 @@
+// Resubmission of an orphan: the unsent edits of a tab that was closed while
+// they waited. They go out over their own socket with the orphan's client id
+// and seq numbers, so the server applies each at most once; the entry is
+// removed only once every edit is acknowledged.
+
+import { OTClient, RevisionGapError } from '../ot/client.js';
+
+/**
+ * flushOrphan resubmits an orphan's edits. It returns a promise that resolves
+ * with true once they are all acknowledged (the entry is then removed), or
+ * false when the server cannot take them (the entry is kept for a later
+ * load). The orphan's lock is released either way.
+ * @param {object} opts
+ * @param {string} opts.doc
+ * @param {import('./store.js').Slot} opts.slot the orphan (locked)
+ * @param {import('./store.js').Store} opts.store
+ * @param {() => any} opts.connect returns a new socket (not connected)
+ * @param {{name: string, color: string}} opts.user
+ */
+export function flushOrphan({ doc, slot, store, connect, user }) {
+  return new Promise((resolve) => {
+    let client;
+    try {
+      client = OTClient.fromJSON(slot.saved.state);
+    } catch {
+      store.remove(doc, slot.client);
+      slot.release();
+      resolve(false);
+      return;
+    }
+    const socket = connect();
+    let done = false;
+    const finish = (ok) => {
+      if (done) return;
+      done = true;
+      if (ok) store.remove(doc, slot.client);
+      slot.release();
+      socket.disconnect();
+      resolve(ok);
+    };
+    const check = () => {
+      if (!client.unsent) finish(true);
+    };
+    const submit = (sub) => {
+      socket.emit('doc:op', { doc, ...sub }, (ack) => {
+        if (!ack || !ack.ok) {
+          finish(false);
+          return;
+        }
+        let next;
+        try {
+          next = client.ack(sub.seq, ack.rev);
+        } catch {
+          finish(false);
+          return;
+        }
+        if (next) submit(next);
+        else check();
+      });
+    };
+    socket.on('connect', () => {
+      const j = client.join();
+      socket.emit('doc:join', { doc, client: j.client, rev: j.rev, user }, (ack) => {
+        if (!ack || !ack.ok || !Array.isArray(ack.ops)) {
+          finish(false);
+          return;
+        }
+        let out;
+        try {
+          out = client.resume(ack.ops);
+        } catch {
+          finish(false);
+          return;
+        }
+        if (out.send) submit(out.send);
+        else check();
+      });
+    });
+    socket.on('disconnect', () => client.disconnect());
+    socket.on('doc:op', (rec) => {
+      if (!rec || rec.doc !== doc) return;
+      try {
+        const out = client.receive(rec);
+        if (out.send) submit(out.send);
+      } catch (err) {
+        if (err instanceof RevisionGapError) finish(false);
+      }
+    });
+    socket.connect();
+  });
+}

@@ -1,0 +1,489 @@
+// DocSession: one open document. It joins the document over a Socket.IO
+// socket, runs local and remote edits through the OT client, keeps unsent
+// edits in the Store, and tracks members and their cursors.
+//
+// Everything here reacts to events (socket, editor, timers armed by an
+// event); nothing polls. Acks are handled inside their callbacks,
+// synchronously, before the next broadcast is processed.
+
+import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
+import { transformIndex } from '../ot/operation.js';
+import { unapplyIndex } from './presence.js';
+
+/** How many server ops to keep for moving presence positions forward. */
+const RECENT = 1000;
+/** Presence is sent at most this often (ms). */
+const PRESENCE_MS = 120;
+/** Entries are saved at most this often (ms) while edits are unsent, and while synchronized. */
+const SAVE_UNSENT_MS = 200;
+const SAVE_SYNCED_MS = 2000;
+
+/**
+ * @typedef {object} Editor what the session needs of the editor (see createEditor)
+ * @property {(op: any) => void} applyRemote
+ * @property {(text: string) => void} setText
+ * @property {() => string} text
+ * @property {(on: boolean) => void} setReadOnly
+ * @property {() => {anchor: number, head: number}[]} selection
+ * @property {(client: string, name: string, color: string, ranges: any) => void} setRemoteCursor
+ */
+
+/**
+ * @typedef {object} Member
+ * @property {string} client
+ * @property {{name: string, color: string}} user
+ * @property {{anchor: number, head: number}[]} [sel]
+ * @property {number} [rev]
+ */
+
+export class DocSession {
+  /**
+   * @param {object} opts
+   * @param {string} opts.doc document id
+   * @param {import('./store.js').Store} opts.store
+   * @param {import('./store.js').Slot} opts.slot this page's entry (from store.claim)
+   * @param {{name: string, color: string}} opts.user
+   * @param {() => any} opts.connect returns a new socket.io-client socket (not yet connected)
+   */
+  constructor({ doc, store, slot, user, connect }) {
+    this.doc = doc;
+    this.store = store;
+    this.slot = slot;
+    this.user = user;
+    this.connect = connect;
+    /** @type {Editor | null} */
+    this.editor = null;
+    const saved = slot.saved;
+    /** @type {OTClient} */
+    this.client = saved ? OTClient.fromJSON(saved.state) : new OTClient({ client: slot.client, rev: 0 });
+    /** true until the first join ack: the text is not known yet */
+    this.fresh = !saved;
+    /** local edits not yet acknowledged (for the indicator) */
+    this.edits = saved ? saved.edits || 0 : 0;
+    /** @type {Map<string, Member>} the other members */
+    this.members = new Map();
+    /** @type {Map<number, any>} server ops by revision, for presence */
+    this.recent = new Map();
+    /** the last error shown to the user, if any */
+    this.error = null;
+    this.readOnly = false;
+    this.joined = false;
+    this.joinGen = 0;
+    this.retryMs = 1000;
+    this.timers = { presence: 0, save: 0, retry: 0 };
+    this.lastPresence = '';
+    /** @type {Set<() => void>} */
+    this.listeners = new Set();
+    this.closed = false;
+    /** figures for the benchmark: time of the last remote op's arrival and display */
+    this.lastRemote = { arrived: 0, applied: 0 };
+  }
+
+  /** text to show before joining: the saved text, or null when nothing is known. */
+  get initialText() {
+    return this.slot.saved ? this.slot.saved.text : null;
+  }
+
+  /** onChange registers fn to run after every change of status, members or pending edits. */
+  onChange(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  changed() {
+    for (const fn of this.listeners) fn();
+  }
+
+  /**
+   * status is one of "connecting" (first connection), "joining", "online",
+   * "reconnecting" (the connection dropped, retrying), "offline" (the browser
+   * says there is no network).
+   */
+  get status() {
+    if (this.socket && this.socket.connected) return this.joined ? 'online' : 'joining';
+    if (typeof navigator !== 'undefined' && navigator.onLine === false) return 'offline';
+    return this.everConnected ? 'reconnecting' : 'connecting';
+  }
+
+  /** pendingEdits is the number of local edits the server has not acknowledged. */
+  get pendingEdits() {
+    return this.client.unsent ? Math.max(this.edits, 1) : 0;
+  }
+
+  /**
+   * start attaches the editor and connects.
+   * @param {Editor} editor
+   */
+  start(editor) {
+    this.editor = editor;
+    const socket = this.connect();
+    this.socket = socket;
+    socket.on('connect', () => {
+      this.everConnected = true;
+      this.retryMs = 1000;
+      this.join();
+    });
+    socket.on('disconnect', (reason) => {
+      this.dropped();
+      // The server closed this socket on purpose (for example while shutting
+      // down): socket.io-client does not retry by itself then.
+      if (reason === 'io server disconnect' && !this.closed) this.later('retry', () => socket.connect(), this.backoff());
+    });
+    socket.on('connect_error', (err) => {
+      if (err && err.message === 'unauthorized') this.fail('Not authorized to open this document.');
+      this.changed();
+    });
+    socket.io.on('reconnect_attempt', () => this.changed());
+    socket.on('doc:op', (rec) => this.onRecord(rec));
+    socket.on('doc:presence', (p) => this.onPresence(p));
+    socket.on('doc:member', (m) => this.onMember(m));
+    if (typeof window !== 'undefined') {
+      this.onNet = () => {
+        if (navigator.onLine && !socket.connected && !socket.active) socket.connect();
+        this.changed();
+      };
+      window.addEventListener('online', this.onNet);
+      window.addEventListener('offline', this.onNet);
+      this.onHide = () => this.saveNow();
+      window.addEventListener('pagehide', this.onHide);
+    }
+    socket.connect();
+    this.changed();
+  }
+
+  /** close leaves the document and disconnects (the entry stays if edits are unsent). */
+  close() {
+    this.closed = true;
+    this.saveNow();
+    for (const k of Object.keys(this.timers)) clearTimeout(this.timers[k]);
+    if (typeof window !== 'undefined') {
+      window.removeEventListener('online', this.onNet);
+      window.removeEventListener('offline', this.onNet);
+      window.removeEventListener('pagehide', this.onHide);
+    }
+    if (this.socket) this.socket.disconnect();
+  }
+
+  // ---- joining
+
+  join() {
+    if (!this.socket || !this.socket.connected) return;
+    const gen = ++this.joinGen;
+    this.joined = false;
+    const j = this.client.join();
+    const payload = { doc: this.doc, client: j.client, user: this.user };
+    if (!this.fresh) payload.rev = j.rev;
+    this.socket.emit('doc:join', payload, (ack) => {
+      if (gen !== this.joinGen || !this.socket.connected) return;
+      this.onJoined(ack);
+    });
+    this.changed();
+  }
+
+  onJoined(ack) {
+    if (!ack || !ack.ok) {
+      const code = ack && ack.error ? ack.error.code : 'internal';
+      if (code === 'forbidden') {
+        this.fail('You do not have access to this document.');
+        return;
+      }
+      this.fail(`Could not open the document (${code}); retrying.`);
+      this.later('retry', () => this.rejoin(), this.backoff());
+      return;
+    }
+    let out;
+    try {
+      if (Array.isArray(ack.ops)) {
+        for (const r of ack.ops) this.remember(r.rev, r.op);
+        out = this.client.resume(ack.ops);
+      } else if (typeof ack.text === 'string') {
+        if (this.client.unsent) {
+          // The server's log no longer reaches back to our revision: the
+          // pending edits cannot be rebased. Keep them (saved) and say so.
+          this.fail('Your offline edits are too old to merge with the current version; they are kept in this tab.');
+          this.client.disconnect();
+          return;
+        }
+        this.editor.setText(ack.text);
+        this.recent.clear();
+        out = this.client.resetTo(ack.rev);
+      } else {
+        throw new Error('join ack without ops or text');
+      }
+    } catch (err) {
+      this.client.disconnect();
+      this.fail(`Could not resume (${err.message}); retrying.`);
+      this.later('retry', () => this.rejoin(), this.backoff());
+      return;
+    }
+    if (out.apply) this.applyRemote(out.apply);
+    this.fresh = false;
+    this.joined = true;
+    this.error = null;
+    this.retryMs = 1000;
+    if (!this.readOnly) this.editor.setReadOnly(false);
+    this.members.clear();
+    for (const m of ack.members || []) {
+      this.members.set(m.client, { client: m.client, user: m.user, sel: m.sel, rev: m.rev });
+    }
+    for (const m of this.members.values()) this.drawMember(m);
+    if (this.client.state === SYNCHRONIZED) this.edits = 0;
+    if (out.send) this.submit(out.send);
+    this.lastPresence = '';
+    this.sendPresence();
+    this.scheduleSave();
+    this.changed();
+  }
+
+  /** rejoin joins again on the same socket (after an error). */
+  rejoin() {
+    if (!this.socket || !this.socket.connected) return;
+    this.client.disconnect();
+    this.join();
+  }
+
+  dropped() {
+    this.joinGen++;
+    this.joined = false;
+    this.client.disconnect();
+    // Do not let socket.io-client replay events queued while disconnected:
+    // everything is resent after the next join.
+    if (this.socket) this.socket.sendBuffer = [];
+    for (const client of this.members.keys()) this.editor.setRemoteCursor(client, '', '', null);
+    this.members.clear();
+    this.saveNow();
+    this.changed();
+  }
+
+  // ---- ops
+
+  /** localEdit is called by the editor for every local edit (an op in code points). */
+  localEdit(op) {
+    const sub = this.client.edit(op);
+    this.edits++;
+    if (sub) this.submit(sub);
+    this.scheduleSave();
+    this.schedulePresence();
+    this.changed();
+  }
+
+  submit(sub) {
+    const socket = this.socket;
+    socket.emit('doc:op', { doc: this.doc, client: sub.client, seq: sub.seq, rev: sub.rev, op: sub.op }, (ack) => {
+      if (socket !== this.socket) return;
+      if (!ack || !ack.ok) {
+        this.opFailed(sub, ack);
+        return;
+      }
+      const pending = this.client.pending;
+      const op = pending && pending.seq === sub.seq ? pending.op : null;
+      let next;
+      try {
+        next = this.client.ack(sub.seq, ack.rev);
+      } catch (err) {
+        if (err instanceof RevisionGapError) {
+          this.rejoin();
+          return;
+        }
+        throw err;
+      }
+      if (op && this.client.rev === ack.rev) this.remember(ack.rev, op);
+      if (this.client.state === SYNCHRONIZED) this.edits = 0;
+      if (next) this.submit(next);
+      this.scheduleSave();
+      this.changed();
+    });
+  }
+
+  opFailed(sub, ack) {
+    const code = ack && ack.error ? ack.error.code : 'internal';
+    if (!this.client.pending || this.client.pending.seq !== sub.seq) return;
+    if (code === 'forbidden') {
+      this.readOnly = true;
+      this.editor.setReadOnly(true);
+      this.fail('You can view this document but not edit it.');
+      return;
+    }
+    if (code === 'rate_limited') {
+      this.later('retry', () => this.rejoin(), 1000);
+      return;
+    }
+    this.fail(`The server refused an edit (${code}); retrying.`);
+    this.later('retry', () => this.rejoin(), this.backoff());
+  }
+
+  onRecord(rec) {
+    if (!rec || rec.doc !== this.doc) return;
+    const arrived = now();
+    let out;
+    try {
+      out = this.client.receive(rec);
+    } catch (err) {
+      if (err instanceof RevisionGapError) {
+        this.rejoin();
+        return;
+      }
+      throw err;
+    }
+    this.remember(rec.rev, rec.op);
+    if (out.apply) {
+      this.applyRemote(out.apply);
+      this.lastRemote = { arrived, applied: now() };
+    }
+    if (out.send) this.submit(out.send);
+    if (this.client.state === SYNCHRONIZED) this.edits = 0;
+    this.scheduleSave();
+    this.changed();
+  }
+
+  applyRemote(op) {
+    this.editor.applyRemote(op);
+  }
+
+  remember(rev, op) {
+    this.recent.set(rev, op);
+    if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value);
+  }
+
+  // ---- presence and members
+
+  onMember(m) {
+    if (!m || m.doc !== this.doc || m.client === this.client.client) return;
+    if (m.joined) {
+      const had = this.members.get(m.client);
+      this.members.set(m.client, { client: m.client, user: m.user, sel: had && had.sel, rev: had && had.rev });
+      this.lastPresence = ''; // let the newcomer see our cursor
+      this.schedulePresence();
+    } else {
+      this.members.delete(m.client);
+      this.editor.setRemoteCursor(m.client, '', '', null);
+    }
+    this.changed();
+  }
+
+  onPresence(p) {
+    if (!p || p.doc !== this.doc || p.client === this.client.client) return;
+    const known = this.members.get(p.client);
+    this.members.set(p.client, { client: p.client, user: p.user || (known && known.user), sel: p.sel, rev: p.rev });
+    this.drawMember(this.members.get(p.client));
+    if (!known || (p.user && known.user && (known.user.name !== p.user.name || known.user.color !== p.user.color))) this.changed();
+  }
+
+  // drawMember moves a member's presence (code points at its revision) to
+  // the local document: forward over the server ops since then, then over
+  // the local unacknowledged edits.
+  drawMember(m) {
+    if (!m.sel || !Number.isInteger(m.rev)) return;
+    if (m.rev > this.client.rev) return; // ahead of us; its next presence will do
+    const ops = [];
+    for (let r = m.rev + 1; r <= this.client.rev; r++) {
+      const op = this.recent.get(r);
+      if (!op) return; // too old to carry forward
+      ops.push(op);
+    }
+    const local = this.client.localOp();
+    const move = (i) => {
+      for (const op of ops) i = transformIndex(i, op);
+      return transformIndex(i, local);
+    };
+    const ranges = m.sel.slice(0, 100).map((r) => ({ anchor: move(r.anchor), head: move(r.head) }));
+    const user = m.user || { name: 'anonymous', color: '#888888' };
+    this.editor.setRemoteCursor(m.client, user.name, user.color, ranges);
+  }
+
+  /** selectionMoved is called by the editor when the local selection moved. */
+  selectionMoved() {
+    this.schedulePresence();
+  }
+
+  schedulePresence() {
+    if (this.timers.presence) return;
+    this.timers.presence = setTimeout(() => {
+      this.timers.presence = 0;
+      this.sendPresence();
+    }, PRESENCE_MS);
+  }
+
+  sendPresence() {
+    if (!this.joined || !this.socket || !this.socket.connected) return;
+    const local = this.client.localOp();
+    const sel = this.editor.selection().map((r) => ({ anchor: unapplyIndex(r.anchor, local), head: unapplyIndex(r.head, local) }));
+    const key = `${this.client.rev}:${JSON.stringify(sel)}`;
+    if (key === this.lastPresence) return;
+    this.lastPresence = key;
+    this.socket.emit('doc:presence', { doc: this.doc, rev: this.client.rev, sel });
+  }
+
+  // ---- persistence
+
+  scheduleSave() {
+    if (this.timers.save) return;
+    this.timers.save = setTimeout(
+      () => {
+        this.timers.save = 0;
+        this.saveNow();
+      },
+      this.client.unsent ? SAVE_UNSENT_MS : SAVE_SYNCED_MS,
+    );
+  }
+
+  saveNow() {
+    clearTimeout(this.timers.save);
+    this.timers.save = 0;
+    if (this.fresh || !this.editor) return; // nothing known yet
+    const ok = this.store.write({
+      doc: this.doc,
+      client: this.client.client,
+      state: this.client.toJSON(),
+      text: this.editor.text(),
+      edits: this.edits,
+      saved: Date.now(),
+    });
+    if (!ok && this.client.unsent) this.fail('This browser refused to store your unsent edits (storage full).');
+  }
+
+  // ---- helpers
+
+  fail(message) {
+    this.error = message;
+    this.changed();
+  }
+
+  later(name, fn, ms) {
+    clearTimeout(this.timers[name]);
+    this.timers[name] = setTimeout(() => {
+      this.timers[name] = 0;
+      if (!this.closed) fn();
+    }, ms);
+  }
+
+  backoff() {
+    const ms = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, 30000);
+    return ms;
+  }
+
+  // ---- requests for the history panel
+
+  /**
+   * request emits event with payload and resolves with the ack's payload, or
+   * rejects with an Error carrying the error code.
+   */
+  request(event, payload, timeoutMs = 15000) {
+    return new Promise((resolve, reject) => {
+      if (!this.socket || !this.socket.connected) {
+        reject(Object.assign(new Error('not connected'), { code: 'offline' }));
+        return;
+      }
+      this.socket.timeout(timeoutMs).emit(event, { doc: this.doc, ...payload }, (err, ack) => {
+        if (err) reject(Object.assign(new Error('no answer from the server'), { code: 'timeout' }));
+        else if (!ack || !ack.ok) reject(Object.assign(new Error(ack && ack.error ? ack.error.message : 'failed'), { code: ack && ack.error ? ack.error.code : 'internal' }));
+        else resolve(ack);
+      });
+    });
+  }
+}
+
+function now() {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}

@@ -1,0 +1,304 @@
+// Browser tests of the editor against a real collabd (built from
+// cmd/collabd), in Debian's chromium driven by playwright-core.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { buildServer, converge, launch, openDoc, repoRoot, resultsDir, settleName, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
+
+const built = buildServer();
+const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
+if (skip) console.log(`# SKIP browser tests: ${skip}`);
+
+// saved waits until the page's localStorage holds s in an entry.
+function saved(page, s) {
+  return page.waitForFunction((w) => Object.keys(localStorage).some((k) => k.startsWith('collabd:v1:doc:') && localStorage.getItem(k).includes(w)), s);
+}
+
+describe('editor in the browser', { skip, concurrency: false }, () => {
+  /** @type {import('playwright-core').Browser} */
+  let browser;
+  let server;
+  let data;
+  const contexts = [];
+
+  before(async () => {
+    data = tempDir('collabd-e2e-data-');
+    server = await startServer(built.bin, data);
+    browser = await launch();
+  });
+
+  after(async () => {
+    for (const c of contexts) await c.close().catch(() => {});
+    if (browser) await browser.close();
+    if (server) await server.stop();
+    rmSync(data, { recursive: true, force: true });
+    rmSync(built.dir, { recursive: true, force: true });
+  });
+
+  async function newContext(opts = {}) {
+    const c = await browser.newContext({ viewport: { width: 1200, height: 760 }, ...opts });
+    contexts.push(c);
+    return c;
+  }
+
+  test('two pages type concurrently by keyboard and converge; each sees the other', async () => {
+    const doc = 'e2e-typing';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('typing', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      const errorsA = watchConsole(a);
+      await typeAtLineEnd(a, 1, 'Alice writes here\nBob writes here\n');
+      await waitOnline(a);
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      const errorsB = watchConsole(b);
+      assert.equal(await text(b), 'Alice writes here\nBob writes here\n');
+
+      // Both type at once, on different lines, by keyboard.
+      await Promise.all([typeAtLineEnd(a, 1, ': one 😀 two 漢字 three'), typeAtLineEnd(b, 2, ': four five six 👍🏽')]);
+      const final = await converge([a, b]);
+      assert.equal(final, 'Alice writes here: one 😀 two 漢字 three\nBob writes here: four five six 👍🏽\n');
+
+      // The member lists and the remote cursors.
+      await a.locator('#members .member:not(.self)', { hasText: 'Bob' }).waitFor();
+      await b.locator('#members .member:not(.self)', { hasText: 'Alice' }).waitFor();
+      await a.locator('.cm-remote-caret', { hasText: 'Bob' }).waitFor();
+      await b.locator('.cm-remote-caret', { hasText: 'Alice' }).waitFor();
+      assert.equal(await a.title(), `${doc} · collabd`);
+
+      // Concurrent typing at the SAME place: both texts survive in full.
+      await Promise.all([typeAtLineEnd(a, 3, 'xxxx', 30), typeAtLineEnd(b, 3, 'yyyy', 30)]);
+      const same = await converge([a, b]);
+      const last = same.split('\n')[2];
+      assert.equal(last.length, 8);
+      assert.equal([...last].filter((c) => c === 'x').length, 4);
+      assert.equal([...last].filter((c) => c === 'y').length, 4);
+
+      assert.deepEqual(errorsA, [], 'console errors on page A');
+      assert.deepEqual(errorsB, [], 'console errors on page B');
+
+      if (process.env.SCREENSHOTS) {
+        await b.locator('.cm-content').click();
+        await b.keyboard.press('Control+Home');
+        await b.keyboard.press('End');
+        await a.waitForTimeout(400);
+        mkdirSync(join(repoRoot, 'docs', 'img'), { recursive: true });
+        await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'editor.png') });
+      }
+    });
+  });
+
+  test('offline: both keep typing, and after reconnecting nothing is lost', async () => {
+    const doc = 'e2e-offline';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('offline', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, 'A:\nB:\n');
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await converge([a, b]);
+
+      await ctxA.setOffline(true);
+      await a.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await a.locator('#status[data-state="offline"]').waitFor();
+
+      await Promise.all([typeAtLineEnd(a, 1, ' typed while offline'), typeAtLineEnd(b, 2, ' typed while the other is away')]);
+      await a.locator('#status[data-state="offline"]:not([data-pending="0"])').waitFor();
+      const status = await a.locator('#status').textContent();
+      assert.match(status, /Offline · \d+ edits? waiting/);
+      await typeAtLineEnd(a, 1, ', more');
+
+      await ctxA.setOffline(false);
+      const final = await converge([a, b]);
+      assert.equal(final, 'A: typed while offline, more\nB: typed while the other is away\n');
+    });
+  });
+
+  test('offline with a reload: the reloaded page keeps its unsent edits and sends them', async () => {
+    const doc = 'e2e-reload';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('reload', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, 'A:\nB:\n');
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await converge([a, b]);
+      // The service worker keeps the page loadable offline.
+      await a.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+
+      await ctxA.setOffline(true);
+      await a.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await Promise.all([typeAtLineEnd(a, 1, ' before reload'), typeAtLineEnd(b, 2, ' bob one')]);
+
+      await a.reload();
+      await a.waitForFunction(() => window.collabd && window.collabd.session && window.collabd.session.pendingEdits > 0);
+      assert.equal(await text(a), 'A: before reload\nB:\n');
+      await typeAtLineEnd(a, 1, ', after reload');
+      await typeAtLineEnd(b, 2, ', bob two');
+
+      await ctxA.setOffline(false);
+      const final = await converge([a, b]);
+      assert.equal(final, 'A: before reload, after reload\nB: bob one, bob two\n');
+    });
+  });
+
+  test('a tab closed with unsent edits: the next load of the document sends them once', async () => {
+    const doc = 'e2e-orphan';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('orphan', () => pages, async () => {
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await typeAtLineEnd(b, 1, 'start\n');
+      await waitOnline(b);
+      const a1 = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a1);
+      const a2 = await openDoc(ctxA, server.url, doc, 'Alice'); // a second tab
+      pages.push(a2);
+      await converge([a1, a2, b]);
+
+      await ctxA.setOffline(true);
+      await a1.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await a2.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await typeAtLineEnd(a1, 2, 'from tab one');
+      await saved(a1, 'from tab one');
+      await a1.close();
+      await typeAtLineEnd(a2, 1, ' (tab two)');
+      await saved(a2, '(tab two)');
+      await a2.close();
+      pages.length = 0;
+      pages.push(b);
+      await ctxA.setOffline(false);
+
+      // Two new tabs at once: only one of them may send the closed tabs' edits.
+      const [c1, c2] = await Promise.all([openDoc(ctxA, server.url, doc, 'Alice'), openDoc(ctxA, server.url, doc, 'Alice')]);
+      pages.push(c1, c2);
+      const want = 'start (tab two)\nfrom tab one';
+      await b.waitForFunction((w) => window.collabd.editor.text() === w, want, { timeout: 20_000 });
+      const final = await converge([b, c1, c2]);
+      assert.equal(final, want);
+      const left = await c1.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(':doc:e2e-orphan:')).length);
+      assert.ok(left <= 2, `entries left: ${left}`);
+    });
+  });
+
+  test('history: list, diff, restore; the other page sees the restored text', async () => {
+    const doc = 'e2e-history';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('history', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, 'first version');
+      await waitOnline(a);
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await typeAtLineEnd(b, 1, '\nsecond line by Bob');
+      await converge([a, b]);
+      const v1 = await text(a);
+      await a.locator('.cm-content').click();
+      await a.keyboard.press('Control+a');
+      await a.keyboard.type('rewritten');
+      await converge([a, b]);
+
+      await a.getByRole('button', { name: 'History' }).click();
+      const revs = a.locator('.revs .rev');
+      await revs.first().waitFor();
+      assert.ok((await revs.count()) >= 3);
+      assert.match(await a.locator('.revs').textContent(), /Bob/);
+
+      // The newest revision that still had v1: walk the list from the top.
+      const history = await a.evaluate((d) => new Promise((resolve) => window.collabd.session.socket.emit('doc:history', { doc: d }, resolve)), doc);
+      let target = null;
+      for (const r of history.revs) {
+        const t = await a.evaluate(([d, rev]) => new Promise((resolve) => window.collabd.session.socket.emit('doc:revision', { doc: d, rev }, resolve)), [doc, r.rev]);
+        if (t.text === v1) {
+          target = r.rev;
+          break;
+        }
+      }
+      assert.ok(target, 'a revision with the first text');
+      await a.locator(`.revs .rev[data-rev="${target}"]`).click();
+      await a.locator('.rev-detail pre.diff ins').first().waitFor();
+      assert.match(await a.locator('.rev-detail pre.diff del').first().textContent(), /\S/);
+      await a.getByRole('button', { name: 'Full text' }).click();
+      await a.locator('.rev-detail pre.rev-text').waitFor();
+      assert.equal(await a.locator('.rev-detail pre.rev-text').textContent(), v1);
+      await a.getByRole('button', { name: 'Changes' }).click();
+      await a.locator('.rev-detail pre.diff').waitFor();
+      if (process.env.SCREENSHOTS) {
+        await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'history.png') });
+      }
+
+      await a.getByRole('button', { name: 'Restore this version' }).click();
+      await a.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
+      await b.waitForFunction((w) => window.collabd.editor.text() === w, v1, { timeout: 15_000 });
+      assert.equal(await converge([a, b]), v1);
+    });
+  });
+
+  test('the server restarts mid-session: pages reconnect and continue', async () => {
+    const doc = 'e2e-restart';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('restart', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, 'A:\nB:\n');
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await converge([a, b]);
+
+      await server.stop();
+      await a.locator('#status:not([data-state="online"])').waitFor();
+      await b.locator('#status:not([data-state="online"])').waitFor();
+      await typeAtLineEnd(a, 1, ' during the restart');
+      await typeAtLineEnd(b, 2, ' me too');
+      server = await startServer(built.bin, data, server.addr);
+
+      const final = await converge([a, b]);
+      assert.equal(final, 'A: during the restart\nB: me too\n');
+      await typeAtLineEnd(b, 2, ', and after');
+      assert.equal(await converge([a, b]), 'A: during the restart\nB: me too, and after\n');
+    });
+  });
+
+  test('home page lists documents and creates a new one', async () => {
+    const ctx = await newContext({ viewport: { width: 390, height: 800 } });
+    const page = await ctx.newPage();
+    const errors = watchConsole(page);
+    await withShots('home', [page], async () => {
+      // A document written over the HTTP API shows up in the list.
+      const put = await fetch(`${server.url}/api/docs/e2e-home`, { method: 'PUT', headers: { 'If-Match': '0', 'Content-Type': 'text/plain' }, body: 'made by a script' });
+      assert.equal(put.status, 200);
+      await page.goto(server.url + '/');
+      await page.locator('.doc-list a', { hasText: 'e2e-home' }).waitFor();
+      assert.equal(await page.title(), 'Documents · collabd');
+      const id = await page.locator('#new-id').inputValue();
+      assert.match(id, /^[a-z]+-[a-z]+-\d{3}$/);
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.waitForURL(`**/d/${id}`);
+      await settleName(page, 'Carol');
+      await waitOnline(page);
+      // Phone width: nothing wider than the screen.
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= 390, `page is ${wide}px wide at 390px`);
+      assert.deepEqual(errors, []);
+    });
+  });
+});
