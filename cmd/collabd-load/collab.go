@@ -60,7 +60,7 @@ func parseCollabFlags(args []string) (collabConfig, error) {
 	fs.StringVar(&c.collabd, "collabd", "", "collabd binary to start (with --addr 127.0.0.1:0 --data <tmpdir> --log-level warn); its CPU and RSS are measured")
 	fs.StringVar(&c.url, "url", "", "base URL of a running collabd (instead of --collabd; no server CPU/RSS figures)")
 	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the started collabd, space-separated")
-	fs.StringVar(&c.profile, "server-profile", "", "write a CPU profile of the started collabd over the measured window to this file (starts it with --pprof-addr)")
+	fs.StringVar(&c.profile, "server-profile", "", "write a CPU profile of the started collabd over the measured window to this file, and a heap profile at its end to FILE.heap (starts it with --pprof-addr)")
 	fs.StringVar(&c.selfProfile, "client-profile", "", "write a CPU profile of the load program itself over the measured window to this file")
 	fs.IntVar(&c.docs, "docs", 1, "documents")
 	fs.IntVar(&c.editors, "editors", 8, "editors per document (one Socket.IO connection each)")
@@ -772,6 +772,13 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		res.ServerUser, res.ServerSys = user1-user0, sys1-sys0
 	}
 	m1 := scrapeCommits(ctx, base)
+	heapErr := errors.New("not asked for")
+	if profileAddr != "" {
+		var b []byte
+		if b, heapErr = httpGet(ctx, "http://"+profileAddr+"/debug/pprof/heap"); heapErr == nil {
+			heapErr = os.WriteFile(c.profile+".heap", b, 0o644)
+		}
+	}
 	stopLoad()
 	res.Window = t1.Sub(t0)
 	res.Committed = run.committed.Load()
@@ -852,6 +859,11 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 				fmt.Fprintln(w, "  server CPU profile:", err)
 			} else {
 				fmt.Fprintf(w, "  server CPU profile of the window: %s (go tool pprof -top %s %s)\n", c.profile, c.collabd, c.profile)
+			}
+			if heapErr != nil {
+				fmt.Fprintln(w, "  server heap profile:", heapErr)
+			} else {
+				fmt.Fprintf(w, "  server heap profile at the end of the window: %s.heap\n", c.profile)
 			}
 		case <-time.After(c.duration + 10*time.Second):
 			fmt.Fprintln(w, "  server CPU profile: no answer")

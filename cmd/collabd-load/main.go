@@ -45,7 +45,9 @@
 // editor to settle at its document's head and checks convergence: every
 // editor's text must equal GET /api/docs/{id}, or the run fails. A started
 // server gets SIGTERM and its exit code is reported. --server-profile FILE
-// starts the server with --pprof-addr and saves a CPU profile of the window.
+// starts the server with --pprof-addr and saves a CPU profile of the window
+// (and a heap profile at its end, FILE.heap); --client-profile profiles the
+// load program itself.
 //
 // Every loop is bounded in count and in time (--max-ops, --drain,
 // --deadline).
