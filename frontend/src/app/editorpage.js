@@ -41,6 +41,7 @@ export async function editorPage(root, doc) {
   window.collabd = { ...(window.collabd || {}), session, editor };
 
   const history = new HistoryPanel({ session, root: panel, onClose: () => toggleHistory(false) });
+  window.collabd.history = history;
   function toggleHistory(open) {
     panel.hidden = !open;
     historyBtn.setAttribute('aria-expanded', String(open));

@@ -141,7 +141,7 @@ export class HistoryPanel {
     const restore = h('button', { type: 'button', class: 'btn danger restore', onclick: () => this.restore(rev) }, 'Restore this version');
     this.detail.replaceChildren(
       h('h3', {}, `Revision #${rev}`),
-      info ? h('p', { class: 'muted' }, `${info.user || 'anonymous'} · ${fullTime(info.time)}`) : null,
+      h('p', { class: 'muted' }, info ? `${info.user || 'anonymous'} · ${fullTime(info.time)}` : ''),
       h('label', { class: 'compare', for: 'compare-with' }, 'Compare with '),
       select,
       tabs,

@@ -23,15 +23,16 @@ export function savedUser() {
  */
 export async function askUser() {
   const cur = savedUser();
+  const pick = cur ? cur.color : randomColor();
   const input = h('input', { name: 'name', id: 'user-name', maxlength: 64, autocomplete: 'nickname', required: true, value: cur ? cur.name : '' });
   const colors = h(
     'div',
     { class: 'swatches', role: 'radiogroup', 'aria-label': 'Colour' },
-    COLORS.map((c, i) =>
+    COLORS.map((c) =>
       h(
         'label',
         { class: 'swatch', style: { '--c': c } },
-        h('input', { type: 'radio', name: 'color', value: c, checked: cur ? cur.color === c : i === 0 }),
+        h('input', { type: 'radio', name: 'color', value: c, checked: pick === c }),
         h('span', { class: 'sr-only' }, c),
       ),
     ),

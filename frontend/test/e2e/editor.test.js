@@ -83,14 +83,6 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       assert.deepEqual(errorsA, [], 'console errors on page A');
       assert.deepEqual(errorsB, [], 'console errors on page B');
 
-      if (process.env.SCREENSHOTS) {
-        await b.locator('.cm-content').click();
-        await b.keyboard.press('Control+Home');
-        await b.keyboard.press('End');
-        await a.waitForTimeout(400);
-        mkdirSync(join(repoRoot, 'docs', 'img'), { recursive: true });
-        await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'editor.png') });
-      }
     });
   });
 
@@ -240,9 +232,6 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       assert.equal(await a.locator('.rev-detail pre.rev-text').textContent(), v1);
       await a.getByRole('button', { name: 'Changes' }).click();
       await a.locator('.rev-detail pre.diff').waitFor();
-      if (process.env.SCREENSHOTS) {
-        await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'history.png') });
-      }
 
       await a.getByRole('button', { name: 'Restore this version' }).click();
       await a.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
@@ -299,6 +288,40 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(wide <= 390, `page is ${wide}px wide at 390px`);
       assert.deepEqual(errors, []);
+    });
+  });
+
+  // SCREENSHOTS=1 npm run test:e2e rewrites the README's images (a plain test
+  // run leaves the checkout alone).
+  test('screenshots for the README', { skip: !process.env.SCREENSHOTS && 'set SCREENSHOTS=1 to rewrite docs/img' }, async () => {
+    const doc = 'team-notes';
+    const ctxA = await newContext({ viewport: { width: 1200, height: 700 } });
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('screenshots', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, '# Weekly sync\n\nAgenda\n- Release 1.2: ship on Friday\n- Offline editing: done\n- History panel: review\n\nNotes\n', 0);
+      await waitOnline(a);
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await typeAtLineEnd(b, 9, 'Bob: the restore button needs a confirmation', 0);
+      await typeAtLineEnd(b, 4, ' (tag at noon)', 0);
+      await b.keyboard.press('Shift+Home');
+      await converge([a, b]);
+      await typeAtLineEnd(a, 6, ', then demo', 0);
+      await converge([a, b]);
+      await a.locator('.cm-remote-caret', { hasText: 'Bob' }).waitFor();
+      mkdirSync(join(repoRoot, 'docs', 'img'), { recursive: true });
+      await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'editor.png') });
+
+      await a.getByRole('button', { name: 'History' }).click();
+      await a.locator('.revs .rev').first().waitFor();
+      const history = await a.evaluate((d) => new Promise((resolve) => window.collabd.session.socket.emit('doc:history', { doc: d, limit: 500 }, resolve)), doc);
+      const mid = history.revs[Math.min(25, history.revs.length - 1)];
+      await a.evaluate((rev) => window.collabd.history.select(rev), mid.rev);
+      await a.locator('.rev-detail pre.diff ins').first().waitFor();
+      await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'history.png') });
     });
   });
 });
