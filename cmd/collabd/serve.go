@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/collabd/collabd/auth"
+	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/httpapi"
+	"github.com/collabd/collabd/metrics"
+	"github.com/collabd/collabd/sockets"
+	"github.com/collabd/collabd/storage"
+)
+
+// Files of the data directory.
+const (
+	// dbFile is the bbolt file holding every document.
+	dbFile = "collabd.db"
+	// urlFile holds the URL of the server using the directory, for the
+	// client subcommands; written (atomically) once the server listens,
+	// removed when it stops.
+	urlFile = "collabd.url"
+)
+
+// serveConfig is the configuration of `collabd serve`.
+type serveConfig struct {
+	Addr            string
+	Data            string
+	LogLevel        string
+	LogFormat       string
+	AuthSecret      string
+	AuthSecretFile  string
+	AllowedOrigins  string
+	MaxPayload      int
+	MaxDocBytes     int
+	OpsPerSecond    float64
+	DocsPerSocket   int
+	MembersPerDoc   int
+	Recovery        bool
+	PprofAddr       string
+	ShutdownTimeout time.Duration
+}
+
+func serveFlags(fs *flag.FlagSet, c *serveConfig) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address host:port (port 0 picks a free port)")
+	fs.StringVar(&c.Data, "data", "./data", "data directory (created if missing); the documents live in DATA/"+dbFile)
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "", "log format: json or console (default console when stderr is a terminal, else json)")
+	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret (at least 16 bytes) turning token authentication on; empty: open to everyone")
+	fs.StringVar(&c.AuthSecretFile, "auth-secret-file", "", "file holding the auth secret (alternative to --auth-secret)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins allowed to open Socket.IO connections besides same-origin ('*': any)")
+	fs.IntVar(&c.MaxPayload, "max-payload", 1_000_000, "largest Socket.IO message or HTTP polling body accepted from a client, bytes")
+	fs.IntVar(&c.MaxDocBytes, "max-doc-bytes", collab.DefaultMaxDocBytes, "largest document text, bytes of UTF-8 (also the largest PUT body)")
+	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", 50, "ops (doc:op, doc:restore) per second per socket, sustained; bursts up to twice that")
+	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", 32, "documents one socket may have joined at once")
+	fs.IntVar(&c.MembersPerDoc, "members-per-doc", 256, "sockets that may have joined one document at once")
+	fs.BoolVar(&c.Recovery, "recovery", true, "Socket.IO connection state recovery (2 minute window)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "listen address of net/http/pprof (off when empty; keep it on loopback)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
+}
+
+func (c *serveConfig) validate() error {
+	switch {
+	case c.MaxPayload < 1024:
+		return errors.New("--max-payload must be at least 1024")
+	case c.MaxDocBytes < 1:
+		return errors.New("--max-doc-bytes must be positive")
+	case c.OpsPerSecond <= 0:
+		return errors.New("--ops-per-second must be positive")
+	case c.DocsPerSocket < 1 || c.MembersPerDoc < 1:
+		return errors.New("--docs-per-socket and --members-per-doc must be positive")
+	case c.ShutdownTimeout <= 0:
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+// server is a running collabd: every part, in start order.
+type server struct {
+	cfg          serveConfig
+	log          zerolog.Logger
+	store        *storage.Bolt
+	hub          *collab.Hub
+	sio          *sockets.Server
+	glue         *glue
+	api          *httpapi.API
+	reg          *metrics.Registry
+	httpSrv      *http.Server
+	ln           net.Listener
+	pprofSrv     *http.Server
+	ready        atomic.Bool
+	apiErrs      *metrics.Counter
+	serveStarted bool          // Serve was started; written before the goroutine
+	serveDone    chan struct{} // closed when httpSrv.Serve returned
+	serveErr     error         // what Serve returned; read after serveDone
+}
+
+// startServer opens the store and starts every part; the caller must call
+// shutdown. It writes the "collabd listening on" line to stdout.
+func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server, error) {
+	secret, err := secretFrom(cfg.AuthSecret, cfg.AuthSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	var authority *auth.Authority
+	if secret != "" {
+		if authority, err = auth.New([]byte(secret)); err != nil {
+			return nil, fmt.Errorf("--auth-secret: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	s := &server{cfg: cfg, log: log, reg: metrics.NewRegistry(), serveDone: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll(context.Background())
+		}
+	}()
+
+	dbPath := filepath.Join(cfg.Data, dbFile)
+	s.store, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout") {
+			return nil, fmt.Errorf("%s is locked: is another collabd using --data %s? (%w)", dbPath, cfg.Data, err)
+		}
+		return nil, err
+	}
+	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one bbolt transaction and fsync).",
+		metrics.ExponentialBuckets(0.0005, 2, 14))
+	s.hub, err = collab.New(collab.Config{
+		Store:       s.store,
+		MaxDocBytes: cfg.MaxDocBytes,
+		// A PUT may replace a whole document: its op's JSON can be about twice
+		// the text (escapes); socket ops are bounded by --max-payload first.
+		MaxOpBytes:    2*cfg.MaxDocBytes + 1024,
+		ObserveCommit: func(_ int, took time.Duration) { commitSeconds.Observe(took.Seconds()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.sio, err = sockets.New(sockets.Config{
+		MaxPayload:     cfg.MaxPayload,
+		AllowedOrigins: splitList(cfg.AllowedOrigins),
+		Recovery:       sockets.Recovery{Enabled: cfg.Recovery, Window: sockets.DefaultRecoveryWindow},
+		Logger:         newSlog(log.With().Str("component", "sockets").Logger()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.glue, err = attachSession(s.sio, s.hub, authority, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.apiErrs = s.reg.Counter("collabd_http_errors_total", "HTTP API error responses.")
+	s.api, err = httpapi.New(httpapi.Config{
+		Hub:          s.hub,
+		Backup:       s.store.Backup,
+		Auth:         authority,
+		MaxBodyBytes: int64(cfg.MaxDocBytes),
+		Ready:        s.ready.Load,
+		OnError:      func(string) { s.apiErrs.Inc() },
+		Logger:       log.With().Str("component", "http").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.registerMetrics()
+
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", s.sio)
+	mux.Handle("/api/", s.api)
+	mux.Handle("GET /healthz", s.api)
+	mux.Handle("GET /readyz", s.api)
+	mux.Handle("GET /metrics", s.reg)
+	editor, err := newEditorHandler()
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", editor)
+
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s.httpSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	if cfg.PprofAddr != "" {
+		if err := s.startPprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
+	s.serveStarted = true
+	go func() { s.serveErr = s.httpSrv.Serve(s.ln); close(s.serveDone) }()
+	s.ready.Store(true)
+	url := "http://" + displayAddr(s.ln.Addr()) + "/"
+	if _, err := writeFileAtomic(filepath.Join(cfg.Data, urlFile), func(w io.Writer) error {
+		_, err := io.WriteString(w, url+"\n")
+		return err
+	}); err != nil {
+		log.Warn().Err(err).Msg("cannot write " + urlFile)
+	}
+	fmt.Fprintf(stdout, "collabd listening on %s\n", url)
+	log.Info().Str("url", url).Str("data", dbPath).Bool("auth", authority != nil).Bool("recovery", cfg.Recovery).
+		Msg("collabd listening on " + url)
+	ok = true
+	return s, nil
+}
+
+func (s *server) startPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.pprofSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.pprofSrv.Serve(ln) }()
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("pprof listening")
+	return nil
+}
+
+func (s *server) registerMetrics() {
+	r := s.reg
+	r.GaugeFunc("collabd_connections", "Open Engine.IO connections.", func() float64 { return float64(s.sio.Stats().Connections) })
+	r.GaugeFunc("collabd_sockets", "Connected Socket.IO sockets.", func() float64 { return float64(s.sio.Stats().Sockets) })
+	r.GaugeFunc("collabd_documents_live", "Documents loaded in memory.", func() float64 { return float64(s.hub.Stats().LiveDocs) })
+	r.CounterFunc("collabd_ops_committed_total", "Op records committed to the store.", func() float64 { return float64(s.hub.Stats().CommittedOps) })
+	r.CounterFunc("collabd_commits_total", "Store commits (each one bbolt transaction and fsync).", func() float64 { return float64(s.hub.Stats().Commits) })
+	r.CounterFunc("collabd_commit_failures_total", "Store commits that failed.", func() float64 { return float64(s.hub.Stats().FailedCommit) })
+	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
+	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue overflowed.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
+	s.glue.registerMetrics(r, s.apiErrs)
+	r.RegisterGoRuntime()
+}
+
+// shutdown stops the server in the contract's order: not ready, stop
+// accepting, close the sockets ("server shutting down"), drain HTTP, commit
+// and snapshot (hub.Close), close the store. It returns the first error;
+// every step runs even when an earlier one failed or ctx ended.
+func (s *server) shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.log.Info().Msg("shutting down")
+	os.Remove(filepath.Join(s.cfg.Data, urlFile))
+	err := s.closeAll(ctx)
+	if err != nil {
+		s.log.Error().Err(err).Msg("shutdown")
+	} else {
+		s.log.Info().Msg("stopped")
+	}
+	return err
+}
+
+func (s *server) closeAll(ctx context.Context) error {
+	var errs []error
+	httpDone := make(chan error, 1)
+	if s.httpSrv != nil {
+		// Shutdown closes the listener at once, then waits for the requests
+		// in flight; held polling requests end when the sockets close below.
+		go func() { httpDone <- s.httpSrv.Shutdown(ctx) }()
+	} else {
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		httpDone <- nil
+	}
+	if s.pprofSrv != nil {
+		s.pprofSrv.Close()
+	}
+	if s.sio != nil {
+		if err := s.sio.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sockets: %w", err))
+		}
+	}
+	if err := <-httpDone; err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+		s.httpSrv.Close()
+	}
+	if s.serveStarted {
+		<-s.serveDone
+		if err := s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("http serve: %w", err))
+		}
+	}
+	if s.hub != nil {
+		if err := s.hub.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("hub: %w", err))
+		}
+	}
+	if s.glue != nil {
+		// The session's goroutines answering slow requests end once the
+		// hub has answered them (it is closed now).
+		waited := make(chan struct{})
+		go func() { s.glue.svc.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("session: %w", ctx.Err()))
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// displayAddr is the host:port to print: an unspecified host (":8080",
+// "0.0.0.0") becomes localhost.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
