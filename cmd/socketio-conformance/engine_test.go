@@ -309,8 +309,6 @@ func TestEnginePollAfterQuickUpgrade(t *testing.T) {
 		ws.Close()
 	}
 	if fails > 0 {
-		// Reported as engineio-poll-during-upgrade; turn this back into an
-		// error once sockets/engineio serializes the poll with the upgrade.
-		t.Skipf("KNOWN BUG (engineio-poll-during-upgrade): %d of %d polls right after a quick upgrade were answered instead of refused with 400", fails, rounds)
+		t.Errorf("%d of %d polls right after a quick upgrade were answered instead of refused with 400", fails, rounds)
 	}
 }

@@ -51,18 +51,23 @@ type Conn struct {
 	pollWaiting bool            // a long-polling GET is pending
 	pollWake    chan struct{}   // wakes the pending GET (buffered, 1)
 	upgrading   bool            // a WebSocket upgrade is in progress
-	probed      bool            // the upgrade probe was answered: release GETs with noop
+	probed      bool            // the upgrade probe ("2probe") was received
 	ws          *websocket.Conn // the WebSocket once the transport is websocket
 	writing     bool            // the WebSocket writer goroutine is running
 	probeWS     *websocket.Conn // the WebSocket being probed during an upgrade
-	// upgradeIncoming: after the probe, the probe's reader is taking a
-	// packet off the socket (set before it reads, so a GET can tell).
-	upgradeIncoming bool
-	// probePending reports bytes waiting on the probe's socket; nil when
-	// that cannot be known.
+	// probeBusy: during an upgrade, the probe's reader holds bytes it has
+	// not handled yet, or is handling them. It is true from the start of the
+	// upgrade until the reader parks with an empty read buffer, and again
+	// from the moment the reader wakes up to read.
+	probeBusy bool
+	// probePending reports bytes waiting in the kernel buffer of the probe's
+	// socket; nil when that cannot be known.
 	probePending func() bool
-	closeReason  string
-	closeCause   error
+	// probeAnswered is when (Server.now) "3probe" was written on the last
+	// upgrade's WebSocket.
+	probeAnswered time.Duration
+	closeReason   string
+	closeCause    error
 }
 
 // ID returns the session id.
@@ -170,6 +175,16 @@ func (c *Conn) wakePollLocked() {
 		default:
 		}
 	}
+}
+
+// upgradeIncomingLocked reports whether the WebSocket being probed has
+// received bytes that its reader has not handled yet (the probe, the upgrade
+// packet): a GET lets them be handled before it decides how to answer.
+// c.mu must be held; the reader changes probeBusy only under it, and the
+// bytes it has not taken from the kernel yet are seen by probePending, so no
+// arrival goes unnoticed.
+func (c *Conn) upgradeIncomingLocked() bool {
+	return c.probeBusy || (c.probePending != nil && c.probePending())
 }
 
 // takeLocked removes and returns the whole queue. c.mu must be held.

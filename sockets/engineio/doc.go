@@ -56,11 +56,14 @@
 // new WebSocket is answered with "3probe", the pending GET is released with
 // a noop ("6"), and the client's "5" switches the session to WebSocket; the
 // queue is one and the same for both transports, so nothing queued is lost
-// or reordered. A GET that arrives after the probe is answered with a noop
-// (after a 20 ms settle) unless the "5" is already on the WebSocket, in
-// which case it waits for the switch and is refused (400), as the official
-// test suite expects. A second WebSocket for an upgraded or upgrading
-// session is accepted and closed at once.
+// or reordered. A GET that arrives during an upgrade is answered according
+// to what the client sent on the WebSocket before it: the GET first lets
+// the probe's reader handle every byte the WebSocket has received (bounded
+// by 100 ms), then it is refused (400) if that included "5", as the official
+// test suite expects, or else answered with its packets or a noop (after a
+// 20 ms settle, for a "5" still on its way on the other TCP connection). A
+// second WebSocket for an upgraded or upgrading session is accepted and
+// closed at once.
 //
 // # Requests
 //

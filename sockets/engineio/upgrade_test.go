@@ -183,3 +183,65 @@ func TestUpgradeGetDuringUpgrade(t *testing.T) {
 		ws.Close()
 	}
 }
+
+// TestUpgradeGetRacingTheProbe: whatever the client sent on the WebSocket
+// before a GET decides the GET's answer, however the server's goroutines
+// interleave: "2probe" and "5" sent back to back before the GET get it
+// refused (400); a GET pending before the probe is released with a noop once
+// the probe is answered, and the upgrade then completes.
+func TestUpgradeGetRacingTheProbe(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	tests := []struct {
+		name string
+		run  func(t *testing.T, ws *websocket.Conn, q string)
+	}{
+		{"probe and upgrade, then GET", func(t *testing.T, ws *websocket.Conn, q string) {
+			send(t, ws, websocket.TextMessage, "2probe")
+			send(t, ws, websocket.TextMessage, "5")
+			if st, body, _ := h.do(t, "GET", q, ""); st != 400 {
+				t.Fatalf("GET after the upgrade packet = %d %q", st, body)
+			}
+			if _, data := read(t, ws); data != "3probe" {
+				t.Fatalf("probe answer %q", data)
+			}
+		}},
+		{"GET pending, then probe", func(t *testing.T, ws *websocket.Conn, q string) {
+			type answer struct {
+				st   int
+				body string
+			}
+			got := make(chan answer, 1)
+			go func() {
+				st, body, _ := h.do(t, "GET", q, "")
+				got <- answer{st, body}
+			}()
+			time.Sleep(20 * time.Millisecond) // let the GET be pending (either order must work)
+			send(t, ws, websocket.TextMessage, "2probe")
+			if _, data := read(t, ws); data != "3probe" {
+				t.Fatalf("probe answer %q", data)
+			}
+			if a := <-got; a.st != 200 || a.body != "6" {
+				t.Fatalf("pending GET = %d %q, want the noop", a.st, a.body)
+			}
+			send(t, ws, websocket.TextMessage, "5")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 10 {
+				sid, c := h.handshake(t)
+				q := "EIO=4&transport=polling&sid=" + sid
+				ws := h.dial(t, "EIO=4&transport=websocket&sid="+sid)
+				tt.run(t, ws, q)
+				send(t, ws, websocket.TextMessage, "4hi")
+				if _, data := read(t, ws); data != "4hi" {
+					t.Fatalf("echo after the upgrade %q", data)
+				}
+				if c.Transport() != "websocket" {
+					t.Fatalf("transport %q", c.Transport())
+				}
+				ws.Close()
+			}
+		})
+	}
+}

@@ -91,13 +91,16 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	c.upgrading = true
+	// Busy until the probe's reader parks: a GET that comes once the client
+	// has its 101 waits for what the client sent on the WebSocket first.
+	c.upgrading, c.probeBusy = true, true
 	c.mu.Unlock()
 
 	ws, br, err := c.srv.upgrade(w, r)
 	if err != nil {
 		c.mu.Lock()
-		c.upgrading = false
+		c.upgrading, c.probeBusy = false, false
+		c.wakePollLocked()
 		c.mu.Unlock()
 		return
 	}
@@ -108,6 +111,9 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.probeWS = ws
+	if br != nil {
+		c.probePending = pendingPeeker(ws.UnderlyingConn())
+	}
 	c.mu.Unlock()
 	c.srv.track()
 	go c.probe(ws, br)
@@ -115,39 +121,59 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 
 // probe runs the upgrade handshake on ws ("2probe", "3probe", then "5") and
 // then becomes the connection's reader. On failure the session stays on
-// polling.
+// polling. While it waits for bytes with an empty buffer it clears
+// c.probeBusy, so that a GET can tell whether the client's packets are all
+// handled (see servePoll).
 func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	fail := func() {
 		_ = ws.Close()
 		c.mu.Lock()
-		c.upgrading, c.probed = false, false
-		c.upgradeIncoming, c.probePending = false, nil
+		c.upgrading, c.probed, c.probeBusy, c.probePending = false, false, false, nil
 		if c.probeWS == ws {
 			c.probeWS = nil
 		}
+		c.wakePollLocked()
 		c.mu.Unlock()
 		c.srv.untrack()
 	}
+	var wait func()
+	if br != nil {
+		wait = idleWaiter(ws.UnderlyingConn())
+	}
+	// park waits for the next bytes. Without a way to wait outside gorilla's
+	// read, the reader stays busy for GETs, which then wait for it a
+	// bounded time (upgradeGrace).
+	park := func() {
+		if wait == nil {
+			return
+		}
+		c.mu.Lock()
+		idle := br.Buffered() == 0
+		if idle {
+			c.probeBusy = false
+			c.wakePollLocked()
+		}
+		c.mu.Unlock()
+		if !idle {
+			return
+		}
+		wait()
+		c.mu.Lock()
+		c.probeBusy = true
+		c.mu.Unlock()
+	}
 	_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
+	park()
 	typ, data, err := ws.ReadMessage()
 	if err != nil || typ != websocket.TextMessage || string(data) != "2probe" {
 		fail()
 		return
 	}
 	c.alive()
-	var wait func()
-	var pending func() bool
-	if br != nil {
-		wait = idleWaiter(ws.UnderlyingConn())
-		pending = pendingPeeker(ws.UnderlyingConn())
-	}
 	// Probed before the answer leaves: a GET the client sends once it has
 	// the answer must find the session probed.
 	c.mu.Lock()
 	c.probed = true
-	if wait != nil {
-		c.probePending = pending
-	}
 	c.wakePollLocked()
 	c.mu.Unlock()
 	nc := ws.UnderlyingConn()
@@ -156,13 +182,11 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 		fail()
 		return
 	}
+	c.mu.Lock()
+	c.probeAnswered = c.srv.now()
+	c.mu.Unlock()
 	for {
-		if wait != nil && br.Buffered() == 0 {
-			wait()
-		}
-		c.mu.Lock()
-		c.upgradeIncoming = true
-		c.mu.Unlock()
+		park()
 		typ, data, err = ws.ReadMessage()
 		if err != nil || typ != websocket.TextMessage {
 			fail()
@@ -175,9 +199,6 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 			fail()
 			return
 		}
-		c.mu.Lock()
-		c.upgradeIncoming = false
-		c.mu.Unlock()
 	}
 	c.alive()
 	_ = ws.SetReadDeadline(time.Time{})
@@ -190,9 +211,8 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	c.transport = transportWebSocket
 	c.ws = ws
 	c.probeWS = nil
-	c.upgrading, c.probed = false, false
-	c.upgradeIncoming, c.probePending = false, nil
-	c.wakePollLocked() // the pending GET, if any, ends with a noop
+	c.upgrading, c.probed, c.probeBusy, c.probePending = false, false, false, nil
+	c.wakePollLocked() // the pending GET, if any, is answered (noop or 400)
 	c.kickLocked()     // the writer takes over the queue
 	c.mu.Unlock()
 	c.srv.log.Debug("engineio: session upgraded", "sid", c.id)
