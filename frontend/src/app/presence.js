@@ -30,6 +30,7 @@ export function unapplyIndex(index, op) {
       base += c;
       local += c;
     } else {
+      if (index === local) return base; // at a deletion: its start
       base += -c;
     }
   }

@@ -76,6 +76,7 @@ export class Store {
       if (!lock) continue; // an open page holds it
       const saved = this.read(doc, client);
       if (!saved) {
+        this.remove(doc, client); // unreadable
         lock.release();
         continue;
       }

@@ -1,0 +1,182 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+
+import { EditorState } from '@codemirror/state';
+
+import { docIdFromPath, isDocId, readableId } from '../../src/app/ids.js';
+import { remoteCursors, setRemote, unapplyIndex } from '../../src/app/presence.js';
+import { Store, entryKey, hasUnsent } from '../../src/app/store.js';
+import { OTClient } from '../../src/ot/client.js';
+import { apply, transformIndex } from '../../src/ot/operation.js';
+import { makeRandom, randomOp, randomText } from './helpers.js';
+
+test('document ids and editor paths', () => {
+  for (const [path, want] of [
+    ['/d/notes', 'notes'],
+    ['/d/team-notes.2026~x_y', 'team-notes.2026~x_y'],
+    ['/d/notes/', 'notes'],
+    ['/d/', null],
+    ['/d/a/b', null],
+    ['/d/a%20b', null],
+    ['/d/%E0%A4', null],
+    ['/', null],
+    [`/d/${'x'.repeat(128)}`, 'x'.repeat(128)],
+    [`/d/${'x'.repeat(129)}`, null],
+  ]) {
+    assert.equal(docIdFromPath(path), want, path);
+  }
+  const rnd = makeRandom(7);
+  for (let i = 0; i < 50; i++) {
+    const id = readableId(rnd.int);
+    assert.match(id, /^[a-z]+-[a-z]+-\d{3}$/);
+    assert.ok(isDocId(id));
+  }
+});
+
+test('unapplyIndex maps positions after an op back to before it', () => {
+  const cases = [
+    // op, index after, index before
+    [[2, 'abc'], 0, 0],
+    [[2, 'abc'], 2, 2],
+    [[2, 'abc'], 3, 2], // inside the insert: where it was inserted
+    [[2, 'abc'], 5, 2],
+    [[2, 'abc'], 6, 3],
+    [[1, -2], 1, 1],
+    [[1, -2], 2, 4],
+    [['😀', 1, -1, 'x'], 1, 0],
+    [['😀', 1, -1, 'x'], 2, 1],
+    [['😀', 1, -1, 'x'], 3, 2], // after the insert that replaced the deleted one
+  ];
+  for (const [op, after, before] of cases) assert.equal(unapplyIndex(after, op), before, `${JSON.stringify(op)} ${after}`);
+
+  // Property: the round trip gives the position back, except for positions
+  // inside or at the end of deleted text, which come back at its start.
+  const rnd = makeRandom(11);
+  for (let n = 0; n < 2000; n++) {
+    const text = randomText(rnd, rnd.int(30));
+    const op = randomOp(rnd, text);
+    const len = [...text].length;
+    const i = rnd.int(len + 1);
+    let deleted = false;
+    let p = 0;
+    for (const c of op) {
+      if (typeof c === 'number' && c > 0) p += c;
+      else if (typeof c === 'number') {
+        if (i > p && i <= p - c) deleted = true;
+        p -= c;
+      }
+    }
+    const back = unapplyIndex(transformIndex(i, op, true), op);
+    if (deleted) assert.ok(back < i, `${back} for ${i}, ${JSON.stringify(op)}`);
+    else assert.equal(back, i, `${JSON.stringify(op)} at ${i}`);
+  }
+});
+
+test('remote cursors move with the text', () => {
+  let s = EditorState.create({ doc: 'hello world', extensions: [remoteCursors] });
+  s = s.update({ effects: setRemote.of({ client: 'b', name: 'Bob', color: '#1a73e8', ranges: [{ anchor: 6, head: 11 }] }) }).state;
+  s = s.update({ changes: { from: 0, insert: '😀 ' } }).state; // 3 UTF-16 units before
+  assert.deepEqual(s.field(remoteCursors).members.get('b').ranges, [{ anchor: 9, head: 14 }]);
+  s = s.update({ changes: { from: 9, to: 14 } }).state; // its selection deleted
+  assert.deepEqual(s.field(remoteCursors).members.get('b').ranges, [{ anchor: 9, head: 9 }]);
+  assert.equal(s.field(remoteCursors).decorations.size, 1); // the caret, no empty mark
+  s = s.update({ effects: setRemote.of({ client: 'b', ranges: null }) }).state;
+  assert.equal(s.field(remoteCursors).members.size, 0);
+  assert.equal(s.field(remoteCursors).decorations.size, 0);
+});
+
+// MemoryStorage is the Web Storage interface over a Map (Node has none).
+class MemoryStorage {
+  constructor() {
+    this.m = new Map();
+  }
+  get length() {
+    return this.m.size;
+  }
+  key(i) {
+    return [...this.m.keys()][i] ?? null;
+  }
+  getItem(k) {
+    return this.m.has(k) ? this.m.get(k) : null;
+  }
+  setItem(k, v) {
+    this.m.set(k, String(v));
+  }
+  removeItem(k) {
+    this.m.delete(k);
+  }
+}
+
+// MemoryLocks implements navigator.locks.request with ifAvailable, shared by
+// the "tabs" of one test.
+class MemoryLocks {
+  constructor() {
+    this.held = new Set();
+  }
+  async request(name, opts, cb) {
+    if (this.held.has(name)) return cb(null);
+    this.held.add(name);
+    try {
+      return await cb({ name });
+    } finally {
+      this.held.delete(name);
+    }
+  }
+}
+
+function savedState(client, { rev = 3, pending = null, text = 'abc', saved = 1 } = {}) {
+  const c = new OTClient({ client, rev, seq: pending ? 1 : 0 });
+  if (pending) c.pending = { seq: 1, op: pending, sent: true };
+  return { doc: 'd', client, state: c.toJSON(), text, edits: pending ? 1 : 0, saved };
+}
+
+test('Store: a reload reclaims its entry, a duplicated tab gets a new id', async () => {
+  const local = new MemoryStorage();
+  const locks = new MemoryLocks();
+  let n = 0;
+  const newId = () => `id${++n}`;
+  const tab1 = new MemoryStorage();
+  const a = await new Store({ local, session: tab1, locks, newId }).claim('d');
+  assert.equal(a.slot.client, 'id1');
+  assert.equal(a.slot.saved, null);
+  new Store({ local, session: tab1, locks, newId }).write(savedState('id1', { pending: [3, 'x'], text: 'abcx' }));
+
+  // A duplicate of tab1 (sessionStorage copied) while tab1 is open.
+  const dup = new MemoryStorage();
+  dup.setItem('collabd:v1:tab:d', 'id1');
+  const b = await new Store({ local, session: dup, locks, newId }).claim('d');
+  assert.equal(b.slot.client, 'id2');
+  assert.equal(b.orphans.length, 0, 'an open tab\'s entry is no orphan');
+
+  // tab1 reloads: its page released the lock; it gets its state back.
+  a.slot.release();
+  await new Promise((r) => setTimeout(r, 0));
+  const c = await new Store({ local, session: tab1, locks, newId }).claim('d');
+  assert.equal(c.slot.client, 'id1');
+  assert.equal(c.slot.saved.text, 'abcx');
+  assert.ok(hasUnsent(c.slot.saved));
+});
+
+test('Store: closed tabs are adopted once, flushed once, or dropped', async () => {
+  const local = new MemoryStorage();
+  const locks = new MemoryLocks();
+  const store = new Store({ local, session: new MemoryStorage(), locks, newId: () => 'fresh' });
+  store.write(savedState('old-pending', { pending: [1, 'p'], saved: 1 }));
+  store.write(savedState('new-pending', { pending: [2, 'q'], saved: 2 }));
+  store.write(savedState('synced', { saved: 3 }));
+  local.setItem(entryKey('d', 'broken'), '{not json');
+  local.setItem(entryKey('other', 'x'), JSON.stringify(savedState('x')));
+
+  const tabs = [new MemoryStorage(), new MemoryStorage()];
+  const [one, two] = await Promise.all(tabs.map((session) => new Store({ local, session, locks, newId: () => `n${Math.random()}` }).claim('d')));
+  // Each orphan goes to one tab only: adopted (the newest first) or to flush.
+  const adopted = [one.slot.client, two.slot.client].filter((c) => !c.startsWith('n'));
+  const flushed = [...one.orphans, ...two.orphans].map((o) => o.client);
+  const handled = [...adopted, ...flushed];
+  assert.equal(new Set(handled).size, handled.length, `handled twice: ${handled}`);
+  for (const c of ['new-pending', 'old-pending']) assert.ok(handled.includes(c), `${c} not handled`);
+  assert.ok(adopted.includes('synced'), 'the newest entry is adopted');
+  for (const o of [...one.orphans, ...two.orphans]) assert.ok(hasUnsent(o.saved), 'only entries with edits are flushed');
+  assert.equal(local.getItem(entryKey('d', 'broken')), null, 'unreadable entries are removed');
+  assert.notEqual(local.getItem(entryKey('other', 'x')), null, 'other documents are left alone');
+});
