@@ -2,7 +2,7 @@ package collab
 
 import (
 	"context"
-	"runtime"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,14 +17,19 @@ import (
 // While a batch is being committed, the documents keep sequencing the next
 // one in memory.
 type committer struct {
-	h    *Hub
-	wake chan struct{} // capacity 1: something was queued
+	h *Hub
+	// wake (capacity 1) wakes the committer when it sleeps: sent by the
+	// Submit that brings queued up to waitFor, and by close. A token may be
+	// stale; the committer re-checks queued.
+	wake chan struct{}
 
 	mu     sync.Mutex  // guards dirty and closed
 	dirty  []*document // documents with records after handed
 	closed bool        // no more enqueues; run drains and returns
 
-	queued atomic.Int64 // records sequenced and not yet taken into a batch
+	queued  atomic.Int64 // records sequenced and not yet taken into a batch
+	waitFor atomic.Int64 // queued count the sleeping committer waits for (MaxInt64: not sleeping)
+	closing atomic.Bool  // close was called
 
 	// Counters for Stats.
 	commits, ops, failed, nanos atomic.Uint64
@@ -34,7 +39,9 @@ type committer struct {
 }
 
 func newCommitter(h *Hub) *committer {
-	return &committer{h: h, wake: make(chan struct{}, 1)}
+	c := &committer{h: h, wake: make(chan struct{}, 1)}
+	c.waitFor.Store(math.MaxInt64)
+	return c
 }
 
 // enqueue adds d to the dirty list; false after close. d.mu must be held.
@@ -48,19 +55,35 @@ func (c *committer) enqueue(d *document) bool {
 	return true
 }
 
-// added counts one sequenced record and wakes the committer.
+// added counts one sequenced record and wakes the committer if it sleeps
+// waiting for that many. Most calls touch only the two atomics: a Submit
+// does not pay a goroutine wake-up, and submitters do not contend on the
+// channel, while the committer commits or lingers.
 func (c *committer) added() {
-	c.queued.Add(1)
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.queued.Add(1) >= c.waitFor.Load() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// sleep blocks until at least n records are queued or the hub closes.
+// Because queued is incremented before waitFor is read, and waitFor is
+// stored before queued is read, no wake-up is lost.
+func (c *committer) sleep(n int64) {
+	c.waitFor.Store(n)
+	for c.queued.Load() < n && !c.closing.Load() {
+		<-c.wake
+	}
+	c.waitFor.Store(math.MaxInt64)
 }
 
 func (c *committer) close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	c.closing.Store(true)
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -87,35 +110,9 @@ func (c *committer) run() {
 		writes   []storage.Write
 	)
 	for {
-		<-c.wake
-		// Linger: the Submits released by the previous commit are coming
-		// back with their next op. Let them run (yield while the queue
-		// grows, else wait for a wake-up) until all are queued, next to
-		// what was sequenced during that commit, or until a quarter of a
-		// commit time (at least 100µs, at most 2ms) has passed, so that
-		// one commit serves them all instead of one small batch and one
-		// of the rest.
+		c.sleep(1)
 		if n := c.queued.Load(); n > 0 && n < target && lastTime > 0 {
-			wait := min(max(lastTime/4, 100*time.Microsecond), 2*time.Millisecond)
-			t0 := time.Now()
-			deadline := t0.Add(wait)
-			timer := time.NewTimer(wait)
-			for c.queued.Load() < target && time.Now().Before(deadline) {
-				before := c.queued.Load()
-				runtime.Gosched()
-				if c.queued.Load() > before {
-					continue
-				}
-				select {
-				case <-c.wake:
-				case <-timer.C:
-				}
-			}
-			timer.Stop()
-			c.lingerNanos.Add(uint64(time.Since(t0)))
-			if c.queued.Load() < target {
-				c.lingerExpired.Add(1)
-			}
+			c.linger(target, lastTime)
 		}
 		c.mu.Lock()
 		dirty, closed := c.dirty, c.closed
@@ -155,13 +152,53 @@ func (c *committer) run() {
 				return
 			}
 		}
-		if c.queued.Load() > 0 || closed { // more was queued while committing, or draining
-			select {
-			case c.wake <- struct{}{}:
-			default:
-			}
-		}
 	}
+}
+
+// linger waits for the Submits released by the previous commit to come
+// back with their next op, so that one commit serves them all instead of
+// a small batch now and the rest a commit later. It returns once target
+// records are queued (the released ones next to those sequenced during
+// that commit), once the queue has not grown for an eighth of a commit
+// time (100µs to 250µs: the released clients had no next op ready), or
+// after half a commit time (200µs to 2ms) in any case. It sleeps
+// meanwhile, woken by the Submits each time the queue has come a quarter
+// of the rest of the way (yielding instead would queue the committer
+// behind every runnable submitter, thousands of them with many documents).
+func (c *committer) linger(target int64, lastTime time.Duration) {
+	t0 := time.Now()
+	deadline := t0.Add(min(max(lastTime/2, 200*time.Microsecond), 2*time.Millisecond))
+	idle := min(max(lastTime/8, 100*time.Microsecond), 250*time.Microsecond)
+	defer c.waitFor.Store(math.MaxInt64)
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
+	n := c.queued.Load()
+	for n < target && !c.closing.Load() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			c.lingerExpired.Add(1)
+			break
+		}
+		c.waitFor.Store(min(target, n+max(1, (target-n)/4)))
+		if m := c.queued.Load(); m > n {
+			n = m // grew before waitFor was seen
+			continue
+		}
+		timer.Reset(min(idle, left))
+		select {
+		case <-c.wake: // progress, or a stale token
+			n = c.queued.Load()
+			continue
+		case <-timer.C:
+		}
+		m := c.queued.Load()
+		if m == n {
+			c.lingerExpired.Add(1)
+			break
+		}
+		n = m
+	}
+	c.lingerNanos.Add(uint64(time.Since(t0)))
 }
 
 // take moves the uncommitted records of the dirty documents into a batch.
@@ -271,8 +308,9 @@ func (d *document) trim() {
 	if uncommitted := int(d.head - d.committed); len(d.log)-drop < uncommitted {
 		drop = len(d.log) - uncommitted
 	}
-	n := make([]entry, len(d.log)-drop, max(len(d.log)-drop, keep)+keep/2)
-	copy(n, d.log[drop:])
-	clear(d.log)
-	d.log = n
+	// In place: the array keeps its capacity (about 2*Retain entries), so
+	// the log neither reallocates nor grows again.
+	n := copy(d.log, d.log[drop:])
+	clear(d.log[n:])
+	d.log = d.log[:n]
 }

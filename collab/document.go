@@ -244,11 +244,12 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 		d.wait = newWait()
 	}
 	ins, del := op.Stats()
+	opJSON, _ := op.MarshalJSON() // never fails; sized in one allocation
 	d.head++
 	d.log = append(d.log, entry{
 		rec: storage.Record{
 			Rev:    d.head,
-			Op:     op.AppendJSON(nil),
+			Op:     opJSON,
 			Client: s.Client,
 			Seq:    s.Seq,
 			User:   s.User,
