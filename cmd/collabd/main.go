@@ -100,7 +100,11 @@ var errUsage = fmt.Errorf("usage")
 // second signal exits the process at once.
 func cmdServe(args []string, getenv func(string) string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 	var cfg serveConfig
-	fs := newFlagSet("serve", stderr, "collabd [serve] [flags]")
+	fs := newFlagSet("serve", stderr, "")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nflags of serve:\n", usage)
+		fs.PrintDefaults()
+	}
 	serveFlags(fs, &cfg)
 	pos, err := parseFlags(fs, args, nil, getenv)
 	if err != nil {

@@ -671,3 +671,109 @@ func TestTokens(t *testing.T) {
 	}
 	p.stop(t, syscall.SIGTERM)
 }
+
+// TestPutConflictsWithSocketEdits: PUTs based on revisions that socket
+// clients edit past meanwhile are transformed, not lost, and nothing is
+// applied twice.
+func TestPutConflictsWithSocketEdits(t *testing.T) {
+	p := start(t, "", nil)
+	const doc = "mixed"
+	putDoc(t, p, doc, "|base|", 0)
+	const sockOps, puts = 40, 15
+	c, err := sioclient.Dial(context.Background(), sioclient.Config{Addr: p.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ack := call(t, c, "doc:join", map[string]any{"doc": doc, "client": "sock-1"})
+	rev := uint64(ack["rev"].(float64))
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= sockOps; i++ {
+			// Inserting at the front is valid on any revision; the
+			// server transforms it over the PUTs it has not seen.
+			raw, err := c.Call(10*time.Second, "doc:op", map[string]any{"doc": doc, "client": "sock-1", "seq": i, "rev": rev, "op": []any{fmt.Sprintf("<s%d>", i)}})
+			if err != nil {
+				done <- err
+				return
+			}
+			var a []struct {
+				OK  bool
+				Rev uint64
+			}
+			if json.Unmarshal(raw, &a) != nil || len(a) == 0 || !a[0].OK {
+				done <- fmt.Errorf("op %d ack %s", i, raw)
+				return
+			}
+			rev = a[0].Rev
+		}
+		done <- nil
+	}()
+	for i := range puts {
+		r, text := getDoc(t, p, doc)
+		code, body, _ := httpDo(t, "PUT", p.url+"api/docs/"+doc, text+fmt.Sprintf("<p%d>", i), "If-Match", fmt.Sprint(r))
+		if code != 200 {
+			t.Fatalf("PUT %d: %d %s", i, code, body)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	head, text := getDoc(t, p, doc)
+	if head != 1+sockOps+puts {
+		t.Fatalf("head %d, want %d", head, 1+sockOps+puts)
+	}
+	for i := 1; i <= sockOps; i++ {
+		if strings.Count(text, fmt.Sprintf("<s%d>", i)) != 1 {
+			t.Fatalf("<s%d> not exactly once in %q", i, text)
+		}
+	}
+	for i := range puts {
+		if strings.Count(text, fmt.Sprintf("<p%d>", i)) != 1 {
+			t.Fatalf("<p%d> not exactly once in %q", i, text)
+		}
+	}
+	if strings.Count(text, "|base|") != 1 {
+		t.Fatalf("base text damaged: %q", text)
+	}
+}
+
+// TestSecondSignal: two signals in a row stop the server at once or
+// gracefully; either way the data survives.
+func TestSecondSignal(t *testing.T) {
+	p := start(t, "", nil)
+	putDoc(t, p, "twice", "kept", 0)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	code := p.stop(t, syscall.SIGTERM)
+	if code != 0 && code != 1 {
+		t.Fatalf("exit %d after two signals", code)
+	}
+	q := start(t, p.data, nil)
+	if rev, text := getDoc(t, q, "twice"); rev != 1 || text != "kept" {
+		t.Fatalf("after two signals: %d %q", rev, text)
+	}
+	q.stop(t, syscall.SIGTERM)
+}
+
+// TestPprof: --pprof-addr serves net/http/pprof on its own listener, and the
+// main listener does not.
+func TestPprof(t *testing.T) {
+	p := start(t, "", nil, "--pprof-addr", "127.0.0.1:0")
+	var addr string
+	for _, line := range strings.Split(p.logs(), "\n") {
+		var m struct{ Message, Addr string }
+		if json.Unmarshal([]byte(line), &m) == nil && m.Message == "pprof listening" {
+			addr = m.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no pprof line in the log")
+	}
+	if code, body, _ := httpDo(t, "GET", "http://"+addr+"/debug/pprof/goroutine?debug=1", ""); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof: %d", code)
+	}
+	if code, _, _ := httpDo(t, "GET", p.url+"debug/pprof/", ""); code != 404 {
+		t.Fatalf("pprof on the main listener: %d", code)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
