@@ -1,0 +1,366 @@
+// Helpers of the end-to-end tests: build and run a real collabd binary on
+// loopback, connect the real socket.io-client, and drive the client-side OT
+// state machine of frontend/src/ot (imported by relative path: pure modules).
+
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, stat, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { io } from 'socket.io-client';
+
+import { OTClient, SYNCHRONIZED, ONLINE } from '../../frontend/src/ot/client.js';
+import { apply, normalize } from '../../frontend/src/ot/operation.js';
+import { cpLength } from '../../frontend/src/ot/codepoints.js';
+
+const execFileP = promisify(execFile);
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** sleep resolves after ms milliseconds. */
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * rng is a small seeded PRNG (mulberry32): the tests are reproducible for a
+ * given seed, printed on failure.
+ */
+export function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)] };
+}
+
+let built = null;
+
+/**
+ * collabdBinary builds cmd/collabd once per test run (the runner's pid names
+ * the folder; test files run one after the other) and returns its path.
+ */
+export async function collabdBinary() {
+  if (built) return built;
+  const dir = path.join(tmpdir(), `collabd-e2e-${process.ppid}`);
+  await mkdir(dir, { recursive: true });
+  const bin = path.join(dir, 'collabd');
+  const exists = await stat(bin).then(() => true, () => false);
+  if (!exists) {
+    await execFileP('go', ['build', '-o', bin + '.tmp', './cmd/collabd'], { cwd: repoRoot, maxBuffer: 16 << 20 });
+    await execFileP('mv', [bin + '.tmp', bin]);
+  }
+  built = bin;
+  return bin;
+}
+
+/** freePort asks the kernel for a free loopback port. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** tempDir makes a fresh data directory, removed by the returned cleanup. */
+export async function tempDir() {
+  return mkdtemp(path.join(tmpdir(), 'collabd-e2e-data-'));
+}
+
+export async function removeDir(dir) {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Server runs the collabd binary with a data dir and a fixed port, so that it
+ * can be restarted on the same address.
+ */
+export class Server {
+  constructor({ dataDir, port, secret, args = [] }) {
+    this.dataDir = dataDir;
+    this.port = port;
+    this.secret = secret;
+    this.args = args;
+    this.proc = null;
+    this.output = '';
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(opts = {}) {
+    const s = new Server({
+      dataDir: opts.dataDir ?? (await tempDir()),
+      port: opts.port ?? (await freePort()),
+      secret: opts.secret,
+      args: opts.args,
+    });
+    s.ownDir = !opts.dataDir;
+    await s.launch();
+    return s;
+  }
+
+  async launch() {
+    const bin = await collabdBinary();
+    const args = ['serve', '--addr', `127.0.0.1:${this.port}`, '--data', this.dataDir, '--log-level', 'warn', '--log-format', 'json', ...this.args];
+    if (this.secret) args.push('--auth-secret', this.secret);
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = exited;
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`collabd did not start:\n${this.output}`)), 20000);
+      const onData = (chunk) => {
+        this.output += chunk;
+        if (this.output.includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      proc.stdout.on('data', onData);
+      proc.stderr.on('data', (chunk) => { this.output += chunk; });
+      exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`collabd exited (${code ?? signal}) while starting:\n${this.output}`));
+      });
+    }).catch(async (err) => {
+      // The port may be taken by a previous instance that is still closing.
+      throw err;
+    });
+  }
+
+  /** stop sends signal and waits for the exit; returns {code, signal}. */
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+    this.proc.kill(signal);
+    const res = await this.exited;
+    return res;
+  }
+
+  /** restart stops the server (with signal) and starts it again on the same port and data. */
+  async restart(signal = 'SIGKILL') {
+    await this.stop(signal);
+    for (let i = 0; ; i++) {
+      try {
+        await this.launch();
+        return;
+      } catch (err) {
+        if (i >= 20) throw err;
+        await sleep(100);
+      }
+    }
+  }
+
+  async close() {
+    await this.stop('SIGTERM');
+    if (this.ownDir) await removeDir(this.dataDir);
+  }
+
+  /** token mints a token with `collabd token`. */
+  async token({ user, edit = [], view = [] }) {
+    const bin = await collabdBinary();
+    const args = ['token', '--auth-secret', this.secret, '--user', user];
+    for (const p of edit) args.push('--edit', p);
+    for (const p of view) args.push('--view', p);
+    const { stdout } = await execFileP(bin, args);
+    return stdout.trim();
+  }
+
+  async api(method, p, { body, headers = {} } = {}) {
+    const res = await fetch(this.url + p, { method, body, headers });
+    const text = await res.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, json, text };
+  }
+
+  async doc(id) {
+    const r = await this.api('GET', `/api/docs/${id}`);
+    if (r.status !== 200) throw new Error(`GET /api/docs/${id}: ${r.status} ${r.text}`);
+    return r.json;
+  }
+}
+
+/** transports are the three ways a client may connect. */
+export const transportModes = [
+  { name: 'polling only', opts: { transports: ['polling'], upgrade: false } },
+  { name: 'websocket only', opts: { transports: ['websocket'] } },
+  { name: 'polling upgraded to websocket', opts: {} },
+];
+
+/** connect opens a socket and resolves once connected (rejects on connect_error). */
+export function connect(url, opts = {}) {
+  const socket = io(url, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 300, ...opts });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+/** call emits an event with an ack and resolves with the ack payload. */
+export function call(socket, event, payload, timeoutMs = 10000) {
+  return socket.timeout(timeoutMs).emitWithAck(event, payload);
+}
+
+/** next resolves with the next event named name on socket. */
+export function next(socket, name, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${name} within ${timeoutMs} ms`)), timeoutMs);
+    socket.once(name, (v) => {
+      clearTimeout(timer);
+      resolve(v);
+    });
+  });
+}
+
+/**
+ * Editor is one collaborating client: a socket.io-client socket, the OT state
+ * machine, and the local text. Acks and broadcasts are handled synchronously
+ * inside their callbacks. It rejoins by itself after every reconnect.
+ */
+export class Editor {
+  constructor(url, doc, id, ioOpts = {}) {
+    this.doc = doc;
+    this.id = id;
+    this.ot = new OTClient({ client: id, rev: 0 });
+    this.text = '';
+    this.joinedOnce = false;
+    this.errors = [];
+    this.joins = 0;
+    this.ackedOps = 0;
+    this.ownBroadcasts = 0; // records of this client's own ops received as broadcasts
+    this.socket = io(url, { forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 300, ...ioOpts });
+    this.socket.on('connect', () => this.join());
+    this.socket.on('disconnect', () => this.ot.disconnect());
+    this.socket.on('connect_error', (err) => {
+      if (!this.socket.active) this.errors.push(`connect_error: ${err.message}`);
+    });
+    this.socket.on('doc:op', (rec) => this.guard(() => {
+      if (rec.doc !== this.doc) return;
+      if (rec.client === this.id) this.ownBroadcasts++;
+      const out = this.ot.receive(rec);
+      if (out.apply) this.text = apply(this.text, out.apply);
+      if (out.send) this.emitOp(out.send);
+    }));
+  }
+
+  guard(fn) {
+    try {
+      fn();
+    } catch (err) {
+      this.errors.push(`${this.id}: ${err.stack || err}`);
+    }
+  }
+
+  join() {
+    const first = !this.joinedOnce;
+    const { client, rev } = this.ot.join();
+    const payload = { doc: this.doc, client };
+    if (!first) payload.rev = rev;
+    this.socket.emit('doc:join', payload, (ack) => this.guard(() => {
+      if (!ack.ok) {
+        this.errors.push(`join: ${JSON.stringify(ack.error)}`);
+        return;
+      }
+      this.joins++;
+      if (ack.ops) {
+        const out = this.ot.resume(ack.ops);
+        if (out.apply) this.text = apply(this.text, out.apply);
+        if (out.send) this.emitOp(out.send);
+      } else {
+        this.text = ack.text;
+        const out = this.ot.resetTo(ack.rev);
+        if (out.apply) this.text = apply(this.text, out.apply);
+      }
+      this.joinedOnce = true;
+    }));
+  }
+
+  /** joined resolves once the first join is answered. */
+  async joined(timeoutMs = 10000) {
+    const end = Date.now() + timeoutMs;
+    while (!this.joinedOnce) {
+      if (this.errors.length) throw new Error(this.errors.join('\n'));
+      if (Date.now() > end) throw new Error(`${this.id}: no join within ${timeoutMs} ms`);
+      await sleep(10);
+    }
+  }
+
+  emitOp(sub) {
+    this.socket.emit('doc:op', { doc: this.doc, ...sub }, (ack) => this.guard(() => {
+      if (!ack.ok) {
+        this.errors.push(`op seq ${sub.seq}: ${JSON.stringify(ack.error)}`);
+        return;
+      }
+      const wasPending = this.ot.pending && this.ot.pending.seq === sub.seq;
+      const nextSub = this.ot.ack(sub.seq, ack.rev);
+      if (wasPending) this.ackedOps++;
+      if (nextSub) this.emitOp(nextSub);
+    }));
+  }
+
+  /** edit applies op (code points, on the local text) and sends or buffers it. */
+  edit(op) {
+    op = normalize(op);
+    this.text = apply(this.text, op);
+    const sub = this.ot.edit(op);
+    if (sub) this.emitOp(sub);
+  }
+
+  get length() {
+    return cpLength(this.text);
+  }
+
+  get settled() {
+    return this.socket.connected && this.ot.connection === ONLINE && this.ot.state === SYNCHRONIZED;
+  }
+
+  close() {
+    this.socket.close();
+  }
+}
+
+/**
+ * settle waits until every editor is online and synchronized at the server's
+ * revision, and returns the server's document.
+ */
+export async function settle(server, editors, doc, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    for (const e of editors) {
+      if (e.errors.length) throw new Error(`${e.id}: ${e.errors.join('\n')}`);
+    }
+    const d = await server.doc(doc);
+    if (editors.every((e) => e.settled && e.ot.rev === d.rev)) return d;
+    if (Date.now() > end) {
+      const states = editors.map((e) => `${e.id}: connected=${e.socket.connected} ${e.ot.connection} ${e.ot.state} rev=${e.ot.rev}`);
+      throw new Error(`editors did not settle at rev ${d.rev}:\n${states.join('\n')}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** randomEdit is an insert or delete at a random place of a text of n code points. */
+export function randomEdit(r, n) {
+  if (n > 0 && r.int(3) === 0) {
+    const pos = r.int(n);
+    const len = 1 + r.int(Math.min(4, n - pos));
+    return [pos, -len];
+  }
+  const words = ['a', 'bc', 'é', '😀', '中文', 'x y', '\n', '👍🏽'];
+  return [r.int(n + 1), r.pick(words)];
+}
