@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,7 @@ type collabResult struct {
 	ServerUser, ServerSys time.Duration
 	CPUPerOp              time.Duration
 	PeakRSS, EndRSS       int64
+	EndAnon, EndFile      int64 // RssAnon and RssFile+RssShmem at the end
 	HaveCommits           bool
 	Commits               commitWindow
 	P99InCommits          float64
@@ -523,6 +525,31 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// procRSSSplit reads RssAnon and RssFile+RssShmem of a process, in bytes.
+func procRSSSplit(pid int) (anon, file int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb * 1024
+		case "RssFile:", "RssShmem:":
+			file += kb * 1024
+		}
+	}
+	return anon, file, nil
+}
+
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -815,6 +842,7 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		if rss, hwm, err := procMem(srv.PID); err == nil {
 			res.EndRSS, res.PeakRSS = rss, hwm
 		}
+		res.EndAnon, res.EndFile, _ = procRSSSplit(srv.PID)
 	}
 
 	// The report.
@@ -829,18 +857,29 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	if srv != nil {
 		fmt.Fprintf(w, "  server CPU: %v over the window (user %v, system %v) = %.1f µs per committed op\n",
 			(res.ServerUser + res.ServerSys).Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond), us(res.CPUPerOp))
-		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB\n", float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib)
+		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, file-backed incl. the bbolt mmap %.1f MiB)\n",
+			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, float64(res.EndFile)/mib)
 	}
 	if res.HaveCommits {
 		perCommit := 0.0
 		if res.Commits.Commits > 0 {
 			perCommit = float64(res.Committed) / res.Commits.Commits
 		}
-		fmt.Fprintf(w, "  commits (/metrics): %.0f in the window, %.1f ops per commit, mean commit time %v", res.Commits.Commits, perCommit, res.Commits.MeanCommit.Round(time.Microsecond))
-		if res.P99InCommits > 0 {
-			fmt.Fprintf(w, "; p99 end-to-end = %.2f commit times", res.P99InCommits)
+		bound := func(d time.Duration) string {
+			switch {
+			case d == 0:
+				return "?"
+			case d < 0:
+				return "> largest bucket"
+			}
+			return "<= " + d.String()
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  commits (/metrics): %.0f in the window, %.1f ops per commit, commit time mean %v, p50 %s, p99 %s (histogram buckets)",
+			res.Commits.Commits, perCommit, res.Commits.MeanCommit.Round(time.Microsecond), bound(res.Commits.P50Commit), bound(res.Commits.P99Commit))
+		if res.P99InCommits > 0 {
+			fmt.Fprintf(w, "; p99 end-to-end = %.2f mean commit times", res.P99InCommits)
+		}
+		fmt.Fprintf(w, "\n  server counters over the window: %.0f ops committed, %.0f broadcasts dropped or slow clients closed\n", res.Commits.Ops, res.Commits.Dropped)
 	} else {
 		fmt.Fprintln(w, "  commits: /metrics has no collabd_commit_seconds / collabd_commits_total")
 	}

@@ -209,16 +209,21 @@ func endOfLabels(line string, i int) (int, bool) {
 
 // commitMetrics are the server's commit counters from /metrics.
 type commitMetrics struct {
-	Found        bool    // any of the metrics was present
+	Found        bool    // any of the commit metrics was present
 	Commits      float64 // collabd_commits_total
+	CommitsFound bool    // collabd_commits_total was present
 	CommitSum    float64 // collabd_commit_seconds_sum
 	CommitCount  float64 // collabd_commit_seconds_count
-	CommitsFound bool    // collabd_commits_total was present
+	// Buckets are the cumulative counts of collabd_commit_seconds_bucket by
+	// upper bound in seconds (+Inf included).
+	Buckets map[float64]float64
+	Ops     float64 // collabd_ops_committed_total
+	Dropped float64 // collabd_broadcast_dropped_total + collabd_slow_clients_closed_total
 }
 
 // commitMetricsOf sums the commit metrics over their label sets.
 func commitMetricsOf(samples []promSample) commitMetrics {
-	var m commitMetrics
+	m := commitMetrics{Buckets: map[float64]float64{}}
 	for _, s := range samples {
 		switch s.Name {
 		case "collabd_commits_total":
@@ -228,6 +233,22 @@ func commitMetricsOf(samples []promSample) commitMetrics {
 			m.CommitSum += s.Value
 		case "collabd_commit_seconds_count":
 			m.CommitCount += s.Value
+		case "collabd_commit_seconds_bucket":
+			le, ok := labelValue(s.Labels, "le")
+			if !ok {
+				continue
+			}
+			v, err := strconv.ParseFloat(le, 64)
+			if err != nil {
+				continue
+			}
+			m.Buckets[v] += s.Value
+		case "collabd_ops_committed_total":
+			m.Ops += s.Value
+			continue
+		case "collabd_broadcast_dropped_total", "collabd_slow_clients_closed_total":
+			m.Dropped += s.Value
+			continue
 		default:
 			continue
 		}
@@ -236,10 +257,51 @@ func commitMetricsOf(samples []promSample) commitMetrics {
 	return m
 }
 
+// labelValue returns the value of label name in a raw label set
+// (`a="1",le="0.5"`); escapes are not decoded (le values have none).
+func labelValue(labels, name string) (string, bool) {
+	for labels != "" {
+		eq := strings.IndexByte(labels, '=')
+		if eq < 0 || eq+1 >= len(labels) || labels[eq+1] != '"' {
+			return "", false
+		}
+		key := strings.TrimSpace(labels[:eq])
+		end, ok := endOfQuoted(labels, eq+2)
+		if !ok {
+			return "", false
+		}
+		if key == name {
+			return labels[eq+2 : end], true
+		}
+		labels = strings.TrimLeft(labels[end+1:], ", ")
+	}
+	return "", false
+}
+
+// endOfQuoted returns the index of the quote closing a string whose body
+// starts at i.
+func endOfQuoted(s string, i int) (int, bool) {
+	for ; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // commitWindow is what the server committed between two scrapes.
 type commitWindow struct {
 	Commits    float64       // batches (collabd_commits_total, else the histogram count)
 	MeanCommit time.Duration // mean wall time of a commit (histogram sum / count)
+	// P50Commit and P99Commit are upper bounds from the histogram buckets:
+	// the smallest bucket bound holding that share of the window's commits
+	// (0 when unknown, -1 when only +Inf does).
+	P50Commit, P99Commit time.Duration
+	Ops                  float64 // ops the server committed (collabd_ops_committed_total)
+	Dropped              float64 // broadcasts dropped and slow clients closed
 }
 
 func commitsBetween(a, b commitMetrics) (commitWindow, bool) {
@@ -251,8 +313,39 @@ func commitsBetween(a, b commitMetrics) (commitWindow, bool) {
 	if b.CommitsFound {
 		w.Commits = b.Commits - a.Commits
 	}
-	if n := b.CommitCount - a.CommitCount; n > 0 {
+	n := b.CommitCount - a.CommitCount
+	if n > 0 {
 		w.MeanCommit = time.Duration((b.CommitSum - a.CommitSum) / n * float64(time.Second))
+		w.P50Commit = bucketQuantile(a.Buckets, b.Buckets, 0.50)
+		w.P99Commit = bucketQuantile(a.Buckets, b.Buckets, 0.99)
 	}
+	w.Ops, w.Dropped = b.Ops-a.Ops, b.Dropped-a.Dropped
 	return w, true
+}
+
+// bucketQuantile returns the smallest bucket bound whose count in the
+// window (b minus a) covers the q-quantile: 0 without buckets, -1 when only
+// the +Inf bucket does.
+func bucketQuantile(a, b map[float64]float64, q float64) time.Duration {
+	bounds := make([]float64, 0, len(b))
+	for le := range b {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return 0
+	}
+	total := b[bounds[len(bounds)-1]] - a[bounds[len(bounds)-1]]
+	if total <= 0 {
+		return 0
+	}
+	for _, le := range bounds {
+		if b[le]-a[le] >= q*total {
+			if math.IsInf(le, 1) {
+				return -1
+			}
+			return time.Duration(le * float64(time.Second))
+		}
+	}
+	return -1
 }

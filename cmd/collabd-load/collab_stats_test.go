@@ -261,3 +261,60 @@ func TestParseCollabFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestLabelValue(t *testing.T) {
+	tests := []struct {
+		labels, name, want string
+		ok                 bool
+	}{
+		{`le="0.5"`, "le", "0.5", true},
+		{`a="x,y",le="+Inf"`, "le", "+Inf", true},
+		{`a="q\"le=\"1\"", le="2"`, "le", "2", true},
+		{`a="1"`, "le", "", false},
+		{`le=0.5`, "le", "", false},
+		{`le="0.5`, "le", "", false},
+		{``, "le", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.labels, func(t *testing.T) {
+			got, ok := labelValue(tt.labels, tt.name)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("labelValue(%q, %q) = %q, %v; want %q, %v", tt.labels, tt.name, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestBucketQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	before := map[float64]float64{0.001: 5, 0.002: 5, 0.004: 5, inf: 5}
+	after := map[float64]float64{0.001: 55, 0.002: 104, 0.004: 105, inf: 105} // window: 50 <=1ms, 49 in (1,2], 1 in (2,4]
+	tests := []struct {
+		name string
+		a, b map[float64]float64
+		q    float64
+		want time.Duration
+	}{
+		{"p50 in the first bucket", before, after, 0.50, time.Millisecond},
+		{"p99 in the second", before, after, 0.99, 2 * time.Millisecond},
+		{"p100 in the third", before, after, 1, 4 * time.Millisecond},
+		{"no buckets", nil, nil, 0.5, 0},
+		{"no commits in the window", after, after, 0.5, 0},
+		{"only +Inf covers it", map[float64]float64{}, map[float64]float64{0.001: 1, inf: 10}, 0.5, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := bucketQuantile(tt.a, tt.b, tt.q); got != tt.want {
+				t.Fatalf("bucketQuantile = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// Through the page parser and commitsBetween.
+	m0 := commitMetricsOf(parsePrometheus([]byte(metricsSample)))
+	later := strings.NewReplacer(`le="0.001"} 3`, `le="0.001"} 53`, `le="+Inf"} 10`, `le="+Inf"} 60`,
+		"_count 10", "_count 60", "_sum 0.05", "_sum 0.1").Replace(metricsSample)
+	w, ok := commitsBetween(m0, commitMetricsOf(parsePrometheus([]byte(later))))
+	if !ok || w.P50Commit != time.Millisecond || w.P99Commit != time.Millisecond || w.MeanCommit != time.Millisecond {
+		t.Fatalf("window %+v, want every commit within 1ms", w)
+	}
+}
