@@ -498,3 +498,15 @@ func TestPutConvergesWithConcurrentSubmits(t *testing.T) {
 		t.Fatalf("base text damaged: %q", text)
 	}
 }
+
+// BenchmarkPut measures one PUT appending a line to a growing document
+// (diff, op, one commit with fsync, JSON answer) over loopback HTTP.
+func BenchmarkPut(b *testing.B) {
+	f := newFixture(b, nil, 0)
+	text, rev := "", uint64(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		text += fmt.Sprintf("line %d\n", i)
+		rev = f.put(b, "bench", text, rev)
+	}
+}

@@ -177,3 +177,13 @@ func parse(tb testing.TB, text string) map[string]float64 {
 	}
 	return out
 }
+
+func BenchmarkHistogramObserve(b *testing.B) {
+	h := NewRegistry().Histogram("h", "", ExponentialBuckets(0.0005, 2, 14))
+	b.RunParallel(func(pb *testing.PB) {
+		v := 0.001
+		for pb.Next() {
+			h.Observe(v)
+		}
+	})
+}
