@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
@@ -386,4 +387,34 @@ func encodeEvent(name string, v any) (*sockets.Encoded, error) {
 		return nil, err
 	}
 	return sockets.Encode(&parser.Packet{Type: parser.Event, Namespace: "/", Data: data, Attachments: atts})
+}
+
+// Delete deletes doc through the hub (collab.Hub.Delete) and ends every
+// membership of it: the members' engine connections are closed (reason
+// "forced close"), so that their clients reconnect and join again, and find
+// the new, empty document (a resume with a revision beyond the head gets the
+// text form). Use it instead of Hub.Delete while the glue is attached.
+func (s *Service) Delete(ctx context.Context, doc string) error {
+	if err := s.hub.Delete(ctx, doc); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	d := s.docs[doc]
+	s.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	ms := make([]*member, 0, len(d.members))
+	for _, m := range d.members {
+		ms = append(ms, m)
+	}
+	d.mu.Unlock()
+	for _, m := range ms {
+		if s.removeMember(m, false) {
+			s.log.Info().Str("sid", m.conn.sock.ID()).Str("doc", doc).Str("client", m.client).Msg("left (document deleted)")
+		}
+		m.conn.sock.CloseConn()
+	}
+	return nil
 }

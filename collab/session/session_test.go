@@ -486,3 +486,29 @@ func TestLastMemberLeavesAndRejoins(t *testing.T) {
 	// Leaving a document never joined is fine.
 	a.mustOK("doc:leave", obj("doc", "other"))
 }
+
+// TestDelete: the members of a deleted document are disconnected; a new
+// join finds the empty document.
+func TestDelete(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a, other := e.client(), e.client()
+	a.mustOK("doc:join", obj("doc", "gone", "client", "a"))
+	other.mustOK("doc:join", obj("doc", "kept", "client", "o"))
+	a.mustOK("doc:op", obj("doc", "gone", "client", "a", "seq", 1, "rev", 0, "op", raw(`["bye"]`)))
+	if err := e.svc.Delete(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member's connection stayed open")
+	}
+	if st := e.svc.Stats(); st.Members != 1 || st.Documents != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	j := e.client().mustOK("doc:join", obj("doc", "gone", "client", "a", "rev", 1))
+	if j.Rev != 0 || j.Text == nil || *j.Text != "" {
+		t.Fatalf("join after delete: %s", j.raw)
+	}
+	other.mustOK("doc:history", obj("doc", "kept")) // other documents' members are untouched
+}
