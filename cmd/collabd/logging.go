@@ -155,3 +155,12 @@ func (h *slogHandler) WithGroup(name string) slog.Handler {
 	n.prefix = h.prefix + name + "."
 	return &n
 }
+
+// lineWriter turns the lines net/http logs through a *log.Logger (accept
+// errors, TLS and protocol errors of clients) into warn lines.
+type lineWriter struct{ log zerolog.Logger }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w.log.Warn().Msg(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

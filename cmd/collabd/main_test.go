@@ -376,9 +376,22 @@ func TestSIGTERMCommitsAndRestart(t *testing.T) {
 	}
 }
 
-// TestKill9KeepsAckedPUTs kills the server while PUTs are in flight: every
-// acknowledged PUT is in the data after a restart.
-func TestKill9KeepsAckedPUTs(t *testing.T) {
+// TestStopDuringPUTsKeepsAcked stops the server (SIGTERM: gracefully, exit
+// 0; SIGKILL: at once) while PUTs are in flight: every acknowledged PUT is
+// in the data after a restart, and the file passes the store's check.
+func TestStopDuringPUTsKeepsAcked(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		exit int
+	}{
+		{syscall.SIGTERM, 0},
+		{syscall.SIGKILL, -int(syscall.SIGKILL)},
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) { stopDuringPUTs(t, tc.sig, tc.exit) })
+	}
+}
+
+func stopDuringPUTs(t *testing.T, sig syscall.Signal, exit int) {
 	p := start(t, "", nil)
 	type acked struct {
 		rev  uint64
@@ -422,8 +435,8 @@ func TestKill9KeepsAckedPUTs(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if code := p.stop(t, syscall.SIGKILL); code != -int(syscall.SIGKILL) {
-		t.Fatalf("exit %d, want killed", code)
+	if code := p.stop(t, sig); code != exit {
+		t.Fatalf("exit %d after %v, want %d", code, sig, exit)
 	}
 	<-stopped
 	mu.Lock()
@@ -435,7 +448,7 @@ func TestKill9KeepsAckedPUTs(t *testing.T) {
 	q := start(t, p.data, nil)
 	rev, text := getDoc(t, q, "k9")
 	if rev < want.rev || !strings.HasPrefix(text, want.text) {
-		t.Fatalf("after kill -9: rev %d (acked %d), text is %d bytes, acked %d", rev, want.rev, len(text), len(want.text))
+		t.Fatalf("after %v: rev %d (acked %d), text is %d bytes, acked %d", sig, rev, want.rev, len(text), len(want.text))
 	}
 	code, body, _ := httpDo(t, "GET", fmt.Sprintf("%sapi/docs/k9/revisions/%d", q.url, want.rev), "")
 	var v struct{ Text string }
@@ -449,7 +462,7 @@ func TestKill9KeepsAckedPUTs(t *testing.T) {
 	}
 	defer st.Close()
 	if err := st.Check(context.Background()); err != nil {
-		t.Fatalf("check after kill -9 and restart: %v", err)
+		t.Fatalf("check after %v and restart: %v", sig, err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -202,7 +203,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
+		ErrorLog:          stdlog.New(lineWriter{log.With().Str("component", "http").Logger()}, "", 0),
 	}
 	if cfg.PprofAddr != "" {
 		if err := s.startPprof(cfg.PprofAddr); err != nil {

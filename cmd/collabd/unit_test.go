@@ -182,3 +182,14 @@ func TestAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+func TestLineWriter(t *testing.T) {
+	var buf bytes.Buffer
+	w := lineWriter{zerolog.New(&buf)}
+	if n, err := w.Write([]byte("http: accept error\n")); n != 19 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if got := strings.TrimSpace(buf.String()); got != `{"level":"warn","message":"http: accept error"}` {
+		t.Fatalf("line %s", got)
+	}
+}
