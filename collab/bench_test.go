@@ -111,6 +111,7 @@ func runSubmitters(b *testing.B, h *Hub, cl *commitLog, docs []string, perDoc in
 		})
 	}
 	warm.Wait()
+	b.ReportAllocs()
 	cl.reset()
 	before := h.Stats()
 	linger0, expired0 := h.c.lingerNanos.Load(), h.c.lingerExpired.Load()

@@ -93,7 +93,8 @@ func (c *committer) close() {
 // item is one document's part of a batch.
 type item struct {
 	d        *document
-	recs     []storage.Record
+	recs     []storage.Record // recs[lo:hi] of the batch
+	lo, hi   int
 	to       uint64  // newest revision in recs
 	text     ot.Text // text at to
 	snapRev  uint64  // snapshot to write, 0 for none
@@ -108,6 +109,7 @@ func (c *committer) run() {
 		lastTime time.Duration // duration of the previous commit
 		items    []item
 		writes   []storage.Write
+		recs     []storage.Record // every item's records, reused from batch to batch
 	)
 	for {
 		c.sleep(1)
@@ -118,7 +120,7 @@ func (c *committer) run() {
 		dirty, closed := c.dirty, c.closed
 		c.dirty = nil
 		c.mu.Unlock()
-		items, writes = c.take(dirty, items[:0], writes[:0])
+		items, writes, recs = c.take(dirty, items[:0], writes[:0], recs[:0])
 		if len(items) > 0 {
 			start := time.Now()
 			err := c.h.store.Commit(context.Background(), writes)
@@ -143,6 +145,7 @@ func (c *committer) run() {
 			}
 			clear(items)
 			clear(writes)
+			clear(recs)
 		}
 		if closed {
 			c.mu.Lock()
@@ -202,7 +205,9 @@ func (c *committer) linger(target int64, lastTime time.Duration) {
 }
 
 // take moves the uncommitted records of the dirty documents into a batch.
-func (c *committer) take(dirty []*document, items []item, writes []storage.Write) ([]item, []storage.Write) {
+// The records are appended to recs, which the items' recs slice once
+// every document is taken (recs may move while it grows).
+func (c *committer) take(dirty []*document, items []item, writes []storage.Write, recs []storage.Record) ([]item, []storage.Write, []storage.Record) {
 	every := uint64(c.h.cfg.SnapshotEvery)
 	for _, d := range dirty {
 		d.mu.Lock()
@@ -213,14 +218,15 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 		}
 		it := item{d: d, to: d.head, text: d.text, wait: d.wait}
 		n := d.head - d.handed
-		it.recs = make([]storage.Record, 0, n)
+		start := len(recs)
 		for rev := d.handed + 1; rev <= d.head; rev++ {
 			e := d.at(rev)
-			it.recs = append(it.recs, e.rec)
+			recs = append(recs, e.rec)
 			if rev%every == 0 {
 				it.snapRev, it.snapText = rev, e.text
 			}
 		}
+		it.lo, it.hi = start, len(recs)
 		if it.snapRev != 0 {
 			d.snapRev = it.snapRev
 		}
@@ -232,13 +238,14 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 	}
 	for i := range items {
 		it := &items[i]
+		it.recs = recs[it.lo:it.hi:it.hi]
 		w := storage.Write{Doc: it.d.id, Records: it.recs}
 		if it.snapRev != 0 {
 			w.Snapshot = &storage.Snapshot{Rev: it.snapRev, Text: it.snapText.String()}
 		}
 		writes = append(writes, w)
 	}
-	return items, writes
+	return items, writes, recs
 }
 
 // succeed advances the committed state, releases the waiters and feeds the

@@ -23,7 +23,7 @@ func BenchmarkTextAt100k(b *testing.B) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(1, 2))
 	text := ot.NewText("")
-	batch := make([]Record, 0, 1000)
+	batch := make([]Record, 0, every) // one commit per snapshot, as the sequencer writes them
 	var snap *Snapshot
 	t0 := time.Now()
 	for rev := uint64(1); rev <= revs; rev++ {

@@ -14,6 +14,10 @@ const (
 	snapV1   = 1
 )
 
+// recordOverhead bounds the bytes appendRecord adds to the client, user
+// and op: the version byte and six varints.
+const recordOverhead = 1 + 6*binary.MaxVarintLen64
+
 // appendRecord encodes r (without its revision, which is the key):
 // version, uvarint seq, varint unix nanoseconds, uvarint ins, uvarint del,
 // uvarint len + client, uvarint len + user, then the op JSON to the end.

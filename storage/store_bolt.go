@@ -33,10 +33,14 @@ var (
 // bucket: the id, a zero byte (ids never contain one, and it sorts before
 // every id character, so documents do not interleave) and the revision.
 func docKey(doc string, rev uint64) []byte {
-	k := make([]byte, len(doc)+9)
-	copy(k, doc)
-	binary.BigEndian.PutUint64(k[len(doc)+1:], rev)
-	return k
+	return appendDocKey(make([]byte, 0, len(doc)+9), doc, rev)
+}
+
+// appendDocKey appends the key of revision rev of doc to b.
+func appendDocKey(b []byte, doc string, rev uint64) []byte {
+	b = append(b, doc...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, rev)
 }
 
 // keyDocRev returns the revision in k if k belongs to doc.
@@ -178,16 +182,21 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	seen := make(map[string]struct{}, len(writes))
+	var seen map[string]struct{}
+	if len(writes) > 1 {
+		seen = make(map[string]struct{}, len(writes))
+	}
 	for i := range writes {
 		w := &writes[i]
 		if err := validDoc(w.Doc); err != nil {
 			return err
 		}
-		if _, dup := seen[w.Doc]; dup {
-			return fmt.Errorf("%w: two writes for %q in one batch", ErrInvalid, w.Doc)
+		if seen != nil {
+			if _, dup := seen[w.Doc]; dup {
+				return fmt.Errorf("%w: two writes for %q in one batch", ErrInvalid, w.Doc)
+			}
+			seen[w.Doc] = struct{}{}
 		}
-		seen[w.Doc] = struct{}{}
 		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil) {
 			return fmt.Errorf("%w: delete of %q carries records", ErrInvalid, w.Doc)
 		}
@@ -201,9 +210,19 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 			}
 		}
 	}
+	// bbolt keeps the keys and values it is given until the transaction
+	// ends, so they are fresh memory: one arena for the whole batch.
+	size := 0
+	for i := range writes {
+		for j := range writes[i].Records {
+			r := &writes[i].Records[j]
+			size += len(writes[i].Doc) + 9 + recordOverhead + len(r.Client) + len(r.User) + len(r.Op)
+		}
+	}
+	arena := make([]byte, 0, size)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i := range writes {
-			if err := applyWrite(tx, &writes[i]); err != nil {
+			if err := applyWrite(tx, &writes[i], &arena); err != nil {
 				return err
 			}
 		}
@@ -215,8 +234,24 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 	return err
 }
 
-// applyWrite stores one document's write inside tx.
-func applyWrite(tx *bolt.Tx, w *Write) error {
+// carve appends n bytes made by fill to the arena and returns them with
+// their capacity cut, so that nothing appended later can overwrite them. A
+// full arena is replaced by a new one (the old one stays alive through
+// the slices already handed out).
+func carve(arena *[]byte, n int, fill func([]byte) []byte) []byte {
+	a := *arena
+	if cap(a)-len(a) < n {
+		a = make([]byte, 0, max(n, 4096))
+	}
+	start := len(a)
+	a = fill(a)
+	*arena = a
+	return a[start:len(a):len(a)]
+}
+
+// applyWrite stores one document's write inside tx; the keys and values
+// of its records are carved from arena.
+func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 	mb := tx.Bucket(bucketMeta)
 	if w.Delete {
 		if err := mb.Delete([]byte(w.Doc)); err != nil {
@@ -248,10 +283,9 @@ func applyWrite(tx *bolt.Tx, w *Write) error {
 		lb := tx.Bucket(bucketLog)
 		for j := range w.Records {
 			r := &w.Records[j]
-			// bbolt keeps the key and value until the transaction
-			// ends: fresh allocations, never a reused buffer.
-			v := appendRecord(make([]byte, 0, 32+len(r.Client)+len(r.User)+len(r.Op)), r)
-			if err := lb.Put(docKey(w.Doc, r.Rev), v); err != nil {
+			k := carve(arena, len(w.Doc)+9, func(b []byte) []byte { return appendDocKey(b, w.Doc, r.Rev) })
+			v := carve(arena, recordOverhead+len(r.Client)+len(r.User)+len(r.Op), func(b []byte) []byte { return appendRecord(b, r) })
+			if err := lb.Put(k, v); err != nil {
 				return err
 			}
 		}
