@@ -258,8 +258,8 @@ func (e *editor) onEvent(name string, args []byte) {
 		return
 	}
 	now := time.Now()
-	var m recordMsg
-	if err := firstArg(args, &m); err != nil {
+	m, err := decodeRecord(args)
+	if err != nil {
 		e.run.fail(fmt.Errorf("editor %s: bad doc:op broadcast %.200s: %w", e.id, args, err))
 		return
 	}
@@ -268,7 +268,6 @@ func (e *editor) onEvent(name string, args []byte) {
 		return
 	}
 	e.mu.Lock()
-	var err error
 	if e.st == nil {
 		err = errors.New("broadcast before the join ack")
 	} else {
@@ -323,8 +322,8 @@ func (e *editor) send(fresh bool) {
 // onAck runs on the client's reader goroutine.
 func (e *editor) onAck(seq uint64, args []byte) {
 	now := time.Now()
-	var a ackMsg
-	if err := firstArg(args, &a); err != nil {
+	a, err := decodeOpAck(args)
+	if err != nil {
 		e.run.fail(fmt.Errorf("editor %s: bad doc:op ack %.200s: %w", e.id, args, err))
 		return
 	}
