@@ -38,10 +38,11 @@ type env struct {
 }
 
 type envOpts struct {
-	dir    string // reuse a data dir (a restart); "" makes one
-	limits session.Limits
-	auth   func(json.RawMessage) (session.Identity, error)
-	hubCfg collab.Config
+	dir     string // reuse a data dir (a restart); "" makes one
+	limits  session.Limits
+	auth    func(json.RawMessage) (session.Identity, error)
+	hubCfg  collab.Config
+	sockCfg sockets.Config
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -61,7 +62,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = sockets.New(sockets.Config{})
+	e.srv, err = sockets.New(o.sockCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

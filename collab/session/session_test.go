@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,4 +512,60 @@ func TestDelete(t *testing.T) {
 		t.Fatalf("join after delete: %s", j.raw)
 	}
 	other.mustOK("doc:history", obj("doc", "kept")) // other documents' members are untouched
+}
+
+// TestSlowReaderIsDropped: a member that stops reading overflows its send
+// queue and is disconnected; the sequencer, the author and the other members
+// go on (the subscription callback never waits for it).
+func TestSlowReaderIsDropped(t *testing.T) {
+	e := newEnv(t, envOpts{
+		limits:  session.Limits{OpsPerSecond: 1e6, OpsBurst: 1e6},
+		sockCfg: sockets.Config{WriteQueueSize: 16},
+	})
+	unblock := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
+	slow, err := sioclient.Dial(context.Background(), sioclient.Config{
+		Addr:             e.addr,
+		SocketRecvBuffer: 4096,
+		OnEvent: func(name string, args []byte) {
+			if name == "doc:op" {
+				<-unblock // stop reading at the first record
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(slow.Close)
+	if _, err := slow.Call(10*time.Second, "doc:join", obj("doc", "d", "client", "slow")); err != nil {
+		t.Fatal(err)
+	}
+	author, fast := e.client(), e.client()
+	author.mustOK("doc:join", obj("doc", "d", "client", "author"))
+	fast.mustOK("doc:join", obj("doc", "d", "client", "fast"))
+	// Big records, alternately inserted and deleted, fill the kernel's
+	// buffers and then the queue quickly.
+	chunk := strings.Repeat("x", 256<<10)
+	for i := 1; i <= 200 && e.svc.Stats().Members == 3; i++ {
+		op := `["` + chunk + `"]`
+		if i%2 == 0 {
+			op = fmt.Sprintf("[%d]", -len(chunk))
+		}
+		author.mustOK("doc:op", obj("doc", "d", "client", "author", "seq", i, "rev", i-1, "op", raw(op)))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.svc.Stats().Members != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow member was not dropped: %+v", e.svc.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rev, _ := e.text("d")
+	for got := uint64(0); got < rev; {
+		got = decode[opEvent](t, fast.next("doc:op")).Rev
+	}
+	release()
+	<-slow.Done()
 }
