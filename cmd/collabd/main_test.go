@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,10 +146,17 @@ func (p *proc) stop(tb testing.TB, sig os.Signal) int {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		tb.Fatal(err)
 	}
+	return p.wait(tb)
+}
+
+// wait waits for the exit and returns the exit code (minus the signal
+// number when a signal killed it).
+func (p *proc) wait(tb testing.TB) int {
+	tb.Helper()
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
-		tb.Fatalf("collabd did not exit after %v", sig)
+		tb.Fatal("collabd did not exit")
 	}
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {
@@ -789,4 +797,62 @@ func TestPprof(t *testing.T) {
 		t.Fatalf("pprof on the main listener: %d", code)
 	}
 	p.stop(t, syscall.SIGTERM)
+}
+
+// TestShutdownReachesPollingClients: a long-polling client, which has no
+// connection of its own between two GETs, still reads the Engine.IO close
+// packet after SIGTERM (its keep-alive connection is served to the end).
+func TestShutdownReachesPollingClients(t *testing.T) {
+	p := start(t, "", nil)
+	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: 20 * time.Second}
+	defer hc.CloseIdleConnections()
+	poll := func(method, sid, body string) (string, error) {
+		u := p.url + "socket.io/?EIO=4&transport=polling"
+		if sid != "" {
+			u += "&sid=" + sid
+		}
+		req, err := http.NewRequest(method, u, strings.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return string(b), err
+	}
+	open, err := poll("GET", "", "")
+	if err != nil || !strings.HasPrefix(open, "0{") {
+		t.Fatalf("handshake %q %v", open, err)
+	}
+	var hs struct{ Sid string }
+	if err := json.Unmarshal([]byte(open[1:]), &hs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poll("POST", hs.Sid, "40"); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := poll("GET", hs.Sid, ""); err != nil || !strings.HasPrefix(ack, "40{") {
+		t.Fatalf("connect ack %q %v", ack, err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	var got []string
+	for range 4 {
+		body, err := poll("GET", hs.Sid, "")
+		if err != nil {
+			break
+		}
+		got = append(got, strings.Split(body, "\x1e")...)
+		if slices.Contains(got, "1") {
+			break
+		}
+	}
+	if !slices.Contains(got, "1") {
+		t.Fatalf("packets after SIGTERM %q: no close packet", got)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -194,10 +195,11 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	}
 	mux.Handle("/", editor)
 
-	s.ln, err = net.Listen("tcp", cfg.Addr)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
+	s.ln = &onceCloseListener{Listener: ln}
 	s.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -260,8 +262,8 @@ func (s *server) registerMetrics() {
 
 // shutdown stops the server in the contract's order: not ready, stop
 // accepting, close the sockets ("server shutting down"), drain HTTP, commit
-// and snapshot (hub.Close), close the store. It returns the first error;
-// every step runs even when an earlier one failed or ctx ended.
+// and snapshot (hub.Close), close the store. It returns every step's error
+// joined; every step runs even when an earlier one failed or ctx ended.
 func (s *server) shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.log.Info().Msg("shutting down")
@@ -277,16 +279,11 @@ func (s *server) shutdown(ctx context.Context) error {
 
 func (s *server) closeAll(ctx context.Context) error {
 	var errs []error
-	httpDone := make(chan error, 1)
-	if s.httpSrv != nil {
-		// Shutdown closes the listener at once, then waits for the requests
-		// in flight; held polling requests end when the sockets close below.
-		go func() { httpDone <- s.httpSrv.Shutdown(ctx) }()
-	} else {
-		if s.ln != nil {
-			s.ln.Close()
-		}
-		httpDone <- nil
+	// Stop accepting. The connections already open keep being served, so
+	// a polling client between two GETs still fetches its close packet over
+	// its keep-alive connection.
+	if s.ln != nil {
+		s.ln.Close()
 	}
 	if s.pprofSrv != nil {
 		s.pprofSrv.Close()
@@ -296,13 +293,16 @@ func (s *server) closeAll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("sockets: %w", err))
 		}
 	}
-	if err := <-httpDone; err != nil {
-		errs = append(errs, fmt.Errorf("http: %w", err))
-		s.httpSrv.Close()
+	if s.httpSrv != nil {
+		// Let API requests in flight finish while the hub still runs.
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+			s.httpSrv.Close()
+		}
 	}
 	if s.serveStarted {
 		<-s.serveDone
-		if err := s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
 	}
@@ -328,6 +328,20 @@ func (s *server) closeAll(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// onceCloseListener closes its listener once: both the shutdown sequence
+// and http.Server.Shutdown close it, and a second close must not report an
+// error.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error // the first Close's result; written inside once
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
 
 // displayAddr is the host:port to print: an unspecified host (":8080",
