@@ -7,7 +7,8 @@
 // synchronously, before the next broadcast is processed.
 
 import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
-import { transformIndex } from '../ot/operation.js';
+import { apply as applyOp, transformIndex } from '../ot/operation.js';
+import { diffsToOp, textsToOp } from './recover.js';
 import { unapplyIndex } from './presence.js';
 
 /** How many server ops to keep for moving presence positions forward. */
@@ -77,6 +78,8 @@ export class DocSession {
     this.closed = false;
     /** figures for the benchmark: time of the last remote op's arrival and display */
     this.lastRemote = { arrived: 0, applied: 0 };
+    /** joins answered with the text whose unsent edits were rebased (see recover) */
+    this.recovered = 0;
   }
 
   /** text to show before joining: the saved text, or null when nothing is known. */
@@ -198,10 +201,8 @@ export class DocSession {
         out = this.client.resume(ack.ops);
       } else if (typeof ack.text === 'string') {
         if (this.client.unsent) {
-          // The server's log no longer reaches back to our revision: the
-          // pending edits cannot be rebased. Keep them (saved) and say so.
-          this.fail('Your offline edits are too old to merge with the current version; they are kept in this tab.');
-          this.client.disconnect();
+          // The server's log no longer reaches back to our revision.
+          this.recover(ack, this.joinGen);
           return;
         }
         this.editor.setText(ack.text);
@@ -216,6 +217,11 @@ export class DocSession {
       this.later('retry', () => this.rejoin(), this.backoff());
       return;
     }
+    this.joinedWith(ack, out);
+  }
+
+  // joinedWith finishes a join: out is what the OT client returned.
+  joinedWith(ack, out) {
     if (out.apply) this.applyRemote(out.apply);
     this.fresh = false;
     this.joined = true;
@@ -233,6 +239,62 @@ export class DocSession {
     this.sendPresence();
     this.scheduleSave();
     this.changed();
+  }
+
+  /**
+   * recover finishes a join answered with the text while local edits are
+   * unacknowledged (more ops happened since our revision than the server
+   * returns on a join). It asks the server whether our pending op is among
+   * them (doc:history), and for the changes since our revision (doc:diff,
+   * or doc:revision and a diff here when our op is among them), and rebases
+   * the local edits over those changes. If anything fails the edits stay
+   * saved and unsent, and the banner says so.
+   */
+  async recover(ack, gen) {
+    const c = this.client;
+    const from = c.rev;
+    const stale = () => gen !== this.joinGen || !this.socket.connected;
+    try {
+      if (ack.rev < from) throw new Error('the document on the server is older than this copy');
+      const pending = c.pending;
+      const applied = pending.sent ? await this.ownRevision(from, ack.rev) : false;
+      if (stale()) return;
+      let missed;
+      if (applied) {
+        const { text } = await this.request('doc:revision', { rev: from });
+        if (stale()) return;
+        missed = textsToOp(applyOp(text, pending.op), ack.text);
+      } else {
+        const { diffs } = await this.request('doc:diff', { from, to: ack.rev });
+        if (stale()) return;
+        missed = diffsToOp(diffs);
+      }
+      this.recent.clear();
+      const out = c.rebase(ack.rev, missed, applied);
+      this.recovered++;
+      this.joinedWith(ack, out);
+    } catch (err) {
+      if (stale()) return;
+      c.disconnect();
+      this.fail(`Your offline edits could not be merged (${err.message}); they are kept in this tab.`);
+    }
+  }
+
+  // ownRevision reports whether the server has an op of this client after
+  // revision from (at most one can be: the pending op), paging through
+  // doc:history from head down.
+  async ownRevision(from, head) {
+    let before = head + 1;
+    while (before > from + 1) {
+      const { revs } = await this.request('doc:history', { before, limit: 500 });
+      if (revs.length === 0) return false;
+      for (const r of revs) {
+        if (r.rev <= from) return false;
+        if (r.client === this.client.client) return true;
+      }
+      before = revs[revs.length - 1].rev;
+    }
+    return false;
   }
 
   /** rejoin joins again on the same socket (after an error). */
@@ -305,11 +367,19 @@ export class DocSession {
       return;
     }
     if (code === 'rate_limited') {
-      this.later('retry', () => this.rejoin(), 1000);
+      // The server did not take it: send the same seq again a bit later
+      // (rebased meanwhile by any records that arrived).
+      this.later('retry', () => this.resendPending(sub.seq), 1000);
       return;
     }
     this.fail(`The server refused an edit (${code}); retrying.`);
     this.later('retry', () => this.rejoin(), this.backoff());
+  }
+
+  resendPending(seq) {
+    const p = this.client.pending;
+    if (!this.joined || !p || p.seq !== seq || !p.sent) return;
+    this.submit({ client: this.client.client, seq, rev: this.client.rev, op: p.op });
   }
 
   onRecord(rec) {

@@ -265,6 +265,67 @@ export class OTClient {
   }
 
   /**
+   * rebase completes a join answered with the text at revision rev while
+   * local edits are unacknowledged (the server's log no longer reaches back
+   * to this client's rev, so resume cannot be used). The caller finds out,
+   * with other requests, what happened between this.rev and rev:
+   *
+   *   applied false: the pending op is not on the server; missed is one op
+   *     taking the server text at this.rev to the text at rev.
+   *   applied true: the server applied the pending op; missed takes the
+   *     server text at this.rev with the pending op applied locally to the
+   *     text at rev.
+   *
+   * It returns the op to apply to the local document and the submission of
+   * the remaining local edits (the same seq when the pending op is not on
+   * the server). Broadcasts kept while joining that are newer than rev are
+   * applied too.
+   * @param {number} rev
+   * @param {Op} missed
+   * @param {boolean} applied
+   * @returns {{apply: Op | null, send: Submission | null}}
+   */
+  rebase(rev, missed, applied) {
+    checkRev(rev);
+    if (this.connection !== JOINING) throw new ProtocolError('rebase without join');
+    missed = normalize(validate(missed));
+    const early = this.early.filter((r) => r.rev > rev);
+    early.forEach(checkRecord);
+    let at = rev;
+    for (const r of early) {
+      if (r.rev !== at + 1) throw new RevisionGapError(at, r.rev);
+      at = r.rev;
+    }
+    this.early = [];
+    let apply = null;
+    if (this.pending) {
+      let local;
+      if (applied) {
+        if (!this.pending.sent) throw new ProtocolError('rebase: an unsent op cannot be on the server');
+        local = this.buffer;
+        this.pending = null;
+      } else {
+        local = this.localOp();
+        this.seq = this.pending.seq - 1; // the same seq goes out again
+        this.pending = null;
+      }
+      this.buffer = null;
+      const [m, l] = local ? transform(missed, local) : [missed, null];
+      apply = isNoop(m) ? null : m;
+      if (l && !isNoop(l)) this.pending = { seq: ++this.seq, op: l, sent: false };
+    } else {
+      apply = isNoop(missed) ? null : missed;
+    }
+    this.rev = rev;
+    for (const r of early) {
+      const out = this.handle(r, false);
+      if (out.apply) apply = apply ? compose(apply, out.apply) : out.apply;
+    }
+    this.connection = ONLINE;
+    return { apply, send: this.pending ? this.sendPending() : null };
+  }
+
+  /**
    * toJSON returns the state to persist (localStorage or IndexedDB) so that
    * unsent edits survive a reload. Store the local document text with it.
    */

@@ -146,6 +146,41 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     });
   });
 
+  test('offline while more than 1000 ops happen: the unsent edits are rebased, not lost', async () => {
+    const doc = 'e2e-far-behind';
+    const ctxA = await newContext();
+    const pages = [];
+    await withShots('far-behind', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, 'top\n\nbottom');
+      await waitOnline(a);
+      await ctxA.setOffline(true);
+      await a.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await typeAtLineEnd(a, 1, ' edited offline');
+
+      // Scripts insert an "x" into the middle line 1050 times, each PUT based
+      // on the same revision, so the server transforms them: 1050 revisions.
+      const { rev, text: t } = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
+      assert.equal(t, 'top\n\nbottom');
+      for (let i = 0; i < 1050; i += 50) {
+        const batch = Array.from({ length: 50 }, () =>
+          fetch(`${server.url}/api/docs/${doc}`, { method: 'PUT', headers: { 'If-Match': String(rev) }, body: 'top\nx\nbottom' }).then((r) => r.status),
+        );
+        assert.deepEqual(new Set(await Promise.all(batch)), new Set([200]));
+      }
+      const middle = 'x'.repeat(1050);
+      await typeAtLineEnd(a, 3, ', and here');
+      await ctxA.setOffline(false);
+      await waitOnline(a, 30_000);
+      const want = `top edited offline\n${middle}\nbottom, and here`;
+      assert.equal(await text(a), want);
+      assert.equal(await a.evaluate(() => window.collabd.session.recovered), 1, 'rebased after a join answered with the text');
+      const server2 = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
+      assert.equal(server2.text, want);
+    });
+  });
+
   test('a tab closed with unsent edits: the next load of the document sends them once', async () => {
     const doc = 'e2e-orphan';
     const ctxA = await newContext();

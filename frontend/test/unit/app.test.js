@@ -7,7 +7,7 @@ import { docIdFromPath, isDocId, readableId } from '../../src/app/ids.js';
 import { remoteCursors, setRemote, unapplyIndex } from '../../src/app/presence.js';
 import { Store, entryKey, hasUnsent } from '../../src/app/store.js';
 import { OTClient } from '../../src/ot/client.js';
-import { apply, transformIndex } from '../../src/ot/operation.js';
+import { apply, transform, transformIndex } from '../../src/ot/operation.js';
 import { makeRandom, randomOp, randomText } from './helpers.js';
 
 test('document ids and editor paths', () => {
@@ -179,4 +179,73 @@ test('Store: closed tabs are adopted once, flushed once, or dropped', async () =
   for (const o of [...one.orphans, ...two.orphans]) assert.ok(hasUnsent(o.saved), 'only entries with edits are flushed');
   assert.equal(local.getItem(entryKey('d', 'broken')), null, 'unreadable entries are removed');
   assert.notEqual(local.getItem(entryKey('other', 'x')), null, 'other documents are left alone');
+});
+
+test('diffsToOp and textsToOp', async () => {
+  const { diffsToOp, textsToOp } = await import('../../src/app/recover.js');
+  assert.deepEqual(diffsToOp([[0, 'ab😀'], [-1, 'c漢'], [1, 'x'], [0, 'd']]), [3, 'x', -2]);
+  assert.deepEqual(diffsToOp([[1, 'new']]), ['new']);
+  const rnd = makeRandom(5);
+  for (let n = 0; n < 300; n++) {
+    const a = randomText(rnd, rnd.int(20));
+    const b = apply(a, randomOp(rnd, a));
+    assert.equal(apply(a, textsToOp(a, b)), b);
+  }
+  assert.deepEqual(textsToOp('a😀b', 'a😁b'), [1, '😁', -1]); // same high surrogate: whole code points
+});
+
+test('OTClient.rebase: local edits survive a rejoin answered with the text', async () => {
+  const { textsToOp } = await import('../../src/app/recover.js');
+  const rnd = makeRandom(99);
+  for (let n = 0; n < 400; n++) {
+    const base = randomText(rnd, 1 + rnd.int(15));
+    const c = new OTClient({ client: 'me', rev: 10 });
+    c.join();
+    c.resume([]);
+    let local = base;
+    const edit = () => {
+      const op = randomOp(rnd, local);
+      local = apply(local, op);
+      c.edit(op);
+    };
+    edit();
+    const sentOp = c.pending ? c.pending.op : null;
+    const sentSeq = c.pending ? c.pending.seq : 0;
+    if (rnd.chance(0.6)) edit(); // buffered behind the pending op
+    c.disconnect();
+    if (rnd.chance(0.5)) edit(); // offline
+    // The server: some other ops, maybe ours among them, more ops.
+    let server = base;
+    let rev = 10;
+    const applied = sentOp !== null && rnd.chance(0.5);
+    let ours = sentOp;
+    for (let k = rnd.int(4); k > 0; k--) {
+      const op = randomOp(rnd, server);
+      server = apply(server, op);
+      rev++;
+      if (ours) ours = transform(op, ours)[1];
+    }
+    if (applied) {
+      server = apply(server, ours);
+      rev++;
+    }
+    for (let k = rnd.int(3); k > 0; k--) {
+      server = apply(server, randomOp(rnd, server));
+      rev++;
+    }
+    c.join();
+    if (c.pending === null) continue; // everything was emptied meanwhile
+    const missed = applied ? textsToOp(apply(base, sentOp), server) : textsToOp(base, server);
+    const out = c.rebase(rev, missed, applied);
+    local = out.apply ? apply(local, out.apply) : local;
+    assert.equal(c.rev, rev);
+    if (out.send) {
+      assert.equal(out.send.rev, rev);
+      assert.equal(apply(server, out.send.op), local, 'the resent op on the server text gives the local text');
+      if (!applied) assert.equal(out.send.seq, sentSeq || 1, 'the same seq goes out again');
+      else assert.ok(out.send.seq > sentSeq);
+    } else {
+      assert.equal(local, server);
+    }
+  }
 });
