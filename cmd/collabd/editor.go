@@ -22,8 +22,9 @@ type editorFile struct {
 	etag  string
 }
 
-// editorHandler serves the editor bundle: its files at their paths,
-// index.html at / and at /d/{id} for every valid document id. Files are
+// editorHandler serves the editor bundle: its files at their paths
+// (index.html, app.js, app.css, sw.js, ...), index.html also at / and at
+// /d/{id} for every valid document id. Files are
 // revalidated on every use (Cache-Control: no-cache, with a content ETag):
 // their names are fixed, so a new binary must be picked up at once.
 type editorHandler struct {
@@ -73,7 +74,7 @@ func (h *editorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if storage.ValidDocID(p[len("/d/"):]) {
 			f = h.files["index.html"]
 		}
-	case p != "/index.html": // one URL for the page
+	default:
 		f = h.files[strings.TrimPrefix(p, "/")]
 	}
 	if f == nil {

@@ -253,6 +253,7 @@ func TestServesEditorHealthAndMetrics(t *testing.T) {
 		{"readyz", "text/plain", "ready", 200},
 		{"", "text/html", "<html", 200},
 		{"d/x", "text/html", "<html", 200},
+		{"index.html", "text/html", "<html", 200},
 		{"d/notes.2026~v1", "text/html", "<html", 200},
 		{"d/bad%20id", "", "", 404},
 		{"d/", "", "", 404},
