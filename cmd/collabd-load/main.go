@@ -38,10 +38,13 @@
 // until the last other editor of the document applied its broadcast
 // (matched by client and seq), p50/p95/p99; the author's ack latency; the
 // server's CPU time (utime+stime from /proc/PID/stat) per committed op, its
-// peak RSS (VmHWM) and RSS at the end; the commits in the window and their
-// mean wall time from /metrics (collabd_commits_total,
-// collabd_commit_seconds), which expresses p99 end-to-end in commit times;
-// the load program's own CPU and the load average. Then it waits for every
+// peak RSS (VmHWM) and RSS at the end (anonymous and file-backed, which
+// includes bbolt's mmap); from /metrics, the commits in the window, their
+// mean wall time and p50/p99 bucket bounds (collabd_commits_total,
+// collabd_commit_seconds), which express p99 end-to-end in mean commit
+// times, and the server's own committed-ops and dropped-broadcast counts;
+// the load program's own CPU and the load average. Run it on an otherwise
+// idle machine: the clients share the cores with the server. Then it waits for every
 // editor to settle at its document's head and checks convergence: every
 // editor's text must equal GET /api/docs/{id}, or the run fails. A started
 // server gets SIGTERM and its exit code is reported. --server-profile FILE
