@@ -49,7 +49,7 @@ func parseFlags(fs *flag.FlagSet, args []string, env []string, getenv func(strin
 		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	}
 	for _, name := range names {
-		if set[name] || fs.Lookup(name) == nil {
+		if set[name] || fs.Lookup(name) == nil || set[alternative[name]] {
 			continue
 		}
 		v := getenv(envName(name))
@@ -61,6 +61,13 @@ func parseFlags(fs *flag.FlagSet, args []string, env []string, getenv func(strin
 		}
 	}
 	return pos, nil
+}
+
+// alternative pairs flags that give the same setting two ways: one given on
+// the command line also overrides the other's environment variable.
+var alternative = map[string]string{
+	"auth-secret":      "auth-secret-file",
+	"auth-secret-file": "auth-secret",
 }
 
 // listFlag is a repeatable flag whose values may also be comma-separated.

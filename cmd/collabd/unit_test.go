@@ -67,6 +67,19 @@ func TestParseFlags(t *testing.T) {
 			t.Fatalf("pos %q addr %q list %q", pos, *addr, l.String())
 		}
 	})
+	t.Run("a flag overrides its alternative's env", func(t *testing.T) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		secret := fs.String("auth-secret", "", "")
+		file := fs.String("auth-secret-file", "", "")
+		if _, err := parseFlags(fs, []string{"--auth-secret-file", "f"}, nil, func(k string) string {
+			return map[string]string{"COLLABD_AUTH_SECRET": "env-secret"}[k]
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if *secret != "" || *file != "f" {
+			t.Fatalf("secret %q file %q", *secret, *file)
+		}
+	})
 	t.Run("bad env value names the variable", func(t *testing.T) {
 		fs, _, _, _ := newFS()
 		_, err := parseFlags(fs, nil, nil, func(k string) string {
