@@ -43,6 +43,7 @@ type envOpts struct {
 	auth    func(json.RawMessage) (session.Identity, error)
 	hubCfg  collab.Config
 	sockCfg sockets.Config
+	store   storage.Options
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -52,7 +53,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.dir = t.TempDir()
 	}
 	var err error
-	e.store, err = storage.OpenBolt(filepath.Join(e.dir, "collabd.db"), storage.Options{})
+	e.store, err = storage.OpenBolt(filepath.Join(e.dir, "collabd.db"), o.store)
 	if err != nil {
 		t.Fatal(err)
 	}

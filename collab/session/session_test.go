@@ -149,10 +149,17 @@ func TestResume(t *testing.T) {
 		t.Fatalf("resume ahead: %s", j.raw)
 	}
 	// More than 1000 ops behind: the text.
-	for i := 6; i <= 1010; i++ {
-		if _, err := e.hub.Submit(ctx, collab.Submission{Doc: "d", Client: "w", Seq: uint64(i), BaseRev: uint64(i - 1), Op: raw(`["x"]`)}); err != nil {
-			t.Fatal(err)
+	// 1005 more, 201 at a time on one base (one group commit each).
+	for base := 5; base < 1010; base += 201 {
+		var wg sync.WaitGroup
+		for i := base + 1; i <= base+201; i++ {
+			wg.Go(func() {
+				if _, err := e.hub.Submit(ctx, collab.Submission{Doc: "d", Client: "w", Seq: uint64(i), BaseRev: uint64(base), Op: raw(`["x"]`)}); err != nil {
+					t.Error(err)
+				}
+			})
 		}
+		wg.Wait()
 	}
 	j = c.mustOK("doc:join", obj("doc", "d", "client", "r", "rev", 5))
 	if j.Rev != 1010 || j.Text == nil || len(*j.Text) != 1010 {
