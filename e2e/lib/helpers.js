@@ -3,7 +3,8 @@
 // state machine of frontend/src/ot (imported by relative path: pure modules).
 
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, stat, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,22 +42,34 @@ export function rng(seed) {
 let built = null;
 
 /**
- * collabdBinary builds cmd/collabd once per test run (the runner's pid names
- * the folder; test files run one after the other) and returns its path.
+ * collabdBinary builds cmd/collabd once per test run and returns its path.
+ * The binary lives in one folder per checkout (no pile-up across runs); a
+ * stamp with the test runner's pid (test files run one after the other, each
+ * in a child of the runner) tells a later file of the same run to reuse it.
  */
 export async function collabdBinary() {
   if (built) return built;
-  const dir = path.join(tmpdir(), `collabd-e2e-${process.ppid}`);
+  const tag = createHash('sha256').update(repoRoot).digest('hex').slice(0, 12);
+  const dir = path.join(tmpdir(), `collabd-e2e-${tag}`);
   await mkdir(dir, { recursive: true });
   const bin = path.join(dir, 'collabd');
-  const exists = await stat(bin).then(() => true, () => false);
-  if (!exists) {
+  const stamp = path.join(dir, 'run');
+  const run = String(process.ppid);
+  const current = await readFile(stamp, 'utf8').catch(() => '');
+  if (current !== run) {
     await execFileP('go', ['build', '-o', bin + '.tmp', './cmd/collabd'], { cwd: repoRoot, maxBuffer: 16 << 20 });
-    await execFileP('mv', [bin + '.tmp', bin]);
+    await rename(bin + '.tmp', bin);
+    await writeFile(stamp, run);
   }
   built = bin;
   return bin;
 }
+
+// Servers still running when the process exits (a failed test) are killed.
+const running = new Set();
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
 
 /** freePort asks the kernel for a free loopback port. */
 export function freePort() {
@@ -103,7 +116,12 @@ export class Server {
       args: opts.args,
     });
     s.ownDir = !opts.dataDir;
-    await s.launch();
+    try {
+      await s.launch();
+    } catch (err) {
+      if (s.ownDir) await removeDir(s.dataDir);
+      throw err;
+    }
     return s;
   }
 
@@ -113,6 +131,8 @@ export class Server {
     if (this.secret) args.push('--auth-secret', this.secret);
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
+    running.add(proc);
+    proc.once('exit', () => running.delete(proc));
     const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
     this.exited = exited;
     await new Promise((resolve, reject) => {
@@ -130,9 +150,6 @@ export class Server {
         clearTimeout(timer);
         reject(new Error(`collabd exited (${code ?? signal}) while starting:\n${this.output}`));
       });
-    }).catch(async (err) => {
-      // The port may be taken by a previous instance that is still closing.
-      throw err;
     });
   }
 
