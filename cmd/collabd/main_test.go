@@ -285,6 +285,14 @@ func TestServesEditorHealthAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s", name)
 		}
 	}
+	if code, _, hdr := httpDo(t, "POST", p.url+"d/x", "x"); code != 405 || hdr.Get("Allow") == "" {
+		t.Fatalf("POST to the editor: %d", code)
+	}
+	// A second server on the same data directory is refused.
+	_, stderr, code := collabd(t, nil, "--addr", "127.0.0.1:0", "--data", p.data)
+	if code != 1 || !strings.Contains(stderr, "locked") {
+		t.Fatalf("second server on the same data: exit %d, %q", code, stderr)
+	}
 	// An ETag revalidation of the page.
 	_, _, hdr := httpDo(t, "GET", p.url, "")
 	if code, _, _ := httpDo(t, "GET", p.url, "", "If-None-Match", hdr.Get("ETag")); code != 304 {
