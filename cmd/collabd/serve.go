@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab"
@@ -137,7 +138,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	dbPath := filepath.Join(cfg.Data, dbFile)
 	s.store, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout") {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s is locked: is another collabd using --data %s? (%w)", dbPath, cfg.Data, err)
 		}
 		return nil, err
