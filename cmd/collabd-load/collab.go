@@ -848,6 +848,9 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	fmt.Fprintf(w, "  committed ops: %d in %v = %.0f ops/s (submitted in the whole run %d, rate_limited retries %d, skipped edits %d)\n",
 		res.Committed, res.Window.Round(time.Millisecond), res.OpsPerSec, res.Submitted, res.RateLimited, res.Skipped)
+	if res.RateLimited > 0 {
+		fmt.Fprintln(w, "  NOTE: the server's per-socket rate limit capped the load (for capacity runs start it with --server-flags \"--ops-per-second 1000000\")")
+	}
 	if c.editors > 1 {
 		fmt.Fprintf(w, "  end-to-end (first local edit of an op until applied by all %d other editors): %v; %d never completed, %d unmatched broadcasts\n",
 			c.editors-1, res.E2E, res.E2EIncomplete, res.E2EUnknown)
