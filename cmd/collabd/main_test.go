@@ -865,3 +865,30 @@ func TestShutdownReachesPollingClients(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestAllowedOrigins: browsers from other origins may open Socket.IO
+// sessions only when --allowed-origins lists them.
+func TestAllowedOrigins(t *testing.T) {
+	p := start(t, "", []string{"COLLABD_ALLOWED_ORIGINS=https://app.example.com, https://other.example.com"})
+	handshake := p.url + "socket.io/?EIO=4&transport=polling"
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"http://" + p.addr, true},
+		{"https://app.example.com", true},
+		{"https://other.example.com", true},
+		{"https://evil.example.com", false},
+	} {
+		var hdr []string
+		if tc.origin != "" {
+			hdr = []string{"Origin", tc.origin}
+		}
+		code, body, _ := httpDo(t, "GET", handshake, "", hdr...)
+		if ok := code == 200 && strings.HasPrefix(body, "0{"); ok != tc.ok {
+			t.Errorf("origin %q: %d %q", tc.origin, code, body)
+		}
+	}
+	p.stop(t, syscall.SIGTERM)
+}
