@@ -8,7 +8,10 @@ package ot
 // result; a Transformer reused for the next op keeps its buffers.
 //
 // The zero Transformer is ready to use. A Transformer must not be used by
-// two goroutines at once.
+// two goroutines at once. Its scratch buffers are not cleared between
+// uses (clearing memory that holds pointers is costly while the garbage
+// collector runs), so they may keep a few inserted strings alive until
+// they are overwritten.
 type Transformer struct {
 	orig Op        // the op given to Reset
 	cur  []comp    // the op transformed so far, normalized
@@ -19,9 +22,6 @@ type Transformer struct {
 
 // Reset starts transforming b.
 func (t *Transformer) Reset(b Op) {
-	if t.in >= 0 {
-		clear(t.cur) // drop the strings the scratch buffer holds
-	}
 	t.orig, t.cur, t.in = b, b.c, -1
 }
 
@@ -35,6 +35,16 @@ func (t *Transformer) Over(a Op) {
 	dst := 0
 	if t.in == 0 {
 		dst = 1
+	}
+	if l := len(a.c); l <= 2 && a.c[l-1].k == insert && (l == 1 || a.c[0].k == retain) {
+		// A keystroke: a inserts at one position. Splice a retain over
+		// its text into the current op there.
+		at := 0
+		if l == 2 {
+			at = a.c[0].n
+		}
+		t.overInsert(dst, at, a.c[l-1].n)
+		return
 	}
 	ob := &t.out
 	ob.c, ob.open, ob.merged = t.buf[dst][:0], 0, false
@@ -99,12 +109,48 @@ func (t *Transformer) Over(a Op) {
 	if l := len(c) - 1; l >= 0 && c[l].k == retain {
 		c = c[:l]
 	}
-	if t.in >= 0 {
-		clear(t.cur)
-	}
 	t.buf[dst] = ob.c[:0] // keep the memory, grown or not
 	t.cur, t.in = c, dst
 	ob.c = nil
+}
+
+// overInsert is Over for an op that inserts n code points at position at
+// and changes nothing else, writing into buf[dst]. The current op keeps
+// everything it does, shifted by n from position at on; the retain of the
+// inserted text goes before any insert of the current op at that same
+// position (the earlier op goes first).
+func (t *Transformer) overInsert(dst, at, n int) {
+	out := t.buf[dst][:0]
+	emit := func(c comp) {
+		if l := len(out) - 1; l >= 0 && c.k != insert && out[l].k == c.k {
+			out[l].n += c.n // adjacent retains (or deletes) merge
+			return
+		}
+		out = append(out, c)
+	}
+	pos, done := 0, false
+	for _, c := range t.cur {
+		if !done && pos == at {
+			emit(comp{k: retain, n: n})
+			done = true
+		}
+		if !done && c.k != insert && pos < at && at < pos+c.n {
+			emit(comp{k: c.k, n: at - pos})
+			emit(comp{k: retain, n: n})
+			emit(comp{k: c.k, n: pos + c.n - at})
+			done = true
+			pos += c.n
+			continue
+		}
+		emit(c)
+		if c.k != insert {
+			pos += c.n
+		}
+	}
+	// Not done: the insert lies at or past the op's end, inside the
+	// implicit trailing retain.
+	t.buf[dst] = out[:0]
+	t.cur, t.in = out, dst
 }
 
 // Op returns the transformed op. It does not share memory with the

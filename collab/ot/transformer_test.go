@@ -35,6 +35,12 @@ func TestTransformerMatchesTransform(t *testing.T) {
 		text := doc
 		for range r.IntN(6) {
 			o := randOp(r, utf8.RuneCountInString(text))
+			if r.IntN(2) == 0 { // a keystroke: Over's fast path
+				var b Builder
+				b.Retain(r.IntN(utf8.RuneCountInString(text) + 1))
+				b.Insert(randText(r, 1+r.IntN(3)))
+				o = b.Build()
+			}
 			log = append(log, o)
 			text = mustApply(t, o, text)
 		}
@@ -82,6 +88,12 @@ func TestTransformerCases(t *testing.T) {
 		{"log deletes around the op's insert", []string{`[-4]`}, `[2,"m"]`, `["m"]`},
 		{"log ends inside the op's retain", []string{`[1,"k"]`}, `[3,-1,"é"]`, `[4,"é",-1]`},
 		{"step-wise, not over the composition", []string{`[1,"<"]`, `[-1]`}, `["X"]`, `["X"]`},
+		{"keystroke inside the op's delete", []string{`[2,"ab"]`}, `[1,-3,"z"]`, `[1,"z",-1,2,-2]`},
+		{"keystroke inside the op's retain", []string{`[1,"ab"]`}, `[3,"z"]`, `[5,"z"]`},
+		{"keystroke where the op inserts", []string{`[3,"ab"]`}, `[3,"z",-1]`, `[5,"z",-1]`},
+		{"keystroke at the start", []string{`["ab"]`}, `[-1,"z"]`, `[2,"z",-1]`},
+		{"keystroke past the op's end", []string{`[9,"ab"]`}, `[1,-1]`, `[1,-1]`},
+		{"keystroke right after the op's delete", []string{`[3,"ab"]`}, `[1,-2]`, `[1,-2]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
