@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -69,7 +70,7 @@ func serveSockets(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv.OnConnection(b.onConnection)
+	b.register(srv)
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv)
 	ln, err := net.Listen("tcp", *addr)
@@ -97,15 +98,13 @@ func serveSockets(args []string) error {
 	return err
 }
 
-func (b *benchServer) onConnection(s *sockets.Socket) {
-	s.OnDisconnect(func(s *sockets.Socket, reason string) {
-		b.mu.Lock()
-		if len(b.reasons) < maxBenchReasons {
-			b.reasons[s.ID()] = reason
-		}
-		b.mu.Unlock()
+// register installs the handlers once for the namespace (Server.On), not
+// per socket: a server with many sockets saves a handler map per socket.
+func (b *benchServer) register(srv *sockets.Server) {
+	srv.OnConnection(func(s *sockets.Socket) {
+		s.OnDisconnect(b.onDisconnect)
 	})
-	s.On("bench-join", func(s *sockets.Socket, ev *sockets.Event) {
+	srv.On("bench-join", func(s *sockets.Socket, ev *sockets.Event) {
 		var room string
 		if ev.Decode(&room) != nil {
 			return
@@ -115,7 +114,7 @@ func (b *benchServer) onConnection(s *sockets.Socket) {
 			_ = ev.Ack.Reply()
 		}
 	})
-	s.On("bench-bcast", func(s *sockets.Socket, ev *sockets.Event) {
+	srv.On("bench-bcast", func(s *sockets.Socket, ev *sockets.Event) {
 		var room string
 		if ev.Decode(&room) != nil {
 			return
@@ -126,7 +125,7 @@ func (b *benchServer) onConnection(s *sockets.Socket) {
 			_ = ev.Ack.Reply()
 		}
 	})
-	s.On("bench-gc", func(s *sockets.Socket, ev *sockets.Event) {
+	srv.On("bench-gc", func(s *sockets.Socket, ev *sockets.Event) {
 		// Stacks shrink by half per GC at most: a few cycles let idle
 		// readers' stacks reach the size they keep in a long-lived server
 		// (where the runtime forces a GC at least every 2 minutes).
@@ -140,14 +139,9 @@ func (b *benchServer) onConnection(s *sockets.Socket) {
 				_ = f.Close()
 			}
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		_ = ev.Ack.Reply(map[string]any{
-			"heapInuse": ms.HeapInuse, "stackInuse": ms.StackInuse, "sys": ms.Sys,
-			"goroutines": runtime.NumGoroutine(),
-		})
+		_ = ev.Ack.Reply(runtimeFigures())
 	})
-	s.On("bench-stats", func(s *sockets.Socket, ev *sockets.Event) {
+	srv.On("bench-stats", func(s *sockets.Socket, ev *sockets.Event) {
 		b.mu.Lock()
 		reasons := make(map[string]string, len(b.reasons))
 		for k, v := range b.reasons {
@@ -156,4 +150,37 @@ func (b *benchServer) onConnection(s *sockets.Socket) {
 		b.mu.Unlock()
 		_ = ev.Ack.Reply(map[string]any{"reasons": reasons})
 	})
+}
+
+func (b *benchServer) onDisconnect(s *sockets.Socket, reason string) {
+	b.mu.Lock()
+	if len(b.reasons) < maxBenchReasons {
+		b.reasons[s.ID()] = reason
+	}
+	b.mu.Unlock()
+}
+
+// runtimeFigures reads the runtime's own account of the server's memory
+// (runtime/metrics), for the load program's report.
+func runtimeFigures() map[string]any {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+		{Name: "/memory/classes/os-stacks:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/gc/stack/starting-size:bytes"},
+		{Name: "/gc/gogc:percent"},
+		{Name: "/sched/goroutines:goroutines"},
+	}
+	metrics.Read(samples)
+	out := make(map[string]any, len(samples))
+	for _, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			out[s.Name] = s.Value.Uint64()
+		}
+	}
+	return out
 }

@@ -1,12 +1,12 @@
 package engineio
 
 import (
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Transports.
@@ -45,16 +45,16 @@ type Conn struct {
 	queue       []*Message // outgoing packets in order
 	queued      int        // user messages in queue
 	nextPing    time.Duration
-	hb          *time.Timer     // heartbeat timer
-	drainTimer  *time.Timer     // closing polling session: forget it after a bounded wait
-	lingerHeld  bool            // a closing session lingering during Shutdown holds Shutdown open
-	pollWaiting bool            // a long-polling GET is pending
-	pollWake    chan struct{}   // wakes the pending GET (buffered, 1)
-	upgrading   bool            // a WebSocket upgrade is in progress
-	probed      bool            // the upgrade probe ("2probe") was received
-	ws          *websocket.Conn // the WebSocket once the transport is websocket
-	writing     bool            // the WebSocket writer goroutine is running
-	probeWS     *websocket.Conn // the WebSocket being probed during an upgrade
+	hb          *time.Timer   // heartbeat timer
+	drainTimer  *time.Timer   // closing polling session: forget it after a bounded wait
+	lingerHeld  bool          // a closing session lingering during Shutdown holds Shutdown open
+	pollWaiting bool          // a long-polling GET is pending
+	pollWake    chan struct{} // wakes the pending GET (buffered, 1)
+	upgrading   bool          // a WebSocket upgrade is in progress
+	probed      bool          // the upgrade probe ("2probe") was received
+	ws          net.Conn      // the WebSocket once the transport is websocket
+	writing     bool          // the WebSocket writer goroutine is running
+	probeWS     net.Conn      // the WebSocket being probed during an upgrade
 	// probeBusy: during an upgrade, the probe's reader holds bytes it has
 	// not handled yet, or is handling them. It is true from the start of the
 	// upgrade until the reader parks with an empty read buffer, and again
@@ -68,6 +68,12 @@ type Conn struct {
 	probeAnswered time.Duration
 	closeReason   string
 	closeCause    error
+
+	// The WebSocket reader's state, owned by whoever is the reader (a
+	// reader goroutine, or the poller while the connection is armed).
+	rc        syscall.RawConn // c.ws's raw connection; nil: the reader blocks in its read
+	idleID    uint32          // poller registration id (guarded by the poller's mu)
+	idleAdded bool            // registered with the poller's epoll set (guarded by the poller's mu)
 }
 
 // ID returns the session id.
@@ -319,8 +325,12 @@ func (c *Conn) closeWith(reason string, cause error, mode int) {
 		c.state = stateClosed
 	}
 	fn := c.onClose
+	wsReader := c.ws != nil
 	c.mu.Unlock()
 
+	if wsReader && c.srv.idlePoller().forget(c) {
+		c.srv.untrack() // the armed reader is gone with the connection
+	}
 	c.srv.open.Add(-1)
 	if forgetNow {
 		c.srv.remove(c)

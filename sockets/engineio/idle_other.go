@@ -2,11 +2,23 @@
 
 package engineio
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
-// idleWaiter is only implemented on Linux; elsewhere the reader blocks in
-// its read.
-func idleWaiter(net.Conn) func() { return nil }
+// rawConn is only implemented on Linux; elsewhere every reader blocks in its
+// read, on its own goroutine.
+func rawConn(net.Conn) syscall.RawConn { return nil }
 
-// pendingPeeker is only implemented on Linux.
-func pendingPeeker(net.Conn) func() bool { return nil }
+func waitReadable(syscall.RawConn) {}
+
+func pendingBytes(syscall.RawConn) bool { return true }
+
+// poller is only implemented on Linux.
+type poller struct{ done chan struct{} }
+
+func newPoller(*Server) *poller     { return nil }
+func (p *poller) arm(*Conn) bool    { return false }
+func (p *poller) forget(*Conn) bool { return false }
+func (p *poller) stop()             {}

@@ -79,6 +79,11 @@ type Server struct {
 
 	open atomic.Int64 // sessions not yet closed
 
+	// idle parks the readers of idle WebSockets (started with the first
+	// WebSocket; nil before, or where unavailable).
+	idle     atomic.Pointer[poller]
+	idleOnce sync.Once
+
 	// Goroutine tracking for Shutdown: active counts goroutines and
 	// requests working for sessions; done is closed once active reaches zero
 	// after draining started.
@@ -121,7 +126,7 @@ func NewServer(cfg Config) *Server {
 		done:  make(chan struct{}),
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  0, // use the small buffer smallReaderHijacker supplies
+		ReadBufferSize:  0, // gorilla's reader is not used after the handshake
 		WriteBufferSize: 4096,
 		WriteBufferPool: writeBufferPool,
 		// The origin was checked before the upgrade.
@@ -136,6 +141,22 @@ func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 
 // Count returns the number of open sessions.
 func (s *Server) Count() int { return int(s.open.Load()) }
+
+// idlePoller returns the poller of idle WebSocket readers, or nil.
+func (s *Server) idlePoller() *poller { return s.idle.Load() }
+
+// startPoller starts the poller, once, unless Shutdown started.
+func (s *Server) startPoller() {
+	s.idleOnce.Do(func() {
+		// Under s.mu: Shutdown, which sets s.shutdown under it, then
+		// finds the poller to stop it.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.shutdown {
+			s.idle.Store(newPoller(s))
+		}
+	})
+}
 
 // track counts one goroutine or request working for a session; untrack
 // ends it.
@@ -164,6 +185,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, c := range conns {
 			c.closeWith("server shutting down", nil, closeFlush)
 		}
+		s.idlePoller().stop()
 		s.draining.Store(true)
 		if s.active.Load() == 0 {
 			s.doneOnce.Do(func() { close(s.done) })
@@ -171,10 +193,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	select {
 	case <-s.done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if p := s.idlePoller(); p != nil {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // lookup returns the session with id, or nil. A session whose heartbeat

@@ -8,62 +8,43 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// readBufPool holds the buffers incoming WebSocket messages are read into,
-// so that an idle connection holds none.
+// readBufPool holds the buffers incoming WebSocket messages are assembled
+// in, so that an idle connection holds none.
 var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// maxPooledReadBuf: larger read buffers are not kept in the pool.
+// maxPooledReadBuf: larger message buffers are not kept in the pool.
 const maxPooledReadBuf = 64 << 10
 
-// readBufferSize is the size of each WebSocket's read buffer.
-const readBufferSize = 288
-
-// smallReaderHijacker hands gorilla a small read buffer of our own, so that
-// the reader can tell whether bytes are buffered before it parks.
-type smallReaderHijacker struct {
-	http.ResponseWriter
-	br *bufio.Reader
-}
-
-func (h *smallReaderHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil || brw.Reader.Buffered() > 0 {
-		return conn, brw, err // gorilla refuses early data itself
-	}
-	h.br = bufio.NewReaderSize(conn, readBufferSize)
-	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
-}
-
-// upgrade completes the WebSocket handshake; br is the connection's read
-// buffer (nil if gorilla made its own).
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *bufio.Reader, error) {
-	hj := &smallReaderHijacker{ResponseWriter: w}
-	ws, err := s.upgrader.Upgrade(hj, r, nil)
+// upgrade completes the WebSocket handshake and returns the hijacked
+// connection. gorilla's connection object is not kept: the engine reads and
+// writes the frames itself.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ws.SetReadLimit(int64(s.cfg.MaxPayload))
-	return ws, hj.br, nil
+	return ws.UnderlyingConn(), nil
 }
 
 // handshakeWebSocket opens a session directly over WebSocket.
 func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
-	ws, br, err := s.upgrade(w, r)
+	nc, err := s.upgrade(w, r)
 	if err != nil {
 		s.log.Debug("engineio: websocket handshake failed", "err", err)
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
-	c.ws = ws
+	c.ws = nc
 	open := s.openPacket(c, false)
 	c.queue = append(c.queue, controlMessage(typeOpen, string(open[1:])))
 	if !s.add(c) {
-		_ = ws.Close()
+		_ = nc.Close()
 		return
 	}
 	c.mu.Lock()
@@ -74,8 +55,9 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c.startHeartbeat()
 	s.log.Debug("engineio: session opened", "sid", c.id, "transport", "websocket")
+	s.startPoller()
 	s.track()
-	go c.readLoop(ws, br)
+	c.startReader(rawConn(nc), nil)
 }
 
 // serveUpgrade starts the upgrade of a polling session to WebSocket.
@@ -96,7 +78,7 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	c.upgrading, c.probeBusy = true, true
 	c.mu.Unlock()
 
-	ws, br, err := c.srv.upgrade(w, r)
+	nc, err := c.srv.upgrade(w, r)
 	if err != nil {
 		c.mu.Lock()
 		c.upgrading, c.probeBusy = false, false
@@ -104,51 +86,53 @@ func (c *Conn) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 		return
 	}
+	rc := rawConn(nc)
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
-		_ = ws.Close()
+		_ = nc.Close()
 		return
 	}
-	c.probeWS = ws
-	if br != nil {
-		c.probePending = pendingPeeker(ws.UnderlyingConn())
+	c.probeWS = nc
+	if rc != nil {
+		c.probePending = func() bool { return pendingBytes(rc) }
 	}
 	c.mu.Unlock()
+	c.srv.startPoller()
 	c.srv.track()
-	go c.probe(ws, br)
+	go c.probe(nc, rc)
 }
 
-// probe runs the upgrade handshake on ws ("2probe", "3probe", then "5") and
-// then becomes the connection's reader. On failure the session stays on
-// polling. While it waits for bytes with an empty buffer it clears
+// probe runs the upgrade handshake on nc ("2probe", "3probe", then "5") and
+// then hands nc over to the connection's reader. On failure the session
+// stays on polling. While it waits for bytes with an empty buffer it clears
 // c.probeBusy, so that a GET can tell whether the client's packets are all
-// handled (see servePoll).
-func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
+// handled (see servePoll). rc is nc's raw connection (nil if none).
+func (c *Conn) probe(nc net.Conn, rc syscall.RawConn) {
+	r := getFrameReader(nc)
+	buf := readBufPool.Get().(*bytes.Buffer)
+	defer putReadBuf(buf)
 	fail := func() {
-		_ = ws.Close()
+		_ = nc.Close()
 		c.mu.Lock()
 		c.upgrading, c.probed, c.probeBusy, c.probePending = false, false, false, nil
-		if c.probeWS == ws {
+		if c.probeWS == nc {
 			c.probeWS = nil
 		}
 		c.wakePollLocked()
 		c.mu.Unlock()
+		// r is not given back: it may hold bytes of a broken frame.
 		c.srv.untrack()
 	}
-	var wait func()
-	if br != nil {
-		wait = idleWaiter(ws.UnderlyingConn())
-	}
-	// park waits for the next bytes. Without a way to wait outside gorilla's
+	// park waits for the next bytes. Without a way to wait outside the
 	// read, the reader stays busy for GETs, which then wait for it a
 	// bounded time (upgradeGrace).
 	park := func() {
-		if wait == nil {
+		if rc == nil {
 			return
 		}
 		c.mu.Lock()
-		idle := br.Buffered() == 0
+		idle := r.Buffered() == 0
 		if idle {
 			c.probeBusy = false
 			c.wakePollLocked()
@@ -157,15 +141,21 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 		if !idle {
 			return
 		}
-		wait()
+		waitReadable(rc)
 		c.mu.Lock()
 		c.probeBusy = true
 		c.mu.Unlock()
 	}
-	_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
-	park()
-	typ, data, err := ws.ReadMessage()
-	if err != nil || typ != websocket.TextMessage || string(data) != "2probe" {
+	readText := func() (string, bool) {
+		park()
+		op, err := readWSMessage(r, nc, buf, c.srv.cfg.MaxPayload)
+		if err != nil || op != opText {
+			return "", false
+		}
+		return buf.String(), true
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
+	if data, ok := readText(); !ok || data != "2probe" {
 		fail()
 		return
 	}
@@ -176,7 +166,6 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	c.probed = true
 	c.wakePollLocked()
 	c.mu.Unlock()
-	nc := ws.UnderlyingConn()
 	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
 	if _, err := nc.Write(msgPongProbe.wsFrame()); err != nil {
 		fail()
@@ -186,13 +175,12 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 	c.probeAnswered = c.srv.now()
 	c.mu.Unlock()
 	for {
-		park()
-		typ, data, err = ws.ReadMessage()
-		if err != nil || typ != websocket.TextMessage {
+		data, ok := readText()
+		if !ok {
 			fail()
 			return
 		}
-		if string(data) == "5" {
+		if data == "5" {
 			break
 		}
 		if len(data) == 0 || data[0] != typeNoop {
@@ -201,7 +189,7 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 		}
 	}
 	c.alive()
-	_ = ws.SetReadDeadline(time.Time{})
+	_ = nc.SetReadDeadline(time.Time{})
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -209,54 +197,87 @@ func (c *Conn) probe(ws *websocket.Conn, br *bufio.Reader) {
 		return
 	}
 	c.transport = transportWebSocket
-	c.ws = ws
+	c.ws = nc
 	c.probeWS = nil
 	c.upgrading, c.probed, c.probeBusy, c.probePending = false, false, false, nil
 	c.wakePollLocked() // the pending GET, if any, is answered (noop or 400)
 	c.kickLocked()     // the writer takes over the queue
 	c.mu.Unlock()
 	c.srv.log.Debug("engineio: session upgraded", "sid", c.id)
-	c.readLoop(ws, br)
+	// The reader continues with the bytes already buffered, if any (the
+	// probe's tracking goes with it).
+	if r.Buffered() == 0 {
+		putFrameReader(r)
+		r = nil
+	}
+	c.startReader(rc, r)
 }
 
-// readLoop reads ws until it fails or the session closes. It is the only
-// reader of ws. It ends the tracking started for it. br, if not nil, is
-// ws's read buffer: while it is empty the loop parks in a shallow wait for
-// the socket to become readable, so that idle connections keep small
-// stacks.
-func (c *Conn) readLoop(ws *websocket.Conn, br *bufio.Reader) {
-	defer c.srv.untrack()
-	var wait func()
-	if br != nil {
-		wait = idleWaiter(ws.UnderlyingConn())
+// startReader starts the reader of the WebSocket c.ws, whose raw
+// connection is rc (nil if none). r, if not nil, holds bytes already read.
+// The caller has tracked the reader.
+func (c *Conn) startReader(rc syscall.RawConn, r *bufio.Reader) {
+	c.rc = rc
+	if rc == nil || r != nil {
+		go c.readLoop(r)
+		return
 	}
+	c.park()
+}
+
+// readLoop is the WebSocket's reader: it borrows a read buffer, handles the
+// messages that arrived, gives the buffer back and parks (see park). So an
+// idle WebSocket holds no read buffer and no goroutine, whatever the
+// handlers did on the goroutine that ran them. r, if not nil, holds bytes
+// already read. Without a raw connection to wait on (e.g. TLS) a single
+// goroutine reads with its own buffer. The reader ends the tracking started
+// for it when it stops.
+func (c *Conn) readLoop(r *bufio.Reader) {
+	nc := c.ws
+	if r == nil {
+		r = getFrameReader(nc)
+	}
+	buf := readBufPool.Get().(*bytes.Buffer)
 	for {
-		if wait != nil && br.Buffered() == 0 {
-			wait()
-		}
-		if !c.readMessage(ws) {
+		if !c.readMessage(nc, r, buf) {
+			putReadBuf(buf)
+			c.srv.untrack()
 			return
 		}
+		if c.rc != nil && r.Buffered() == 0 {
+			break
+		}
 	}
+	putReadBuf(buf)
+	putFrameReader(r)
+	c.park()
 }
 
-// readMessage reads and handles one message; it returns false when the
-// reader must stop.
-func (c *Conn) readMessage(ws *websocket.Conn) bool {
-	typ, rd, err := ws.NextReader()
+// park waits until the WebSocket is readable, then runs readLoop: armed in
+// the server's poller (no goroutine while idle), or else on a fresh
+// goroutine parked in a shallow wait (a goroutine whose stack grew in a
+// handler keeps it: the GC shrinks a parked stack only while less than a
+// quarter of it is used).
+func (c *Conn) park() {
+	if c.srv.idlePoller().arm(c) {
+		return
+	}
+	go func() {
+		waitReadable(c.rc)
+		c.readLoop(nil)
+	}()
+}
+
+// readMessage reads and handles one message into buf; it returns false when
+// the reader must stop.
+func (c *Conn) readMessage(nc net.Conn, r *bufio.Reader, buf *bytes.Buffer) bool {
+	op, err := readWSMessage(r, nc, buf, c.srv.cfg.MaxPayload)
 	if err != nil {
 		c.readFailed(err)
 		return false
 	}
-	buf := readBufPool.Get().(*bytes.Buffer)
-	defer putReadBuf(buf)
-	buf.Reset()
-	if _, err := buf.ReadFrom(rd); err != nil {
-		c.readFailed(err)
-		return false
-	}
 	var p Packet
-	if typ == websocket.BinaryMessage {
+	if op == opBinary {
 		p = Packet{Type: typeMessage, Data: buf.Bytes(), Binary: true}
 	} else {
 		p, err = decodeTextPacket(buf.Bytes())
@@ -272,6 +293,7 @@ func (c *Conn) readMessage(ws *websocket.Conn) bool {
 
 func putReadBuf(buf *bytes.Buffer) {
 	if buf.Cap() <= maxPooledReadBuf {
+		buf.Reset()
 		readBufPool.Put(buf)
 	}
 }
@@ -279,18 +301,11 @@ func putReadBuf(buf *bytes.Buffer) {
 // readFailed closes the session after a read error.
 func (c *Conn) readFailed(err error) {
 	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
+	case errors.Is(err, ErrPayloadTooLarge):
 		c.closeWith("transport error", ErrPayloadTooLarge, closeAbort)
-	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway,
-		websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, errWSClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.closeWith("transport close", nil, closeAbort)
 	default:
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			c.closeWith("transport close", nil, closeAbort)
-			return
-		}
 		c.closeWith("transport error", err, closeAbort)
 	}
 }
@@ -301,9 +316,8 @@ func (c *Conn) readFailed(err error) {
 // (pong, close echo) gorilla's reader writes; every write carries whole
 // frames, and the socket serializes whole writes, so frames never
 // interleave. All queued frames go out in one writev.
-func (c *Conn) writeLoop(ws *websocket.Conn) {
+func (c *Conn) writeLoop(nc net.Conn) {
 	defer c.srv.untrack()
-	nc := ws.UnderlyingConn()
 	var bufs net.Buffers
 	for {
 		c.mu.Lock()
@@ -337,7 +351,7 @@ func (c *Conn) writeLoop(ws *websocket.Conn) {
 			if err != nil {
 				c.closeWith("transport error", err, closeAbort)
 			}
-			_ = ws.Close()
+			_ = nc.Close()
 			c.stopWriting()
 			return
 		}
