@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -88,4 +90,58 @@ func checkClient(t *testing.T, client string) {
 	if client == "" || len(client) > session.MaxClientBytes || !utf8.ValidString(client) {
 		t.Fatalf("accepted client %q", client)
 	}
+}
+
+// FuzzLiveEvents sends arbitrary payloads to a live server as every client
+// event: each gets a well-formed ack, and the connection survives.
+func FuzzLiveEvents(f *testing.F) {
+	events := []string{"doc:join", "doc:op", "doc:presence", "doc:leave", "doc:history", "doc:revision", "doc:diff", "doc:restore", "doc:unknown"}
+	for i, s := range []string{
+		`{"doc":"f","client":"c"}`,
+		`{"doc":"f","client":"c","seq":1,"rev":0,"op":["x"]}`,
+		`{"doc":"f","rev":0,"sel":[{"anchor":0,"head":1}]}`,
+		`{"doc":"f"}`,
+		`{"doc":"f","limit":3}`,
+		`{"doc":"f","rev":0}`,
+		`{"doc":"f","from":0,"to":1}`,
+		`{"doc":"f","rev":1}`,
+		`{"doc":"f","client":"c","seq":2,"rev":1,"op":[1,-1,"\ud83d\ude00"]}`,
+		`[1,{"doc":"f"}]`, `"doc"`, `{"doc":"f","client":"c","rev":99}`,
+	} {
+		f.Add(byte(i), []byte(s))
+	}
+	e := newEnv(f, envOpts{limits: session.Limits{OpsPerSecond: 1e6, OpsBurst: 1e6}})
+	fc := e.client()
+	fc.mustOK("doc:join", obj("doc", "f", "client", "c"))
+	var last string
+	f.Fuzz(func(t *testing.T, which byte, payload []byte) {
+		c := &tclient{t: t, c: fc.c, events: fc.events}
+		ev := events[int(which)%len(events)]
+		if !utf8.Valid(payload) {
+			// Raw invalid UTF-8 is a Socket.IO parse error: package sockets
+			// closes the connection before any handler runs (its own fuzz
+			// target covers that).
+			return
+		}
+		var arg any = string(payload)
+		if json.Valid(payload) {
+			arg = json.RawMessage(payload)
+		}
+		a, err := c.try(ev, arg)
+		if err != nil {
+			var notes []string
+			for _, l := range strings.Split(e.logs.String(), "\n") {
+				if !strings.Contains(l, `"level":"info"`) && !strings.Contains(l, `"level":"debug"`) {
+					notes = append(notes, l)
+				}
+			}
+			t.Fatalf("%s %q: %v (previous input %s)\n%s", ev, payload, err, last, strings.Join(notes, "\n"))
+		}
+		last = fmt.Sprintf("%s %q", ev, payload)
+		if !a.OK && (a.Error == nil || a.Error.Code == "" || a.Error.Code == "internal") {
+			t.Fatalf("%s %q: ack %s", ev, payload, a.raw)
+		}
+		// Keep the socket in the document for the next input.
+		c.mustOK("doc:join", obj("doc", "f", "client", "c"))
+	})
 }

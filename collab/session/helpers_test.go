@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,7 +64,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = sockets.New(o.sockCfg)
+	sc := o.sockCfg
+	sc.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.srv, err = sockets.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
