@@ -146,17 +146,27 @@ func (p *poller) drain() {
 }
 
 // arm makes the poller start c's reader once c's WebSocket is readable. It
-// returns false if it cannot (no poller, no raw connection, poller stopped,
-// connection closed): the caller waits on a goroutine instead. After true,
-// the caller must not touch the reader's state any more.
-func (p *poller) arm(c *Conn) bool {
+// returns armed, or armClosed when the session is closed (the reader just
+// stops: closeWith has forgotten it already, or will find nothing), or
+// armUnavailable (no poller, no raw connection, poller stopped, descriptor
+// closed): the caller waits on a goroutine instead. After armed, the caller
+// must not touch the reader's state any more.
+func (p *poller) arm(c *Conn) armResult {
 	if p == nil || c.rc == nil {
-		return false
+		return armUnavailable
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
-		return false
+		return armUnavailable
+	}
+	// Checked under p.mu, which closeWith's forget takes after closing:
+	// either the close finds the registration, or this sees the close.
+	c.mu.Lock()
+	open := c.state == stateOpen
+	c.mu.Unlock()
+	if !open {
+		return armClosed
 	}
 	if c.idleID == 0 {
 		for {
@@ -178,11 +188,11 @@ func (p *poller) arm(c *Conn) bool {
 	// is, and the poller's descriptors are not closed meanwhile.
 	err := c.rc.Control(func(fd uintptr) { cerr = syscall.EpollCtl(p.epfd, op, int(fd), &ev) })
 	if err != nil || cerr != nil {
-		return false // closed meanwhile, or refused
+		return armUnavailable // closed meanwhile, or refused
 	}
 	c.idleAdded = true
 	p.conns[id] = c
-	return true
+	return armed
 }
 
 // forget drops c's armed registration, if any, and reports whether it did:

@@ -213,6 +213,15 @@ func (c *Conn) probe(nc net.Conn, rc syscall.RawConn) {
 	c.startReader(rc, r)
 }
 
+// Results of poller.arm.
+type armResult int
+
+const (
+	armed armResult = iota
+	armUnavailable
+	armClosed
+)
+
 // startReader starts the reader of the WebSocket c.ws, whose raw
 // connection is rc (nil if none). r, if not nil, holds bytes already read.
 // The caller has tracked the reader.
@@ -259,7 +268,11 @@ func (c *Conn) readLoop(r *bufio.Reader) {
 // handler keeps it: the GC shrinks a parked stack only while less than a
 // quarter of it is used).
 func (c *Conn) park() {
-	if c.srv.idlePoller().arm(c) {
+	switch c.srv.idlePoller().arm(c) {
+	case armed:
+		return
+	case armClosed:
+		c.srv.untrack()
 		return
 	}
 	go func() {
