@@ -50,6 +50,10 @@ type Config struct {
 	Auth *auth.Authority
 	// MaxBodyBytes bounds a PUT body; zero means collab.DefaultMaxDocBytes.
 	MaxBodyBytes int64
+	// Delete, when non-nil, deletes a document instead of Hub.Delete: the
+	// server passes the session glue's Delete, which also ends the
+	// memberships of connected editors.
+	Delete func(ctx context.Context, doc string) error
 	// Ready reports whether /readyz answers 200; nil means always.
 	Ready func() bool
 	// OnError, when non-nil, is called with the code of every error response
@@ -281,7 +285,11 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.cfg.Hub.Delete(r.Context(), id); err != nil {
+	del := a.cfg.Hub.Delete
+	if a.cfg.Delete != nil {
+		del = a.cfg.Delete
+	}
+	if err := del(r.Context(), id); err != nil {
 		a.failErr(w, r, err)
 		return
 	}

@@ -892,3 +892,30 @@ func TestAllowedOrigins(t *testing.T) {
 	}
 	p.stop(t, syscall.SIGTERM)
 }
+
+// DELETE through the API ends the memberships of connected editors (their
+// connection is closed so that they rejoin), and the id then names a new,
+// empty document.
+func TestDeleteReachesMembers(t *testing.T) {
+	p := start(t, t.TempDir(), cleanEnv())
+	rev := putDoc(t, p, "gone", "old text", 0)
+	c, err := sioclient.Dial(context.Background(), sioclient.Config{Addr: p.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ack := call(t, c, "doc:join", map[string]any{"doc": "gone", "client": "cli-1"}); ack["ok"] != true || ack["rev"] != float64(rev) {
+		t.Fatalf("join ack %v", ack)
+	}
+	if st, body, _ := httpDo(t, "DELETE", p.url+"api/docs/gone", ""); st != http.StatusNoContent {
+		t.Fatalf("DELETE = %d %s", st, body)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("member still connected after the document was deleted")
+	}
+	if r, text := getDoc(t, p, "gone"); r != 0 || text != "" {
+		t.Fatalf("after DELETE: rev %d text %q", r, text)
+	}
+}

@@ -173,6 +173,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	s.api, err = httpapi.New(httpapi.Config{
 		Hub:          s.hub,
 		Backup:       s.store.Backup,
+		Delete:       s.glue.svc.Delete,
 		Auth:         authority,
 		MaxBodyBytes: int64(cfg.MaxDocBytes),
 		Ready:        s.ready.Load,
