@@ -70,8 +70,8 @@ func (d *docState) onRecord(rec storage.Record) {
 		delete(d.pending, key)
 		p.done = true
 		author = p.conn
-		_ = p.ack.Reply(revAck{OK: true, Rev: rec.Rev})
 		d.svc.ops.Add(1)
+		_ = p.ack.Reply(revAck{OK: true, Rev: rec.Rev})
 	}
 	var enc *sockets.Encoded
 	for _, m := range d.members {

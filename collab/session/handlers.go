@@ -27,6 +27,10 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 		s.fail(sock, "doc:join", ack, errorf(CodeInternal, "socket not set up"))
 		return
 	}
+	if !c.fanout.allow() {
+		s.fail(sock, "doc:join", ack, errorf(CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
+		return
+	}
 	acc := c.id.access(req.Doc)
 	if acc == AccessNone {
 		s.fail(sock, "doc:join", ack, errorf(CodeForbidden, "no access to document %q", req.Doc))
@@ -255,6 +259,10 @@ func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *soc
 		s.fail(sock, "doc:presence", ack, errJoinFirst())
 		return
 	}
+	if !c.fanout.allow() {
+		s.fail(sock, "doc:presence", ack, errorf(CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
+		return
+	}
 	ev := &presenceEvent{Doc: req.Doc, Client: m.client, User: m.user, Rev: req.Rev, Sel: req.Sel}
 	enc, err := encodeEvent("doc:presence", ev)
 	if err != nil {
@@ -281,7 +289,12 @@ func (s *Service) onLeave(sock *sockets.Socket, req DocRequest, ack *sockets.Ack
 		s.fail(sock, "doc:leave", ack, errorf(CodeInternal, "socket not set up"))
 		return
 	}
-	if m := c.member(req.Doc); m != nil && s.removeMember(m, true) {
+	m := c.member(req.Doc)
+	if m != nil && !c.fanout.allow() {
+		s.fail(sock, "doc:leave", ack, errorf(CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
+		return
+	}
+	if m != nil && s.removeMember(m, true) {
 		s.log.Info().Str("sid", sock.ID()).Str("doc", req.Doc).Str("client", m.client).Msg("left")
 	}
 	_ = ack.Reply(okAck{OK: true})

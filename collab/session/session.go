@@ -188,13 +188,22 @@ var knownEvents = map[string]bool{
 type conn struct {
 	sock    *sockets.Socket
 	id      Identity
-	limiter *bucket
+	limiter *bucket       // doc:op and doc:restore
+	fanout  *bucket       // doc:join, doc:presence and doc:leave: each is sent to every member
 	queries chan struct{} // semaphore of concurrent read queries
 
 	mu     sync.Mutex // guards docs and closed
 	docs   map[string]*member
 	closed bool
 }
+
+// Rate of the events that fan out to every member of a document (doc:join,
+// doc:presence, doc:leave), per socket: a flood of them would fill the other
+// members' send queues.
+const (
+	fanoutPerSecond = 30
+	fanoutBurst     = 60
+)
 
 // maxQueries bounds the history, revision and diff requests one socket may
 // have running at once; more are refused with rate_limited.
@@ -245,6 +254,7 @@ func (s *Service) onConnection(sock *sockets.Socket) {
 		sock:    sock,
 		id:      id,
 		limiter: newBucket(s.lim.OpsPerSecond, s.lim.OpsBurst),
+		fanout:  newBucket(fanoutPerSecond, fanoutBurst),
 		queries: make(chan struct{}, maxQueries),
 		docs:    make(map[string]*member),
 	}
@@ -324,9 +334,8 @@ func (s *Service) fail(sock *sockets.Socket, event string, ack *sockets.Ack, err
 		s.rateLimited.Add(1)
 	}
 	if ack.Wanted() {
-		if ack.Reply(errAck{Error: err}) == nil {
-			s.errs.Add(1)
-		}
+		s.errs.Add(1)
+		_ = ack.Reply(errAck{Error: err})
 	}
 }
 

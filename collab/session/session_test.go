@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -472,6 +473,26 @@ func TestLimits(t *testing.T) {
 	}
 	if rev, text := e.text("d1"); rev != 4 || text != "yxxx" {
 		t.Fatalf("text: %d %q", rev, text)
+	}
+	// Presence, joins and leaves share a budget: 60 at once, then 30/s.
+	// 300 updates sent without waiting arrive within far less than 8 s.
+	var limited atomic.Int32
+	var acks sync.WaitGroup
+	for range 300 {
+		acks.Add(1)
+		err := b.c.EmitAck(func(args []byte) {
+			defer acks.Done()
+			if strings.Contains(string(args), `"rate_limited"`) {
+				limited.Add(1)
+			}
+		}, "doc:presence", obj("doc", "d1", "rev", 4, "sel", []any{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	acks.Wait()
+	if n := limited.Load(); n < 20 || n > 300-58 {
+		t.Fatalf("%d of 300 presence updates rate limited", n)
 	}
 }
 
