@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -54,6 +55,10 @@ func BenchmarkTextAt100k(b *testing.B) {
 		}
 	}
 	final := text.String()
+	fi, err := os.Stat(s.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		rev := 1 + r.Uint64N(revs)
@@ -66,6 +71,7 @@ func BenchmarkTextAt100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(text.Len()), "head-codepoints")
+	b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
 }
 
 // BenchmarkCommitManyDocs commits batches that append 3 records to each of

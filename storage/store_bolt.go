@@ -29,6 +29,10 @@ var (
 	bucketSnap = []byte("snap") // id 0x00 rev(8, BE) -> snapshot
 )
 
+// logFillPercent is how full bbolt leaves the left page when it splits a
+// log page (see applyWrite).
+const logFillPercent = 0.9
+
 // docKey returns the key of revision rev of doc in the log or snapshot
 // bucket: the id, a zero byte (ids never contain one, and it sorts before
 // every id character, so documents do not interleave) and the revision.
@@ -281,6 +285,11 @@ func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 			return fmt.Errorf("%w: %q: first record %d, head %d", ErrConflict, w.Doc, w.Records[0].Rev, m.Head)
 		}
 		lb := tx.Bucket(bucketLog)
+		// A document's records are appended at the end of its key range:
+		// split full pages unevenly so that the left one, which no append
+		// touches again, stays nearly full (bbolt's default, half, would
+		// leave the log's pages half empty).
+		lb.FillPercent = logFillPercent
 		for j := range w.Records {
 			r := &w.Records[j]
 			k := carve(arena, len(w.Doc)+9, func(b []byte) []byte { return appendDocKey(b, w.Doc, r.Rev) })
