@@ -286,3 +286,68 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinWhileEditing: clients join (some resuming from an old revision)
+// while others edit without pause; each joiner's state plus the records it
+// receives must be gapless (its OT checks every rev) and end at the hub's
+// text. This drives the buffering of records that arrive during a join.
+func TestJoinWhileEditing(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	writers := []*otClient{e.otClient("live", "w0"), e.otClient("live", "w1"), e.otClient("live", "w2")}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(7, uint64(i)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				w.mu.Lock()
+				n := w.text.Len()
+				w.mu.Unlock()
+				w.edit(randomOp(rng, n))
+				time.Sleep(time.Duration(rng.IntN(1500)) * time.Microsecond)
+			}
+		}()
+	}
+	var joiners []*otClient
+	for i := range 12 {
+		time.Sleep(15 * time.Millisecond)
+		joiners = append(joiners, e.otClient("live", fmt.Sprintf("j%d", i)))
+	}
+	close(stop)
+	wg.Wait()
+	all := append(writers, joiners...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rev, text := e.text("live")
+		settled := true
+		for _, oc := range all {
+			oc.mu.Lock()
+			if oc.err != nil {
+				t.Fatal(oc.err)
+			}
+			if oc.pending != nil || oc.rev != rev {
+				settled = false
+			} else if got := oc.text.String(); got != text {
+				t.Fatalf("client %s: %q, hub %q", oc.id, got, text)
+			}
+			oc.mu.Unlock()
+		}
+		if settled {
+			if rev < 30 {
+				t.Fatalf("only %d revisions: the joins did not race any edits", rev)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clients did not settle at rev %d", rev)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
