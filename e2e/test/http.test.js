@@ -64,3 +64,30 @@ test('PUTs concurrent with socket edits converge', async () => {
     editors.forEach((e) => e.close());
   }
 });
+
+test('DELETE while editors are joined: they rejoin the new, empty document', async () => {
+  const doc = 'http-delete';
+  const editors = [];
+  try {
+    for (let k = 0; k < 2; k++) editors.push(new Editor(server.url, doc, `d${k}`));
+    await Promise.all(editors.map((e) => e.joined()));
+    editors[0].edit(['before delete']);
+    await settle(server, editors, doc);
+    const joins = editors.map((e) => e.joins);
+    const del = await server.api('DELETE', `/api/docs/${doc}`);
+    assert.equal(del.status, 204, del.text);
+    // Their connections are closed; they reconnect and get the text form.
+    const end = Date.now() + 10000;
+    while (editors.some((e, i) => e.joins <= joins[i] || !e.settled)) {
+      assert.ok(Date.now() < end, 'editors did not rejoin after the delete');
+      await sleep(20);
+    }
+    for (const e of editors) assert.equal(e.text, '');
+    editors[1].edit(['after']);
+    const d = await settle(server, editors, doc);
+    assert.deepEqual([d.rev, d.text], [1, 'after']);
+    for (const e of editors) assert.equal(e.text, 'after');
+  } finally {
+    editors.forEach((e) => e.close());
+  }
+});
