@@ -53,10 +53,11 @@ type collabConfig struct {
 	deadline    time.Duration // give up after this long in total
 	keepData    bool          // keep the started server's data directory
 	out         io.Writer     // the report
+	args        []string      // the flags, echoed in the report
 }
 
 func parseCollabFlags(args []string) (collabConfig, error) {
-	c := collabConfig{out: out}
+	c := collabConfig{out: out, args: args}
 	fs := flag.NewFlagSet("collab", flag.ContinueOnError)
 	fs.StringVar(&c.collabd, "collabd", "", "collabd binary to start (with --addr 127.0.0.1:0 --data <tmpdir> --log-level warn); its CPU and RSS are measured")
 	fs.StringVar(&c.url, "url", "", "base URL of a running collabd (instead of --collabd; no server CPU/RSS figures)")
@@ -676,6 +677,7 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		mode = fmt.Sprintf("open loop, %g edits/s per editor", c.rate)
 	}
 	fmt.Fprintf(w, "== collab: %d docs x %d editors, %s, %v measured after %v warm-up\n", c.docs, c.editors, mode, c.duration, c.warmup)
+	fmt.Fprintf(w, "  command: collabd-load collab %s (seed %d)\n", strings.Join(c.args, " "), seed)
 	if srv != nil {
 		fmt.Fprintf(w, "  server: %s pid %d at %s (data %s)\n", c.collabd, srv.PID, srv.URL, srv.dataDir)
 	} else {
