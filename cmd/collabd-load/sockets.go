@@ -84,7 +84,7 @@ func runSockets(args []string) error {
 	fs.StringVar(&c.scenarios, "scenarios", "idle,broadcast,overload", "comma-separated scenarios to run: idle, broadcast, overload")
 	fs.IntVar(&c.idle, "idle", 10000, "idle: number of WebSocket clients to open and hold")
 	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "connections being opened at once")
-	fs.DurationVar(&c.hold, "hold", 3*time.Second, "idle: how long to hold the connections before measuring")
+	fs.DurationVar(&c.hold, "hold", 5*time.Second, "idle: how long the connections stay idle before the memory is read")
 	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the bench server, space-separated (e.g. \"-memprofile /tmp/heap.pprof\")")
 	fs.IntVar(&c.queue, "queue", 0, "server per-connection outgoing queue length in packets (0: the sockets default)")
 	fs.IntVar(&c.receivers, "receivers", 1000, "broadcast: sockets in the room that receives the broadcasts")
@@ -279,6 +279,22 @@ func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast b
 	}()
 	fmt.Fprintf(out, "server pid %d on %s\n", srv.PID, srv.Addr)
 	time.Sleep(500 * time.Millisecond)
+	// One extra client asks the server for its runtime figures (bench-gc):
+	// once before the measured clients connect, as the baseline, and once
+	// after. It is connected during both RSS readings, so the delta is the
+	// measured clients' alone.
+	var base benchFigures
+	var figClient *sioclient.Client
+	if doIdle {
+		figClient, err = sioclient.Dial(ctx, sioclient.Config{Addr: srv.Addr})
+		if err != nil {
+			return nil, nil, err
+		}
+		defer figClient.Close()
+		if base, err = benchGC(figClient); err != nil {
+			return nil, nil, err
+		}
+	}
 	rss0, _, err := procMem(srv.PID)
 	if err != nil {
 		return nil, nil, err
@@ -311,22 +327,26 @@ func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast b
 		held := alive(clients)
 		ir = &idleResult{Opened: n, Held: held, Failed: failed}
 		fmt.Fprintf(out, "\n== idle: %d WebSocket Socket.IO clients (namespace /)\n", n)
-		fmt.Fprintf(out, "  opened in %v, held after %v: %d (failed %d)\n", dialTime.Round(time.Millisecond), c.hold, held, failed)
-		fmt.Fprintf(out, "  server RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(rss0)/mib, float64(rss1)/mib)
+		fmt.Fprintf(out, "  opened in %v, held after %v idle: %d (failed %d)\n", dialTime.Round(time.Millisecond), c.hold, held, failed)
+		fmt.Fprintf(out, "  server RSS: %.1f MiB before, %.1f MiB with the connections, after %v idle\n", float64(rss0)/mib, float64(rss1)/mib, c.hold)
 		if held > 0 {
 			ir.BytesPerConn = float64(rss1-rss0) / float64(held)
-			fmt.Fprintf(out, "  server memory per idle connection: %.2f KiB (RSS delta / %d)\n", ir.BytesPerConn/1024, held)
+			fmt.Fprintf(out, "  server memory per idle connection: %.2f KiB (RSS delta / %d, no forced GC)\n", ir.BytesPerConn/1024, held)
 		}
 		// The same after a forced GC that returns free memory to the OS: what
 		// the connections retain, without the garbage of their handshakes.
-		if len(clients) > 0 {
-			raw, err := clients[0].Call(30*time.Second, "bench-gc")
-			rss2, _, merr := procMem(srv.PID)
-			if err == nil && merr == nil && held > 0 {
+		if fig, err := benchGC(figClient); err == nil && held > 0 {
+			if rss2, _, err := procMem(srv.PID); err == nil {
 				ir.BytesPerConnAfterGC = float64(rss2-rss0) / float64(held)
-				fmt.Fprintf(out, "  after a forced GC + FreeOSMemory: RSS %.1f MiB, %.2f KiB per idle connection; runtime %s\n",
-					float64(rss2)/mib, ir.BytesPerConnAfterGC/1024, raw)
+				fmt.Fprintf(out, "  after a FORCED GC (3 cycles + FreeOSMemory): RSS %.1f MiB, %.2f KiB per idle connection\n",
+					float64(rss2)/mib, ir.BytesPerConnAfterGC/1024)
 			}
+			per := func(name string) float64 { return float64(int64(fig[name])-int64(base[name])) / float64(held) }
+			fmt.Fprintf(out, "  runtime/metrics after it, per connection: heap objects %.0f B, heap unused %.0f B, goroutine stacks %.0f B; %d goroutines in all; GOGC %d\n",
+				per("/memory/classes/heap/objects:bytes"), per("/memory/classes/heap/unused:bytes"),
+				per("/memory/classes/heap/stacks:bytes"), fig["/sched/goroutines:goroutines"], fig["/gc/gogc:percent"])
+		} else if err != nil {
+			fmt.Fprintln(out, "  bench-gc:", err)
 		}
 	}
 	if !doBcast {
@@ -620,4 +640,21 @@ func shortErr(err error) string {
 		return s[i+2:]
 	}
 	return string(bytes.TrimSpace([]byte(s)))
+}
+
+// benchFigures are the bench server's runtime/metrics values (bench-gc).
+type benchFigures map[string]uint64
+
+// benchGC makes the bench server collect garbage and return its runtime
+// figures.
+func benchGC(cl *sioclient.Client) (benchFigures, error) {
+	raw, err := cl.Call(30*time.Second, "bench-gc")
+	if err != nil {
+		return nil, fmt.Errorf("bench-gc: %w", err)
+	}
+	var ans []benchFigures
+	if err := json.Unmarshal(raw, &ans); err != nil || len(ans) != 1 {
+		return nil, fmt.Errorf("bench-gc answer %s: %v", raw, err)
+	}
+	return ans[0], nil
 }

@@ -26,7 +26,10 @@ const (
 type Conn struct {
 	srv *Server
 	id  string
-	req *http.Request
+	hs  *handshake // what Request is built from
+
+	reqOnce sync.Once
+	req     *http.Request // built by the first Request call
 
 	// Callbacks, set inside OnConnection and never changed afterwards.
 	onMessage func(data []byte, binary bool)
@@ -81,7 +84,10 @@ func (c *Conn) ID() string { return c.id }
 
 // Request returns the handshake request (headers, URL, RemoteAddr). Its body
 // is not readable.
-func (c *Conn) Request() *http.Request { return c.req }
+func (c *Conn) Request() *http.Request {
+	c.reqOnce.Do(func() { c.req, c.hs = c.hs.request(), nil })
+	return c.req
+}
 
 // Transport returns the current transport, "polling" or "websocket".
 func (c *Conn) Transport() string {

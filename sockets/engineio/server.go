@@ -3,6 +3,7 @@ package engineio
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -341,11 +342,10 @@ func (s *Server) originAllowed(r *http.Request, origin string) bool {
 
 // newConn builds a session for the handshake request r.
 func (s *Server) newConn(r *http.Request, transport int) *Conn {
-	req := compactRequest(r)
 	c := &Conn{
 		srv:       s,
 		id:        newID(),
-		req:       req,
+		hs:        compactHandshake(r),
 		transport: transport,
 	}
 	now := s.now()
@@ -354,48 +354,75 @@ func (s *Server) newConn(r *http.Request, transport int) *Conn {
 	return c
 }
 
-// handshakeHeaders are not kept in Conn.Request: they only served the
+// handshakeHeaders are not kept for Conn.Request: they only served the
 // WebSocket handshake.
 var handshakeHeaders = map[string]bool{
 	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true,
 	"Sec-Websocket-Version": true, "Sec-Websocket-Extensions": true,
 }
 
-// compactRequest returns a copy of the handshake request that holds only
-// what Conn.Request promises (method, URL, headers, host, remote address,
-// TLS state), with its own copies of the header strings so that nothing
-// else of the request stays reachable.
-func compactRequest(r *http.Request) *http.Request {
-	var h http.Header
+// handshake is what Conn.Request rebuilds the handshake request from: only
+// what it promises, in own copies of the strings, so that nothing else of
+// the request stays reachable. The *http.Request itself is built on the
+// first call (most connections never need it).
+type handshake struct {
+	method, uri, proto string
+	host, remoteAddr   string
+	header             http.Header // nil when there is none
+	tls                *tls.ConnectionState
+}
+
+func compactHandshake(r *http.Request) *handshake {
+	hs := &handshake{
+		method:     r.Method,
+		uri:        strings.Clone(r.RequestURI),
+		proto:      r.Proto,
+		host:       strings.Clone(r.Host),
+		remoteAddr: strings.Clone(r.RemoteAddr),
+		tls:        r.TLS,
+	}
+	if hs.uri == "" {
+		hs.uri = r.URL.RequestURI()
+	}
 	for k, vs := range r.Header {
 		if handshakeHeaders[k] {
 			continue
 		}
-		if h == nil {
-			h = make(http.Header, len(r.Header))
+		if hs.header == nil {
+			hs.header = make(http.Header, len(r.Header))
 		}
 		cp := make([]string, len(vs))
 		for i, v := range vs {
 			cp[i] = strings.Clone(v)
 		}
-		h[strings.Clone(k)] = cp
+		hs.header[strings.Clone(k)] = cp
 	}
+	return hs
+}
+
+// request builds the *http.Request of hs.
+func (hs *handshake) request() *http.Request {
+	u, err := url.ParseRequestURI(hs.uri)
+	if err != nil {
+		u = &url.URL{}
+	}
+	h := hs.header
 	if h == nil {
 		h = http.Header{}
 	}
-	u := *r.URL
+	major, minor, _ := http.ParseHTTPVersion(hs.proto)
 	return &http.Request{
-		Method:     r.Method,
-		URL:        &u,
-		Proto:      r.Proto,
-		ProtoMajor: r.ProtoMajor,
-		ProtoMinor: r.ProtoMinor,
+		Method:     hs.method,
+		URL:        u,
+		Proto:      hs.proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
 		Header:     h,
 		Body:       http.NoBody,
-		Host:       r.Host,
-		RemoteAddr: r.RemoteAddr,
-		RequestURI: r.RequestURI,
-		TLS:        r.TLS,
+		Host:       hs.host,
+		RemoteAddr: hs.remoteAddr,
+		RequestURI: hs.uri,
+		TLS:        hs.tls,
 	}
 }
 
