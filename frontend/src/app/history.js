@@ -29,6 +29,33 @@ export function diffView(diffs) {
   return out;
 }
 
+/** Revisions of one author closer together than this form one entry. */
+const GROUP_MS = 2 * 60 * 1000;
+
+/**
+ * groupRevs folds history lines (newest first) into entries: consecutive
+ * revisions by the same author (client and name) at most GROUP_MS apart.
+ * Each entry is {rev (its newest), first (its oldest), user, client, time
+ * (newest), ins, del, count}.
+ * @param {{rev: number, client: string, user: string, time: string, ins: number, del: number}[]} revs
+ */
+export function groupRevs(revs) {
+  const out = [];
+  for (const r of revs) {
+    const g = out[out.length - 1];
+    if (g && g.client === r.client && g.user === r.user && Date.parse(g.oldest) - Date.parse(r.time) <= GROUP_MS && g.first === r.rev + 1) {
+      g.first = r.rev;
+      g.oldest = r.time;
+      g.ins += r.ins || 0;
+      g.del += r.del || 0;
+      g.count++;
+    } else {
+      out.push({ rev: r.rev, first: r.rev, user: r.user, client: r.client, time: r.time, oldest: r.time, ins: r.ins || 0, del: r.del || 0, count: 1 });
+    }
+  }
+  return out;
+}
+
 export class HistoryPanel {
   /**
    * @param {object} opts
@@ -77,8 +104,9 @@ export class HistoryPanel {
   }
 
   renderList() {
+    this.groups = groupRevs(this.revs);
     this.list.replaceChildren(
-      ...this.revs.map((r) =>
+      ...this.groups.map((g) =>
         h(
           'li',
           {},
@@ -87,14 +115,22 @@ export class HistoryPanel {
             {
               type: 'button',
               class: 'rev',
-              'data-rev': r.rev,
-              'aria-pressed': this.selected === r.rev ? 'true' : 'false',
-              onclick: () => this.select(r.rev),
+              'data-rev': g.rev,
+              'data-first': g.first,
+              'aria-pressed': this.selected === g.rev ? 'true' : 'false',
+              title: g.count > 1 ? `${g.count} revisions, #${g.first} to #${g.rev}` : `revision #${g.rev}`,
+              onclick: () => this.select(g.rev),
             },
-            h('span', { class: 'rev-num' }, `#${r.rev}`),
-            h('span', { class: 'rev-user' }, r.user || 'anonymous'),
-            h('time', { datetime: r.time, title: fullTime(r.time) }, timeAgo(r.time)),
-            h('span', { class: 'rev-stat' }, r.ins ? h('span', { class: 'ins' }, `+${r.ins}`) : null, r.del ? h('span', { class: 'del' }, `−${r.del}`) : null),
+            h('span', { class: 'rev-num' }, `#${g.rev}`),
+            h('span', { class: 'rev-user' }, g.user || 'anonymous'),
+            h('time', { datetime: g.time, title: fullTime(g.time) }, timeAgo(g.time)),
+            h(
+              'span',
+              { class: 'rev-stat' },
+              g.ins ? h('span', { class: 'ins' }, `+${g.ins}`) : null,
+              g.del ? h('span', { class: 'del' }, `−${g.del}`) : null,
+              g.count > 1 ? h('span', { class: 'muted' }, `${g.count} edits since #${g.first - 1}`) : null,
+            ),
           ),
         ),
       ),
@@ -112,7 +148,8 @@ export class HistoryPanel {
     const rev = this.selected;
     if (rev === null) return;
     const head = this.session.client.rev;
-    const info = this.revs.find((r) => r.rev === rev);
+    const info = (this.groups || []).find((g) => g.rev === rev);
+    const prev = info ? info.first - 1 : rev - 1;
     const select = h(
       'select',
       {
@@ -123,14 +160,18 @@ export class HistoryPanel {
         },
       },
       h('option', { value: 'current' }, `Current version (#${head})`),
-      ...this.revs.filter((r) => r.rev !== rev).map((r) => h('option', { value: String(r.rev) }, `#${r.rev} · ${r.user || 'anonymous'}`)),
+      prev >= 0 ? h('option', { value: 'before' }, `Before these changes (#${prev})`) : null,
+      ...(this.groups || []).filter((g) => g.rev !== rev).map((g) => h('option', { value: String(g.rev) }, `#${g.rev} · ${g.user || 'anonymous'}`)),
     );
     select.value = this.compare;
     if (select.value !== this.compare) {
       this.compare = 'current';
       select.value = 'current';
     }
-    const to = this.compare === 'current' ? head : Number(this.compare);
+    const other = this.compare === 'current' ? head : this.compare === 'before' ? prev : Number(this.compare);
+    // Diffs go from the older revision to the newer one.
+    const from = Math.min(rev, other);
+    const to = Math.max(rev, other);
     const body = h('div', { class: 'rev-body', 'aria-busy': 'true' }, 'Loading…');
     const tabs = h(
       'div',
@@ -141,7 +182,7 @@ export class HistoryPanel {
     const restore = h('button', { type: 'button', class: 'btn danger restore', onclick: () => this.restore(rev) }, 'Restore this version');
     this.detail.replaceChildren(
       h('h3', {}, `Revision #${rev}`),
-      h('p', { class: 'muted' }, info ? `${info.user || 'anonymous'} · ${fullTime(info.time)}` : ''),
+      h('p', { class: 'muted' }, info ? `${info.user || 'anonymous'} · ${fullTime(info.time)}${info.count > 1 ? ` · ${info.count} edits since #${prev}` : ''}` : ''),
       h('label', { class: 'compare', for: 'compare-with' }, 'Compare with '),
       select,
       tabs,
@@ -154,11 +195,11 @@ export class HistoryPanel {
         if (this.selected !== rev) return;
         body.replaceChildren(h('pre', { class: 'rev-text' }, ack.text));
       } else {
-        const ack = await this.session.request('doc:diff', { from: rev, to });
+        const ack = await this.session.request('doc:diff', { from, to });
         if (this.selected !== rev) return;
         const changed = ack.diffs.some(([op]) => op !== 0);
         body.replaceChildren(
-          h('p', { class: 'legend muted' }, h('ins', {}, 'added'), ' and ', h('del', {}, 'removed'), ` from #${rev} to ${to === head ? 'the current version' : `#${to}`}`),
+          h('p', { class: 'legend muted' }, h('ins', {}, 'added'), ' and ', h('del', {}, 'removed'), ` from #${from} to ${to === head && this.compare === 'current' ? 'the current version' : `#${to}`}`),
           changed ? h('pre', { class: 'diff' }, diffView(ack.diffs)) : h('p', { class: 'muted' }, 'No differences.'),
         );
       }

@@ -58,7 +58,7 @@ function cryptoInt(n) {
 }
 
 /** Colours for people, readable on white as text and as a caret. */
-export const COLORS = ['#d93025', '#e37400', '#188038', '#1a73e8', '#9334e6', '#c5221f', '#007b83', '#b06000', '#3949ab', '#c2185b'];
+export const COLORS = ['#d93025', '#e37400', '#188038', '#1a73e8', '#9334e6', '#007b83', '#b06000', '#3949ab', '#c2185b', '#827717'];
 
 /** randomColor picks one of COLORS. */
 export function randomColor(randInt = cryptoInt) {

@@ -262,6 +262,10 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await a.locator(`.revs .rev[data-rev="${target}"]`).click();
       await a.locator('.rev-detail pre.diff ins').first().waitFor();
       assert.match(await a.locator('.rev-detail pre.diff del').first().textContent(), /\S/);
+      // Bob's edits alone: against the revision before his entry.
+      await a.locator('#compare-with').selectOption('before');
+      await a.locator('.rev-detail pre.diff ins', { hasText: 'second line by Bob' }).waitFor();
+      assert.equal(await a.locator('.rev-detail pre.diff del').count(), 0);
       await a.getByRole('button', { name: 'Full text' }).click();
       await a.locator('.rev-detail pre.rev-text').waitFor();
       assert.equal(await a.locator('.rev-detail pre.rev-text').textContent(), v1);
@@ -334,11 +338,11 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     const ctxB = await newContext();
     const pages = [];
     await withShots('screenshots', pages, async () => {
-      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      const a = await openDoc(ctxA, server.url, doc, 'Alice', '#1a73e8');
       pages.push(a);
       await typeAtLineEnd(a, 1, '# Weekly sync\n\nAgenda\n- Release 1.2: ship on Friday\n- Offline editing: done\n- History panel: review\n\nNotes\n', 0);
       await waitOnline(a);
-      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      const b = await openDoc(ctxB, server.url, doc, 'Bob', '#e37400');
       pages.push(b);
       await typeAtLineEnd(b, 9, 'Bob: the restore button needs a confirmation', 0);
       await typeAtLineEnd(b, 4, ' (tag at noon)', 0);
@@ -352,10 +356,11 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
 
       await a.getByRole('button', { name: 'History' }).click();
       await a.locator('.revs .rev').first().waitFor();
-      const history = await a.evaluate((d) => new Promise((resolve) => window.collabd.session.socket.emit('doc:history', { doc: d, limit: 500 }, resolve)), doc);
-      const mid = history.revs[Math.min(25, history.revs.length - 1)];
-      await a.evaluate((rev) => window.collabd.history.select(rev), mid.rev);
+      // Bob's entry, compared with the version before it: his changes.
+      await a.locator('.revs .rev', { hasText: 'Bob' }).first().click();
+      await a.locator('#compare-with').selectOption('before');
       await a.locator('.rev-detail pre.diff ins').first().waitFor();
+      await a.locator('.revs .rev', { hasText: 'Bob' }).first().focus();
       await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'history.png') });
     });
   });

@@ -116,16 +116,16 @@ export function watchConsole(page) {
  * connected. The first page of a context answers the name dialog.
  * @param {import('playwright-core').BrowserContext} context
  */
-export async function openDoc(context, base, doc, name) {
+export async function openDoc(context, base, doc, name, color) {
   const page = await context.newPage();
   await page.goto(`${base}/d/${doc}`);
-  await settleName(page, name);
+  await settleName(page, name, color);
   await waitOnline(page);
   return page;
 }
 
 /** settleName answers the name dialog if it shows. */
-export async function settleName(page, name) {
+export async function settleName(page, name, color) {
   const input = page.locator('#user-name');
   try {
     await input.waitFor({ state: 'visible', timeout: 1500 });
@@ -133,16 +133,29 @@ export async function settleName(page, name) {
     return;
   }
   await input.fill(name);
+  if (color) await page.locator(`.swatch input[value="${color}"]`).check();
+  await input.focus();
   await page.keyboard.press('Enter');
   await input.waitFor({ state: 'detached' });
 }
 
 /** waitOnline waits until the page is joined and has no unacknowledged edit. */
 export async function waitOnline(page, timeout = 20_000) {
-  await page.waitForFunction(() => {
-    const s = window.collabd && window.collabd.session;
-    return s && s.status === 'online' && s.pendingEdits === 0;
-  }, null, { timeout, polling: 100 });
+  try {
+    await page.waitForFunction(() => {
+      const s = window.collabd && window.collabd.session;
+      return s && s.status === 'online' && s.pendingEdits === 0;
+    }, null, { timeout, polling: 100 });
+  } catch (err) {
+    const state = await page
+      .evaluate(() => {
+        const s = window.collabd && window.collabd.session;
+        if (!s) return 'no session';
+        return JSON.stringify({ status: s.status, pending: s.pendingEdits, error: s.error, joined: s.joined, ot: s.client.toJSON(), connection: s.client.connection, socket: s.socket && s.socket.connected });
+      })
+      .catch((e) => `page gone: ${e.message}`);
+    throw new Error(`${err.message}\npage ${page.url()} state: ${state}`);
+  }
 }
 
 /** text returns the editor's text. */

@@ -249,3 +249,26 @@ test('OTClient.rebase: local edits survive a rejoin answered with the text', asy
     }
   }
 });
+
+test('history entries group one author\'s consecutive revisions', async () => {
+  const { groupRevs } = await import('../../src/app/history.js');
+  const t = (s) => `2026-11-26T01:${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}Z`;
+  const revs = [
+    { rev: 9, client: 'a', user: 'Ann', time: t(600), ins: 1, del: 0 },
+    { rev: 8, client: 'a', user: 'Ann', time: t(590), ins: 2, del: 1 },
+    { rev: 7, client: 'a', user: 'Ann', time: t(400), ins: 1, del: 0 }, // more than 2 min before rev 8
+    { rev: 6, client: 'b', user: 'Bob', time: t(390), ins: 5, del: 0 },
+    { rev: 5, client: 'b', user: 'Bob', time: t(380), ins: 0, del: 3 },
+    { rev: 3, client: 'b', user: 'Bob', time: t(370), ins: 1, del: 0 }, // a hole (rev 4 not loaded)
+  ];
+  assert.deepEqual(
+    groupRevs(revs).map((g) => [g.first, g.rev, g.user, g.ins, g.del, g.count]),
+    [
+      [8, 9, 'Ann', 3, 1, 2],
+      [7, 7, 'Ann', 1, 0, 1],
+      [5, 6, 'Bob', 5, 3, 2],
+      [3, 3, 'Bob', 1, 0, 1],
+    ],
+  );
+  assert.deepEqual(groupRevs([]), []);
+});
