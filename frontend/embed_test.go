@@ -9,7 +9,7 @@ import (
 
 func TestFSHoldsTheBundle(t *testing.T) {
 	fsys := FS()
-	if err := fstest.TestFS(fsys, "index.html", "app.js", "app.css"); err != nil {
+	if err := fstest.TestFS(fsys, "index.html", "app.js", "app.css", "sw.js"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -29,7 +29,7 @@ func TestIndexReferencesTheBundle(t *testing.T) {
 			t.Errorf("index.html lacks %s", want)
 		}
 	}
-	for _, name := range []string{"app.js", "app.css"} {
+	for _, name := range []string{"app.js", "app.css", "sw.js"} {
 		info, err := fs.Stat(FS(), name)
 		if err != nil {
 			t.Fatal(err)
