@@ -42,11 +42,16 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 		s.fail(sock, "doc:join", ack, werr)
 		return
 	}
+	live := false
+	defer func() {
+		if !live { // failed, or panicked: no half-joined member stays behind
+			s.removeMember(m, false)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	head, body, werr := s.joinState(ctx, m, req.Rev)
 	if werr != nil {
-		s.removeMember(m, false)
 		s.fail(sock, "doc:join", ack, werr)
 		return
 	}
@@ -76,7 +81,6 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	d.mu.Unlock()
 	mj, err := json.Marshal(others)
 	if err != nil {
-		s.removeMember(m, false)
 		s.fail(sock, "doc:join", ack, errorf(CodeInternal, "internal error"))
 		return
 	}
@@ -96,6 +100,7 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	if m.overflow {
 		d.mu.Unlock()
 		s.removeMember(m, false)
+		live = true // removed already
 		s.log.Error().Str("sid", sock.ID()).Str("doc", req.Doc).Msg("join fell too far behind; membership dropped")
 		sock.Disconnect(false)
 		return
@@ -112,6 +117,7 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	}
 	m.early = nil
 	m.live = true
+	live = true
 	if enc, err := encodeEvent("doc:member", memberEvent{Doc: d.id, Client: m.client, User: m.user, Joined: true}); err == nil {
 		d.sendOthers(m, enc)
 	}
