@@ -611,6 +611,7 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	}
 	loadStart := loadAvg()
 	res := &collabResult{ExitCode: -1}
+	defer httpClient.CloseIdleConnections()
 	base := c.url
 	var srv *collabd
 	var profileAddr string

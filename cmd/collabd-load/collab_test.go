@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // buildCollabd builds cmd/collabd into a temporary directory, or returns
@@ -57,6 +59,7 @@ func TestCollabAgainstCollabd(t *testing.T) {
 		t.Skip("builds and starts collabd")
 	}
 	bin := buildCollabd(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var buf bytes.Buffer
 	c, err := parseCollabFlags([]string{"--collabd", bin, "--docs", "2", "--editors", "3",
 		"--duration", "2s", "--warmup", "500ms", "--drain", "10s", "--seed", "1"})
