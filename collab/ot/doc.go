@@ -77,7 +77,8 @@
 // receives (transform each received op over its pending ops, and never
 // over a composition of received ops). Composing a client's own pending
 // edits into one buffered op is fine: the server receives that
-// composition as one op.
+// composition as one op. A Transformer does exactly that step-wise
+// transform, for one op over a run of logged ops, in reused buffers.
 //
 // # Concurrency
 //
@@ -85,8 +86,8 @@
 // returns a new Text that shares every unchanged subtree with its input,
 // and nothing is ever modified after construction, so any number of
 // goroutines may read any number of versions of a text at the same time
-// without locks, while another goroutine derives new versions. A Builder is
-// a mutable helper owned by one goroutine at a time. All functions are
+// without locks, while another goroutine derives new versions. A Builder or
+// a Transformer is a mutable helper owned by one goroutine at a time. All functions are
 // safe for concurrent use.
 //
 // # Cost
