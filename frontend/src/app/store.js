@@ -128,16 +128,43 @@ export class Store {
   }
 
   /**
-   * write saves an entry. It returns false when the storage refused it
-   * (quota exceeded).
+   * write saves an entry. When the storage is full it drops the entries
+   * that hold no unsent edits (texts kept only for offline viewing) and
+   * tries once more. It returns false when the storage still refuses.
    * @param {Saved} saved
    */
   write(saved) {
+    const key = entryKey(saved.doc, saved.client);
+    const value = JSON.stringify(saved);
     try {
-      this.local.setItem(entryKey(saved.doc, saved.client), JSON.stringify(saved));
+      this.local.setItem(key, value);
+      return true;
+    } catch {
+      this.makeRoom(key);
+    }
+    try {
+      this.local.setItem(key, value);
       return true;
     } catch {
       return false;
+    }
+  }
+
+  // makeRoom removes every entry without unsent edits, but keep.
+  makeRoom(keep) {
+    const keys = [];
+    for (let i = 0; i < this.local.length; i++) {
+      const k = this.local.key(i);
+      if (k && k.startsWith(`${PREFIX}doc:`) && k !== keep) keys.push(k);
+    }
+    for (const k of keys) {
+      let unsent = false;
+      try {
+        unsent = hasUnsent(JSON.parse(this.local.getItem(k) || 'null'));
+      } catch {
+        // unreadable: drop
+      }
+      if (!unsent) this.local.removeItem(k);
     }
   }
 

@@ -272,3 +272,23 @@ test('history entries group one author\'s consecutive revisions', async () => {
   );
   assert.deepEqual(groupRevs([]), []);
 });
+
+test('Store.write makes room by dropping entries without unsent edits', () => {
+  // A storage that holds at most 3 items.
+  class Small extends MemoryStorage {
+    setItem(k, v) {
+      if (!this.m.has(k) && this.m.size >= 3) throw new Error('QuotaExceededError');
+      super.setItem(k, v);
+    }
+  }
+  const local = new Small();
+  const store = new Store({ local, session: new MemoryStorage(), locks: null, newId: () => 'x' });
+  assert.ok(store.write({ ...savedState('a', { pending: [1, 'p'] }) }));
+  assert.ok(store.write({ ...savedState('b') }));
+  local.setItem('collabd:user', '{}'); // not ours: never dropped
+  assert.ok(store.write({ ...savedState('c', { pending: [1, 'q'] }) }), 'room made');
+  assert.equal(local.getItem(entryKey('d', 'b')), null, 'the synchronized entry went');
+  assert.notEqual(local.getItem(entryKey('d', 'a')), null, 'unsent edits stay');
+  assert.notEqual(local.getItem('collabd:user'), null);
+  assert.equal(store.write({ ...savedState('e', { pending: [1, 'r'] }) }), false, 'full of unsent edits');
+});
