@@ -33,8 +33,8 @@ type committer struct {
 
 	// Counters for Stats.
 	commits, ops, failed, nanos atomic.Uint64
-	// Counters for the benchmarks: time spent lingering, lingers cut
-	// short by their deadline.
+	// Counters for the benchmarks: time spent lingering, lingers that
+	// gave up (deadline or idle queue) before their target.
 	lingerNanos, lingerExpired atomic.Uint64
 }
 
