@@ -46,6 +46,7 @@ type Conn struct {
 	state       int
 	transport   int
 	queue       []*Message // outgoing packets in order
+	spare       []*Message // empty array for the next queue (see recycleLocked)
 	queued      int        // user messages in queue
 	nextPing    time.Duration
 	hb          *time.Timer   // heartbeat timer
@@ -57,6 +58,7 @@ type Conn struct {
 	probed      bool          // the upgrade probe ("2probe") was received
 	ws          net.Conn      // the WebSocket once the transport is websocket
 	writing     bool          // the WebSocket writer goroutine is running
+	writeFn     func()        // c.writeLoop, made once
 	probeWS     net.Conn      // the WebSocket being probed during an upgrade
 	// probeBusy: during an upgrade, the probe's reader holds bytes it has
 	// not handled yet, or is handling them. It is true from the start of the
@@ -71,6 +73,10 @@ type Conn struct {
 	probeAnswered time.Duration
 	closeReason   string
 	closeCause    error
+
+	// wdl is when (Server.now) the writer last set the write deadline;
+	// owned by the writer goroutine of the moment.
+	wdl time.Duration
 
 	// The WebSocket reader's state, owned by whoever is the reader (a
 	// reader goroutine, or the poller while the connection is armed).
@@ -171,7 +177,12 @@ func (c *Conn) kickLocked() {
 		if !c.writing && c.ws != nil && len(c.queue) > 0 {
 			c.writing = true
 			c.srv.track()
-			go c.writeLoop(c.ws)
+			if c.writeFn == nil {
+				// Made once: "go c.writeLoop()" would allocate a closure
+				// every time a writer starts.
+				c.writeFn = c.writeLoop
+			}
+			go c.writeFn()
 		}
 		return
 	}
@@ -199,12 +210,26 @@ func (c *Conn) upgradeIncomingLocked() bool {
 	return c.probeBusy || (c.probePending != nil && c.probePending())
 }
 
-// takeLocked removes and returns the whole queue. c.mu must be held.
+// takeLocked removes and returns the whole queue; the queue continues in
+// the spare array, if any. c.mu must be held.
 func (c *Conn) takeLocked() []*Message {
 	q := c.queue
-	c.queue = nil
+	c.queue, c.spare = c.spare, nil
 	c.queued = 0
 	return q
+}
+
+// maxSpareQueue: larger taken queues are not kept as the spare.
+const maxSpareQueue = 64
+
+// recycleLocked keeps q, a queue taken and delivered, as the spare array
+// of the next queue, so that a connection that receives steadily does not
+// allocate a queue per delivery. c.mu must be held.
+func (c *Conn) recycleLocked(q []*Message) {
+	if cap(q) <= maxSpareQueue && c.spare == nil {
+		clear(q)
+		c.spare = q[:0]
+	}
 }
 
 // alive records a sign of life.

@@ -329,11 +329,23 @@ func (c *Conn) readFailed(err error) {
 // (pong, close echo) gorilla's reader writes; every write carries whole
 // frames, and the socket serializes whole writes, so frames never
 // interleave. All queued frames go out in one writev.
-func (c *Conn) writeLoop(nc net.Conn) {
+func (c *Conn) writeLoop() {
 	defer c.srv.untrack()
-	var bufs net.Buffers
+	c.mu.Lock()
+	nc := c.ws
+	c.mu.Unlock()
+	var bp *net.Buffers // pooled, only for several frames
+	defer func() {
+		if bp != nil {
+			frameBufs.Put(bp)
+		}
+	}()
+	var done []*Message // the last queue written, given back for reuse
 	for {
 		c.mu.Lock()
+		if done != nil {
+			c.recycleLocked(done)
+		}
 		msgs := c.takeLocked()
 		if len(msgs) == 0 {
 			c.writing = false
@@ -341,25 +353,35 @@ func (c *Conn) writeLoop(nc net.Conn) {
 			return
 		}
 		c.mu.Unlock()
-		bufs = bufs[:0]
+		done = msgs
 		closing := false
-		for _, m := range msgs {
-			bufs = append(bufs, m.wsFrame())
-			if m == msgClose {
-				bufs = append(bufs, closeFrame)
-				closing = true
-				break
-			}
+		if n := c.srv.now(); n-c.wdl > writeWait/2 {
+			// Each write is bounded by writeWait/2 to writeWait; the
+			// deadline is not moved for every write (a timer update).
+			_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+			c.wdl = n
 		}
-		_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
 		var err error
-		if len(bufs) == 1 {
-			_, err = nc.Write(bufs[0])
+		if len(msgs) == 1 && msgs[0] != msgClose {
+			_, err = nc.Write(msgs[0].wsFrame())
 		} else {
-			b := bufs // WriteTo consumes its receiver
-			_, err = b.WriteTo(nc)
+			if bp == nil {
+				bp = frameBufs.Get().(*net.Buffers)
+			}
+			bufs := (*bp)[:0]
+			for _, m := range msgs {
+				bufs = append(bufs, m.wsFrame())
+				if m == msgClose {
+					bufs = append(bufs, closeFrame)
+					closing = true
+					break
+				}
+			}
+			*bp = bufs
+			_, err = bp.WriteTo(nc) // consumes *bp
+			clear(bufs)             // let the frames go
+			*bp = bufs[:0]
 		}
-		clear(bufs) // let the frames go
 		if err != nil || closing {
 			if err != nil {
 				c.closeWith("transport error", err, closeAbort)
@@ -370,6 +392,10 @@ func (c *Conn) writeLoop(nc net.Conn) {
 		}
 	}
 }
+
+// frameBufs holds the frame lists of writers that send several frames at
+// once.
+var frameBufs = sync.Pool{New: func() any { return new(net.Buffers) }}
 
 func (c *Conn) stopWriting() {
 	c.mu.Lock()
