@@ -13,9 +13,10 @@
 //     RemoteSocket is safe for concurrent use from any goroutine.
 //   - Middlewares, connection handlers (OnConnection) and event handlers (Socket.On,
 //     Socket.OnAny, Namespace.On, Namespace.OnAny) run on
-//     the reader goroutine of the client's engine connection: for one connection (all its
-//     namespaces) they run one at a time, in the order the packets arrived, and a socket's
-//     connection handlers run before its first event is dispatched. They must not block for
+//     the reader of the client's engine connection: for one connection (all its namespaces)
+//     they run one at a time, in the order the packets arrived, and a socket's connection
+//     handlers run before its first event is dispatched. (An idle WebSocket holds no
+//     goroutine: the reader of the next packets may be another goroutine.) They must not block for
 //     long: while one runs, that client's next packets wait. A handler may keep the Event and
 //     answer ev.Ack later from another goroutine.
 //   - Socket.EmitWithAck and BroadcastOperator.EmitWithAck block their caller until the

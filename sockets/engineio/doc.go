@@ -30,16 +30,27 @@
 //     call of the same connection is still running (for example a ping
 //     timeout), but no OnMessage call starts after the session is closed. It
 //     must not block.
-//   - Each WebSocket has exactly one reader goroutine and at most one writer
-//     goroutine; the writer is started when there is something to send and
-//     exits when the queue is empty. Nobody else writes to the socket
-//     (gorilla's own pong and close control frames are serialized with the
-//     writer by gorilla). Long-polling sessions own no goroutine while idle.
-//   - An idle WebSocket costs one parked goroutine, a 288-byte read buffer
-//     and one runtime timer. On Linux the reader parks in a shallow wait for
-//     readability (a MSG_PEEK on the socket) rather than inside gorilla's
-//     read, so the GC shrinks its stack to the 2 KiB minimum; messages are
-//     read into pooled buffers. BenchmarkIdleWebSocketMemory measures it.
+//   - Each WebSocket has at most one reader and at most one writer at any
+//     time. The writer goroutine is started when there is something to send
+//     and exits when the queue is empty; nobody else writes to the socket
+//     but the reader, for the pong and close control frames it answers.
+//     Every write carries whole frames in one Write or writev, which the
+//     connection serializes, so frames never interleave. Long-polling
+//     sessions own no goroutine while idle.
+//   - gorilla/websocket performs the opening handshake; the engine reads
+//     the client's frames itself (RFC 6455: masking, fragments, control
+//     frames, the MaxPayload limit). A reader handles what arrived on a
+//     goroutine of its own with a read buffer borrowed from a pool, then
+//     gives the buffer back and, on Linux, arms the connection in the
+//     server's epoll poller (one goroutine per Server, started with the
+//     first WebSocket) and exits; when bytes arrive the poller starts a
+//     fresh reader goroutine. So an idle WebSocket costs no goroutine, no
+//     read buffer and no stack, whatever its handlers did (a goroutine
+//     whose stack grew in a handler would keep it: the GC shrinks a parked
+//     stack only while less than a quarter of it is in use). Elsewhere, and
+//     for connections without a file descriptor (TLS), the reader waits on
+//     its own goroutine. BenchmarkIdleWebSocketMemory measures it (about
+//     2 KB per idle connection).
 //   - Heartbeats use one runtime timer per connection (time.AfterFunc), no
 //     goroutine: pings every PingInterval from the handshake on; any received
 //     packet counts as a sign of life; a session silent for
@@ -70,6 +81,7 @@
 // Conn.Request is a compact copy of the handshake request: method, URL,
 // headers (without the WebSocket handshake headers Upgrade, Connection and
 // Sec-WebSocket-*), Host, RemoteAddr and TLS state; no body, no context.
+// It is built on the first call from the few fields the session keeps.
 //
 // Close reasons the engine reports: "transport close" (the client went away,
 // sent a close packet, or closed its WebSocket), "transport error" (I/O error,

@@ -104,7 +104,7 @@ const (
 // frame with the raw data for binary payloads, a text frame with the type
 // digit and the data otherwise. Frames are written whole, in one write each
 // or together in one writev, so they never interleave with the control
-// frames gorilla writes itself.
+// frames the reader writes itself (pong, close).
 func (m *Message) wsFrame() []byte {
 	m.frameOnce.Do(func() {
 		if m.binary {

@@ -323,12 +323,12 @@ func (c *Conn) readFailed(err error) {
 	}
 }
 
-// writeLoop writes the queue to ws until it is empty. It runs only while
+// writeLoop writes the queue to c.ws until it is empty. It runs only while
 // there is something to write (started by kickLocked) and is the only
-// writer of ws once the session uses it, apart from the control frames
-// (pong, close echo) gorilla's reader writes; every write carries whole
-// frames, and the socket serializes whole writes, so frames never
-// interleave. All queued frames go out in one writev.
+// writer of c.ws once the session uses it, apart from the control frames
+// (pong, close echo) the reader writes; every write carries whole frames,
+// and the socket serializes whole writes, so frames never interleave. All
+// queued frames go out in one writev.
 func (c *Conn) writeLoop() {
 	defer c.srv.untrack()
 	c.mu.Lock()
