@@ -111,10 +111,36 @@ try {
   console.log(`remote op, arrival to applied in the editor (synchronous part): ${stats(times.map((t) => t.apply))}`);
   sock.disconnect();
 
-  // Idle CPU: nothing happens for 5 s.
+  // Local typing: keydown to the next frame, 40 keys at the end of line 1000.
+  await page.evaluate(() => {
+    window.keyTimes = [];
+    document.addEventListener(
+      'keydown',
+      () => {
+        const t = performance.now();
+        requestAnimationFrame(() => window.keyTimes.push(performance.now() - t));
+      },
+      true,
+    );
+    const { view } = window.collabd.editor;
+    const line = view.state.doc.line(1000);
+    view.dispatch({ selection: { anchor: line.to } });
+    view.focus();
+  });
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.type('k');
+    await page.waitForTimeout(25);
+  }
+  await waitOnline(page, 30_000);
+  const keys = await page.evaluate(() => window.keyTimes);
+  console.log(`local keystroke, keydown to the next frame, 1 MiB document: ${stats(keys)}`);
+  const save = await page.evaluate(() => window.collabd.session.lastSaveMs);
+  console.log(`saving the 1 MiB entry to localStorage (runs on a timer, not per key): ${save.toFixed(1)} ms`);
+
+  // Idle CPU: nothing happens for 5 s (after the saves armed by the typing).
   const cdp = await context.newCDPSession(page);
   await cdp.send('Performance.enable');
-  await page.waitForTimeout(1000);
+  await page.waitForTimeout(3000);
   const metric = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
   const m0 = await metric();
   await page.waitForTimeout(5000);

@@ -61,3 +61,73 @@ export function connector(url) {
       auth: t ? { token: t } : undefined,
     });
 }
+
+/**
+ * tokenClaims returns the claims of the access token ({sub, edit, view,
+ * exp}), decoded without verification (the server verifies; the page only
+ * uses them to show the right name and to know ahead whether it may edit),
+ * or null without a readable token.
+ */
+export function tokenClaims(t = token()) {
+  const part = t.split('.')[1];
+  if (!part) return null;
+  try {
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
+    const c = JSON.parse(decodeURIComponent(escape(json)));
+    return c && typeof c === 'object' ? c : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * pathMatch reports whether name matches pattern in the syntax of Go's
+ * path.Match (what token patterns use): * any run of non-/ characters, ?
+ * one, [a-z] and [^a-z] classes, \ escapes. A malformed pattern matches
+ * nothing.
+ */
+export function pathMatch(pattern, name) {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\') {
+      if (++i >= pattern.length) return false;
+      re += escapeRe(pattern[i]);
+    } else if (c === '[') {
+      const end = pattern.indexOf(']', i + 1);
+      if (end < 0) return false;
+      let cls = pattern.slice(i + 1, end);
+      let neg = false;
+      if (cls.startsWith('^')) {
+        neg = true;
+        cls = cls.slice(1);
+      }
+      if (cls === '') return false;
+      re += `[${neg ? '^/' : ''}${cls.replace(/[\]\\^]/g, (m) => `\\${m}`)}]`;
+      i = end;
+    } else re += escapeRe(c);
+  }
+  try {
+    return new RegExp(`${re}$`, 'u').test(name);
+  } catch {
+    return false;
+  }
+}
+
+function escapeRe(c) {
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, (m) => `\\${m}`);
+}
+
+/**
+ * access returns "edit", "view" or "none" for doc according to the token,
+ * or "edit" without a token (auth off, or the server will say).
+ */
+export function access(doc, claims = tokenClaims()) {
+  if (!claims) return 'edit';
+  const any = (list) => Array.isArray(list) && list.some((p) => typeof p === 'string' && pathMatch(p, doc));
+  if (any(claims.edit)) return 'edit';
+  if (any(claims.view)) return 'view';
+  return 'none';
+}

@@ -5,6 +5,8 @@ import { h } from './dom.js';
 import { HistoryPanel } from './history.js';
 import { openDocument } from './open.js';
 import { askUser, savedUser } from './user.js';
+import { tokenClaims } from './api.js';
+import { randomColor } from './ids.js';
 
 const STATUS_TEXT = {
   connecting: 'Connecting…',
@@ -36,7 +38,10 @@ export async function editorPage(root, doc) {
     h('div', { class: 'workspace' }, h('main', { class: 'editor-wrap' }, editorEl), panel),
   );
 
-  const user = savedUser() || (await askUser());
+  // With a token the server names us after it: no need to ask.
+  const claims = tokenClaims();
+  const saved = savedUser();
+  const user = claims && typeof claims.sub === 'string' && claims.sub ? { name: claims.sub, color: saved ? saved.color : randomColor() } : saved || (await askUser());
   const { session, editor } = await openDocument({ parent: editorEl, doc, user });
   window.collabd = { ...(window.collabd || {}), session, editor };
 

@@ -3,7 +3,7 @@
 // docs/frontend.md).
 
 import { createEditor } from '../editor/editor.js';
-import { connector } from './api.js';
+import { access, connector } from './api.js';
 import { randomId } from './ids.js';
 import { flushOrphan } from './orphans.js';
 import { DocSession } from './session.js';
@@ -23,11 +23,12 @@ export async function openDocument({ parent, doc, user, url }) {
   const store = new Store({ newId: randomId });
   const { slot, orphans } = await store.claim(doc);
   const connect = connector(url);
-  const session = new DocSession({ doc, store, slot, user, connect });
+  const readOnly = access(doc) === 'view';
+  const session = new DocSession({ doc, store, slot, user, connect, readOnly });
   const editor = createEditor({
     parent,
     doc: session.initialText ?? '',
-    readOnly: session.fresh,
+    readOnly: session.fresh || readOnly,
     label: `Text of ${doc}`,
     onLocalOp: (op) => session.localEdit(op),
     onSelection: () => session.selectionMoved(),

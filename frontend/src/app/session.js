@@ -45,8 +45,9 @@ export class DocSession {
    * @param {import('./store.js').Slot} opts.slot this page's entry (from store.claim)
    * @param {{name: string, color: string}} opts.user
    * @param {() => any} opts.connect returns a new socket.io-client socket (not yet connected)
+   * @param {boolean} [opts.readOnly] the user may only view (known from the token)
    */
-  constructor({ doc, store, slot, user, connect }) {
+  constructor({ doc, store, slot, user, connect, readOnly = false }) {
     this.doc = doc;
     this.store = store;
     this.slot = slot;
@@ -67,7 +68,7 @@ export class DocSession {
     this.recent = new Map();
     /** the last error shown to the user, if any */
     this.error = null;
-    this.readOnly = false;
+    this.readOnly = readOnly;
     this.joined = false;
     this.joinGen = 0;
     this.retryMs = 1000;
@@ -78,6 +79,8 @@ export class DocSession {
     this.closed = false;
     /** figures for the benchmark: time of the last remote op's arrival and display */
     this.lastRemote = { arrived: 0, applied: 0 };
+    /** how long the last save took (ms) */
+    this.lastSaveMs = 0;
     /** joins answered with the text whose unsent edits were rebased (see recover) */
     this.recovered = 0;
   }
@@ -225,7 +228,7 @@ export class DocSession {
     if (out.apply) this.applyRemote(out.apply);
     this.fresh = false;
     this.joined = true;
-    this.error = null;
+    if (!this.readOnly) this.error = null;
     this.retryMs = 1000;
     if (!this.readOnly) this.editor.setReadOnly(false);
     this.members.clear();
@@ -361,9 +364,16 @@ export class DocSession {
     const code = ack && ack.error ? ack.error.code : 'internal';
     if (!this.client.pending || this.client.pending.seq !== sub.seq) return;
     if (code === 'forbidden') {
+      // View only: the local edits can never be sent. Drop them and start
+      // over from the server's text.
       this.readOnly = true;
       this.editor.setReadOnly(true);
-      this.fail('You can view this document but not edit it.');
+      this.store.remove(this.doc, this.client.client);
+      this.client = new OTClient({ client: this.client.client, rev: 0 });
+      this.fresh = true;
+      this.edits = 0;
+      this.fail('You can view this document but not edit it; your changes were not saved.');
+      this.join();
       return;
     }
     if (code === 'rate_limited') {
@@ -493,7 +503,8 @@ export class DocSession {
         this.timers.save = 0;
         this.saveNow();
       },
-      this.client.unsent ? SAVE_UNSENT_MS : SAVE_SYNCED_MS,
+      // A big text costs more to save: keep saving under about 5 % of the time.
+      Math.max(this.client.unsent ? SAVE_UNSENT_MS : SAVE_SYNCED_MS, 20 * (this.lastSaveMs || 0)),
     );
   }
 
@@ -501,6 +512,7 @@ export class DocSession {
     clearTimeout(this.timers.save);
     this.timers.save = 0;
     if (this.fresh || !this.editor) return; // nothing known yet
+    const t0 = now();
     const ok = this.store.write({
       doc: this.doc,
       client: this.client.client,
@@ -509,6 +521,7 @@ export class DocSession {
       edits: this.edits,
       saved: Date.now(),
     });
+    this.lastSaveMs = now() - t0;
     if (!ok && this.client.unsent) this.fail('This browser refused to store your unsent edits (storage full).');
   }
 

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 import { buildServer, converge, launch, openDoc, repoRoot, resultsDir, settleName, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
@@ -11,6 +12,7 @@ import { buildServer, converge, launch, openDoc, repoRoot, resultsDir, settleNam
 const built = buildServer();
 const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
 if (skip) console.log(`# SKIP browser tests: ${skip}`);
+else after(() => rmSync(built.dir, { recursive: true, force: true }));
 
 // saved waits until the page's localStorage holds s in an entry.
 function saved(page, s) {
@@ -35,7 +37,6 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     if (browser) await browser.close();
     if (server) await server.stop();
     rmSync(data, { recursive: true, force: true });
-    rmSync(built.dir, { recursive: true, force: true });
   });
 
   async function newContext(opts = {}) {
@@ -362,6 +363,68 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await a.locator('.rev-detail pre.diff ins').first().waitFor();
       await a.locator('.revs .rev', { hasText: 'Bob' }).first().focus();
       await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'history.png') });
+    });
+  });
+});
+
+describe('editor with tokens (auth on)', { skip, concurrency: false }, () => {
+  const SECRET = 'e2e-secret-0123456789abcdef';
+  let browser;
+  let server;
+  let data;
+
+  before(async () => {
+    data = tempDir('collabd-e2e-auth-');
+    server = await startServer(built.bin, data, '127.0.0.1:0', ['--auth-secret', SECRET]);
+    browser = await launch();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+    rmSync(data, { recursive: true, force: true });
+  });
+
+  function mint(...args) {
+    const res = spawnSync(built.bin, ['token', '--auth-secret', SECRET, ...args], { encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr);
+    return res.stdout.trim();
+  }
+
+  test('an editor and a viewer: names from the tokens, the viewer cannot type, no token is refused', async () => {
+    const doc = 'auth-notes';
+    const ann = mint('--user', 'ann', '--edit', 'auth-*');
+    const vic = mint('--user', 'vic', '--view', 'auth-*');
+    const pages = [];
+    await withShots('auth', pages, async () => {
+      const a = await (await browser.newContext()).newPage();
+      pages.push(a);
+      await a.goto(`${server.url}/d/${doc}#token=${ann}`);
+      await waitOnline(a);
+      assert.equal(new URL(a.url()).hash, '', 'the token left the address bar');
+      await a.locator('#members .self', { hasText: 'ann (you)' }).waitFor();
+      await typeAtLineEnd(a, 1, 'written by ann');
+      await waitOnline(a);
+
+      const v = await (await browser.newContext()).newPage();
+      pages.push(v);
+      await v.goto(`${server.url}/d/${doc}#token=${vic}`);
+      await waitOnline(v);
+      assert.equal(await text(v), 'written by ann');
+      assert.match(await v.locator('#status').textContent(), /view only/);
+      assert.equal(await v.locator('.cm-content').getAttribute('contenteditable'), 'false');
+      await v.locator('.cm-content').click();
+      await v.keyboard.type('nope');
+      assert.equal(await text(v), 'written by ann');
+      await a.locator('#members .member:not(.self)', { hasText: 'vic' }).waitFor();
+      await typeAtLineEnd(a, 1, ', still');
+      await v.waitForFunction(() => window.collabd.editor.text() === 'written by ann, still');
+
+      const n = await (await browser.newContext()).newPage();
+      pages.push(n);
+      await n.goto(`${server.url}/d/${doc}`);
+      await settleName(n, 'Nobody');
+      await n.locator('#banner', { hasText: 'Not authorized' }).waitFor();
     });
   });
 });

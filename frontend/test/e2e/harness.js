@@ -47,9 +47,9 @@ export function buildServer() {
  * data dir data and resolves once it prints its address.
  * @returns {Promise<{url: string, addr: string, stop(): Promise<void>, proc: import('node:child_process').ChildProcess, log: () => string}>}
  */
-export function startServer(bin, data, addr = '127.0.0.1:0') {
+export function startServer(bin, data, addr = '127.0.0.1:0', extra = []) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(bin, ['--addr', addr, '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(bin, ['--addr', addr, '--data', data, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let errText = '';
     const timer = setTimeout(() => {

@@ -292,3 +292,34 @@ test('Store.write makes room by dropping entries without unsent edits', () => {
   assert.notEqual(local.getItem('collabd:user'), null);
   assert.equal(store.write({ ...savedState('e', { pending: [1, 'r'] }) }), false, 'full of unsent edits');
 });
+
+test('token patterns follow Go path.Match; tokenClaims decodes the payload', async () => {
+  const { access, pathMatch, tokenClaims } = await import('../../src/app/api.js');
+  for (const [pattern, name, want] of [
+    ['*', 'anything.at-all', true],
+    ['team-*', 'team-notes', true],
+    ['team-*', 'teamnotes', false],
+    ['notes.2026', 'notes.2026', true],
+    ['notes.2026', 'notesX2026', false],
+    ['a?c', 'abc', true],
+    ['a?c', 'ac', false],
+    ['[a-c]x', 'bx', true],
+    ['[^a-c]x', 'bx', false],
+    ['[^a-c]x', 'dx', true],
+    ['a\\*', 'a*', true],
+    ['a\\*', 'ab', false],
+    ['[', 'x', false],
+    ['x-~', 'x-~', true],
+  ]) {
+    assert.equal(pathMatch(pattern, name), want, `${pattern} ${name}`);
+  }
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const tok = `${b64({ alg: 'HS256' })}.${b64({ sub: 'Zoë', edit: ['team-*'], view: ['*'] })}.sig`;
+  const claims = tokenClaims(tok);
+  assert.equal(claims.sub, 'Zoë');
+  assert.equal(access('team-a', claims), 'edit');
+  assert.equal(access('other', claims), 'view');
+  assert.equal(access('other', { sub: 'x', edit: ['team-*'] }), 'none');
+  assert.equal(access('x', null), 'edit');
+  assert.equal(tokenClaims('garbage'), null);
+});
