@@ -76,9 +76,10 @@ type opKey struct {
 }
 
 type pendingOp struct {
-	submitted time.Time
-	remaining int  // editors that have not applied it yet
-	measured  bool // submitted inside the measured window
+	edited    time.Time // the first local edit the op holds
+	submitted time.Time // the op was emitted
+	remaining int       // editors that have not applied it yet
+	measured  bool      // submitted inside the measured window
 }
 
 // e2eTracker matches the broadcasts of one document to their submissions
@@ -90,22 +91,24 @@ type e2eTracker struct {
 
 	mu       sync.Mutex           // guards the fields below
 	pend     map[opKey]*pendingOp // submitted, not yet applied everywhere
-	lat      *sampler             // measured end-to-end latencies
+	lat      *sampler             // measured end-to-end latencies from the submission
+	latEdit  *sampler             // the same from the first local edit the op holds
 	complete int                  // measured ops applied on every other editor
 	unknown  int                  // broadcasts that matched no submission
 }
 
 func newE2ETracker(seed uint64, byClient func(string) (int, bool)) *e2eTracker {
-	return &e2eTracker{pend: map[opKey]*pendingOp{}, lat: newSampler(1<<18, seed), byClient: byClient}
+	return &e2eTracker{pend: map[opKey]*pendingOp{}, lat: newSampler(1<<18, seed), latEdit: newSampler(1<<18, seed+1), byClient: byClient}
 }
 
-// submitted registers an op that the other editors must apply.
-func (t *e2eTracker) submitted(k opKey, at time.Time, others int, measured bool) {
+// submitted registers an op that the other editors must apply: emitted at
+// sent, holding local edits made since edited.
+func (t *e2eTracker) submitted(k opKey, edited, sent time.Time, others int, measured bool) {
 	if others <= 0 {
 		return
 	}
 	t.mu.Lock()
-	t.pend[k] = &pendingOp{submitted: at, remaining: others, measured: measured}
+	t.pend[k] = &pendingOp{edited: edited, submitted: sent, remaining: others, measured: measured}
 	t.mu.Unlock()
 }
 
@@ -127,12 +130,14 @@ func (t *e2eTracker) applied(client string, seq uint64, now time.Time) {
 	if p.measured {
 		t.complete++
 		t.lat.add(now.Sub(p.submitted))
+		t.latEdit.add(now.Sub(p.edited))
 	}
 }
 
-// results returns the measured latencies, the measured ops still not applied
-// everywhere and the broadcasts that matched nothing.
-func (t *e2eTracker) results() (lat []time.Duration, incomplete, unknown int) {
+// results returns the measured latencies (from the submission and from the
+// first edit), the measured ops still not applied everywhere and the
+// broadcasts that matched nothing.
+func (t *e2eTracker) results() (lat, latEdit []time.Duration, incomplete, unknown int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, p := range t.pend {
@@ -140,7 +145,7 @@ func (t *e2eTracker) results() (lat []time.Duration, incomplete, unknown int) {
 			incomplete++
 		}
 	}
-	return slices.Clone(t.lat.xs), incomplete, t.unknown
+	return slices.Clone(t.lat.xs), slices.Clone(t.latEdit.xs), incomplete, t.unknown
 }
 
 // promSample is one sample line of the Prometheus text format.

@@ -94,10 +94,11 @@ func TestE2ETracker(t *testing.T) {
 	clients := map[string]int{"a": 0, "b": 1, "c": 2}
 	tr := newE2ETracker(1, func(c string) (int, bool) { i, ok := clients[c]; return i, ok })
 	t0 := time.Unix(1000, 0)
-	tr.submitted(opKey{0, 1}, t0, 2, true)  // a's seq 1: b and c must apply it
-	tr.submitted(opKey{1, 1}, t0, 2, false) // b's seq 1, in the warm-up
-	tr.submitted(opKey{2, 7}, t0, 2, true)  // c's seq 7: only b applies it
-	tr.submitted(opKey{0, 2}, t0, 0, true)  // nobody else: not tracked
+	edit := t0.Add(-2 * time.Millisecond)
+	tr.submitted(opKey{0, 1}, edit, t0, 2, true)  // a's seq 1: b and c must apply it
+	tr.submitted(opKey{1, 1}, edit, t0, 2, false) // b's seq 1, in the warm-up
+	tr.submitted(opKey{2, 7}, edit, t0, 2, true)  // c's seq 7: only b applies it
+	tr.submitted(opKey{0, 2}, edit, t0, 0, true)  // nobody else: not tracked
 
 	tr.applied("a", 1, t0.Add(3*time.Millisecond))
 	tr.applied("a", 1, t0.Add(5*time.Millisecond)) // the last one decides
@@ -108,9 +109,12 @@ func TestE2ETracker(t *testing.T) {
 	tr.applied("a", 9, t0)  // unknown seq
 	tr.applied("a", 1, t0)  // already complete
 
-	lat, incomplete, unknown := tr.results()
+	lat, latEdit, incomplete, unknown := tr.results()
 	if len(lat) != 1 || lat[0] != 5*time.Millisecond {
 		t.Fatalf("latencies %v, want [5ms] (warm-up op not measured)", lat)
+	}
+	if len(latEdit) != 1 || latEdit[0] != 7*time.Millisecond {
+		t.Fatalf("latencies from the edit %v, want [7ms]", latEdit)
 	}
 	if incomplete != 1 {
 		t.Fatalf("incomplete = %d, want 1 (c's seq 7)", incomplete)

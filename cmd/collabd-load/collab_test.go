@@ -119,6 +119,11 @@ func TestCollabOpenLoopWithURL(t *testing.T) {
 	if res.HaveServer {
 		t.Fatal("--url run claims server figures")
 	}
+	// Each op's latency from its first edit is at least the one from its
+	// submission, so are the quantiles.
+	if res.E2EFromEdit.N != res.E2E.N || res.E2EFromEdit.P50 < res.E2E.P50 || res.E2EFromEdit.P99 < res.E2E.P99 {
+		t.Fatalf("from the edit %+v, from the submission %+v\n%s", res.E2EFromEdit, res.E2E, report)
+	}
 	// 6 editors at 40 edits/s for 2 s: about 480 edits, fewer ops when
 	// edits are composed behind an op in flight.
 	if res.Committed > 600 {

@@ -34,9 +34,10 @@
 // (same seq) again 10 ms later, counted.
 //
 // After --warmup, it measures for --duration: committed ops/s (acks received
-// in the window); end-to-end latency, from the first local edit an op holds
-// until the last other editor of the document applied its broadcast
-// (matched by client and seq), p50/p95/p99; the author's ack latency; the
+// in the window); end-to-end latency, from the emit of a doc:op until the
+// last other editor of the document applied its broadcast (matched by
+// client and seq), p50/p95/p99, and in the open loop also from the first
+// local edit the op holds; the author's ack latency; the
 // server's CPU time (utime+stime from /proc/PID/stat) per committed op, its
 // peak RSS (VmHWM) and RSS at the end (anonymous and file-backed, which
 // includes bbolt's mmap); from /metrics, the commits in the window, their
