@@ -44,14 +44,15 @@
 // mean wall time and p50/p99 bucket bounds (collabd_commits_total,
 // collabd_commit_seconds), which express p99 end-to-end in mean commit
 // times, and the server's own committed-ops and dropped-broadcast counts;
-// the load program's own CPU and the load average. Run it on an otherwise
-// idle machine: the clients share the cores with the server. Then it waits for every
+// the load program's own CPU and the load average. Then it waits for every
 // editor to settle at its document's head and checks convergence: every
 // editor's text must equal GET /api/docs/{id}, or the run fails. A started
-// server gets SIGTERM and its exit code is reported. --server-profile FILE
-// starts the server with --pprof-addr and saves a CPU profile of the window
-// (and a heap profile at its end, FILE.heap); --client-profile profiles the
-// load program itself.
+// server gets SIGTERM and its exit code is reported.
+//
+// --server-profile FILE starts the server with --pprof-addr and saves a CPU
+// profile of the window (and a heap profile at its end, FILE.heap);
+// --client-profile profiles the load program itself. Run it on an otherwise
+// idle machine: the clients share the cores with the server.
 //
 // Every loop is bounded in count and in time (--max-ops, --drain,
 // --deadline).
