@@ -99,6 +99,7 @@ export async function editorPage(root, doc) {
     render();
   }
   session.onChange(render);
+  session.onChange(() => history.follow());
   render();
 }
 

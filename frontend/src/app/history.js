@@ -87,13 +87,29 @@ export class HistoryPanel {
     root.setAttribute('aria-labelledby', 'history-title');
   }
 
+  /**
+   * follow refreshes the newest page a second after the document moved on,
+   * while the panel is open (armed by edits, not a polling loop).
+   */
+  follow() {
+    if (this.root.hidden || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = 0;
+      if (!this.root.hidden && this.session.client.rev !== this.loadedAt) this.load(true);
+    }, 1000);
+  }
+
   /** load fetches the newest page (reset) or the next older one. */
   async load(reset) {
     const before = reset || this.revs.length === 0 ? 0 : this.revs[this.revs.length - 1].rev;
-    this.note.textContent = 'Loading…';
+    if (this.revs.length === 0) this.note.textContent = 'Loading…';
     try {
+      const at = this.session.client.rev;
       const ack = await this.session.request('doc:history', { before, limit: PAGE });
-      if (reset) this.revs = [];
+      if (reset) {
+        this.revs = [];
+        this.loadedAt = at;
+      }
       this.revs.push(...ack.revs);
       this.note.textContent = this.revs.length === 0 ? 'No revisions yet.' : '';
       this.more.hidden = ack.revs.length < PAGE || (this.revs.length > 0 && this.revs[this.revs.length - 1].rev <= 1);
@@ -105,6 +121,7 @@ export class HistoryPanel {
 
   renderList() {
     this.groups = groupRevs(this.revs);
+    const focused = this.list.contains(document.activeElement) ? document.activeElement.getAttribute('data-rev') : null;
     this.list.replaceChildren(
       ...this.groups.map((g) =>
         h(
@@ -135,6 +152,7 @@ export class HistoryPanel {
         ),
       ),
     );
+    if (focused) this.list.querySelector(`[data-rev="${focused}"]`)?.focus();
   }
 
   /** select shows revision rev. */

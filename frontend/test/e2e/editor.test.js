@@ -280,6 +280,34 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     });
   });
 
+  test('keyboard only: the history panel opens, selects and closes without a mouse', async () => {
+    const ctx = await newContext();
+    const pages = [];
+    await withShots('keyboard', pages, async () => {
+      const a = await openDoc(ctx, server.url, 'e2e-keyboard', 'Kay');
+      pages.push(a);
+      await a.locator('.cm-content').focus();
+      await a.keyboard.type('one two three');
+      await waitOnline(a);
+      await a.keyboard.press('Shift+Tab'); // out of the editor, back to the header
+      assert.equal(await a.evaluate(() => document.activeElement.id), 'history-toggle');
+      await a.keyboard.press('Enter');
+      await a.locator('#history .revs .rev').first().waitFor();
+      assert.ok(await a.evaluate(() => document.getElementById('history').contains(document.activeElement)), 'focus moved into the panel');
+      for (let i = 0; i < 5 && !(await a.evaluate(() => document.activeElement.classList.contains('rev'))); i++) await a.keyboard.press('Tab');
+      assert.ok(await a.evaluate(() => document.activeElement.classList.contains('rev')), 'a revision is reachable by Tab');
+      await a.keyboard.press('Enter');
+      await a.locator('.rev-detail h3').waitFor();
+      await a.locator('.rev-detail .rev-body:not([aria-busy])').waitFor();
+      await a.keyboard.press('Escape');
+      await a.locator('#history').waitFor({ state: 'hidden' });
+      assert.equal(await a.evaluate(() => document.activeElement.id), 'history-toggle');
+      // Focus is visible on buttons reached by keyboard.
+      const outline = await a.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+      assert.notEqual(outline, 'none');
+    });
+  });
+
   test('the server restarts mid-session: pages reconnect and continue', async () => {
     const doc = 'e2e-restart';
     const ctxA = await newContext();
