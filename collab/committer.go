@@ -113,7 +113,7 @@ func (c *committer) run() {
 	)
 	for {
 		c.sleep(1)
-		if n := c.queued.Load(); n > 0 && n < target && lastTime > 0 {
+		if n := c.queued.Load(); n > 0 && n < target && target > 0 {
 			c.linger(target, lastTime)
 		}
 		c.mu.Lock()
