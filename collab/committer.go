@@ -164,13 +164,16 @@ func (c *committer) run() {
 // records are queued (the released ones next to those sequenced during
 // that commit), once the queue has not grown for an eighth of a commit
 // time (100µs to 250µs: the released clients had no next op ready), or
-// after half a commit time (200µs to 2ms) in any case. It sleeps
+// after half a commit time (at least 200µs, at most 50ms) in any case. A
+// long commit is one that rewrites many pages (many documents), and its
+// cost hardly grows with the number of ops it carries, so it is worth
+// waiting longer to fill it. It sleeps
 // meanwhile, woken by the Submits each time the queue has come a quarter
 // of the rest of the way (yielding instead would queue the committer
 // behind every runnable submitter, thousands of them with many documents).
 func (c *committer) linger(target int64, lastTime time.Duration) {
 	t0 := time.Now()
-	deadline := t0.Add(min(max(lastTime/2, 200*time.Microsecond), 2*time.Millisecond))
+	deadline := t0.Add(min(max(lastTime/2, 200*time.Microsecond), 50*time.Millisecond))
 	idle := min(max(lastTime/8, 100*time.Microsecond), 250*time.Microsecond)
 	defer c.waitFor.Store(math.MaxInt64)
 	timer := time.NewTimer(idle)
