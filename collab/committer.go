@@ -163,7 +163,8 @@ func (c *committer) run() {
 // a small batch now and the rest a commit later. It returns once target
 // records are queued (the released ones next to those sequenced during
 // that commit), once the queue has not grown for an eighth of a commit
-// time (100µs to 250µs: the released clients had no next op ready), or
+// time (100µs to 250µs: the released clients had no next op ready; a
+// period in which the process itself did not run does not count), or
 // after half a commit time (at least 200µs, at most 50ms) in any case. A
 // long commit is one that rewrites many pages (many documents), and its
 // cost hardly grows with the number of ops it carries, so it is worth
@@ -190,7 +191,9 @@ func (c *committer) linger(target int64, lastTime time.Duration) {
 			n = m // grew before waitFor was seen
 			continue
 		}
-		timer.Reset(min(idle, left))
+		wait := min(idle, left)
+		armed := time.Now()
+		timer.Reset(wait)
 		select {
 		case <-c.wake: // progress, or a stale token
 			n = c.queued.Load()
@@ -198,7 +201,10 @@ func (c *committer) linger(target int64, lastTime time.Duration) {
 		case <-timer.C:
 		}
 		m := c.queued.Load()
-		if m == n {
+		// A timer that fires late means the process was not running (a
+		// loaded machine): the submitters had no chance to come back, so
+		// that period does not count as idle.
+		if m == n && time.Since(armed) < wait+wait/2 {
 			c.lingerExpired.Add(1)
 			break
 		}
