@@ -74,9 +74,10 @@ type Conn struct {
 	closeReason   string
 	closeCause    error
 
-	// wdl is when (Server.now) the writer last set the write deadline;
-	// owned by the writer goroutine of the moment.
-	wdl time.Duration
+	// wdl is when (Server.now) the writer last set the write deadline,
+	// if wdlSet; owned by the writer goroutine of the moment.
+	wdl    time.Duration
+	wdlSet bool
 
 	// The WebSocket reader's state, owned by whoever is the reader (a
 	// reader goroutine, or the poller while the connection is armed).

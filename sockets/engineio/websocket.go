@@ -355,11 +355,11 @@ func (c *Conn) writeLoop() {
 		c.mu.Unlock()
 		done = msgs
 		closing := false
-		if n := c.srv.now(); n-c.wdl > writeWait/2 {
+		if n := c.srv.now(); !c.wdlSet || n-c.wdl > writeWait/2 {
 			// Each write is bounded by writeWait/2 to writeWait; the
 			// deadline is not moved for every write (a timer update).
 			_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
-			c.wdl = n
+			c.wdl, c.wdlSet = n, true
 		}
 		var err error
 		if len(msgs) == 1 && msgs[0] != msgClose {
