@@ -160,18 +160,21 @@ func (c *committer) run() {
 
 // linger waits for the Submits released by the previous commit to come
 // back with their next op, so that one commit serves them all instead of
-// a small batch now and the rest a commit later. It returns once target
-// records are queued (the released ones next to those sequenced during
-// that commit), once the queue has not grown for an eighth of a commit
-// time (100µs to 250µs: the released clients had no next op ready; a
-// period in which the process itself did not run does not count), or
-// after half a commit time (at least 200µs, at most 50ms) in any case. A
-// long commit is one that rewrites many pages (many documents), and its
-// cost hardly grows with the number of ops it carries, so it is worth
-// waiting longer to fill it. It sleeps
-// meanwhile, woken by the Submits each time the queue has come a quarter
-// of the rest of the way (yielding instead would queue the committer
-// behind every runnable submitter, thousands of them with many documents).
+// a small batch now and the rest a commit later. It sleeps, woken by the
+// Submits each time the queue has come a quarter of the rest of the way
+// (yielding instead would queue the committer behind every runnable
+// submitter, thousands of them with many documents), and returns:
+//   - once target records are queued (the released ones next to those
+//     sequenced during that commit);
+//   - once, over an eighth of a commit time (100µs to 250µs), the queue has
+//     not grown (the released clients had no next op ready) or has grown
+//     more slowly than the batch so far was filled (waiting on would lower
+//     the throughput); a period in which the process itself did not run
+//     (its timer fired late) does not count;
+//   - after half a commit time (at least 200µs, at most 50ms) in any case.
+//     A long commit is one that rewrites many pages (many documents), and
+//     its cost hardly grows with the number of ops it carries, so it is
+//     worth waiting longer to fill it.
 func (c *committer) linger(target int64, lastTime time.Duration) {
 	t0 := time.Now()
 	deadline := t0.Add(min(max(lastTime/2, 200*time.Microsecond), 50*time.Millisecond))
@@ -203,10 +206,15 @@ func (c *committer) linger(target int64, lastTime time.Duration) {
 		m := c.queued.Load()
 		// A timer that fires late means the process was not running (a
 		// loaded machine): the submitters had no chance to come back, so
-		// that period does not count as idle.
-		if m == n && time.Since(armed) < wait+wait/2 {
-			c.lingerExpired.Add(1)
-			break
+		// that period says nothing.
+		if window := time.Since(armed); window < wait+wait/2 {
+			// Idle, or arriving more slowly than the batch so far has
+			// (waiting on would lower the throughput): commit now.
+			sofar := float64(m) / float64(lastTime+time.Since(t0))
+			if m == n || float64(m-n)/float64(window) < sofar {
+				c.lingerExpired.Add(1)
+				break
+			}
 		}
 		n = m
 	}
