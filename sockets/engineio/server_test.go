@@ -810,3 +810,37 @@ func TestShutdownPollingBetweenGets(t *testing.T) {
 		t.Errorf("GET after the close packet = %d, want 400", st)
 	}
 }
+
+// TestConnRequest: Conn.Request is the handshake request as promised (URL,
+// query, headers without the WebSocket handshake ones, host, remote
+// address), built on first use, the same value on every call.
+func TestConnRequest(t *testing.T) {
+	h := newHarness(t, Config{}, false)
+	hdr := http.Header{"X-Trace": {"abc", "def"}, "Cookie": {"session=1"}}
+	ws, _, err := websocket.DefaultDialer.Dial(h.wsURL("EIO=4&transport=websocket&token=t1"), hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	read(t, ws)
+	c := h.nextConn(t)
+	r := c.Request()
+	if r != c.Request() {
+		t.Error("Request returns a new value on each call")
+	}
+	if r.Method != http.MethodGet || r.URL.Path != "/engine.io/" || r.URL.Query().Get("token") != "t1" ||
+		r.RequestURI != "/engine.io/?EIO=4&transport=websocket&token=t1" || r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+		t.Errorf("request line: %s %v %q HTTP/%d.%d", r.Method, r.URL, r.RequestURI, r.ProtoMajor, r.ProtoMinor)
+	}
+	if got := r.Header["X-Trace"]; len(got) != 2 || got[0] != "abc" || got[1] != "def" || r.Header.Get("Cookie") != "session=1" {
+		t.Errorf("headers %v", r.Header)
+	}
+	for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version"} {
+		if _, ok := r.Header[k]; ok {
+			t.Errorf("handshake header %s kept", k)
+		}
+	}
+	if r.Host != strings.TrimPrefix(h.ts.URL, "http://") || r.RemoteAddr == "" || r.Body != http.NoBody {
+		t.Errorf("host %q remote %q body %v", r.Host, r.RemoteAddr, r.Body)
+	}
+}
