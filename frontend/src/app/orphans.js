@@ -4,6 +4,7 @@
 // removed only once every edit is acknowledged.
 
 import { OTClient, RevisionGapError } from '../ot/client.js';
+import { missedSince } from './recover.js';
 
 /**
  * flushOrphan resubmits an orphan's edits. It returns a promise that resolves
@@ -58,22 +59,45 @@ export function flushOrphan({ doc, slot, store, connect, user }) {
         else check();
       });
     };
+    const request = (event, payload) =>
+      new Promise((res, rej) => {
+        socket.timeout(15000).emit(event, { doc, ...payload }, (err, ack) => {
+          if (err || !ack || !ack.ok) rej(new Error(err ? 'timeout' : ack && ack.error ? ack.error.code : 'failed'));
+          else res(ack);
+        });
+      });
     socket.on('connect', () => {
       const j = client.join();
       socket.emit('doc:join', { doc, client: j.client, rev: j.rev, user }, (ack) => {
-        if (!ack || !ack.ok || !Array.isArray(ack.ops)) {
+        if (!ack || !ack.ok) {
           finish(false);
           return;
         }
-        let out;
-        try {
-          out = client.resume(ack.ops);
-        } catch {
-          finish(false);
+        if (Array.isArray(ack.ops)) {
+          let out;
+          try {
+            out = client.resume(ack.ops);
+          } catch {
+            finish(false);
+            return;
+          }
+          if (out.send) submit(out.send);
+          else check();
           return;
         }
-        if (out.send) submit(out.send);
-        else check();
+        // The log no longer reaches back to the orphan's revision.
+        if (typeof ack.text !== 'string' || !client.unsent) {
+          check();
+          return;
+        }
+        missedSince(client, ack, request)
+          .then(({ missed, applied }) => {
+            if (done) return;
+            const out = client.rebase(ack.rev, missed, applied);
+            if (out.send) submit(out.send);
+            else check();
+          })
+          .catch(() => finish(false));
       });
     });
     socket.on('disconnect', () => client.disconnect());

@@ -2,7 +2,7 @@
 // missed ops (see DocSession.recover and OTClient.rebase).
 
 import { cpLength } from '../ot/codepoints.js';
-import { Builder } from '../ot/operation.js';
+import { Builder, apply } from '../ot/operation.js';
 
 /**
  * diffsToOp turns diff-match-patch diffs ([-1|0|1, text], as doc:diff
@@ -39,4 +39,44 @@ export function textsToOp(a, b) {
   out.insert(y.slice(start, y.length - end).join(''));
   out.delete(x.length - end - start);
   return out.done();
+}
+
+/**
+ * missedSince finds out what happened between an OT client's revision and
+ * the head of a join ack that carried the text ({rev, text}) while the
+ * client has unacknowledged edits, for OTClient.rebase. request(event,
+ * payload) sends a wire event of the document and resolves with its ack.
+ * @param {import('../ot/client.js').OTClient} client joining, with pending edits
+ * @param {{rev: number, text: string}} ack
+ * @param {(event: string, payload: object) => Promise<any>} request
+ * @returns {Promise<{missed: import('../ot/operation.js').Op, applied: boolean}>}
+ */
+export async function missedSince(client, ack, request) {
+  const from = client.rev;
+  if (ack.rev < from) throw new Error('the document on the server is older than this copy');
+  const pending = client.pending;
+  const applied = pending && pending.sent ? await ownRevision(request, client.client, from, ack.rev) : false;
+  if (applied) {
+    const { text } = await request('doc:revision', { rev: from });
+    return { missed: textsToOp(apply(text, pending.op), ack.text), applied };
+  }
+  const { diffs } = await request('doc:diff', { from, to: ack.rev });
+  return { missed: diffsToOp(diffs), applied };
+}
+
+// ownRevision reports whether the server has an op of client after revision
+// from (at most one can be: the pending op), paging through doc:history from
+// head down.
+async function ownRevision(request, client, from, head) {
+  let before = head + 1;
+  while (before > from + 1) {
+    const { revs } = await request('doc:history', { before, limit: 500 });
+    if (revs.length === 0) return false;
+    for (const r of revs) {
+      if (r.rev <= from) return false;
+      if (r.client === client) return true;
+    }
+    before = revs[revs.length - 1].rev;
+  }
+  return false;
 }

@@ -7,8 +7,8 @@
 // synchronously, before the next broadcast is processed.
 
 import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
-import { apply as applyOp, transformIndex } from '../ot/operation.js';
-import { diffsToOp, textsToOp } from './recover.js';
+import { transformIndex } from '../ot/operation.js';
+import { missedSince } from './recover.js';
 import { unapplyIndex } from './presence.js';
 
 /** How many server ops to keep for moving presence positions forward. */
@@ -255,23 +255,10 @@ export class DocSession {
    */
   async recover(ack, gen) {
     const c = this.client;
-    const from = c.rev;
     const stale = () => gen !== this.joinGen || !this.socket.connected;
     try {
-      if (ack.rev < from) throw new Error('the document on the server is older than this copy');
-      const pending = c.pending;
-      const applied = pending.sent ? await this.ownRevision(from, ack.rev) : false;
+      const { missed, applied } = await missedSince(c, ack, (event, payload) => this.request(event, payload));
       if (stale()) return;
-      let missed;
-      if (applied) {
-        const { text } = await this.request('doc:revision', { rev: from });
-        if (stale()) return;
-        missed = textsToOp(applyOp(text, pending.op), ack.text);
-      } else {
-        const { diffs } = await this.request('doc:diff', { from, to: ack.rev });
-        if (stale()) return;
-        missed = diffsToOp(diffs);
-      }
       this.recent.clear();
       const out = c.rebase(ack.rev, missed, applied);
       this.recovered++;
@@ -281,23 +268,6 @@ export class DocSession {
       c.disconnect();
       this.fail(`Your offline edits could not be merged (${err.message}); they are kept in this tab.`);
     }
-  }
-
-  // ownRevision reports whether the server has an op of this client after
-  // revision from (at most one can be: the pending op), paging through
-  // doc:history from head down.
-  async ownRevision(from, head) {
-    let before = head + 1;
-    while (before > from + 1) {
-      const { revs } = await this.request('doc:history', { before, limit: 500 });
-      if (revs.length === 0) return false;
-      for (const r of revs) {
-        if (r.rev <= from) return false;
-        if (r.client === this.client.client) return true;
-      }
-      before = revs[revs.length - 1].rev;
-    }
-    return false;
   }
 
   /** rejoin joins again on the same socket (after an error). */

@@ -182,6 +182,48 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     });
   });
 
+  test('two tabs closed offline, then more than 1000 ops: the next tab rebases and sends both', async () => {
+    const doc = 'e2e-far-orphans';
+    const ctxA = await newContext();
+    const pages = [];
+    await withShots('far-orphans', () => pages, async () => {
+      const a1 = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a1);
+      await typeAtLineEnd(a1, 1, 'one\n\ntwo\n');
+      await waitOnline(a1);
+      const a2 = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a2);
+      await converge([a1, a2]);
+      await ctxA.setOffline(true);
+      for (const p of [a1, a2]) await p.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await typeAtLineEnd(a1, 1, ' (tab one)');
+      await typeAtLineEnd(a2, 3, ' (tab two)');
+      await saved(a1, '(tab one)');
+      await saved(a2, '(tab two)');
+      await a1.close();
+      await a2.close();
+      pages.length = 0;
+
+      const { rev } = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
+      for (let i = 0; i < 1050; i += 50) {
+        const batch = Array.from({ length: 50 }, () =>
+          fetch(`${server.url}/api/docs/${doc}`, { method: 'PUT', headers: { 'If-Match': String(rev) }, body: 'one\nx\ntwo\n' }).then((r) => r.status),
+        );
+        assert.deepEqual(new Set(await Promise.all(batch)), new Set([200]));
+      }
+      await ctxA.setOffline(false);
+      const c = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(c);
+      const want = `one (tab one)\n${'x'.repeat(1050)}\ntwo (tab two)\n`;
+      await c.waitForFunction((w) => window.collabd.editor.text() === w, want, { timeout: 30_000 });
+      await waitOnline(c);
+      const res = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
+      assert.equal(res.text, want);
+      const left = await c.evaluate((d) => Object.keys(localStorage).filter((k) => k.includes(`:doc:${d}:`)).length, doc);
+      assert.equal(left, 1, 'only the open tab keeps an entry');
+    });
+  });
+
   test('a tab closed with unsent edits: the next load of the document sends them once', async () => {
     const doc = 'e2e-orphan';
     const ctxA = await newContext();
