@@ -369,11 +369,11 @@ export class DocSession {
     try {
       out = this.client.receive(rec);
     } catch (err) {
-      if (err instanceof RevisionGapError) {
-        this.rejoin();
-        return;
-      }
-      throw err;
+      // A gap means something was missed; anything else is a record this
+      // client cannot use. Either way, rejoin from our revision.
+      if (!(err instanceof RevisionGapError)) this.fail(`A change from the server could not be applied (${err.message}); resyncing.`);
+      this.rejoin();
+      return;
     }
     this.remember(rec.rev, rec.op);
     if (out.apply) {
@@ -423,7 +423,8 @@ export class DocSession {
   // the local document: forward over the server ops since then, then over
   // the local unacknowledged edits.
   drawMember(m) {
-    if (!m.sel || !Number.isInteger(m.rev)) return;
+    if (!Array.isArray(m.sel) || !Number.isInteger(m.rev)) return;
+    if (!m.sel.every((r) => r && Number.isSafeInteger(r.anchor) && Number.isSafeInteger(r.head) && r.anchor >= 0 && r.head >= 0)) return;
     if (m.rev > this.client.rev) return; // ahead of us; its next presence will do
     const ops = [];
     for (let r = m.rev + 1; r <= this.client.rev; r++) {
