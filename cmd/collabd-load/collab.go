@@ -449,9 +449,9 @@ func startCollabd(ctx context.Context, bin, dataDir string, extra []string, time
 		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			if i := strings.Index(line, "collabd listening on "); i >= 0 {
+			if u, ok := listeningURL(line); ok {
 				select {
-				case urlc <- strings.TrimSpace(line[i+len("collabd listening on "):]):
+				case urlc <- u:
 				default:
 				}
 				continue
@@ -472,17 +472,8 @@ func startCollabd(ctx context.Context, bin, dataDir string, extra []string, time
 	defer t.Stop()
 	select {
 	case u := <-urlc:
-		pu, err := url.Parse(u)
-		if err == nil && pu.Host != "" {
-			if !strings.HasSuffix(u, "/") {
-				u += "/"
-			}
-			s.URL = u
-			return s, nil
-		}
-		err = fmt.Errorf("collabd printed a bad URL %q", u)
-		s.kill()
-		return nil, err
+		s.URL = u
+		return s, nil
 	case <-s.done:
 		return nil, fmt.Errorf("collabd exited before listening: %v", s.waitErr)
 	case <-t.C:
@@ -490,6 +481,29 @@ func startCollabd(ctx context.Context, bin, dataDir string, extra []string, time
 	}
 	s.kill()
 	return nil, errors.New("collabd did not print its URL in time")
+}
+
+// listeningURL finds "collabd listening on http://HOST:PORT/" in a line
+// (plain, or inside a structured log line) and returns the base URL with a
+// trailing slash.
+func listeningURL(line string) (string, bool) {
+	const marker = "collabd listening on "
+	i := strings.Index(line, marker)
+	if i < 0 {
+		return "", false
+	}
+	u := line[i+len(marker):]
+	if j := strings.IndexAny(u, " \t\"'"); j >= 0 {
+		u = u[:j]
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
+		return "", false
+	}
+	if !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	return u, true
 }
 
 func (s *collabd) kill() {

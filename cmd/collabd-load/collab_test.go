@@ -130,3 +130,27 @@ func TestCollabOpenLoopWithURL(t *testing.T) {
 		t.Fatalf("committed %d ops in an open loop of at most ~480 edits\n%s", res.Committed, report)
 	}
 }
+
+func TestListeningURL(t *testing.T) {
+	tests := []struct {
+		line, want string
+		ok         bool
+	}{
+		{"collabd listening on http://127.0.0.1:40123/", "http://127.0.0.1:40123/", true},
+		{"collabd listening on http://127.0.0.1:40123", "http://127.0.0.1:40123/", true},
+		{`{"level":"info","message":"collabd listening on http://[::1]:8080/"}`, "http://[::1]:8080/", true},
+		{"collabd listening on http://127.0.0.1:1/ (open it in a browser)", "http://127.0.0.1:1/", true},
+		{"collabd listening on nowhere", "", false},
+		{"collabd listening on ftp://x/", "", false},
+		{"listening on http://127.0.0.1:1/", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			got, ok := listeningURL(tt.line)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("listeningURL(%q) = %q, %v; want %q, %v", tt.line, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
