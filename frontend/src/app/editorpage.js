@@ -71,11 +71,14 @@ export async function editorPage(root, doc) {
     let text = STATUS_TEXT[st];
     if (st !== 'online' && n > 0) text += ` · ${n} edit${n === 1 ? '' : 's'} waiting`;
     if (session.readOnly) text += ' · view only';
+    // Touch the live regions only when their text changes, so screen
+    // readers do not announce every keystroke.
     status.dataset.state = st;
     status.dataset.pending = String(n);
-    status.querySelector('.status-text').textContent = text;
+    const label = status.querySelector('.status-text');
+    if (label.textContent !== text) label.textContent = text;
     banner.hidden = !session.error;
-    banner.textContent = session.error || '';
+    if (banner.textContent !== (session.error || '')) banner.textContent = session.error || '';
     const key = JSON.stringify([me, [...session.members.values()].map((m) => [m.client, m.user])]);
     if (key === membersKey) return;
     membersKey = key;
