@@ -18,7 +18,7 @@ func pendingBytes(syscall.RawConn) bool { return true }
 // poller is only implemented on Linux.
 type poller struct{ done chan struct{} }
 
-func newPoller(*Server) *poller     { return nil }
-func (p *poller) arm(*Conn) bool    { return false }
-func (p *poller) forget(*Conn) bool { return false }
-func (p *poller) stop()             {}
+func newPoller(*Server) *poller       { return nil }
+func (p *poller) arm(*Conn) armResult { return armUnavailable }
+func (p *poller) forget(*Conn) bool   { return false }
+func (p *poller) stop()               {}
