@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -842,5 +843,68 @@ func TestConnRequest(t *testing.T) {
 	}
 	if r.Host != strings.TrimPrefix(h.ts.URL, "http://") || r.RemoteAddr == "" || r.Body != http.NoBody {
 		t.Errorf("host %q remote %q body %v", r.Host, r.RemoteAddr, r.Body)
+	}
+}
+
+// TestWebSocketOverTLS: a WebSocket without a file descriptor to poll (TLS)
+// keeps a reader goroutine of its own; messages, fragments and pings work
+// and the session closes cleanly.
+func TestWebSocketOverTLS(t *testing.T) {
+	got := make(chan string, 16)
+	closed := make(chan string, 1)
+	srv := NewServer(Config{OnConnection: func(c *Conn) {
+		c.OnMessage(func(data []byte, binary bool) {
+			got <- string(data)
+			_ = c.Send(NewTextMessage(append([]byte(nil), data...)))
+		})
+		c.OnClose(func(reason string, _ error) { closed <- reason })
+	}})
+	ts := httptest.NewTLSServer(srv)
+	defer ts.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	}()
+	d := websocket.Dialer{TLSClientConfig: ts.Client().Transport.(*http.Transport).TLSClientConfig}
+	ws, _, err := d.Dial("wss"+strings.TrimPrefix(ts.URL, "https")+"/engine.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	read(t, ws) // open
+	pong := make(chan string, 1)
+	ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+	if err := ws.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		msg := fmt.Sprintf("4tls %d %s", i, strings.Repeat("x", i*5000))
+		send(t, ws, websocket.TextMessage, msg)
+		if _, data := read(t, ws); data != msg {
+			t.Fatalf("echo %d: %d bytes, want %d", i, len(data), len(msg))
+		}
+		if m := <-got; m != msg[1:] {
+			t.Fatalf("OnMessage %d bytes", len(m))
+		}
+	}
+	select {
+	case s := <-pong:
+		if s != "hi" {
+			t.Errorf("pong %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no pong")
+	}
+	ws.Close()
+	select {
+	case r := <-closed:
+		if r != "transport close" {
+			t.Errorf("reason %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not closed")
 	}
 }
