@@ -333,6 +333,12 @@ export class DocSession {
   opFailed(sub, ack) {
     const code = ack && ack.error ? ack.error.code : 'internal';
     if (!this.client.pending || this.client.pending.seq !== sub.seq) return;
+    if (code === 'forbidden' && /join the document first/.test(ack.error.message || '')) {
+      // The server no longer counts us as a member (e.g. the document was
+      // deleted and the connection has not dropped yet): join again.
+      this.later('retry', () => this.rejoin(), this.backoff());
+      return;
+    }
     if (code === 'forbidden') {
       // View only: the local edits can never be sent. Drop them and start
       // over from the server's text.

@@ -377,6 +377,26 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     });
   });
 
+  test('a document deleted over the API while open: the page starts over with the empty document', async () => {
+    const doc = 'e2e-deleted';
+    const ctx = await newContext();
+    const pages = [];
+    await withShots('deleted', pages, async () => {
+      const a = await openDoc(ctx, server.url, doc, 'Alice');
+      pages.push(a);
+      await typeAtLineEnd(a, 1, 'soon gone');
+      await waitOnline(a);
+      const res = await fetch(`${server.url}/api/docs/${doc}`, { method: 'DELETE' });
+      assert.equal(res.status, 204);
+      await a.waitForFunction(() => window.collabd.editor.text() === '', null, { timeout: 20_000 });
+      await waitOnline(a);
+      await typeAtLineEnd(a, 1, 'new life');
+      await waitOnline(a);
+      const after = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
+      assert.equal(after.text, 'new life');
+    });
+  });
+
   test('home page lists documents and creates a new one', async () => {
     const ctx = await newContext({ viewport: { width: 390, height: 800 } });
     const page = await ctx.newPage();
