@@ -45,7 +45,10 @@ func TestScenariosSmall(t *testing.T) {
 	c := socketsConfig{
 		idle: 60, dialConc: 8, hold: 200 * time.Millisecond,
 		receivers: 20, bcastDur: 500 * time.Millisecond, bcastMax: 200, window: 4, payload: 16,
-		ovRate: 200, ovDur: 4 * time.Second, ovReceivers: 20, ovPayload: 4096,
+		// 16 KiB: the server's socket send buffer grows up to 4 MiB
+		// (tcp_wmem), which 4 KiB messages did not always fill in 4 s on
+		// a loaded machine; 16 KiB ones overflow it after ~270.
+		ovRate: 200, ovDur: 4 * time.Second, ovReceivers: 20, ovPayload: 16384,
 		slowFrac: 0.1, slowDelay: time.Second, slowRcvBuf: 4096,
 		queue: 16, // small, so that the slow readers overflow within the second
 	}
@@ -73,7 +76,7 @@ func TestScenariosSmall(t *testing.T) {
 		t.Errorf("overload: %+v", or)
 	}
 	if or.SlowDropped != 2 || or.NormalDropped != 0 {
-		t.Errorf("overload: %d of 2 slow and %d normal readers dropped (queue 16, 1 s per 4 KiB message at 200/s): %+v",
+		t.Errorf("overload: %d of 2 slow and %d normal readers dropped (queue 16, 1 s per 16 KiB message at 200/s): %+v",
 			or.SlowDropped, or.NormalDropped, or)
 	}
 	for reason := range or.Reasons {
