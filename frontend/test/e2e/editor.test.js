@@ -397,6 +397,46 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     });
   });
 
+  test('three pages type at random places while connections drop at random: nothing lost', async () => {
+    const doc = 'e2e-random';
+    const rnd = (() => {
+      let x = 20261126;
+      return (n) => {
+        x = (x * 1103515245 + 12345) % 2147483648;
+        return x % n;
+      };
+    })();
+    const contexts = [await newContext(), await newContext(), await newContext()];
+    const pages = [];
+    await withShots('random', pages, async () => {
+      for (const [i, c] of contexts.entries()) pages.push(await openDoc(c, server.url, doc, `P${i}`));
+      const offline = [false, false, false];
+      const typed = [];
+      for (let round = 0; round < 8; round++) {
+        const i = rnd(3);
+        if (rnd(3) === 0) {
+          offline[i] = !offline[i];
+          await contexts[i].setOffline(offline[i]);
+          if (offline[i]) await pages[i].evaluate(() => window.collabd.session.socket.io.engine.close());
+        }
+        await Promise.all(
+          pages.map(async (p, k) => {
+            const word = `${'abc'[k]}${round}${'xyz'[rnd(3)]}😀`;
+            typed.push(word);
+            await p.locator('.cm-content').click();
+            await p.keyboard.press(rnd(2) ? 'Control+End' : 'Control+Home');
+            for (let m = rnd(4); m > 0; m--) await p.keyboard.press('ArrowRight');
+            await p.keyboard.type(word, { delay: 10 });
+          }),
+        );
+      }
+      for (const [i, c] of contexts.entries()) if (offline[i]) await c.setOffline(false);
+      const final = await converge(pages, 45_000);
+      const count = (str) => [...str].sort().join('');
+      assert.equal(count(final), count(typed.join('')), 'every typed character is there once');
+    });
+  });
+
   test('home page lists documents and creates a new one', async () => {
     const ctx = await newContext({ viewport: { width: 390, height: 800 } });
     const page = await ctx.newPage();
