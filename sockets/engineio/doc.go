@@ -20,7 +20,8 @@
 //     OnMessage and OnClose must be set inside it and not changed later.
 //   - OnMessage calls of one connection never overlap and arrive in order.
 //     They run on the goroutine reading that connection: the WebSocket
-//     reader, or the HTTP handler of a polling POST. The data slice is only
+//     reader (not always the same goroutine: see below), or the HTTP
+//     handler of a polling POST. The data slice is only
 //     valid during the call (it is reused): copy what you keep. While
 //     OnMessage runs, the connection reads nothing more, so it must not block
 //     for long; it may call Send, TrySend and Close.
