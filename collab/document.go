@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -128,39 +129,118 @@ func (d *document) lastWait() *commitWait {
 // not hold up the document's other submitters.
 const inlineTransform = 64
 
+// oldest is the newest revision the in-memory log does not hold: the log
+// holds the revisions after it. mu must be held.
+func (d *document) oldest() uint64 { return d.head - uint64(len(d.log)) }
+
 // sequence places op (made on s.BaseRev) after every op since, validates
 // and applies it and hands it to the committer. It returns the revision and
 // the wait to block on (nil when the revision is already durable).
 //
 // The usual op was made on the head or a few revisions before it: it is
 // transformed, applied and appended in one critical section, with the
-// document's scratch Transformer (no allocation but the result). An op
-// more than inlineTransform revisions behind is first transformed without
-// the lock over a copy of those ops (ot.Op values are immutable); the lock
-// is then taken again to transform it over the few ops sequenced meanwhile,
-// apply and append.
-func (d *document) sequence(s *Submission, op ot.Op) (uint64, *commitWait, error) {
-	d.mu.Lock()
-	rev, w, base, err := d.check(s, s.BaseRev)
-	if err != nil || rev != 0 {
-		d.mu.Unlock()
-		return rev, w, err
-	}
-	if d.head-base <= inlineTransform {
-		if err := d.checkSpan(s, base, op); err != nil {
-			d.mu.Unlock()
-			return 0, nil, err
+// document's scratch Transformer (no allocation but the result).
+//
+// An op more than inlineTransform revisions behind, or made on a revision
+// older than the in-memory log, is transformed without the lock, in rounds:
+// each round copies the ops the log holds after the op's current base
+// (ot.Op values are immutable), reads from the store the committed records
+// the log no longer holds, checks them for the op (exactly once), and
+// transforms the op over all of them, so that the op's base becomes the head
+// of that round. The lock is then taken again; once the op is close enough
+// to the head it is finished with the lock held. A failed commit (a
+// rollback of ops it was transformed over) starts it again from its base.
+func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op) (uint64, *commitWait, error) {
+	var (
+		tr    *ot.Transformer // of the rounds without the lock
+		orig  = op
+		base  = s.BaseRev
+		first = true // op is still the submitted one, made on s.BaseRev
+		epoch uint64
+	)
+	for {
+		d.mu.Lock()
+		if !first && d.epoch != epoch {
+			// A failed commit rolled back ops this op was transformed
+			// over: start again.
+			op, base, first = orig, s.BaseRev, true
 		}
-		rev, w, err = d.finish(s, base, op)
+		rev, w, _, err := d.check(s, base)
+		if err == nil && rev == 0 && first && base < d.head && d.head-base > uint64(d.h.cfg.MaxBehind) {
+			err = newError(CodeConflict, "base revision %d is %d revisions behind the head %d (at most %d)", base, d.head-base, d.head, d.h.cfg.MaxBehind)
+		}
+		if err != nil || rev != 0 {
+			d.mu.Unlock()
+			return rev, w, err
+		}
+		oldest := d.oldest()
+		if base >= oldest && d.head-base <= inlineTransform {
+			if first {
+				if err := d.checkSpan(s, base, op); err != nil {
+					d.mu.Unlock()
+					return 0, nil, err
+				}
+			}
+			rev, w, err = d.finish(s, base, op)
+			d.mu.Unlock()
+			return rev, w, err
+		}
+		// A round without the lock: copy what it needs.
+		from := max(base, oldest)
+		baseLen := d.text.Len()
+		since := make([]ot.Op, 0, d.head-from)
+		for i := len(d.log) - int(d.head-from); i < len(d.log); i++ {
+			baseLen -= d.log[i].rec.Ins - d.log[i].rec.Del
+			since = append(since, d.log[i].op)
+		}
+		head := d.head
+		epoch = d.epoch
 		d.mu.Unlock()
-		return rev, w, err
+
+		var stored []ot.Op
+		if base < from {
+			// Committed records the log no longer holds (every trimmed
+			// entry was committed, so the store has them).
+			recs, err := d.h.store.Records(ctx, d.id, base, int(from-base))
+			if err != nil {
+				return 0, nil, storeError(err)
+			}
+			if uint64(len(recs)) != from-base || (len(recs) > 0 && recs[0].Rev != base+1) {
+				return 0, nil, &Error{Code: CodeInternal, Message: "cannot read the log",
+					Err: fmt.Errorf("store returned %d records after %d, want %d", len(recs), base, from-base)}
+			}
+			stored = make([]ot.Op, len(recs))
+			for i := range recs {
+				r := &recs[i]
+				if r.Client == s.Client && r.Seq == s.Seq {
+					return r.Rev, nil, nil // applied long ago: exactly once
+				}
+				baseLen -= r.Ins - r.Del
+				if stored[i], err = ot.ParseLimit(r.Op, ot.ParseOptions{MaxBytes: -1, MaxComponents: -1}); err != nil {
+					return 0, nil, &Error{Code: CodeInternal, Message: "cannot read the log", Err: fmt.Errorf("record %d: %w", r.Rev, err)}
+				}
+			}
+		}
+		if first && op.Span() > baseLen {
+			return 0, nil, newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
+		}
+		if tr == nil {
+			tr = new(ot.Transformer)
+		}
+		tr.Reset(op)
+		for _, prior := range stored {
+			tr.Over(prior)
+		}
+		for _, prior := range since {
+			tr.Over(prior)
+		}
+		op, base, first = tr.Op(), head, false
 	}
-	d.mu.Unlock()
-	return d.sequenceLate(s, op)
 }
 
 // checkSpan fails when op does not fit the text at base, the text it was
-// made on (not only the text it is transformed to). mu must be held.
+// made on (not only the text it is transformed to). mu must be held and
+// base retained (base >= oldest).
 func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
 	baseLen := d.text.Len()
 	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
@@ -170,50 +250,6 @@ func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
 		return newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
 	}
 	return nil
-}
-
-// sequenceLate is sequence for an op far behind the head.
-func (d *document) sequenceLate(s *Submission, op ot.Op) (uint64, *commitWait, error) {
-	var tr ot.Transformer
-	for {
-		d.mu.Lock()
-		rev, w, base, err := d.check(s, s.BaseRev)
-		if err == nil && rev == 0 {
-			err = d.checkSpan(s, base, op)
-		}
-		epoch, head := d.epoch, d.head
-		var since []ot.Op
-		if err == nil && rev == 0 {
-			since = make([]ot.Op, 0, d.head-base)
-			for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
-				since = append(since, d.log[i].op)
-			}
-		}
-		d.mu.Unlock()
-		if err != nil || rev != 0 {
-			return rev, w, err
-		}
-		tr.Reset(op)
-		for _, prior := range since {
-			tr.Over(prior)
-		}
-		top := tr.Op()
-		d.mu.Lock()
-		if d.epoch != epoch || head > d.head || head < d.head-uint64(len(d.log)) {
-			// A failed commit rolled back ops this op was transformed
-			// over, or the log moved past it: start again.
-			d.mu.Unlock()
-			continue
-		}
-		// Ops sequenced while the lock was free: check them for this op
-		// (a concurrent resubmission) and transform over them.
-		rev, w, _, err = d.check(s, head)
-		if err == nil && rev == 0 {
-			rev, w, err = d.finish(s, head, top)
-		}
-		d.mu.Unlock()
-		return rev, w, err
-	}
 }
 
 // finish transforms op (made on base) over the ops sequenced since,
@@ -266,8 +302,8 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 	return d.head, d.wait, nil
 }
 
-// check validates base against the log and looks for s among the ops after
-// base. It returns the earlier revision (and its wait) when s was already
+// check validates base against the head and looks for s among the
+// retained ops after base. It returns the earlier revision (and its wait) when s was already
 // sequenced, or base when the op must be transformed over the ops after
 // it. mu must be held.
 func (d *document) check(s *Submission, base uint64) (rev uint64, w *commitWait, _ uint64, err error) {
@@ -281,11 +317,10 @@ func (d *document) check(s *Submission, base uint64) (rev uint64, w *commitWait,
 	if base > d.head {
 		return 0, nil, 0, newError(CodeConflict, "base revision %d is ahead of the head %d", base, d.head)
 	}
-	if oldest := d.head - uint64(len(d.log)); base < oldest {
-		return 0, nil, 0, newError(CodeConflict, "base revision %d is older than the retained log (from %d)", base, oldest)
-	}
 	// Exactly once: the same (client, seq) after base is this op again.
-	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+	// Only the retained part is looked at here; sequence looks at the
+	// older records, read from the store.
+	for i := len(d.log) - int(d.head-max(base, d.oldest())); i < len(d.log); i++ {
 		e := &d.log[i]
 		if e.rec.Seq == s.Seq && e.rec.Client == s.Client {
 			return e.rec.Rev, e.wait, 0, nil

@@ -18,7 +18,7 @@ const (
 	CodeBadRequest Code = "bad_request" // malformed op or request
 	CodeNotFound   Code = "not_found"   // no such document or revision
 	CodeTooLarge   Code = "too_large"   // op or resulting document over a limit
-	CodeConflict   Code = "conflict"    // baseRev ahead of head or older than the retained log
+	CodeConflict   Code = "conflict"    // baseRev ahead of head or more than Config.MaxBehind behind it
 	CodeInternal   Code = "internal"    // storage failure, shutdown
 )
 

@@ -32,7 +32,9 @@ type finalSnap struct {
 
 // evictIdle removes from memory every document idle since before
 // now-IdleTimeout that has nothing in flight and no subscriber, and writes
-// the final snapshots in one commit. An evicted document that is used again
+// the final snapshots in one commit. A document kept (subscribed) but idle
+// for a quarter of IdleTimeout with nothing in flight drops its in-memory
+// log. An evicted document that is used again
 // is simply loaded again; the snapshot written meanwhile holds the same text
 // it would rebuild.
 func (h *Hub) evictIdle(now time.Time) {
@@ -55,6 +57,10 @@ func (h *Hub) evictIdle(now time.Time) {
 				if d.committed > d.snapRev {
 					snaps = append(snaps, finalSnap{id: id, rev: d.committed, text: d.committedText})
 				}
+			} else if d.head == d.committed && d.log != nil && now.Sub(d.lastUse) >= h.cfg.IdleTimeout/4 {
+				// Quiet for a while (typically subscribed, so never
+				// evicted): drop the log, a cache of the store.
+				d.log = nil
 			}
 			d.mu.Unlock()
 		}

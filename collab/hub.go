@@ -18,7 +18,8 @@ import (
 const (
 	DefaultMaxDocBytes   = 8 << 20 // 8 MiB of UTF-8 text
 	DefaultMaxOpBytes    = 1 << 20 // 1 MiB of op JSON
-	DefaultRetain        = 1000    // ops kept in memory per live document
+	DefaultRetain        = 128     // ops kept in memory per live document
+	DefaultMaxBehind     = 10000   // revisions an op's base may be behind the head
 	DefaultSnapshotEvery = 100     // revisions between snapshots
 	DefaultIdleTimeout   = 5 * time.Minute
 	// MaxClientID and MaxUser bound the client id and user name, in bytes.
@@ -36,11 +37,21 @@ type Config struct {
 	MaxDocBytes int
 	// MaxOpBytes limits the JSON size of a submitted op. Default 1 MiB.
 	MaxOpBytes int
-	// Retain is the number of ops each live document keeps in memory for
-	// transforming late ops and recognizing resubmissions; a baseRev
-	// older than the retained log fails with conflict. The hub keeps
-	// between Retain and 2*Retain committed ops. Default 1000.
+	// Retain is the number of recent ops each live document keeps in
+	// memory, a cache for transforming late ops, recognizing
+	// resubmissions and serving Records: an op whose baseRev is older
+	// than the retained log is transformed over records read back from
+	// the store (which keeps the whole log), and its (client, seq) is
+	// looked for among them too, so it costs a store read, not a
+	// conflict. The hub keeps between Retain and 2*Retain committed ops
+	// per document, and none once the document has seen no submission or
+	// read for a quarter of IdleTimeout (a subscribed document is never
+	// evicted; its log is trimmed instead). Default 128.
 	Retain int
+	// MaxBehind is the number of revisions an op's baseRev may be behind
+	// the head; an op further behind fails with conflict (transforming it
+	// would read and replay that many records). Default 10000.
+	MaxBehind int
 	// SnapshotEvery is the number of revisions between snapshots (the text
 	// at any revision is rebuilt from the snapshot at or below it plus at
 	// most SnapshotEvery-1 ops). Default 100.
@@ -67,6 +78,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Retain <= 0 {
 		c.Retain = DefaultRetain
+	}
+	if c.MaxBehind <= 0 {
+		c.MaxBehind = DefaultMaxBehind
 	}
 	if c.SnapshotEvery <= 0 {
 		c.SnapshotEvery = DefaultSnapshotEvery
@@ -192,7 +206,7 @@ func (h *Hub) submit(ctx context.Context, s *Submission, op ot.Op) (uint64, erro
 		if err != nil {
 			return 0, err
 		}
-		rev, w, err := d.sequence(s, op)
+		rev, w, err := d.sequence(ctx, s, op)
 		if errors.Is(err, errGone) {
 			continue
 		}

@@ -110,7 +110,7 @@ func TestSubmitSequences(t *testing.T) {
 }
 
 func TestSubmitErrors(t *testing.T) {
-	h := newHub(t, Config{MaxDocBytes: 64, MaxOpBytes: 40, Retain: 3})
+	h := newHub(t, Config{MaxDocBytes: 64, MaxOpBytes: 40, Retain: 3, MaxBehind: 7})
 	for i := range 8 {
 		mustSubmit(t, h, sub("d", "a", uint64(i+1), uint64(i), `["x"]`))
 	}
@@ -137,7 +137,8 @@ func TestSubmitErrors(t *testing.T) {
 		{"document over the size limit", sub("d", "a", 9, 9, `["`+strings.Repeat("z", 30)+`"]`), CodeTooLarge},
 		{"op fits the head but not its base", sub("d", "a", 9, 7, `[8,"x"]`), CodeBadRequest},
 		{"base revision ahead of head", sub("d", "a", 9, 10, `["x"]`), CodeConflict},
-		{"base revision older than the retained log", sub("d", "a", 9, 1, `["x"]`), CodeConflict},
+		{"base revision further behind than MaxBehind", sub("d", "a", 9, 1, `["x"]`), CodeConflict},
+		{"op fits the head but not its base, from the store", sub("d", "a", 9, 3, `[8,"x"]`), CodeBadRequest},
 	}
 	// Grow the document close to its limit first: 38 bytes at revision 9.
 	mustSubmit(t, h, sub("d", "a", 100, 8, `["`+strings.Repeat("w", 30)+`"]`))
@@ -758,14 +759,21 @@ func TestObserveCommit(t *testing.T) {
 }
 
 // TestLateOps submits ops made far behind the head (beyond the inline
-// transform run, so they are transformed outside the document lock) while
+// transform run, so they are transformed outside the document lock, and
+// with a small Retain older than the in-memory log, so read from the store) while
 // other ops keep arriving at the head, and checks that each late op was
 // stored as the step-wise transform of its op over every op sequenced
 // between its base and its revision.
 func TestLateOps(t *testing.T) {
+	for _, retain := range []int{0, 8} {
+		t.Run(fmt.Sprint("retain ", retain), func(t *testing.T) { testLateOps(t, retain) })
+	}
+}
+
+func testLateOps(t *testing.T, retain int) {
 	ctx := context.Background()
 	store := openStore(t, "")
-	h := newHub(t, Config{Store: store})
+	h := newHub(t, Config{Store: store, Retain: retain})
 	r := rand.New(rand.NewPCG(3, 4))
 	text := ""
 	for seq := uint64(1); seq <= 300; seq++ {
