@@ -3,7 +3,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -461,9 +461,11 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     });
   });
 
-  // SCREENSHOTS=1 npm run test:e2e rewrites the README's images (a plain test
-  // run leaves the checkout alone).
-  test('screenshots for the README', { skip: !process.env.SCREENSHOTS && 'set SCREENSHOTS=1 to rewrite docs/img' }, async () => {
+  // The README's images. A plain run writes them to test-results/readme (so
+  // the checkout stays clean); SCREENSHOTS=1 npm run test:e2e rewrites
+  // docs/img.
+  test('screenshots for the README', async () => {
+    const imgDir = process.env.SCREENSHOTS ? join(repoRoot, 'docs', 'img') : join(repoRoot, 'frontend', 'test-results', 'readme');
     const doc = 'team-notes';
     const ctxA = await newContext({ viewport: { width: 1200, height: 700 } });
     const ctxB = await newContext();
@@ -482,8 +484,8 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await typeAtLineEnd(a, 6, ', then demo', 0);
       await converge([a, b]);
       await a.locator('.cm-remote-caret', { hasText: 'Bob' }).waitFor();
-      mkdirSync(join(repoRoot, 'docs', 'img'), { recursive: true });
-      await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'editor.png') });
+      mkdirSync(imgDir, { recursive: true });
+      await a.screenshot({ path: join(imgDir, 'editor.png') });
 
       await a.getByRole('button', { name: 'History' }).click();
       await a.locator('.revs .rev').first().waitFor();
@@ -492,7 +494,10 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await a.locator('#compare-with').selectOption('before');
       await a.locator('.rev-detail pre.diff ins').first().waitFor();
       await a.locator('.revs .rev', { hasText: 'Bob' }).first().focus();
-      await a.screenshot({ path: join(repoRoot, 'docs', 'img', 'history.png') });
+      await a.screenshot({ path: join(imgDir, 'history.png') });
+      for (const name of ['editor.png', 'history.png']) {
+        assert.ok(statSync(join(imgDir, name)).size > 10000, `${name} looks empty`);
+      }
     });
   });
 });
