@@ -227,12 +227,20 @@ const (
 // The caller has tracked the reader.
 func (c *Conn) startReader(rc syscall.RawConn, r *bufio.Reader) {
 	c.rc = rc
-	if rc == nil || r != nil {
+	if rc == nil && r == nil {
+		// A reader that blocks in its read keeps its buffer: a small one
+		// (large payloads are read past it, straight into the message).
+		r = bufio.NewReaderSize(c.ws, blockingReaderSize)
+	}
+	if r != nil {
 		go c.readLoop(r)
 		return
 	}
 	c.park()
 }
+
+// blockingReaderSize is the read buffer of a reader without a poller.
+const blockingReaderSize = 512
 
 // readLoop is the WebSocket's reader: it borrows a read buffer, handles the
 // messages that arrived, gives the buffer back and parks (see park). So an
