@@ -71,7 +71,7 @@ func (d *docState) onRecord(rec storage.Record) {
 		p.done = true
 		author = p.conn
 		d.svc.ops.Add(1)
-		_ = p.ack.Reply(revAck{OK: true, Rev: rec.Rev})
+		_ = replyRev(p.ack, rec.Rev)
 	}
 	var enc *sockets.Encoded
 	for _, m := range d.members {
@@ -92,7 +92,7 @@ func (d *docState) onRecord(rec storage.Record) {
 		}
 		if enc == nil {
 			var err error
-			enc, err = encodeEvent("doc:op", opEvent{Doc: d.id, Rev: rec.Rev, Op: rec.Op, Client: rec.Client, Seq: rec.Seq, User: rec.User, Time: rec.Time.UTC()})
+			enc, err = encodeOpEvent(d.id, &rec)
 			if err != nil {
 				d.svc.log.Error().Err(err).Str("doc", d.id).Msg("encoding a record")
 				return

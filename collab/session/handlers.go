@@ -247,7 +247,7 @@ func (s *Service) onOp(sock *sockets.Socket, req OpRequest, ack *sockets.Ack) {
 			// A resubmission already applied (no new record), or a record
 			// committed after this document's subscription changed.
 			s.ops.Add(1)
-			_ = ack.Reply(revAck{OK: true, Rev: rev})
+			_ = replyRev(ack, rev)
 		}
 		s.log.Debug().Str("sid", sock.ID()).Str("doc", sub.Doc).Str("client", sub.Client).Uint64("seq", sub.Seq).Uint64("rev", rev).Msg("op")
 	}()

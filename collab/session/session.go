@@ -123,6 +123,8 @@ type Service struct {
 	restoreSeq  atomic.Uint64
 
 	wg sync.WaitGroup // goroutines answering slow requests
+
+	handleOpGeneral sockets.Handler // doc:op through encoding/json (see handleOp)
 }
 
 // Attach registers the event handlers on srv's namespace "/".
@@ -147,7 +149,8 @@ func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
 	svc.nsp.OnConnection(svc.onConnection)
 	svc.nsp.OnAny(svc.onAny)
 	svc.nsp.On("doc:join", sockets.Handle(svc.onJoin, svc.decodeError))
-	svc.nsp.On("doc:op", sockets.Handle(svc.onOp, svc.decodeError))
+	svc.handleOpGeneral = sockets.Handle(svc.onOp, svc.decodeError)
+	svc.nsp.On("doc:op", svc.handleOp)
 	svc.nsp.On("doc:presence", sockets.Handle(svc.onPresence, svc.decodeError))
 	svc.nsp.On("doc:leave", sockets.Handle(svc.onLeave, svc.decodeError))
 	svc.nsp.On("doc:history", sockets.Handle(svc.onHistory, svc.decodeError))

@@ -230,11 +230,10 @@ type OpRequest struct {
 }
 
 // UnmarshalJSON decodes and validates a doc:op payload.
-func (r *OpRequest) UnmarshalJSON(b []byte) error {
-	var f rawFields
-	if err := decodeObject(b, &f); err != nil {
-		return err
-	}
+func (r *OpRequest) UnmarshalJSON(b []byte) error { return decodeOp(b, r) }
+
+// fromFields validates the fields of a doc:op payload into r.
+func (r *OpRequest) fromFields(f *rawFields) error {
 	var err error
 	if r.Doc, err = docField(f.Doc); err != nil {
 		return err
