@@ -279,6 +279,8 @@ func (c *committer) succeed(items []item) {
 		d.committed, d.committedText = it.to, it.text
 		d.trim()
 		subs := d.subs
+		cbs := it.wait.cbs
+		it.wait.cbs = nil
 		d.mu.Unlock()
 		for _, s := range subs {
 			for _, r := range it.recs {
@@ -288,6 +290,9 @@ func (c *committer) succeed(items []item) {
 		// After the subscribers: when Submit returns, every subscriber
 		// has been handed the record.
 		close(it.wait.done)
+		for _, cb := range cbs {
+			cb.fn(cb.rev, nil)
+		}
 	}
 }
 
@@ -301,6 +306,12 @@ func (c *committer) fail(items []item, cause error) {
 		d := it.d
 		d.mu.Lock()
 		pending, pendingWait := d.head-d.handed, d.wait
+		cbs := it.wait.cbs
+		it.wait.cbs = nil
+		if pendingWait != nil {
+			cbs = append(cbs, pendingWait.cbs...)
+			pendingWait.cbs = nil
+		}
 		keep := len(d.log) - int(d.head-d.committed)
 		clear(d.log[keep:]) // drop the texts the rolled back entries hold
 		d.log = d.log[:keep]
@@ -317,6 +328,9 @@ func (c *committer) fail(items []item, cause error) {
 		if pendingWait != nil {
 			pendingWait.err = err
 			close(pendingWait.done)
+		}
+		for _, cb := range cbs {
+			cb.fn(0, err)
 		}
 	}
 }

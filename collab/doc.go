@@ -27,7 +27,9 @@
 // revision order. They must not block, panic or call into the Hub: copy the
 // record into a bounded queue and return. Config.ObserveCommit runs on the
 // same goroutine, once per successful commit, before the subscribers of
-// that batch; the same rules apply to it.
+// that batch; the same rules apply to it. So do the callbacks of
+// SubmitAsync that learn the outcome of a commit: they run on the committer
+// goroutine after the subscribers of their batch.
 //
 // Documents load lazily on first use (newest snapshot plus the ops after
 // it), stay in memory while used or subscribed, and are evicted after

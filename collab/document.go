@@ -15,6 +15,25 @@ import (
 type commitWait struct {
 	done chan struct{}
 	err  error
+	// cbs are the SubmitAsync callbacks of the batch, called by the
+	// committer once done is closed. Guarded by the document's mu: they
+	// are added while an entry of the batch is uncommitted, and taken
+	// (set to nil) in the same critical section that commits or drops
+	// the batch's entries.
+	cbs []asyncDone
+}
+
+// asyncDone is one SubmitAsync callback with the revision it reports.
+type asyncDone struct {
+	rev uint64
+	fn  func(uint64, error)
+}
+
+// register adds cb to w, the wait of revision rev. mu must be held.
+func (d *document) register(w *commitWait, rev uint64, cb func(uint64, error)) {
+	if w != nil && cb != nil {
+		w.cbs = append(w.cbs, asyncDone{rev, cb})
+	}
 }
 
 func newWait() *commitWait { return &commitWait{done: make(chan struct{})} }
@@ -150,7 +169,12 @@ func (d *document) oldest() uint64 { return d.head - uint64(len(d.log)) }
 // of that round. The lock is then taken again; once the op is close enough
 // to the head it is finished with the lock held. A failed commit (a
 // rollback of ops it was transformed over) starts it again from its base.
-func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op) (uint64, *commitWait, error) {
+//
+// When cb is not nil and the returned wait is not nil, cb has been
+// registered on the wait (with the document locked, so the committer
+// cannot miss it) and will be called once the revision is durable or
+// failed.
+func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb func(uint64, error)) (uint64, *commitWait, error) {
 	var (
 		tr    *ot.Transformer // of the rounds without the lock
 		orig  = op
@@ -170,6 +194,9 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op) (uint6
 			err = newError(CodeConflict, "base revision %d is %d revisions behind the head %d (at most %d)", base, d.head-base, d.head, d.h.cfg.MaxBehind)
 		}
 		if err != nil || rev != 0 {
+			if err == nil {
+				d.register(w, rev, cb)
+			}
 			d.mu.Unlock()
 			return rev, w, err
 		}
@@ -182,6 +209,9 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op) (uint6
 				}
 			}
 			rev, w, err = d.finish(s, base, op)
+			if err == nil {
+				d.register(w, rev, cb)
+			}
 			d.mu.Unlock()
 			return rev, w, err
 		}

@@ -183,6 +183,51 @@ func (h *Hub) Submit(ctx context.Context, s Submission) (uint64, error) {
 	return h.submit(ctx, &s, op)
 }
 
+// SubmitAsync is Submit without the wait: it sequences s on the calling
+// goroutine and returns; done is called exactly once with what Submit would
+// return. It runs on the calling goroutine when the outcome is known at
+// once (a bad request, a conflict, a resubmission already durable, a
+// shutdown), else on the committer goroutine once the record is durable
+// (after the subscribers got it) or its batch failed. On the committer,
+// done must follow the rules of Subscribe callbacks: return quickly, never
+// block, panic or call into the Hub.
+//
+// The calling goroutine waits only for what Submit waits for before the
+// commit: the document's load, and for an op older than the in-memory log,
+// reading records from the store. ctx bounds that part only.
+func (h *Hub) SubmitAsync(ctx context.Context, s Submission, done func(rev uint64, err error)) {
+	if err := h.checkSub(&s); err != nil {
+		done(0, err)
+		return
+	}
+	if len(s.Op) > h.cfg.MaxOpBytes {
+		done(0, newError(CodeTooLarge, "op of %d bytes, limit %d", len(s.Op), h.cfg.MaxOpBytes))
+		return
+	}
+	op, err := ot.ParseLimit(s.Op, ot.ParseOptions{MaxBytes: h.cfg.MaxOpBytes})
+	if err != nil {
+		done(0, opError(err))
+		return
+	}
+	for {
+		d, err := h.acquire(ctx, s.Doc)
+		if err != nil {
+			done(0, err)
+			return
+		}
+		rev, w, err := d.sequence(ctx, &s, op, done)
+		switch {
+		case errors.Is(err, errGone):
+			continue
+		case err != nil:
+			done(0, err)
+		case w == nil:
+			done(rev, nil)
+		}
+		return // else registered on w
+	}
+}
+
 func (h *Hub) checkSub(s *Submission) error {
 	if err := h.checkOpen(); err != nil {
 		return err
@@ -206,7 +251,7 @@ func (h *Hub) submit(ctx context.Context, s *Submission, op ot.Op) (uint64, erro
 		if err != nil {
 			return 0, err
 		}
-		rev, w, err := d.sequence(ctx, s, op)
+		rev, w, err := d.sequence(ctx, s, op, nil)
 		if errors.Is(err, errGone) {
 			continue
 		}

@@ -27,9 +27,14 @@
 //
 // Attach registers namespace-level handlers; they run on each connection's
 // reader goroutine, one at a time per connection. Handlers that wait for the
-// disk (doc:op, doc:restore, doc:history, doc:revision, doc:diff) hand the work
-// to a goroutine and answer the ack from there; doc:join, doc:presence and
-// doc:leave are answered on the reader goroutine. Sends never block (package
+// disk (doc:restore, doc:history, doc:revision, doc:diff) hand the work to a
+// goroutine and answer the ack from there; doc:join, doc:presence and
+// doc:leave are answered on the reader goroutine. doc:op is sequenced on the
+// reader goroutine (collab.Hub.SubmitAsync, which reads the store only for an
+// op older than the hub's in-memory log) and acknowledged from the hub's
+// committer goroutine (by the subscription callback, or by the SubmitAsync
+// callback for a resubmission), so no goroutine waits for a commit; an error
+// ack is sent from a goroutine of its own. Sends never block (package
 // sockets queues them and disconnects a client too slow to read them).
 //
 // Locks, outermost first: Service.mu (the table of documents), then a

@@ -226,13 +226,14 @@ func (s *Service) onOp(sock *sockets.Socket, req OpRequest, ack *sockets.Ack) {
 	d.pending[key] = p
 	d.mu.Unlock()
 	sub := collab.Submission{Doc: req.Doc, Client: req.Client, Seq: req.Seq, BaseRev: req.Rev, Op: req.Op, User: m.user.Name}
+	// Sequenced here, on the reader goroutine (it waits for the store only
+	// for an op older than the hub's in-memory log); the outcome comes back
+	// on the hub's committer goroutine, after onRecord, so no goroutine
+	// waits for the commit.
 	s.wg.Add(1)
-	go func() {
+	s.hub.SubmitAsync(context.Background(), sub, func(rev uint64, err error) {
 		defer s.wg.Done()
 		defer s.recoverTo(sock, "doc:op", ack)
-		ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
-		rev, err := s.hub.Submit(ctx, sub)
-		cancel()
 		d.mu.Lock()
 		done := p.done
 		if !done && d.pending[key] == p {
@@ -242,15 +243,22 @@ func (s *Service) onOp(sock *sockets.Socket, req OpRequest, ack *sockets.Ack) {
 		switch {
 		case done: // answered in order by the subscription callback
 		case err != nil:
-			s.fail(sock, "doc:op", ack, hubError(err))
+			// Off the committer: failing logs a line, which may block.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.fail(sock, "doc:op", ack, hubError(err))
+			}()
 		default:
 			// A resubmission already applied (no new record), or a record
 			// committed after this document's subscription changed.
 			s.ops.Add(1)
 			_ = replyRev(ack, rev)
 		}
-		s.log.Debug().Str("sid", sock.ID()).Str("doc", sub.Doc).Str("client", sub.Client).Uint64("seq", sub.Seq).Uint64("rev", rev).Msg("op")
-	}()
+		if e := s.log.Debug(); e != nil {
+			e.Str("sid", sock.ID()).Str("doc", sub.Doc).Str("client", sub.Client).Uint64("seq", sub.Seq).Uint64("rev", rev).Msg("op")
+		}
+	})
 }
 
 func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *sockets.Ack) {
