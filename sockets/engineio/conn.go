@@ -42,6 +42,11 @@ type Conn struct {
 	// lastSeen is the time (Server.now) of the last sign of life.
 	lastSeen atomic.Int64
 
+	// lastMessage is the time (Server.now) the WebSocket reader handled its
+	// previous message, 0 before the first: it tells a busy connection
+	// from an idle one (see activeLinger).
+	lastMessage atomic.Int64
+
 	mu          sync.Mutex // guards every field below
 	state       int
 	transport   int

@@ -51,7 +51,11 @@
 //     stack only while less than a quarter of it is in use). Elsewhere, and
 //     for connections without a file descriptor (TLS), the reader waits on
 //     its own goroutine. BenchmarkIdleWebSocketMemory measures it (about
-//     2 KB per idle connection).
+//     2 KB per idle connection). A busy connection (its previous message
+//     less than a second ago, e.g. an editor typing) keeps its reader
+//     waiting up to a second for the next message before parking: a new
+//     goroutine, its stack growth and a poller round trip per message cost
+//     about a third of the server's CPU per edit.
 //   - Heartbeats use one runtime timer per connection (time.AfterFunc), no
 //     goroutine: pings every PingInterval from the handshake on; any received
 //     packet counts as a sign of life; a session silent for

@@ -5,6 +5,7 @@ package engineio
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -55,4 +56,37 @@ func TestIdleWebSocketsHoldNoGoroutine(t *testing.T) {
 	if armed != 0 {
 		t.Fatalf("%d connections still armed after their close", armed)
 	}
+}
+
+// lingering reports whether a reader goroutine waits for a busy
+// connection's next message.
+func lingering() bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "engineio.waitReadableFor(")
+}
+
+// TestBusyWebSocketReaderLingers: a connection whose messages follow each
+// other keeps its reader waiting for the next one (no goroutine and stack
+// growth per message), and parks once quiet for activeLinger. Its first
+// message does not make it busy.
+func TestBusyWebSocketReaderLingers(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	ws := h.dial(t, "EIO=4&transport=websocket")
+	read(t, ws)
+	h.nextConn(t)
+	echo := func(msg string) {
+		send(t, ws, websocket.TextMessage, msg)
+		if _, got := read(t, ws); got != msg {
+			t.Fatalf("echo %q, want %q", got, msg)
+		}
+		h.nextMsg(t)
+	}
+	echo("4first")
+	if lingering() {
+		t.Fatal("a reader lingers after the connection's first message")
+	}
+	echo("4second")
+	waitFor(t, "the busy reader to linger", lingering)
+	waitFor(t, "the reader to park after activeLinger", func() bool { return !lingering() })
+	echo("4after") // a parked reader still wakes up
 }

@@ -239,11 +239,32 @@ func (c *Conn) startReader(rc syscall.RawConn, r *bufio.Reader) {
 	c.park()
 }
 
+// activeLinger is how long the reader of a busy connection (its previous
+// message came less than activeLinger ago) waits for the next message
+// before it parks: an active connection keeps its goroutine (and its grown
+// stack) and its buffers instead of paying for a new goroutine, stack
+// growth and a poller round trip per message. A connection that is not busy
+// (a first message, a pong every PingInterval) parks at once and holds
+// neither.
+const activeLinger = time.Second
+
+// lingerForNext reports whether a next message arrived on a busy connection
+// within activeLinger; false means park.
+func (c *Conn) lingerForNext(nc net.Conn) bool {
+	now := int64(c.srv.now())
+	prev := c.lastMessage.Swap(now)
+	if prev == 0 || time.Duration(now-prev) >= activeLinger {
+		return false
+	}
+	return waitReadableFor(nc, c.rc, activeLinger)
+}
+
 // blockingReaderSize is the read buffer of a reader without a poller.
 const blockingReaderSize = 512
 
 // readLoop is the WebSocket's reader: it borrows a read buffer, handles the
-// messages that arrived, gives the buffer back and parks (see park). So an
+// messages that arrived (and, on a busy connection, those that follow
+// within activeLinger), gives the buffer back and parks (see park). So an
 // idle WebSocket holds no read buffer and no goroutine, whatever the
 // handlers did on the goroutine that ran them. r, if not nil, holds bytes
 // already read. Without a raw connection to wait on (e.g. TLS) a single
@@ -261,7 +282,7 @@ func (c *Conn) readLoop(r *bufio.Reader) {
 			c.srv.untrack()
 			return
 		}
-		if c.rc != nil && r.Buffered() == 0 {
+		if c.rc != nil && r.Buffered() == 0 && !c.lingerForNext(nc) {
 			break
 		}
 	}
