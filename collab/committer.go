@@ -335,18 +335,19 @@ func (c *committer) fail(items []item, cause error) {
 	}
 }
 
-// trim drops old committed entries once the log holds twice the retained
-// count. mu must be held.
+// trim drops old committed entries once the log holds a quarter more than
+// the retained count (so each trim moves Retain entries every Retain/4
+// ops). mu must be held.
 func (d *document) trim() {
 	keep := d.h.cfg.Retain
-	if len(d.log) <= 2*keep {
+	if len(d.log) <= keep+max(keep/4, 1) {
 		return
 	}
 	drop := len(d.log) - keep
 	if uncommitted := int(d.head - d.committed); len(d.log)-drop < uncommitted {
 		drop = len(d.log) - uncommitted
 	}
-	// In place: the array keeps its capacity (about 2*Retain entries), so
+	// In place: the array keeps its capacity (about 1.25*Retain entries), so
 	// the log neither reallocates nor grows again.
 	n := copy(d.log, d.log[drop:])
 	clear(d.log[n:])

@@ -43,7 +43,7 @@ type Config struct {
 	// than the retained log is transformed over records read back from
 	// the store (which keeps the whole log), and its (client, seq) is
 	// looked for among them too, so it costs a store read, not a
-	// conflict. The hub keeps between Retain and 2*Retain committed ops
+	// conflict. The hub keeps between Retain and 1.25*Retain committed ops
 	// per document, and none once the document has seen no submission or
 	// read for a quarter of IdleTimeout (a subscribed document is never
 	// evicted; its log is trimmed instead). Default 128.

@@ -225,7 +225,9 @@ func (s *Service) onOp(sock *sockets.Socket, req OpRequest, ack *sockets.Ack) {
 	}
 	d.pending[key] = p
 	d.mu.Unlock()
-	sub := collab.Submission{Doc: req.Doc, Client: req.Client, Seq: req.Seq, BaseRev: req.Rev, Op: req.Op, User: m.user.Name}
+	// m.client (equal to req.Client) is shared by every record of this
+	// member that the hub keeps in memory, instead of a copy per op.
+	sub := collab.Submission{Doc: req.Doc, Client: m.client, Seq: req.Seq, BaseRev: req.Rev, Op: req.Op, User: m.user.Name}
 	// Sequenced here, on the reader goroutine (it waits for the store only
 	// for an op older than the hub's in-memory log); the outcome comes back
 	// on the hub's committer goroutine, after onRecord, so no goroutine
