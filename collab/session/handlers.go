@@ -20,6 +20,23 @@ const (
 
 func errJoinFirst() *wireError { return errorf(CodeForbidden, "join the document first") }
 
+// editorOf returns sock's connection and its membership of doc, or the error
+// for an edit (doc:op, doc:restore) the socket may not make.
+func (s *Service) editorOf(sock *sockets.Socket, doc string) (*conn, *member, *wireError) {
+	c := s.connOf(sock)
+	if c == nil {
+		return nil, nil, errorf(CodeInternal, "socket not set up")
+	}
+	m := c.member(doc)
+	switch {
+	case m == nil:
+		return nil, nil, errJoinFirst()
+	case m.access < AccessEdit:
+		return nil, nil, errorf(CodeForbidden, "read-only access to document %q", doc)
+	}
+	return c, m, nil
+}
+
 func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack) {
 	defer s.recoverTo(sock, "doc:join", ack)
 	c := s.connOf(sock)
@@ -191,18 +208,10 @@ func (s *Service) joinState(ctx context.Context, m *member, resume *uint64) (uin
 
 func (s *Service) onOp(sock *sockets.Socket, req OpRequest, ack *sockets.Ack) {
 	defer s.recoverTo(sock, "doc:op", ack)
-	c := s.connOf(sock)
-	if c == nil {
-		s.fail(sock, "doc:op", ack, errorf(CodeInternal, "socket not set up"))
-		return
-	}
-	m := c.member(req.Doc)
+	c, m, werr := s.editorOf(sock, req.Doc)
 	switch {
-	case m == nil:
-		s.fail(sock, "doc:op", ack, errJoinFirst())
-		return
-	case m.access < AccessEdit:
-		s.fail(sock, "doc:op", ack, errorf(CodeForbidden, "read-only access to document %q", req.Doc))
+	case werr != nil:
+		s.fail(sock, "doc:op", ack, werr)
 		return
 	case m.client != req.Client:
 		s.fail(sock, "doc:op", ack, errorf(CodeBadRequest, `"client" is not the client id this socket joined %q with`, req.Doc))
@@ -404,18 +413,10 @@ func (s *Service) onDiff(sock *sockets.Socket, req DiffRequest, ack *sockets.Ack
 
 func (s *Service) onRestore(sock *sockets.Socket, req RevRequest, ack *sockets.Ack) {
 	defer s.recoverTo(sock, "doc:restore", ack)
-	c := s.connOf(sock)
-	if c == nil {
-		s.fail(sock, "doc:restore", ack, errorf(CodeInternal, "socket not set up"))
-		return
-	}
-	m := c.member(req.Doc)
+	c, m, werr := s.editorOf(sock, req.Doc)
 	switch {
-	case m == nil:
-		s.fail(sock, "doc:restore", ack, errJoinFirst())
-		return
-	case m.access < AccessEdit:
-		s.fail(sock, "doc:restore", ack, errorf(CodeForbidden, "read-only access to document %q", req.Doc))
+	case werr != nil:
+		s.fail(sock, "doc:restore", ack, werr)
 		return
 	case !c.limiter.allow():
 		s.fail(sock, "doc:restore", ack, errorf(CodeRateLimited, "too many ops (at most %g per second)", s.lim.OpsPerSecond))

@@ -241,16 +241,10 @@ func (r *OpRequest) fromFields(f *rawFields) error {
 	if r.Client, err = clientField(f.Client); err != nil {
 		return err
 	}
-	if absent(f.Seq) {
-		return errorf(CodeBadRequest, `"seq" is required`)
-	}
-	if r.Seq, err = intField(f.Seq, "seq", 1); err != nil {
+	if r.Seq, err = requiredInt(f.Seq, "seq", 1); err != nil {
 		return err
 	}
-	if absent(f.Rev) {
-		return errorf(CodeBadRequest, `"rev" is required`)
-	}
-	if r.Rev, err = intField(f.Rev, "rev", 0); err != nil {
+	if r.Rev, err = requiredInt(f.Rev, "rev", 0); err != nil {
 		return err
 	}
 	if absent(f.Op) {
@@ -280,10 +274,7 @@ func (r *PresenceRequest) UnmarshalJSON(b []byte) error {
 	if r.Doc, err = docField(f.Doc); err != nil {
 		return err
 	}
-	if absent(f.Rev) {
-		return errorf(CodeBadRequest, `"rev" is required`)
-	}
-	if r.Rev, err = intField(f.Rev, "rev", 0); err != nil {
+	if r.Rev, err = requiredInt(f.Rev, "rev", 0); err != nil {
 		return err
 	}
 	if absent(f.Sel) {
@@ -388,10 +379,7 @@ func (r *RevRequest) UnmarshalJSON(b []byte) error {
 	if r.Doc, err = docField(f.Doc); err != nil {
 		return err
 	}
-	if absent(f.Rev) {
-		return errorf(CodeBadRequest, `"rev" is required`)
-	}
-	r.Rev, err = intField(f.Rev, "rev", 0)
+	r.Rev, err = requiredInt(f.Rev, "rev", 0)
 	return err
 }
 
@@ -603,6 +591,14 @@ func escapesWellFormed(raw []byte) bool {
 
 // intField decodes a JSON integer in [min, 2^53-1], written without a sign,
 // fraction or exponent.
+// requiredInt is intField for a field that must be present.
+func requiredInt(raw json.RawMessage, name string, min uint64) (uint64, error) {
+	if absent(raw) {
+		return 0, errorf(CodeBadRequest, "%q is required", name)
+	}
+	return intField(raw, name, min)
+}
+
 func intField(raw json.RawMessage, name string, min uint64) (uint64, error) {
 	bad := func() (uint64, error) {
 		if min == 1 {
