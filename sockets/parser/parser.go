@@ -98,7 +98,9 @@ type Packet struct {
 func (p *Packet) EventName() string { return p.name }
 
 // Args returns the elements of an array payload (EVENT and ACK packets), in order. For an
-// EVENT the first element is the event name. The elements do not alias Data.
+// EVENT the first element is the event name. The elements are read-only: for a packet from
+// Decode or a Decoder they share memory with Data (which, from a Decoder, is the packet's own
+// copy); otherwise they are copied from Data.
 func (p *Packet) Args() ([]json.RawMessage, error) {
 	if p.args != nil {
 		return p.args, nil
@@ -251,9 +253,9 @@ func firstByte(b []byte) byte {
 func validatePayload(p *Packet) error {
 	first := firstByte(p.Data)
 	if first == '[' && p.Type != Connect && p.Type != Disconnect && p.Type != ConnectError {
-		// Arrays are split (which validates them) once, here.
-		args, err := SplitArray(p.Data)
-		if err != nil {
+		// Arrays are split (which validates them) once, here, into subslices of Data.
+		args, ok := splitArray(p.Data)
+		if !ok {
 			return fmt.Errorf("%w: bad JSON payload", errInvalid)
 		}
 		p.args = args
@@ -296,15 +298,13 @@ func validatePayload(p *Packet) error {
 	return nil
 }
 
-// SplitArray splits a JSON array into its elements (copies). It fails when data is not
-// a valid JSON array.
+// SplitArray splits a JSON array into its elements, which do not alias data (they share one
+// copy of it). It fails when data is not a valid JSON array; it accepts exactly what
+// json.Unmarshal into a []json.RawMessage accepts, with the same element bytes.
 func SplitArray(data []byte) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("%w: %v", errInvalid, err)
-	}
-	if out == nil {
-		return nil, fmt.Errorf("%w: not an array", errInvalid)
+	out, ok := splitArray(bytes.Clone(data))
+	if !ok {
+		return nil, fmt.Errorf("%w: not a valid JSON array", errInvalid)
 	}
 	return out, nil
 }
@@ -330,6 +330,9 @@ func eventName(args []json.RawMessage) (string, error) {
 			if bytes.Equal(first, r) {
 				return "", fmt.Errorf("%w: %w %s", errInvalid, ErrReservedEventName, first)
 			}
+		}
+		if name := first[1 : len(first)-1]; bytes.IndexByte(name, '\\') < 0 && utf8.Valid(name) {
+			return string(name), nil // what json.Unmarshal would give, without reflection
 		}
 		var s string
 		if err := json.Unmarshal(first, &s); err != nil {
@@ -373,12 +376,10 @@ func (d *Decoder) Add(data []byte, binary bool) (*Packet, error) {
 		d.pending = nil
 		return nil, fmt.Errorf("%w: %w", errInvalid, ErrUnexpectedText)
 	}
-	p, err := Decode(data)
+	// One copy of the frame: Data and the split arguments are subslices of it.
+	p, err := Decode(bytes.Clone(data))
 	if err != nil {
 		return nil, err
-	}
-	if p.Data != nil {
-		p.Data = bytes.Clone(p.Data)
 	}
 	if p.Type.IsBinary() {
 		if p.attachmentsWanted > 0 {
