@@ -19,6 +19,8 @@ var (
 	ErrAckUsed = errors.New("sockets: acknowledgement not wanted or already sent")
 	// ErrTooManyAttachments is returned when an emit would carry more than 10 binary values.
 	ErrTooManyAttachments = errors.New("sockets: more than 10 binary attachments")
+	// ErrEmptyArg is returned by Ack.ReplyRaw when an argument is empty (not a JSON value).
+	ErrEmptyArg = errors.New("sockets: empty raw JSON argument")
 )
 
 // ConnectError is what a middleware returns to refuse a connection with a message and

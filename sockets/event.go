@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/collabd/collabd/sockets/engineio"
 	"github.com/collabd/collabd/sockets/parser"
 )
 
@@ -115,6 +116,44 @@ func (a *Ack) Reply(args ...any) error {
 	return a.s.sendPacket(&parser.Packet{
 		Type: parser.Ack, Namespace: a.s.nsp.name, ID: a.id, HasID: true, Data: data, Attachments: atts,
 	}, false)
+}
+
+// ReplyRaw sends the acknowledgement with args already encoded as JSON, without reflection:
+// the frame is the ACK header followed by [args[0],args[1],...] copied as they are. It is the
+// fast path for replies built by hand. The caller guarantees that each argument is one valid
+// JSON value without binary placeholders; ReplyRaw checks only that none is empty (ErrEmptyArg)
+// and otherwise sends whatever it is given, so invalid JSON reaches the client as such.
+// Errors are those of Reply.
+func (a *Ack) ReplyRaw(args ...json.RawMessage) error {
+	if !a.Wanted() || a.used.Swap(true) {
+		return ErrAckUsed
+	}
+	n := 2 + len(a.s.nsp.name) + 20 + len(args)
+	for _, arg := range args {
+		if len(arg) == 0 {
+			return ErrEmptyArg
+		}
+		n += len(arg)
+	}
+	if !a.s.Connected() {
+		return ErrClosed
+	}
+	p := &parser.Packet{Type: parser.Ack, Namespace: a.s.nsp.name, ID: a.id, HasID: true}
+	text, err := p.AppendEncode(make([]byte, 0, n))
+	if err != nil {
+		return err
+	}
+	start := len(text)
+	text = append(text, '[')
+	for i, arg := range args {
+		if i > 0 {
+			text = append(text, ',')
+		}
+		text = append(text, arg...)
+	}
+	text = append(text, ']')
+	p.Data = text[start:]
+	return a.s.SendEncoded(&Encoded{Packet: p, msgs: []*engineio.Message{engineio.NewTextMessage(text)}}, false)
 }
 
 // Reply is a client's answer to EmitWithAck.

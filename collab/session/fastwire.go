@@ -344,10 +344,13 @@ func appendRevAck(b []byte, rev uint64) []byte {
 	return append(b, '}')
 }
 
-// replyRev answers ack with {ok:true, rev}.
+// okAckJSON is okAck{OK: true} as encoding/json writes it.
+var okAckJSON = json.RawMessage(`{"ok":true}`)
+
+// replyRev answers ack with {ok:true, rev}, without reflection.
 func replyRev(ack *sockets.Ack, rev uint64) error {
 	var buf [40]byte
-	return ack.Reply(json.RawMessage(appendRevAck(buf[:0], rev)))
+	return ack.ReplyRaw(appendRevAck(buf[:0], rev))
 }
 
 // encodeOpEvent encodes the doc:op broadcast of rec, byte for byte what

@@ -125,6 +125,13 @@ func TestAppendRevAck(t *testing.T) {
 	}
 }
 
+func TestOkAckJSON(t *testing.T) {
+	want, _ := json.Marshal(okAck{OK: true})
+	if !bytes.Equal(okAckJSON, want) {
+		t.Fatalf("%s, want %s", okAckJSON, want)
+	}
+}
+
 // FuzzAppendJSONString checks appendJSONString against encoding/json
 // (without HTML escaping).
 func FuzzAppendJSONString(f *testing.F) {

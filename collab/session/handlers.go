@@ -106,7 +106,7 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	payload = append(payload, `,"members":`...)
 	payload = append(payload, mj...)
 	payload = append(payload, '}')
-	_ = ack.Reply(json.RawMessage(payload))
+	_ = ack.ReplyRaw(payload)
 
 	// Phase 2: go live, after sending what arrived meanwhile.
 	d.mu.Lock()
@@ -304,7 +304,7 @@ func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *soc
 	m.presence = ev
 	d.sendOthers(m, enc)
 	d.mu.Unlock()
-	_ = ack.Reply(okAck{OK: true})
+	_ = ack.ReplyRaw(okAckJSON)
 }
 
 func (s *Service) onLeave(sock *sockets.Socket, req DocRequest, ack *sockets.Ack) {
@@ -322,7 +322,7 @@ func (s *Service) onLeave(sock *sockets.Socket, req DocRequest, ack *sockets.Ack
 	if m != nil && s.removeMember(m, true) {
 		s.log.Info().Str("sid", sock.ID()).Str("doc", req.Doc).Str("client", m.client).Msg("left")
 	}
-	_ = ack.Reply(okAck{OK: true})
+	_ = ack.ReplyRaw(okAckJSON)
 }
 
 // canView checks view access for the read-only queries, which do not need a
@@ -437,6 +437,6 @@ func (s *Service) onRestore(sock *sockets.Socket, req RevRequest, ack *sockets.A
 			return
 		}
 		s.log.Debug().Str("sid", sock.ID()).Str("doc", req.Doc).Uint64("from", req.Rev).Uint64("rev", rev).Msg("restored")
-		_ = ack.Reply(revAck{OK: true, Rev: rev})
+		_ = replyRev(ack, rev)
 	}()
 }
