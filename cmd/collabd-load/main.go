@@ -1,7 +1,9 @@
+//go:build linux
+
 // Command collabd-load drives load against collabd's servers and reports what
 // the server process costs. It starts the server itself, as a child process
 // built from this repository, so that it can read the child's memory and CPU
-// time from /proc/PID/{status,stat}.
+// time from /proc/PID/{status,stat}; it builds on Linux only.
 //
 // Subcommands:
 //

@@ -104,7 +104,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		nd.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+				serr = setRecvBuffer(fd, n)
 			})
 			if err != nil {
 				return err
