@@ -132,26 +132,6 @@ func TestOkAckJSON(t *testing.T) {
 	}
 }
 
-// FuzzAppendJSONString checks appendJSONString against encoding/json
-// (without HTML escaping).
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "c-\"q\"\\", "\x00\x1f\x7f", "\b\f\n\r\t", "Zoë 😀", "\u2028\u2029", "\xff\xfe", "<&>", "\xed\xa0\x80"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
-		}
-		want := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
-			t.Fatalf("%q: %s, want %s", s, got, want)
-		}
-	})
-}
-
 // BenchmarkDecodeOp compares the doc:op decoding of the hot path with the
 // general one (encoding/json, as sockets.Handle would run it).
 func BenchmarkDecodeOp(b *testing.B) {

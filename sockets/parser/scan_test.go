@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/collabd/collabd/internal/jsonx"
 )
 
 // splitArrayJSON is the reference: how SplitArray worked before the hand-written scanner.
@@ -94,8 +96,8 @@ func TestSplitArrayDepthLimit(t *testing.T) {
 		depth int
 		ok    bool
 	}{
-		{"at the limit", maxNestingDepth, true},
-		{"one past the limit", maxNestingDepth + 1, false},
+		{"at the limit", jsonx.MaxDepth, true},
+		{"one past the limit", jsonx.MaxDepth + 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
