@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { buildServer, converge, launch, openDoc, repoRoot, resultsDir, settleName, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
+import { buildServer, converge, dropTransport, goOffline, launch, openDoc, repoRoot, resultsDir, settleName, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
 
 const built = buildServer();
 const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
@@ -38,6 +38,19 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     if (server) await server.stop();
     rmSync(data, { recursive: true, force: true });
   });
+
+  // aliceAndBob opens doc for Alice, who writes the lines "A:" and "B:", then
+  // for Bob (both pages go into pages, for screenshots), and waits until both
+  // show the same text.
+  async function aliceAndBob(ctxA, ctxB, doc, pages) {
+    const a = await openDoc(ctxA, server.url, doc, 'Alice');
+    pages.push(a);
+    await typeAtLineEnd(a, 1, 'A:\nB:\n');
+    const b = await openDoc(ctxB, server.url, doc, 'Bob');
+    pages.push(b);
+    await converge([a, b]);
+    return [a, b];
+  }
 
   async function newContext(opts = {}) {
     const c = await browser.newContext({ viewport: { width: 1200, height: 760 }, ...opts });
@@ -93,15 +106,9 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     const ctxB = await newContext();
     const pages = [];
     await withShots('offline', pages, async () => {
-      const a = await openDoc(ctxA, server.url, doc, 'Alice');
-      pages.push(a);
-      await typeAtLineEnd(a, 1, 'A:\nB:\n');
-      const b = await openDoc(ctxB, server.url, doc, 'Bob');
-      pages.push(b);
-      await converge([a, b]);
+      const [a, b] = await aliceAndBob(ctxA, ctxB, doc, pages);
 
-      await ctxA.setOffline(true);
-      await a.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await goOffline(ctxA, a);
       await a.locator('#status[data-state="offline"]').waitFor();
 
       await Promise.all([typeAtLineEnd(a, 1, ' typed while offline'), typeAtLineEnd(b, 2, ' typed while the other is away')]);
@@ -122,17 +129,11 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     const ctxB = await newContext();
     const pages = [];
     await withShots('reload', pages, async () => {
-      const a = await openDoc(ctxA, server.url, doc, 'Alice');
-      pages.push(a);
-      await typeAtLineEnd(a, 1, 'A:\nB:\n');
-      const b = await openDoc(ctxB, server.url, doc, 'Bob');
-      pages.push(b);
-      await converge([a, b]);
+      const [a, b] = await aliceAndBob(ctxA, ctxB, doc, pages);
       // The service worker keeps the page loadable offline.
       await a.evaluate(() => navigator.serviceWorker.ready.then(() => true));
 
-      await ctxA.setOffline(true);
-      await a.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await goOffline(ctxA, a);
       await Promise.all([typeAtLineEnd(a, 1, ' before reload'), typeAtLineEnd(b, 2, ' bob one')]);
 
       await a.reload();
@@ -156,8 +157,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       pages.push(a);
       await typeAtLineEnd(a, 1, 'top\n\nbottom');
       await waitOnline(a);
-      await ctxA.setOffline(true);
-      await a.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await goOffline(ctxA, a);
       await typeAtLineEnd(a, 1, ' edited offline');
 
       // Scripts insert an "x" into the middle line 1050 times, each PUT based
@@ -194,8 +194,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       const a2 = await openDoc(ctxA, server.url, doc, 'Alice');
       pages.push(a2);
       await converge([a1, a2]);
-      await ctxA.setOffline(true);
-      for (const p of [a1, a2]) await p.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await goOffline(ctxA, a1, a2);
       await typeAtLineEnd(a1, 1, ' (tab one)');
       await typeAtLineEnd(a2, 3, ' (tab two)');
       await saved(a1, '(tab one)');
@@ -240,9 +239,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       pages.push(a2);
       await converge([a1, a2, b]);
 
-      await ctxA.setOffline(true);
-      await a1.evaluate(() => window.collabd.session.socket.io.engine.close());
-      await a2.evaluate(() => window.collabd.session.socket.io.engine.close());
+      await goOffline(ctxA, a1, a2);
       await typeAtLineEnd(a1, 2, 'from tab one');
       await saved(a1, 'from tab one');
       await a1.close();
@@ -356,12 +353,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     const ctxB = await newContext();
     const pages = [];
     await withShots('restart', pages, async () => {
-      const a = await openDoc(ctxA, server.url, doc, 'Alice');
-      pages.push(a);
-      await typeAtLineEnd(a, 1, 'A:\nB:\n');
-      const b = await openDoc(ctxB, server.url, doc, 'Bob');
-      pages.push(b);
-      await converge([a, b]);
+      const [a, b] = await aliceAndBob(ctxA, ctxB, doc, pages);
 
       await server.stop();
       await a.locator('#status:not([data-state="online"])').waitFor();
@@ -417,7 +409,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
         if (rnd(3) === 0) {
           offline[i] = !offline[i];
           await contexts[i].setOffline(offline[i]);
-          if (offline[i]) await pages[i].evaluate(() => window.collabd.session.socket.io.engine.close());
+          if (offline[i]) await dropTransport(pages[i]);
         }
         await Promise.all(
           pages.map(async (p, k) => {

@@ -158,6 +158,20 @@ export async function waitOnline(page, timeout = 20_000) {
   }
 }
 
+/**
+ * goOffline cuts the browser context's network and closes each page's
+ * transport, so that the pages notice at once instead of at the next ping.
+ */
+export async function goOffline(context, ...pages) {
+  await context.setOffline(true);
+  for (const p of pages) await dropTransport(p);
+}
+
+/** dropTransport closes the page's Engine.IO transport (socket.io-client reconnects). */
+export function dropTransport(page) {
+  return page.evaluate(() => window.collabd.session.socket.io.engine.close());
+}
+
 /** text returns the editor's text. */
 export function text(page) {
   return page.evaluate(() => window.collabd.editor.text());
