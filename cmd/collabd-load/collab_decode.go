@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/internal/jsonx"
 )
 
 // The load program receives a broadcast per op and editor, and decoding them
@@ -174,150 +175,11 @@ func walkFirstObject(args []byte, fn func(key, val []byte) error) error {
 }
 
 // skipValue returns the length of the JSON value at the start of b (no
-// whitespace allowed): a string, a number, true/false/null, or an array or
-// object of those. Control characters in strings and invalid literals are
-// errSlowPath.
+// leading whitespace); anything encoding/json would reject is errSlowPath.
 func skipValue(b []byte) (int, error) {
-	if len(b) == 0 {
+	s := jsonx.Scanner{Data: b}
+	if !s.Value() {
 		return 0, errSlowPath
 	}
-	switch c := b[0]; {
-	case c == '"':
-		for i := 1; i < len(b); i++ {
-			switch {
-			case b[i] == '\\':
-				n := escapeLen(b[i:])
-				if n == 0 {
-					return 0, errSlowPath
-				}
-				i += n - 1
-			case b[i] == '"':
-				return i + 1, nil
-			case b[i] < 0x20:
-				return 0, errSlowPath
-			}
-		}
-		return 0, errSlowPath
-	case c == '-' || (c >= '0' && c <= '9'):
-		i := 1
-		for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.' || b[i] == 'e' || b[i] == 'E' || b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !validNumber(b[:i]) {
-			return 0, errSlowPath
-		}
-		return i, nil
-	case c == 't' && bytes.HasPrefix(b, []byte("true")):
-		return 4, nil
-	case c == 'f' && bytes.HasPrefix(b, []byte("false")):
-		return 5, nil
-	case c == 'n' && bytes.HasPrefix(b, []byte("null")):
-		return 4, nil
-	case c == '[' || c == '{':
-		closing := byte(']')
-		if c == '{' {
-			closing = '}'
-		}
-		i := 1
-		if i < len(b) && b[i] == closing {
-			return 2, nil
-		}
-		for {
-			if c == '{' {
-				if i >= len(b) || b[i] != '"' {
-					return 0, errSlowPath
-				}
-				n, err := skipValue(b[i:])
-				if err != nil {
-					return 0, err
-				}
-				i += n
-				if i >= len(b) || b[i] != ':' {
-					return 0, errSlowPath
-				}
-				i++
-			}
-			n, err := skipValue(b[i:])
-			if err != nil {
-				return 0, err
-			}
-			i += n
-			if i >= len(b) {
-				return 0, errSlowPath
-			}
-			if b[i] == closing {
-				return i + 1, nil
-			}
-			if b[i] != ',' {
-				return 0, errSlowPath
-			}
-			i++
-		}
-	}
-	return 0, errSlowPath
-}
-
-// validNumber reports whether b is a JSON number.
-func validNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	return i == len(b)
-}
-
-// escapeLen returns the length of the JSON string escape at the start of b
-// (which starts with a backslash), or 0 if it is not one.
-func escapeLen(b []byte) int {
-	if len(b) < 2 {
-		return 0
-	}
-	switch b[1] {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		return 2
-	case 'u':
-		if len(b) < 6 {
-			return 0
-		}
-		for _, c := range b[2:6] {
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return 0
-			}
-		}
-		return 6
-	}
-	return 0
+	return s.I, nil
 }
