@@ -137,10 +137,16 @@ func (oc *otClient) onEvent(name string, args []byte) {
 	oc.rev = r.Rev
 }
 
-// edit applies op locally and sends or buffers it.
-func (oc *otClient) edit(op ot.Op) {
+// editRandom makes a random edit of the current text: the op is built and
+// applied under mu, so that a broadcast cannot change the text in between.
+func (oc *otClient) editRandom(rng *rand.Rand) {
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
+	oc.edit(randomOp(rng, oc.text.Len()))
+}
+
+// edit applies op locally and sends or buffers it. mu must be held.
+func (oc *otClient) edit(op ot.Op) {
 	var err error
 	if oc.text, err = op.Apply(oc.text); err != nil {
 		oc.fail(err)
@@ -240,10 +246,7 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 					defer wg.Done()
 					rng := rand.New(rand.NewPCG(uint64(n), uint64(i)))
 					for range edits {
-						oc.mu.Lock()
-						length := oc.text.Len()
-						oc.mu.Unlock()
-						oc.edit(randomOp(rng, length))
+						oc.editRandom(rng)
 						time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
 					}
 				}()
@@ -307,10 +310,7 @@ func TestJoinWhileEditing(t *testing.T) {
 					return
 				default:
 				}
-				w.mu.Lock()
-				n := w.text.Len()
-				w.mu.Unlock()
-				w.edit(randomOp(rng, n))
+				w.editRandom(rng)
 				time.Sleep(time.Duration(rng.IntN(1500)) * time.Microsecond)
 			}
 		}()
