@@ -6,7 +6,6 @@ import (
 	"net"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // rawConn returns the raw connection of a TCP or Unix socket, whose
@@ -40,19 +39,6 @@ func peekReady(fd uintptr) bool {
 // waitReadable blocks until rc is readable (or its read deadline passes,
 // or it is closed), reading nothing: the caller parks in a shallow wait.
 func waitReadable(rc syscall.RawConn) { _ = rc.Read(peekReady) }
-
-// waitReadableFor waits up to d for nc (whose raw connection is rc) to
-// become readable on the Go netpoller; it reports whether it did. A closed
-// or failed connection counts as not readable: the caller parks, and the
-// poller reports it closed.
-func waitReadableFor(nc net.Conn, rc syscall.RawConn, d time.Duration) bool {
-	if nc.SetReadDeadline(time.Now().Add(d)) != nil {
-		return false
-	}
-	err := rc.Read(peekReady)
-	_ = nc.SetReadDeadline(time.Time{})
-	return err == nil
-}
 
 // pendingBytes reports, without blocking or reading, whether rc has bytes
 // (or EOF, or an error) waiting.

@@ -62,7 +62,7 @@ func TestIdleWebSocketsHoldNoGoroutine(t *testing.T) {
 // connection's next message.
 func lingering() bool {
 	buf := make([]byte, 1<<20)
-	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "engineio.waitReadableFor(")
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "engineio.(*Conn).lingerForNext(")
 }
 
 // TestBusyWebSocketReaderLingers: a connection whose messages follow each

@@ -5,7 +5,6 @@ package engineio
 import (
 	"net"
 	"syscall"
-	"time"
 )
 
 // rawConn is only implemented on Linux; elsewhere every reader blocks in its
@@ -15,8 +14,6 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 func waitReadable(syscall.RawConn) {}
 
 func pendingBytes(syscall.RawConn) bool { return true }
-
-func waitReadableFor(net.Conn, syscall.RawConn, time.Duration) bool { return false }
 
 // poller is only implemented on Linux.
 type poller struct{ done chan struct{} }

@@ -248,15 +248,24 @@ func (c *Conn) startReader(rc syscall.RawConn, r *bufio.Reader) {
 // neither.
 const activeLinger = time.Second
 
-// lingerForNext reports whether a next message arrived on a busy connection
-// within activeLinger; false means park.
-func (c *Conn) lingerForNext(nc net.Conn) bool {
+// lingerForNext reports whether bytes of a next message arrived on a busy
+// connection within activeLinger; false means park. It waits in a read into
+// r (one read syscall brings the bytes, where waiting for readability and
+// then reading took two more). A timeout leaves r empty and usable; any
+// other error also means park: the poller then sees the connection
+// readable and the reader it starts meets the error.
+func (c *Conn) lingerForNext(nc net.Conn, r *bufio.Reader) bool {
 	now := int64(c.srv.now())
 	prev := c.lastMessage.Swap(now)
 	if prev == 0 || time.Duration(now-prev) >= activeLinger {
 		return false
 	}
-	return waitReadableFor(nc, c.rc, activeLinger)
+	if nc.SetReadDeadline(time.Now().Add(activeLinger)) != nil {
+		return false
+	}
+	_, err := r.Peek(1)
+	_ = nc.SetReadDeadline(time.Time{})
+	return err == nil
 }
 
 // blockingReaderSize is the read buffer of a reader without a poller.
@@ -282,7 +291,7 @@ func (c *Conn) readLoop(r *bufio.Reader) {
 			c.srv.untrack()
 			return
 		}
-		if c.rc != nil && r.Buffered() == 0 && !c.lingerForNext(nc) {
+		if c.rc != nil && r.Buffered() == 0 && !c.lingerForNext(nc, r) {
 			break
 		}
 	}
