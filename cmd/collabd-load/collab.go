@@ -128,13 +128,17 @@ type collabResult struct {
 	HaveServer            bool // the server was started here: the figures below are set
 	ServerUser, ServerSys time.Duration
 	CPUPerOp              time.Duration
-	PeakRSS, EndRSS       int64
-	EndAnon, EndFile      int64 // RssAnon and RssFile+RssShmem at the end
-	HaveCommits           bool
-	Commits               commitWindow
-	P99InCommits          float64
-	Converged             bool
-	ExitCode              int
+	// Read-type and write-type system calls of the server over the
+	// window (/proc/PID/io), when readable.
+	HaveSyscalls              bool
+	ServerReads, ServerWrites uint64
+	PeakRSS, EndRSS           int64
+	EndAnon, EndFile          int64 // RssAnon and RssFile+RssShmem at the end
+	HaveCommits               bool
+	Commits                   commitWindow
+	P99InCommits              float64
+	Converged                 bool
+	ExitCode                  int
 }
 
 // collabRun is the shared state of one run.
@@ -772,10 +776,13 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 
 	// The measured window.
 	var user0, sys0 time.Duration
+	var reads0, writes0 uint64
+	ioErr := errors.New("no server")
 	if srv != nil {
 		if user0, sys0, err = procCPUSplit(srv.PID); err != nil {
 			return nil, err
 		}
+		reads0, writes0, ioErr = procSyscalls(srv.PID)
 	}
 	m0 := scrapeCommits(ctx, base)
 	client0 := selfCPU()
@@ -818,6 +825,11 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 			return nil, err
 		}
 		res.ServerUser, res.ServerSys = user1-user0, sys1-sys0
+		if ioErr == nil {
+			if r1, w1, err := procSyscalls(srv.PID); err == nil {
+				res.HaveSyscalls, res.ServerReads, res.ServerWrites = true, r1-reads0, w1-writes0
+			}
+		}
 	}
 	m1 := scrapeCommits(ctx, base)
 	heapErr := errors.New("not asked for")
@@ -885,6 +897,10 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	if srv != nil {
 		fmt.Fprintf(w, "  server CPU: %v over the window (user %v, system %v) = %.1f µs per committed op\n",
 			(res.ServerUser + res.ServerSys).Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond), us(res.CPUPerOp))
+		if res.HaveSyscalls && res.Committed > 0 {
+			fmt.Fprintf(w, "  server system calls per committed op (/proc/PID/io): %.2f read-type, %.2f write-type (fsyncs not counted)\n",
+				float64(res.ServerReads)/float64(res.Committed), float64(res.ServerWrites)/float64(res.Committed))
+		}
 		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, file-backed incl. the bbolt mmap %.1f MiB)\n",
 			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, float64(res.EndFile)/mib)
 	}

@@ -80,6 +80,35 @@ func procCPUSplit(pid int) (user, system time.Duration, err error) {
 	return time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks, nil
 }
 
+// procSyscalls reads the read-type and write-type system calls a process
+// has made so far (syscr and syscw of /proc/PID/io: read, recvfrom, pread;
+// write, writev, pwrite, sendto...).
+func procSyscalls(pid int) (reads, writes uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	var haveR, haveW bool
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "syscr":
+			reads, err = strconv.ParseUint(strings.TrimSpace(value), 10, 64)
+			haveR = err == nil
+		case "syscw":
+			writes, err = strconv.ParseUint(strings.TrimSpace(value), 10, 64)
+			haveW = err == nil
+		}
+	}
+	if !haveR || !haveW {
+		return 0, 0, fmt.Errorf("no syscr/syscw in /proc/%d/io", pid)
+	}
+	return reads, writes, nil
+}
+
 // raiseFileLimit lifts RLIMIT_NOFILE to its hard limit (children inherit it)
 // and returns the new soft limit.
 func raiseFileLimit() (uint64, error) {

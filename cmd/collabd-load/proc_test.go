@@ -43,3 +43,36 @@ func TestRaiseFileLimit(t *testing.T) {
 		t.Fatalf("soft limit %d after raising", n)
 	}
 }
+
+// TestProcSyscallsCountsOwnWrites: the counters move by at least the
+// writes this test makes.
+func TestProcSyscallsCountsOwnWrites(t *testing.T) {
+	pid := os.Getpid()
+	r0, w0, err := procSyscalls(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(t.TempDir() + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 100 {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.ReadAt(make([]byte, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	r1, w1, err := procSyscalls(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w1-w0 < 100 || r1 == r0 {
+		t.Fatalf("writes %d -> %d, reads %d -> %d: want at least 100 more writes and some reads", w0, w1, r0, r1)
+	}
+	if _, _, err := procSyscalls(1 << 30); err == nil {
+		t.Fatal("procSyscalls of a missing pid: want an error")
+	}
+}
