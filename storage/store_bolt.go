@@ -27,6 +27,10 @@ var (
 	bucketMeta = []byte("meta") // document id -> metadata value
 	bucketLog  = []byte("log")  // id 0x00 rev(8, BE) -> record
 	bucketSnap = []byte("snap") // id 0x00 rev(8, BE) -> snapshot
+	// bucketJournal holds the journal's checkpoint: keyCheckpoint -> LSN
+	// (8 bytes, big endian) of the newest frame applied to this file.
+	bucketJournal = []byte("journal")
+	keyCheckpoint = []byte("checkpoint")
 )
 
 // logFillPercent is how full bbolt leaves the left page when it splits a
@@ -87,15 +91,51 @@ type Options struct {
 	// zero waits one second.
 	Timeout time.Duration
 	// ReadOnly opens the file with a shared lock for inspection (the
-	// check and backup subcommands); Commit fails.
+	// check and backup subcommands); Commit fails. It fails with
+	// ErrJournalPending when the journal holds commits the file lacks.
 	ReadOnly bool
+	// NoJournal commits straight into bbolt (one transaction and two
+	// fsyncs per Commit), as before the journal existed: for comparison
+	// benchmarks and as a fallback. A journal left by a crash is still
+	// replayed on open.
+	NoJournal bool
+	// CheckpointBytes: a checkpoint starts once the journal holds this
+	// many bytes not yet in bbolt; zero means 4 MiB.
+	CheckpointBytes int64
+	// CheckpointInterval: a checkpoint starts once the oldest frame not
+	// yet in bbolt is this old; zero means one second.
+	CheckpointInterval time.Duration
+	// JournalSegmentSize is the size of a journal segment file in bytes;
+	// zero means 16 MiB. A larger Commit gets a segment of its own size.
+	JournalSegmentSize int64
+}
+
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = 4 << 20
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = time.Second
+	}
+	if o.JournalSegmentSize <= 0 {
+		o.JournalSegmentSize = 16 << 20
+	}
+	return o
 }
 
 // Bolt is the bbolt implementation of Store. It is safe for concurrent use;
-// bbolt serializes the writers (Commit) and lets readers run in parallel.
+// Commits are serialized, readers run in parallel. With the journal (the
+// default) a Commit is one append to the journal and one fdatasync; bbolt
+// is brought up to date by checkpoints (see store_journal.go).
 type Bolt struct {
 	db     *bolt.DB
+	opts   Options
 	closed atomic.Bool
+	jstate // nil journal with NoJournal or ReadOnly
 }
 
 var _ Store = (*Bolt)(nil)
@@ -105,12 +145,9 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 	if err := precheckFile(path); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = time.Second
-	}
+	opts = opts.withDefaults()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:  timeout,
+		Timeout:  opts.Timeout,
 		NoSync:   opts.NoSync,
 		ReadOnly: opts.ReadOnly,
 		// The freelist is rebuilt by scanning on open instead of being
@@ -142,18 +179,27 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	s := &Bolt{db: db, opts: opts}
+	if err := s.recover(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Path returns the file name of the store.
 func (s *Bolt) Path() string { return s.db.Path() }
 
-// Close closes the file. It is idempotent.
+// Close checkpoints every journal frame into bbolt and closes the files
+// (a cleanly closed store is one self-contained bbolt file). It is
+// idempotent.
 func (s *Bolt) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.db.Close()
+	jerr := s.closeJournal()
+	err := s.db.Close()
+	return errors.Join(jerr, err)
 }
 
 func (s *Bolt) usable(ctx context.Context) error {
@@ -181,7 +227,9 @@ func validDoc(doc string) error {
 	return nil
 }
 
-// Commit applies every write in one bbolt transaction with one fsync.
+// Commit validates writes against the store's state and makes them
+// durable: with the journal, one frame and one fdatasync; with NoJournal,
+// one bbolt transaction.
 func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -213,6 +261,9 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 				return fmt.Errorf("%w: %q record %d has no op", ErrInvalid, w.Doc, r.Rev)
 			}
 		}
+	}
+	if s.journal != nil {
+		return s.commitJournal(writes)
 	}
 	// bbolt keeps the keys and values it is given until the transaction
 	// ends, so they are fresh memory: one arena for the whole batch.
@@ -257,33 +308,18 @@ func carve(arena *[]byte, n int, fill func([]byte) []byte) []byte {
 // of its records are carved from arena.
 func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 	mb := tx.Bucket(bucketMeta)
-	if w.Delete {
-		if err := mb.Delete([]byte(w.Doc)); err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketLog, bucketSnap} {
-			if err := deleteRange(tx.Bucket(name), docPrefix(w.Doc)); err != nil {
-				return err
-			}
-		}
-		return nil
+	cur, exists, err := storedMeta(mb, w.Doc)
+	if err != nil {
+		return err
 	}
-	var m Meta
-	if v := mb.Get([]byte(w.Doc)); v == nil {
-		if len(w.Records) == 0 {
-			return fmt.Errorf("%w: %q: snapshot of a missing document", ErrConflict, w.Doc)
-		}
-		m.Created = w.Records[0].Time
-	} else {
-		var err error
-		if m, err = decodeMeta(v); err != nil {
-			return fmt.Errorf("%q: %w", w.Doc, err)
-		}
+	m, _, err := advanceMeta(w.Doc, cur, exists, shapeOf(w))
+	if err != nil {
+		return err
+	}
+	if w.Delete {
+		return deleteDoc(tx, w.Doc)
 	}
 	if len(w.Records) > 0 {
-		if w.Records[0].Rev != m.Head+1 {
-			return fmt.Errorf("%w: %q: first record %d, head %d", ErrConflict, w.Doc, w.Records[0].Rev, m.Head)
-		}
 		lb := tx.Bucket(bucketLog)
 		// A document's records are appended at the end of its key range:
 		// split full pages unevenly so that the left one, which no append
@@ -298,20 +334,94 @@ func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 				return err
 			}
 		}
-		last := &w.Records[len(w.Records)-1]
-		m.Head = last.Rev
-		m.Updated = last.Time
 	}
 	if sn := w.Snapshot; sn != nil {
-		if sn.Rev > m.Head || sn.Rev == 0 {
-			return fmt.Errorf("%w: %q: snapshot %d, head %d", ErrConflict, w.Doc, sn.Rev, m.Head)
-		}
 		if err := tx.Bucket(bucketSnap).Put(docKey(w.Doc, sn.Rev), appendSnapshot(nil, sn.Text)); err != nil {
 			return err
 		}
-		m.SnapRev = max(m.SnapRev, sn.Rev)
 	}
 	return mb.Put([]byte(w.Doc), appendMeta(nil, &m))
+}
+
+// deleteDoc removes doc's metadata, log and snapshots inside tx.
+func deleteDoc(tx *bolt.Tx, doc string) error {
+	if err := tx.Bucket(bucketMeta).Delete([]byte(doc)); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketLog, bucketSnap} {
+		if err := deleteRange(tx.Bucket(name), docPrefix(doc)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storedMeta returns doc's metadata in the meta bucket mb; exists is
+// false when there is none.
+func storedMeta(mb *bolt.Bucket, doc string) (m Meta, exists bool, err error) {
+	v := mb.Get([]byte(doc))
+	if v == nil {
+		return Meta{}, false, nil
+	}
+	if m, err = decodeMeta(v); err != nil {
+		return Meta{}, false, fmt.Errorf("%q: %w", doc, err)
+	}
+	return m, true, nil
+}
+
+// writeShape is what the metadata rules need to know of a write.
+type writeShape struct {
+	del              bool
+	n                int    // records
+	first            uint64 // revision of the first record
+	created, updated time.Time
+	hasSnap          bool
+	snapRev          uint64
+}
+
+func shapeOf(w *Write) writeShape {
+	s := writeShape{del: w.Delete, n: len(w.Records)}
+	if s.n > 0 {
+		s.first = w.Records[0].Rev
+		// As stored: Unix nanoseconds, read back in UTC.
+		s.created = time.Unix(0, w.Records[0].Time.UnixNano()).UTC()
+		s.updated = time.Unix(0, w.Records[s.n-1].Time.UnixNano()).UTC()
+	}
+	if w.Snapshot != nil {
+		s.hasSnap, s.snapRev = true, w.Snapshot.Rev
+	}
+	return s
+}
+
+// advanceMeta applies the rules of a write to the metadata of its
+// document (exists false: the document has none) and returns the metadata
+// after it (exists false: deleted). Commit validates with it against the
+// logical state (bbolt plus journal), and bbolt transactions apply with
+// it, so a journal frame accepted by Commit always applies.
+func advanceMeta(doc string, m Meta, exists bool, w writeShape) (Meta, bool, error) {
+	if w.del {
+		return Meta{}, false, nil
+	}
+	if !exists {
+		if w.n == 0 {
+			return Meta{}, false, fmt.Errorf("%w: %q: snapshot of a missing document", ErrConflict, doc)
+		}
+		m = Meta{Created: w.created}
+	}
+	if w.n > 0 {
+		if w.first != m.Head+1 {
+			return Meta{}, false, fmt.Errorf("%w: %q: first record %d, head %d", ErrConflict, doc, w.first, m.Head)
+		}
+		m.Head = w.first + uint64(w.n) - 1
+		m.Updated = w.updated
+	}
+	if w.hasSnap {
+		if w.snapRev > m.Head || w.snapRev == 0 {
+			return Meta{}, false, fmt.Errorf("%w: %q: snapshot %d, head %d", ErrConflict, doc, w.snapRev, m.Head)
+		}
+		m.SnapRev = max(m.SnapRev, w.snapRev)
+	}
+	return m, true, nil
 }
 
 // deleteRange deletes every key of b that starts with prefix.
@@ -353,6 +463,15 @@ func openDoc(tx *bolt.Tx, doc string) (docView, error) {
 func (s *Bolt) Meta(ctx context.Context, doc string) (Meta, error) {
 	if err := validDoc(doc); err != nil {
 		return Meta{}, err
+	}
+	if m, exists, ok := s.pendingMeta(doc); ok {
+		if err := s.usable(ctx); err != nil {
+			return Meta{}, err
+		}
+		if !exists {
+			return Meta{}, fmt.Errorf("%w: document %q", ErrNotFound, doc)
+		}
+		return m, nil
 	}
 	var m Meta
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -415,6 +534,9 @@ func (s *Bolt) Load(ctx context.Context, doc string, keep int) (State, error) {
 	if err := validDoc(doc); err != nil {
 		return State{}, err
 	}
+	if err := s.barrierDoc(ctx, doc); err != nil {
+		return State{}, err
+	}
 	var st State
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		d, err := openDoc(tx, doc)
@@ -452,6 +574,9 @@ func (s *Bolt) Records(ctx context.Context, doc string, after uint64, limit int)
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
 	}
+	if err := s.barrierDoc(ctx, doc); err != nil {
+		return nil, err
+	}
 	var out []Record
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		d, err := openDoc(tx, doc)
@@ -475,6 +600,9 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	if err := s.barrierDoc(ctx, doc); err != nil {
+		return nil, err
 	}
 	var out []Revision
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -559,6 +687,9 @@ func (s *Bolt) TextAt(ctx context.Context, doc string, rev uint64) (string, erro
 	if err := validDoc(doc); err != nil {
 		return "", err
 	}
+	if err := s.barrierDoc(ctx, doc); err != nil {
+		return "", err
+	}
 	var out string
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		t, err := textAt(tx, doc, rev)
@@ -572,6 +703,9 @@ func (s *Bolt) TextAt(ctx context.Context, doc string, rev uint64) (string, erro
 // text at to.
 func (s *Bolt) Diff(ctx context.Context, doc string, from, to uint64) ([]Diff, error) {
 	if err := validDoc(doc); err != nil {
+		return nil, err
+	}
+	if err := s.barrierDoc(ctx, doc); err != nil {
 		return nil, err
 	}
 	var a, b string
@@ -615,6 +749,9 @@ func DiffTexts(a, b string) []Diff {
 
 // List returns every document, ordered by id.
 func (s *Bolt) List(ctx context.Context) ([]DocInfo, error) {
+	if err := s.barrierAll(ctx); err != nil {
+		return nil, err
+	}
 	var out []DocInfo
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).ForEach(func(k, v []byte) error {
@@ -632,6 +769,9 @@ func (s *Bolt) List(ctx context.Context) ([]DocInfo, error) {
 // Backup writes a consistent copy of the store to w inside one read
 // transaction; writers keep running meanwhile.
 func (s *Bolt) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := s.barrierAll(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -665,6 +805,9 @@ func (s *Bolt) BackupFile(ctx context.Context, path string) error {
 // every record decodes with a parsable op, every snapshot decodes as UTF-8
 // at or below the head and the newest one is the one metadata names.
 func (s *Bolt) Check(ctx context.Context) error {
+	if err := s.barrierAll(ctx); err != nil {
+		return err
+	}
 	return s.view(ctx, func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {

@@ -29,7 +29,12 @@ const pageSize = 4096 // the page size bbolt picks on this machine (os.Getpagesi
 // commitRange stores records from..to of h in one commit.
 func commitRange(tb testing.TB, path string, h *history, from, to int) {
 	tb.Helper()
-	s, err := OpenBolt(path, Options{})
+	commitRangeOpts(tb, path, h, from, to, Options{})
+}
+
+func commitRangeOpts(tb testing.TB, path string, h *history, from, to int, opts Options) {
+	tb.Helper()
+	s, err := OpenBolt(path, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -114,27 +119,42 @@ func TestTornWrites(t *testing.T) {
 			return append(bytes.Clone(b), junk...)
 		}, 400},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "d.db")
-			commitRange(t, path, h, 1, 200)
-			a := readFile(t, path)
-			commitRange(t, path, h, 201, 400)
-			b := readFile(t, path)
-			if err := os.WriteFile(path, tt.tear(t, a, b), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s := reopenAt(t, path, h, tt.head)
-			// The store keeps working: the lost commit can be made again.
-			if tt.head < 400 {
-				if err := s.Commit(context.Background(), []Write{{Doc: "d", Records: h.recs[tt.head:]}}); err != nil {
+	// With NoJournal, commit B is one bbolt transaction and a torn one
+	// leaves commit A. With the journal, commit B is a journal frame and
+	// the torn bbolt transaction is the checkpoint that applied it: the
+	// frame is still in the journal (the file says it was not
+	// checkpointed), so reopening replays it.
+	for _, mode := range []struct {
+		name    string
+		opts    Options
+		journal bool
+	}{{"nojournal", Options{NoJournal: true}, false}, {"journal", Options{}, true}} {
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "d.db")
+				commitRangeOpts(t, path, h, 1, 200, mode.opts)
+				a := readFile(t, path)
+				commitRangeOpts(t, path, h, 201, 400, mode.opts)
+				b := readFile(t, path)
+				if err := os.WriteFile(path, tt.tear(t, a, b), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				s.Close()
-				reopenAt(t, path, h, 400)
-			}
-		})
+				head := tt.head
+				if mode.journal {
+					head = 400
+				}
+				s := reopenAt(t, path, h, head)
+				// The store keeps working: the lost commit can be made again.
+				if head < 400 {
+					if err := s.Commit(context.Background(), []Write{{Doc: "d", Records: h.recs[tt.head:]}}); err != nil {
+						t.Fatal(err)
+					}
+					s.Close()
+					reopenAt(t, path, h, 400)
+				}
+			})
+		}
 	}
 }
 

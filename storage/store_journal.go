@@ -1,0 +1,467 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// JournalStats are the journal's counters, for /metrics.
+type JournalStats struct {
+	Enabled            bool          // false with NoJournal or ReadOnly
+	Frames             uint64        // frames appended since open (one per Commit)
+	Bytes              uint64        // bytes appended since open
+	Replayed           uint64        // frames replayed from the journal at open
+	Checkpoints        uint64        // checkpoints run since open
+	CheckpointedFrames uint64        // frames applied to bbolt by those checkpoints
+	CheckpointTime     time.Duration // total wall time spent in checkpoints
+	CheckpointErrors   uint64        // checkpoints that failed (bbolt refused the transaction)
+	PendingFrames      int           // frames in the journal not yet in bbolt
+	PendingBytes       int64         // their bytes
+	LSN                uint64        // newest frame appended (0: none yet)
+	CheckpointLSN      uint64        // newest frame in bbolt
+	Segments           int           // segment files, written-through spares included
+	Poisoned           bool          // a write or sync failed: every later Commit fails
+}
+
+// jstate is the journal side of Bolt.
+type jstate struct {
+	journal *journal // nil with NoJournal or ReadOnly
+
+	// commitMu serializes Commit (validation, append, pending update) and
+	// Close; it guards the journal's append side.
+	commitMu sync.Mutex
+
+	// ckptMu serializes checkpoints.
+	ckptMu sync.Mutex
+
+	mu sync.Mutex // guards the fields below
+	// pending are the frames appended and not yet checkpointed, ascending.
+	pending      []pendingFrame
+	pendingBytes int64
+	// docs holds the logical metadata of every document that pending
+	// frames touch (bbolt's is older).
+	docs    map[string]*pendingDoc
+	ckptLSN uint64
+	stats   JournalStats
+
+	kick chan struct{} // wakes the background loop
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the loop returns
+}
+
+// pendingFrame is a frame not yet in bbolt; payload is a private copy.
+type pendingFrame struct {
+	lsn     uint64
+	size    int
+	at      time.Time
+	payload []byte
+}
+
+// pendingDoc is the logical state of a document touched by pending frames.
+type pendingDoc struct {
+	meta   Meta
+	exists bool   // false: deleted by a pending frame
+	last   uint64 // LSN of the newest pending frame touching it
+}
+
+// readCheckpoint returns the LSN of the newest frame in bbolt.
+func readCheckpoint(tx *bolt.Tx) uint64 {
+	b := tx.Bucket(bucketJournal)
+	if b == nil {
+		return 0
+	}
+	v := b.Get(keyCheckpoint)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putCheckpoint(tx *bolt.Tx, lsn uint64) error {
+	b, err := tx.CreateBucketIfNotExists(bucketJournal)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyCheckpoint, binary.BigEndian.AppendUint64(nil, lsn))
+}
+
+// recover replays the journal next to path into bbolt (read-write) or
+// refuses to open when it holds commits the file lacks (ReadOnly), then
+// starts a new journal unless NoJournal or ReadOnly.
+func (s *Bolt) recover(path string) error {
+	dir := journalDir(path)
+	epoch, err := readEpoch(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var ckpt uint64
+	s.db.View(func(tx *bolt.Tx) error {
+		ckpt = readCheckpoint(tx)
+		return nil
+	})
+	frames, err := scanJournal(dir, epoch, ckpt)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if len(frames) > 0 && s.opts.ReadOnly {
+		return fmt.Errorf("%w: %d frames after %d in %s", ErrJournalPending, len(frames), ckpt, dir)
+	}
+	if len(frames) > 0 {
+		last := frames[len(frames)-1].lsn
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			var arena []byte
+			for _, f := range frames {
+				if err := applyFrame(tx, f.lsn, f.payload, &arena); err != nil {
+					return err
+				}
+			}
+			return putCheckpoint(tx, last)
+		})
+		if err != nil {
+			return fmt.Errorf("journal replay: %w", err)
+		}
+		ckpt = last
+		s.stats.Replayed = uint64(len(frames))
+	}
+	if s.opts.NoJournal || s.opts.ReadOnly {
+		return nil
+	}
+	j, err := openJournal(dir, s.opts.JournalSegmentSize, s.opts.NoSync, ckpt+1)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	s.journal = j
+	s.ckptLSN = ckpt
+	s.docs = map[string]*pendingDoc{}
+	s.stats.Enabled = true
+	s.stats.LSN, s.stats.CheckpointLSN = ckpt, ckpt
+	s.kick = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.done = make(chan struct{})
+	s.kickLoop() // prepare a spare segment
+	go s.loop()
+	return nil
+}
+
+// applyFrame applies one journal frame inside tx.
+func applyFrame(tx *bolt.Tx, lsn uint64, payload []byte, arena *[]byte) error {
+	ws, err := decodePayload(payload)
+	if err != nil {
+		return fmt.Errorf("frame %d: %w", lsn, err)
+	}
+	for i := range ws {
+		if err := applyJWrite(tx, &ws[i], arena); err != nil {
+			return fmt.Errorf("frame %d: %w", lsn, err)
+		}
+	}
+	return nil
+}
+
+// applyJWrite is applyWrite for a write decoded from the journal: its
+// record values are already encoded (and stay alive until the transaction
+// ends: they are slices of a pending frame's payload).
+func applyJWrite(tx *bolt.Tx, w *jWrite, arena *[]byte) error {
+	mb := tx.Bucket(bucketMeta)
+	cur, exists, err := storedMeta(mb, w.doc)
+	if err != nil {
+		return err
+	}
+	m, _, err := advanceMeta(w.doc, cur, exists, w.shape())
+	if err != nil {
+		return err
+	}
+	if w.del {
+		return deleteDoc(tx, w.doc)
+	}
+	if len(w.recs) > 0 {
+		lb := tx.Bucket(bucketLog)
+		lb.FillPercent = logFillPercent
+		for j, v := range w.recs {
+			rev := w.first + uint64(j)
+			k := carve(arena, len(w.doc)+9, func(b []byte) []byte { return appendDocKey(b, w.doc, rev) })
+			if err := lb.Put(k, v); err != nil {
+				return err
+			}
+		}
+	}
+	if sn := w.snap; sn != nil {
+		v := make([]byte, 0, 1+len(w.snapText))
+		v = append(append(v, snapV1), w.snapText...)
+		if err := tx.Bucket(bucketSnap).Put(docKey(w.doc, sn.Rev), v); err != nil {
+			return err
+		}
+	}
+	return mb.Put([]byte(w.doc), appendMeta(nil, &m))
+}
+
+// commitJournal validates writes against the logical state (bbolt plus
+// pending frames), appends them as one frame and records the new logical
+// state. Commit has checked everything that needs no state.
+func (s *Bolt) commitJournal(writes []Write) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	type next struct {
+		meta   Meta
+		exists bool
+	}
+	cur := make([]next, len(writes))
+	var missing []int
+	s.mu.Lock()
+	for i := range writes {
+		if d, ok := s.docs[writes[i].Doc]; ok {
+			cur[i] = next{d.meta, d.exists}
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	s.mu.Unlock()
+	// Documents with nothing pending: bbolt is their logical state (only
+	// a Commit, which holds commitMu, can add pending frames).
+	if len(missing) > 0 {
+		err := s.db.View(func(tx *bolt.Tx) error {
+			mb := tx.Bucket(bucketMeta)
+			for _, i := range missing {
+				m, exists, err := storedMeta(mb, writes[i].Doc)
+				if err != nil {
+					return err
+				}
+				cur[i] = next{m, exists}
+			}
+			return nil
+		})
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			return ErrClosed
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i := range writes {
+		m, exists, err := advanceMeta(writes[i].Doc, cur[i].meta, cur[i].exists, shapeOf(&writes[i]))
+		if err != nil {
+			return err
+		}
+		cur[i] = next{m, exists}
+	}
+	lsn, payload, size, rotated, err := s.journal.append(writes)
+	if err != nil {
+		s.mu.Lock()
+		s.stats.Poisoned = s.journal.err != nil
+		s.mu.Unlock()
+		return err
+	}
+	f := pendingFrame{lsn: lsn, size: size, at: time.Now(), payload: bytes.Clone(payload)}
+	s.mu.Lock()
+	s.pending = append(s.pending, f)
+	s.pendingBytes += int64(size)
+	for i := range writes {
+		d := s.docs[writes[i].Doc]
+		if d == nil {
+			d = &pendingDoc{}
+			s.docs[writes[i].Doc] = d
+		}
+		d.meta, d.exists, d.last = cur[i].meta, cur[i].exists, lsn
+	}
+	s.stats.Frames++
+	s.stats.Bytes += uint64(size)
+	s.stats.LSN = lsn
+	pendingBytes := s.pendingBytes
+	s.mu.Unlock()
+	if rotated || pendingBytes >= s.opts.CheckpointBytes {
+		s.kickLoop()
+	}
+	// Back pressure: checkpoints that fall far behind stop the writers.
+	// The commit itself is durable: a failed checkpoint is retried by
+	// the loop (and reported by the reads that need it).
+	if pendingBytes >= 4*s.opts.CheckpointBytes {
+		s.checkpoint(lsn)
+	}
+	return nil
+}
+
+func (s *Bolt) kickLoop() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop prepares spare segments and checkpoints when the pending bytes or
+// the age of the oldest pending frame pass their thresholds.
+func (s *Bolt) loop() {
+	defer close(s.done)
+	tick := time.NewTicker(max(s.opts.CheckpointInterval/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-tick.C:
+		}
+		s.journal.prepareSpare() // on failure the commit path makes a sparse one
+		s.mu.Lock()
+		due := len(s.pending) > 0 &&
+			(s.pendingBytes >= s.opts.CheckpointBytes || time.Since(s.pending[0].at) >= s.opts.CheckpointInterval)
+		s.mu.Unlock()
+		if due {
+			s.checkpoint(math.MaxUint64)
+		}
+	}
+}
+
+// checkpoint makes sure every frame through LSN through is in bbolt: it
+// applies every pending frame (through or not) in one bbolt transaction,
+// records the checkpoint LSN in it, then drops the pending state it
+// covered and recycles the segments it emptied. Commits continue
+// meanwhile.
+func (s *Bolt) checkpoint(through uint64) error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	s.mu.Lock()
+	if s.ckptLSN >= through || len(s.pending) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	frames := s.pending[:len(s.pending):len(s.pending)]
+	s.mu.Unlock()
+	last := frames[len(frames)-1].lsn
+	start := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var arena []byte
+		for _, f := range frames {
+			if err := applyFrame(tx, f.lsn, f.payload, &arena); err != nil {
+				return err
+			}
+		}
+		return putCheckpoint(tx, last)
+	})
+	elapsed := time.Since(start)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.CheckpointTime += elapsed
+	if err != nil {
+		s.stats.CheckpointErrors++
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			return ErrClosed
+		}
+		return fmt.Errorf("storage: checkpoint: %w", err)
+	}
+	var bytes int64
+	for _, f := range frames {
+		bytes += int64(f.size)
+	}
+	rest := s.pending[len(frames):]
+	s.pending = append(make([]pendingFrame, 0, max(len(rest), 16)), rest...)
+	s.pendingBytes -= bytes
+	for id, d := range s.docs {
+		if d.last <= last {
+			delete(s.docs, id)
+		}
+	}
+	s.ckptLSN = last
+	s.stats.Checkpoints++
+	s.stats.CheckpointedFrames += uint64(len(frames))
+	s.stats.CheckpointLSN = last
+	s.journal.recycle(last)
+	return nil
+}
+
+// pendingMeta returns the logical metadata of doc when pending frames
+// touch it (ok true).
+func (s *Bolt) pendingMeta(doc string) (m Meta, exists, ok bool) {
+	if s.journal == nil {
+		return Meta{}, false, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.docs[doc]
+	if !ok {
+		return Meta{}, false, false
+	}
+	return d.meta, d.exists, true
+}
+
+// barrierDoc makes sure every pending frame touching doc is in bbolt
+// before a read of doc.
+func (s *Bolt) barrierDoc(ctx context.Context, doc string) error {
+	if s.journal == nil {
+		return nil
+	}
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	d, ok := s.docs[doc]
+	var last uint64
+	if ok {
+		last = d.last
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return s.checkpoint(last)
+}
+
+// barrierAll makes sure every frame appended so far is in bbolt.
+func (s *Bolt) barrierAll(ctx context.Context) error {
+	if s.journal == nil {
+		return nil
+	}
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	var last uint64
+	if n := len(s.pending); n > 0 {
+		last = s.pending[n-1].lsn
+	}
+	s.mu.Unlock()
+	if last == 0 {
+		return nil
+	}
+	return s.checkpoint(last)
+}
+
+// closeJournal stops the loop, waits for the Commit in flight, checkpoints
+// everything and closes the segment files.
+func (s *Bolt) closeJournal() error {
+	if s.journal == nil {
+		return nil
+	}
+	close(s.stop)
+	<-s.done
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	err := s.checkpoint(math.MaxUint64)
+	return errors.Join(err, s.journal.close())
+}
+
+// JournalStats returns the journal's counters.
+func (s *Bolt) JournalStats() JournalStats {
+	s.mu.Lock()
+	st := s.stats
+	st.PendingFrames = len(s.pending)
+	st.PendingBytes = s.pendingBytes
+	s.mu.Unlock()
+	if s.journal != nil {
+		st.Segments = s.journal.segments()
+	}
+	return st
+}
+
+// Checkpoint applies every journal frame to bbolt now (a no-op without
+// the journal).
+func (s *Bolt) Checkpoint(ctx context.Context) error { return s.barrierAll(ctx) }
