@@ -186,7 +186,7 @@ func decodePayload(p []byte) ([]jWrite, error) {
 		if d.err == nil && nr > uint64(len(d.b)) {
 			d.err = fmt.Errorf("%w: journal payload: %d records in %d bytes", ErrCorrupt, nr, len(d.b))
 		}
-		if nr > 0 {
+		if nr > 0 && d.err == nil {
 			w.first = d.uvarint()
 			if d.err == nil && w.first+nr < w.first {
 				d.err = fmt.Errorf("%w: journal payload: revision overflow", ErrCorrupt)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,11 +17,24 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// testNoJournal makes openTest open stores without the journal (set by
+// TestNoJournalSuite around the suite it reruns).
+var testNoJournal bool
 
 // openTest opens a store in a temporary directory, closed at cleanup.
 func openTest(tb testing.TB, opts Options) *Bolt {
 	tb.Helper()
+	if testNoJournal {
+		opts.NoJournal = true
+	}
 	s, err := OpenBolt(filepath.Join(tb.TempDir(), "collabd.db"), opts)
 	if err != nil {
 		tb.Fatal(err)
