@@ -121,3 +121,66 @@ func BenchmarkCommitManyDocs(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/(docs*per), "µs/record")
 }
+
+// BenchmarkCommit commits one record to each of 1 or 100 documents per
+// Commit, fsync on, through the journal and straight into bbolt
+// (NoJournal). ns/op is the wall time of a Commit; cpu-µs/commit is the
+// CPU of the whole process (getrusage: background checkpoints included)
+// per Commit. The journal's run ends with a checkpoint of everything,
+// inside the measurement.
+func BenchmarkCommit(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts Options
+	}{{"journal", Options{}}, {"nojournal", Options{NoJournal: true}}} {
+		for _, docs := range []int{1, 100} {
+			b.Run(fmt.Sprintf("%s/docs=%d", mode.name, docs), func(b *testing.B) {
+				s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), mode.opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				ctx := context.Background()
+				ids := make([]string, docs)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("doc-%04d", i)
+				}
+				op := []byte(`[12,"x"]`)
+				now := time.Now()
+				rev := uint64(0)
+				ws := make([]Write, docs)
+				recs := make([]Record, docs)
+				commit := func() {
+					rev++
+					for i := range ws {
+						recs[i] = Record{Rev: rev, Op: op, Client: "client-1", Seq: rev, User: "user", Time: now, Ins: 1}
+						ws[i] = Write{Doc: ids[i], Records: recs[i : i+1]}
+					}
+					if err := s.Commit(ctx, ws); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range 20 {
+					commit()
+				}
+				if err := s.Checkpoint(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				cpu0 := cpuTime()
+				b.ResetTimer()
+				for b.Loop() {
+					commit()
+				}
+				if err := s.Checkpoint(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/commit")
+				if st := s.JournalStats(); st.Enabled {
+					b.ReportMetric(float64(st.CheckpointedFrames)/float64(max(st.Checkpoints, 1)), "frames/checkpoint")
+				}
+			})
+		}
+	}
+}

@@ -117,13 +117,7 @@ func (s *Bolt) recover(path string) error {
 	if len(frames) > 0 {
 		last := frames[len(frames)-1].lsn
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			var arena []byte
-			for _, f := range frames {
-				if err := applyFrame(tx, f.lsn, f.payload, &arena); err != nil {
-					return err
-				}
-			}
-			return putCheckpoint(tx, last)
+			return applyFrames(tx, frames, last)
 		})
 		if err != nil {
 			return fmt.Errorf("journal replay: %w", err)
@@ -151,33 +145,59 @@ func (s *Bolt) recover(path string) error {
 	return nil
 }
 
-// applyFrame applies one journal frame inside tx.
-func applyFrame(tx *bolt.Tx, lsn uint64, payload []byte, arena *[]byte) error {
-	ws, err := decodePayload(payload)
-	if err != nil {
-		return fmt.Errorf("frame %d: %w", lsn, err)
-	}
-	for i := range ws {
-		if err := applyJWrite(tx, &ws[i], arena); err != nil {
-			return fmt.Errorf("frame %d: %w", lsn, err)
+// applyFrames applies journal frames in order inside tx and records last
+// as the checkpoint. Each document's metadata is read once and written
+// once per transaction, however many frames touch it.
+func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
+	metas := map[string]*txMeta{}
+	var arena []byte
+	for _, f := range frames {
+		ws, err := decodePayload(f.payload)
+		if err != nil {
+			return fmt.Errorf("frame %d: %w", f.lsn, err)
+		}
+		for i := range ws {
+			if err := applyJWrite(tx, &ws[i], metas, &arena); err != nil {
+				return fmt.Errorf("frame %d: %w", f.lsn, err)
+			}
 		}
 	}
-	return nil
+	mb := tx.Bucket(bucketMeta)
+	for doc, m := range metas {
+		if m.exists {
+			if err := mb.Put([]byte(doc), appendMeta(nil, &m.meta)); err != nil {
+				return err
+			}
+		}
+	}
+	return putCheckpoint(tx, last)
+}
+
+// txMeta is a document's metadata during applyFrames.
+type txMeta struct {
+	meta   Meta
+	exists bool
 }
 
 // applyJWrite is applyWrite for a write decoded from the journal: its
 // record values are already encoded (and stay alive until the transaction
-// ends: they are slices of a pending frame's payload).
-func applyJWrite(tx *bolt.Tx, w *jWrite, arena *[]byte) error {
-	mb := tx.Bucket(bucketMeta)
-	cur, exists, err := storedMeta(mb, w.doc)
+// ends: they are slices of a pending frame's payload). The metadata is
+// kept in metas; applyFrames stores it at the end.
+func applyJWrite(tx *bolt.Tx, w *jWrite, metas map[string]*txMeta, arena *[]byte) error {
+	tm := metas[w.doc]
+	if tm == nil {
+		cur, exists, err := storedMeta(tx.Bucket(bucketMeta), w.doc)
+		if err != nil {
+			return err
+		}
+		tm = &txMeta{cur, exists}
+		metas[w.doc] = tm
+	}
+	m, exists, err := advanceMeta(w.doc, tm.meta, tm.exists, w.shape())
 	if err != nil {
 		return err
 	}
-	m, _, err := advanceMeta(w.doc, cur, exists, w.shape())
-	if err != nil {
-		return err
-	}
+	tm.meta, tm.exists = m, exists
 	if w.del {
 		return deleteDoc(tx, w.doc)
 	}
@@ -199,7 +219,7 @@ func applyJWrite(tx *bolt.Tx, w *jWrite, arena *[]byte) error {
 			return err
 		}
 	}
-	return mb.Put([]byte(w.doc), appendMeta(nil, &m))
+	return nil
 }
 
 // commitJournal validates writes against the logical state (bbolt plus
@@ -338,14 +358,12 @@ func (s *Bolt) checkpoint(through uint64) error {
 	s.mu.Unlock()
 	last := frames[len(frames)-1].lsn
 	start := time.Now()
+	jf := make([]journalFrame, len(frames))
+	for i, f := range frames {
+		jf[i] = journalFrame{lsn: f.lsn, payload: f.payload}
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var arena []byte
-		for _, f := range frames {
-			if err := applyFrame(tx, f.lsn, f.payload, &arena); err != nil {
-				return err
-			}
-		}
-		return putCheckpoint(tx, last)
+		return applyFrames(tx, jf, last)
 	})
 	elapsed := time.Since(start)
 	s.mu.Lock()
