@@ -60,8 +60,9 @@ func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 }
 
 // openSource picks the source: --server when given; else the data file,
-// opened read-only (bbolt shared lock) with a short timeout; if a server
-// holds the file, the HTTP API at the default address.
+// opened read-only (bbolt shared lock) with a short timeout, or read-write
+// when a crashed server left commits in the journal (opening replays
+// them); if a server holds the file, the HTTP API at the default address.
 func openSource(c clientConfig, getenv func(string) string) (source, error) {
 	if c.Server != "" {
 		return newHTTPSource(c, c.Server)
@@ -71,6 +72,12 @@ func openSource(c clientConfig, getenv func(string) string) (source, error) {
 		return nil, fmt.Errorf("no data file at %s (set --data, or --server to ask a running collabd): %w", path, err)
 	}
 	st, err := storage.OpenBolt(path, storage.Options{ReadOnly: true, Timeout: 300 * time.Millisecond})
+	if errors.Is(err, storage.ErrJournalPending) {
+		// A server crashed with commits in its journal that the file
+		// lacks, and none runs now: open read-write (exclusive lock),
+		// which replays them into the file, and read from that.
+		st, err = storage.OpenBolt(path, storage.Options{Timeout: 300 * time.Millisecond})
+	}
 	if err == nil {
 		return boltSource{st}, nil
 	}
