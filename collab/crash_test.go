@@ -26,7 +26,7 @@ var crashDocs = []string{"c0", "c1", "c2"}
 // and prints one line per acknowledged op: "doc client seq rev". It runs
 // until it is killed (or 30 s, as a bound).
 func crashChild(dir string) {
-	store, err := storage.OpenBolt(filepath.Join(dir, "collabd.db"), storage.Options{Timeout: 5 * time.Second})
+	store, err := storage.OpenBolt(filepath.Join(dir, "collabd.db"), crashStoreOptions(os.Getenv(crashChildEnv+"_ROUND")))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
@@ -69,6 +69,23 @@ func crashChild(dir string) {
 			os.Exit(0)
 		}
 	}
+}
+
+// crashStoreOptions varies the store by round: the default journal; a
+// journal with tiny checkpoint thresholds and segments, so that kills land
+// in checkpoints, segment rotations and recycling; and (round 4) no
+// journal, the fallback, on the file the journal rounds wrote.
+func crashStoreOptions(round string) storage.Options {
+	opts := storage.Options{Timeout: 5 * time.Second}
+	switch round {
+	case "1", "3":
+		opts.CheckpointBytes = 8 << 10
+		opts.CheckpointInterval = 2 * time.Millisecond
+		opts.JournalSegmentSize = 64 << 10
+	case "4":
+		opts.NoJournal = true
+	}
+	return opts
 }
 
 type crashAck struct {
