@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -770,5 +771,48 @@ func FuzzJournalFrame(f *testing.F) {
 				}
 			}
 		}
+	})
+}
+
+// TestJournalCheckpointTriggers: the background checkpoint starts when the
+// oldest pending frame reaches CheckpointInterval, or at once when the
+// pending bytes reach CheckpointBytes (fake time: testing/synctest).
+func TestJournalCheckpointTriggers(t *testing.T) {
+	h := makeHistory(t, 91, 40)
+	t.Run("age", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s, err := OpenBolt(filepath.Join(t.TempDir(), "a.db"), Options{CheckpointInterval: time.Second, JournalSegmentSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			commitT(t, s, Write{Doc: "d", Records: h.recs[:1]})
+			time.Sleep(700 * time.Millisecond)
+			synctest.Wait()
+			if st := s.JournalStats(); st.Checkpoints != 0 || st.PendingFrames != 1 {
+				t.Fatalf("after 0.7 s: %+v", st)
+			}
+			time.Sleep(600 * time.Millisecond) // the loop looks every interval/4
+			synctest.Wait()
+			if st := s.JournalStats(); st.Checkpoints != 1 || st.PendingFrames != 0 || st.CheckpointLSN != 1 {
+				t.Fatalf("after 1.3 s: %+v", st)
+			}
+		})
+	})
+	t.Run("bytes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), Options{CheckpointInterval: time.Hour, CheckpointBytes: 2 << 10, JournalSegmentSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := 0; s.JournalStats().PendingBytes < 2<<10; i++ {
+				commitT(t, s, Write{Doc: "d", Records: h.recs[i : i+1]})
+			}
+			synctest.Wait()
+			if st := s.JournalStats(); st.Checkpoints != 1 || st.PendingFrames != 0 {
+				t.Fatalf("past CheckpointBytes: %+v", st)
+			}
+		})
 	})
 }
