@@ -119,6 +119,11 @@ func (s *Bolt) recover(path string) error {
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			return applyFrames(tx, frames, last)
 		})
+		if err == nil && s.opts.NoSync {
+			// The new epoch below makes these frames stale: they must
+			// be in the file for good first.
+			err = s.db.Sync()
+		}
 		if err != nil {
 			return fmt.Errorf("journal replay: %w", err)
 		}
