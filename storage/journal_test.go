@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -815,4 +816,37 @@ func TestJournalCheckpointTriggers(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestJournalCommitCopies: the caller may reuse its slices as soon as
+// Commit returns (the committer does); what was committed is unchanged.
+func TestJournalCommitCopies(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, noCheckpoints)
+	h := makeHistory(t, 95, 6)
+	recs := slices.Clone(h.recs)
+	for i := range recs {
+		recs[i].Op = bytes.Clone(recs[i].Op)
+	}
+	text := []byte(h.texts[3])
+	ws := []Write{{Doc: "d", Records: recs[:3], Snapshot: &Snapshot{Rev: 3, Text: string(text)}}}
+	commitT(t, s, ws...)
+	for i := range recs[:3] {
+		clear(recs[i].Op)
+		recs[i].Client, recs[i].Rev = "changed", 99
+	}
+	ws[0].Doc = "other"
+	ws[0].Snapshot.Rev = 1
+	got, err := s.Records(ctx, "d", 0, 10)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("%d records, %v", len(got), err)
+	}
+	for i, r := range got {
+		if !bytes.Equal(r.Op, h.recs[i].Op) || r.Client != h.recs[i].Client || r.Rev != uint64(i+1) {
+			t.Fatalf("record %d changed: %+v", i, r)
+		}
+	}
+	if st, err := s.Load(ctx, "d", 0); err != nil || st.Snapshot.Rev != 3 || st.Snapshot.Text != h.texts[3] {
+		t.Fatalf("snapshot %+v %v", st.Snapshot, err)
+	}
 }
