@@ -152,8 +152,9 @@ func varintLen(v int64) int {
 }
 
 // decodePayload decodes a batch. The returned writes alias p. It checks
-// the ids and that every record value decodes, never panics on any input,
-// and never returns a write that Commit would have refused as malformed.
+// the ids, the flags (a delete carries nothing else) and that every record
+// value decodes with an op, and never panics on any input. What it returns
+// is applied with advanceMeta's checks, like any write.
 func decodePayload(p []byte) ([]jWrite, error) {
 	if len(p) == 0 || p[0] != payloadV1 {
 		return nil, fmt.Errorf("%w: journal payload: unknown format", ErrCorrupt)
