@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -151,10 +152,16 @@ func (s *Bolt) recover(path string) error {
 }
 
 // applyFrames applies journal frames in order inside tx and records last
-// as the checkpoint. Each document's metadata is read once and written
-// once per transaction, however many frames touch it.
+// as the checkpoint. The effect is that of applying each write in turn,
+// but the puts are reordered: each document's metadata is read once and
+// written once, and the records and snapshots are put document by
+// document in key order at the end (a delete is done at once and drops
+// the document's puts collected so far). bbolt inserts into in-memory
+// leaves that hold several documents' tails; in frame order each insert
+// would move every entry after it, the other documents' new records
+// included.
 func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
-	metas := map[string]*txMeta{}
+	docs := map[string]*txDoc{}
 	var arena []byte
 	for _, f := range frames {
 		ws, err := decodePayload(f.payload)
@@ -162,15 +169,32 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 			return fmt.Errorf("frame %d: %w", f.lsn, err)
 		}
 		for i := range ws {
-			if err := applyJWrite(tx, &ws[i], metas, &arena); err != nil {
+			if err := applyJWrite(tx, &ws[i], docs, &arena); err != nil {
 				return fmt.Errorf("frame %d: %w", f.lsn, err)
 			}
 		}
 	}
-	mb := tx.Bucket(bucketMeta)
-	for doc, m := range metas {
-		if m.exists {
-			if err := mb.Put([]byte(doc), appendMeta(nil, &m.meta)); err != nil {
+	ids := make([]string, 0, len(docs))
+	for id := range docs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // key order: ids never contain the zero byte after them
+	mb, lb, sb := tx.Bucket(bucketMeta), tx.Bucket(bucketLog), tx.Bucket(bucketSnap)
+	lb.FillPercent = logFillPercent
+	for _, id := range ids {
+		d := docs[id]
+		for _, p := range d.recs {
+			if err := lb.Put(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		for _, p := range d.snaps {
+			if err := sb.Put(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		if d.exists {
+			if err := mb.Put([]byte(id), appendMeta(nil, &d.meta)); err != nil {
 				return err
 			}
 		}
@@ -178,51 +202,49 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 	return putCheckpoint(tx, last)
 }
 
-// txMeta is a document's metadata during applyFrames.
-type txMeta struct {
-	meta   Meta
-	exists bool
+// txDoc is a document during applyFrames: its metadata and the puts not
+// done yet.
+type txDoc struct {
+	meta        Meta
+	exists      bool
+	recs, snaps []keyValue
 }
+
+type keyValue struct{ k, v []byte }
 
 // applyJWrite is applyWrite for a write decoded from the journal: its
 // record values are already encoded (and stay alive until the transaction
-// ends: they are slices of a pending frame's payload). The metadata is
-// kept in metas; applyFrames stores it at the end.
-func applyJWrite(tx *bolt.Tx, w *jWrite, metas map[string]*txMeta, arena *[]byte) error {
-	tm := metas[w.doc]
-	if tm == nil {
+// ends: they are slices of a pending frame's payload). The metadata and
+// the puts are collected in docs; applyFrames does them at the end.
+func applyJWrite(tx *bolt.Tx, w *jWrite, docs map[string]*txDoc, arena *[]byte) error {
+	d := docs[w.doc]
+	if d == nil {
 		cur, exists, err := storedMeta(tx.Bucket(bucketMeta), w.doc)
 		if err != nil {
 			return err
 		}
-		tm = &txMeta{cur, exists}
-		metas[w.doc] = tm
+		d = &txDoc{meta: cur, exists: exists}
+		docs[w.doc] = d
 	}
-	m, exists, err := advanceMeta(w.doc, tm.meta, tm.exists, w.shape())
+	m, exists, err := advanceMeta(w.doc, d.meta, d.exists, w.shape())
 	if err != nil {
 		return err
 	}
-	tm.meta, tm.exists = m, exists
+	d.meta, d.exists = m, exists
 	if w.del {
+		clear(d.recs)
+		d.recs, d.snaps = d.recs[:0], nil
 		return deleteDoc(tx, w.doc)
 	}
-	if len(w.recs) > 0 {
-		lb := tx.Bucket(bucketLog)
-		lb.FillPercent = logFillPercent
-		for j, v := range w.recs {
-			rev := w.first + uint64(j)
-			k := carve(arena, len(w.doc)+9, func(b []byte) []byte { return appendDocKey(b, w.doc, rev) })
-			if err := lb.Put(k, v); err != nil {
-				return err
-			}
-		}
+	for j, v := range w.recs {
+		rev := w.first + uint64(j)
+		k := carve(arena, len(w.doc)+9, func(b []byte) []byte { return appendDocKey(b, w.doc, rev) })
+		d.recs = append(d.recs, keyValue{k, v})
 	}
 	if sn := w.snap; sn != nil {
 		v := make([]byte, 0, 1+len(w.snapText))
 		v = append(append(v, snapV1), w.snapText...)
-		if err := tx.Bucket(bucketSnap).Put(docKey(w.doc, sn.Rev), v); err != nil {
-			return err
-		}
+		d.snaps = append(d.snaps, keyValue{docKey(w.doc, sn.Rev), v})
 	}
 	return nil
 }
