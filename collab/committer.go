@@ -335,12 +335,20 @@ func (c *committer) fail(items []item, cause error) {
 	}
 }
 
-// trim drops old committed entries once the log holds a quarter more than
-// the retained count (so each trim moves Retain entries every Retain/4
-// ops). mu must be held.
+// logCap is the capacity of a document's log array: the retained count and
+// a quarter more, so that trimming moves Retain entries every Retain/4 ops.
+// The array only grows past it while more entries than that are
+// uncommitted.
+func (d *document) logCap() int {
+	keep := d.h.cfg.Retain
+	return keep + max(keep/4, 1)
+}
+
+// trim drops old committed entries once the log has reached logCap. mu must
+// be held.
 func (d *document) trim() {
 	keep := d.h.cfg.Retain
-	if len(d.log) <= keep+max(keep/4, 1) {
+	if len(d.log) < d.logCap() {
 		return
 	}
 	drop := len(d.log) - keep

@@ -107,6 +107,7 @@ func (d *document) init(st storage.State) error {
 	if st.Meta.Head > uint64(d.h.cfg.Retain) {
 		keepFrom = st.Meta.Head - uint64(d.h.cfg.Retain) + 1
 	}
+	d.log = make([]entry, 0, d.logCap())
 	for _, r := range st.Records {
 		op, err := ot.ParseLimit(r.Op, ot.ParseOptions{MaxBytes: -1, MaxComponents: -1})
 		if err != nil {
@@ -311,6 +312,14 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 	}
 	ins, del := op.Stats()
 	opJSON, _ := op.MarshalJSON() // never fails; sized in one allocation
+	if len(d.log) == cap(d.log) {
+		// Make room in place rather than let append double the array:
+		// with many documents the logs are most of the heap.
+		if cap(d.log) == 0 {
+			d.log = make([]entry, 0, d.logCap())
+		}
+		d.trim()
+	}
 	d.head++
 	d.log = append(d.log, entry{
 		rec: storage.Record{
