@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/internal/sioclient"
 )
 
@@ -295,7 +296,9 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 // receives must be gapless (its OT checks every rev) and end at the hub's
 // text. This drives the buffering of records that arrive during a join.
 func TestJoinWhileEditing(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	// The writers edit as fast as their acks come back: the per-socket
+	// rate limit is not what this test is about.
+	e := newEnv(t, envOpts{limits: session.Limits{OpsPerSecond: 1e6, OpsBurst: 1e6}})
 	writers := []*otClient{e.otClient("live", "w0"), e.otClient("live", "w1"), e.otClient("live", "w2")}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
