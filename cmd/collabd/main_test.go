@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,6 +244,23 @@ func getDoc(tb testing.TB, p *proc, doc string) (uint64, string) {
 	return v.Rev, v.Text
 }
 
+// metricValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition.
+func metricValue(tb testing.TB, exposition, name string) float64 {
+	tb.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	tb.Fatalf("no sample %s", name)
+	return 0
+}
+
 func TestServesEditorHealthAndMetrics(t *testing.T) {
 	p := start(t, "", nil)
 	for _, tc := range []struct {
@@ -284,6 +302,21 @@ func TestServesEditorHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(metrics, "\n"+name) {
 			t.Errorf("metrics lack %s", name)
 		}
+	}
+	// A write goes through the journal, and a checkpoint is counted at
+	// the latest when a read of the document needs it.
+	putDoc(t, p, "metered", "hello", 0)
+	if code, body, _ := httpDo(t, "GET", p.url+"api/docs/metered/history", ""); code != 200 {
+		t.Fatalf("history: %d %s", code, body)
+	}
+	_, metrics, _ = httpDo(t, "GET", p.url+"metrics", "")
+	for _, name := range []string{"collabd_journal_bytes_total", "collabd_checkpoints_total", "collabd_commits_total"} {
+		if v := metricValue(t, metrics, name); v <= 0 {
+			t.Errorf("%s = %v after a write and a read, want > 0", name, v)
+		}
+	}
+	if v := metricValue(t, metrics, "collabd_journal_poisoned"); v != 0 {
+		t.Errorf("collabd_journal_poisoned = %v", v)
 	}
 	if code, _, hdr := httpDo(t, "POST", p.url+"d/x", "x"); code != 405 || hdr.Get("Allow") == "" {
 		t.Fatalf("POST to the editor: %d", code)

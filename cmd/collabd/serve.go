@@ -254,12 +254,32 @@ func (s *server) registerMetrics() {
 	r.GaugeFunc("collabd_sockets", "Connected Socket.IO sockets.", func() float64 { return float64(s.sio.Stats().Sockets) })
 	r.GaugeFunc("collabd_documents_live", "Documents loaded in memory.", func() float64 { return float64(s.hub.Stats().LiveDocs) })
 	r.CounterFunc("collabd_ops_committed_total", "Op records committed to the store.", func() float64 { return float64(s.hub.Stats().CommittedOps) })
-	r.CounterFunc("collabd_commits_total", "Store commits (each one bbolt transaction and fsync).", func() float64 { return float64(s.hub.Stats().Commits) })
+	r.CounterFunc("collabd_commits_total", "Store commits (each one journal frame and fsync).", func() float64 { return float64(s.hub.Stats().Commits) })
 	r.CounterFunc("collabd_commit_failures_total", "Store commits that failed.", func() float64 { return float64(s.hub.Stats().FailedCommit) })
 	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
 	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue overflowed.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
+	s.registerJournalMetrics()
 	s.glue.registerMetrics(r, s.apiErrs)
 	r.RegisterGoRuntime()
+}
+
+// registerJournalMetrics exports the store's journal: how far bbolt is
+// behind it and what checkpoints cost.
+func (s *server) registerJournalMetrics() {
+	r, st := s.reg, s.store
+	r.CounterFunc("collabd_journal_bytes_total", "Bytes appended to the journal.", func() float64 { return float64(st.JournalStats().Bytes) })
+	r.GaugeFunc("collabd_journal_pending_frames", "Journal frames (commits) not yet checkpointed into bbolt.", func() float64 { return float64(st.JournalStats().PendingFrames) })
+	r.GaugeFunc("collabd_journal_pending_bytes", "Bytes of the journal frames not yet checkpointed into bbolt.", func() float64 { return float64(st.JournalStats().PendingBytes) })
+	r.GaugeFunc("collabd_journal_segments", "Journal segment files, spares included.", func() float64 { return float64(st.JournalStats().Segments) })
+	r.CounterFunc("collabd_checkpoints_total", "Checkpoints: bbolt transactions applying journal frames.", func() float64 { return float64(st.JournalStats().Checkpoints) })
+	r.CounterFunc("collabd_checkpoint_seconds_total", "Wall time spent in checkpoints.", func() float64 { return st.JournalStats().CheckpointTime.Seconds() })
+	r.CounterFunc("collabd_checkpoint_failures_total", "Checkpoints that failed (the frames stay in the journal and are retried).", func() float64 { return float64(st.JournalStats().CheckpointErrors) })
+	r.GaugeFunc("collabd_journal_poisoned", "1 once a journal write or fsync failed: every later commit fails until a restart.", func() float64 {
+		if st.JournalStats().Poisoned {
+			return 1
+		}
+		return 0
+	})
 }
 
 // shutdown stops the server in the contract's order: not ready, stop
