@@ -853,3 +853,171 @@ func TestJournalCommitCopies(t *testing.T) {
 		t.Fatalf("snapshot %+v %v", st.Snapshot, err)
 	}
 }
+
+// sameRecords fails unless got are want's records, in order.
+func sameRecords(tb testing.TB, what string, got, want []Record) {
+	tb.Helper()
+	if len(got) != len(want) {
+		tb.Fatalf("%s: %d records, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Rev != w.Rev || string(g.Op) != string(w.Op) || g.Client != w.Client || g.Seq != w.Seq ||
+			g.User != w.User || !g.Time.Equal(w.Time) || g.Ins != w.Ins || g.Del != w.Del {
+			tb.Fatalf("%s: record %d is %+v, want %+v", what, i, g, w)
+		}
+	}
+}
+
+// TestJournalRecordsFromPending: Records of a document whose newest
+// records are still in the journal answers from bbolt and the pending
+// frames together, without a checkpoint; a pending delete makes it
+// checkpoint first.
+func TestJournalRecordsFromPending(t *testing.T) {
+	if testNoJournal {
+		t.Skip("journal only")
+	}
+	ctx := context.Background()
+	s := openTest(t, Options{CheckpointInterval: time.Hour, CheckpointBytes: 1 << 30})
+	ha, hb := makeHistory(t, 91, 120), makeHistory(t, 92, 60)
+	for rev := 1; rev <= 50; rev++ {
+		commitT(t, s, Write{Doc: "a", Records: ha.recs[rev-1 : rev]})
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Pending: frames of one document, of two, one with a snapshot only.
+	for rev := 51; rev <= 120; rev += 2 {
+		w := []Write{{Doc: "a", Records: ha.recs[rev-1 : rev+1]}}
+		if b := (rev - 51) / 2; b < 30 {
+			w = append(w, Write{Doc: "b", Records: hb.recs[2*b : 2*b+2]})
+		}
+		commitT(t, s, w...)
+		if rev == 81 {
+			commitT(t, s, Write{Doc: "a", Snapshot: &Snapshot{Rev: 82, Text: ha.texts[82]}})
+		}
+	}
+	before := s.JournalStats()
+	if before.PendingFrames == 0 {
+		t.Fatal("nothing pending")
+	}
+	for _, after := range []uint64{0, 1, 10, 49, 50, 51, 52, 81, 82, 100, 119, 120} {
+		for _, limit := range []int{1, 2, 7, 1000} {
+			got, err := s.Records(ctx, "a", after, limit)
+			if err != nil {
+				t.Fatalf("after %d limit %d: %v", after, limit, err)
+			}
+			want := ha.recs[after:min(int(after)+limit, 120)]
+			sameRecords(t, fmt.Sprintf("a after %d limit %d", after, limit), got, want)
+		}
+	}
+	got, err := s.Records(ctx, "b", 3, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, "b after 3", got, hb.recs[3:60])
+	if _, err := s.Records(ctx, "a", 121, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after the head: %v", err)
+	}
+	if _, err := s.Records(ctx, "nope", 0, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing document: %v", err)
+	}
+	if after := s.JournalStats(); after.Checkpoints != before.Checkpoints || after.PendingFrames != before.PendingFrames {
+		t.Fatalf("reads checkpointed: %+v -> %+v", before, after)
+	}
+	// A pending delete (and a new life) goes through the barrier.
+	commitT(t, s, Write{Doc: "b", Delete: true})
+	commitT(t, s, Write{Doc: "b", Records: ha.recs[0:3]})
+	got, err = s.Records(ctx, "b", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, "b recreated", got, ha.recs[0:3])
+	if st := s.JournalStats(); st.Checkpoints == before.Checkpoints {
+		t.Fatal("a read after a pending delete did not checkpoint")
+	}
+}
+
+// TestJournalRecordsRaceCheckpoints: reads served from pending frames
+// while commits and checkpoints move them into bbolt see every record
+// once, in order.
+func TestJournalRecordsRaceCheckpoints(t *testing.T) {
+	if testNoJournal {
+		t.Skip("journal only")
+	}
+	ctx := context.Background()
+	s := openTest(t, Options{CheckpointInterval: time.Hour, CheckpointBytes: 1 << 30})
+	const revs = 600
+	h := makeHistory(t, 93, revs)
+	var acked atomic.Uint64
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for rev := 1; rev <= revs; rev++ {
+			if err := s.Commit(ctx, []Write{{Doc: "d", Records: h.recs[rev-1 : rev]}}); err != nil {
+				errs <- err
+				return
+			}
+			acked.Store(uint64(rev))
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := s.Checkpoint(ctx); err != nil {
+				errs <- err
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	})
+	wg.Go(func() {
+		r := rand.New(rand.NewPCG(5, 6))
+		reads := 0
+		for {
+			select {
+			case <-done:
+				if reads == 0 {
+					errs <- errors.New("no read ran")
+				}
+				return
+			default:
+			}
+			head := acked.Load()
+			if head == 0 {
+				continue
+			}
+			after := r.Uint64N(head)
+			limit := 1 + r.IntN(80)
+			got, err := s.Records(ctx, "d", after, limit)
+			if err != nil {
+				errs <- err
+				return
+			}
+			// At least what was acknowledged before the read.
+			want := h.recs[after:min(after+uint64(limit), head)]
+			if len(got) < len(want) {
+				errs <- fmt.Errorf("after %d limit %d: %d records, want at least %d", after, limit, len(got), len(want))
+				return
+			}
+			for i := range got {
+				if got[i].Rev != after+1+uint64(i) || string(got[i].Op) != string(h.recs[after+uint64(i)].Op) {
+					errs <- fmt.Errorf("after %d: record %d is rev %d", after, i, got[i].Rev)
+					return
+				}
+			}
+			reads++
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -71,6 +72,16 @@ type pendingDoc struct {
 	meta   Meta
 	exists bool   // false: deleted by a pending frame
 	last   uint64 // LSN of the newest pending frame touching it
+	// frames are the pending frames touching the document, ascending:
+	// Records is served from them without a checkpoint.
+	frames []pendingRef
+}
+
+// pendingRef is one pending frame's part of a document.
+type pendingRef struct {
+	lsn   uint64
+	first uint64 // revision of its first record, 0 when it appends none
+	del   bool   // it deletes the document
 }
 
 // readCheckpoint returns the LSN of the newest frame in bbolt.
@@ -319,6 +330,11 @@ func (s *Bolt) commitJournal(writes []Write) error {
 			s.docs[writes[i].Doc] = d
 		}
 		d.meta, d.exists, d.last = cur[i].meta, cur[i].exists, lsn
+		ref := pendingRef{lsn: lsn, del: writes[i].Delete}
+		if len(writes[i].Records) > 0 {
+			ref.first = writes[i].Records[0].Rev
+		}
+		d.frames = append(d.frames, ref)
 	}
 	s.stats.Frames++
 	s.stats.Bytes += uint64(size)
@@ -413,7 +429,13 @@ func (s *Bolt) checkpoint(through uint64) error {
 	for id, d := range s.docs {
 		if d.last <= last {
 			delete(s.docs, id)
+			continue
 		}
+		keep := 0
+		for keep < len(d.frames) && d.frames[keep].lsn <= last {
+			keep++
+		}
+		d.frames = append(d.frames[:0:0], d.frames[keep:]...)
 	}
 	s.ckptLSN = last
 	s.stats.Checkpoints++
@@ -436,6 +458,107 @@ func (s *Bolt) pendingMeta(doc string) (m Meta, exists, ok bool) {
 		return Meta{}, false, false
 	}
 	return d.meta, d.exists, true
+}
+
+// pendingRecords answers Records for a document with pending frames
+// without a checkpoint: the records bbolt has (those before the first
+// pending one) and then those of the pending frames, decoded. ok is false
+// when the document has no pending frames, or when one of them deletes it
+// (the caller then goes through the barrier).
+//
+// The pending references are taken first and bbolt is read after: a
+// checkpoint in between only moves frames this call already holds into
+// bbolt, below which the pending records still start, so nothing is read
+// twice or missed.
+func (s *Bolt) pendingRecords(ctx context.Context, doc string, after uint64, limit int) (out []Record, ok bool, err error) {
+	if s.journal == nil {
+		return nil, false, nil
+	}
+	type part struct {
+		first   uint64
+		payload []byte
+	}
+	s.mu.Lock()
+	d, found := s.docs[doc]
+	if !found {
+		s.mu.Unlock()
+		return nil, false, nil
+	}
+	var parts []part
+	for _, ref := range d.frames {
+		if ref.del {
+			s.mu.Unlock()
+			return nil, false, nil
+		}
+		if ref.first == 0 {
+			continue
+		}
+		// s.pending is ascending by LSN and holds every ref's frame.
+		i := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].lsn >= ref.lsn })
+		if i == len(s.pending) || s.pending[i].lsn != ref.lsn {
+			s.mu.Unlock()
+			return nil, false, nil
+		}
+		parts = append(parts, part{ref.first, s.pending[i].payload})
+	}
+	head, exists := d.meta.Head, d.exists
+	s.mu.Unlock()
+	if err := s.usable(ctx); err != nil {
+		return nil, true, err
+	}
+	if !exists {
+		return nil, true, fmt.Errorf("%w: document %q", ErrNotFound, doc)
+	}
+	if after > head {
+		return nil, true, fmt.Errorf("%w: revision %d beyond head %d", ErrNotFound, after, head)
+	}
+	firstPending := head + 1 // every record is in bbolt when no pending frame appends any
+	if len(parts) > 0 {
+		firstPending = parts[0].first
+	}
+	if after+1 < firstPending {
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			v, err := openDoc(tx, doc)
+			if err != nil {
+				return err
+			}
+			out, err = v.records(after+1, firstPending-1, limit)
+			return err
+		})
+		if err != nil {
+			return nil, true, err
+		}
+		if len(out) < limit && uint64(len(out)) != firstPending-1-after {
+			return nil, true, fmt.Errorf("%w: %q: %d records after %d in the file, want %d", ErrCorrupt, doc, len(out), after, firstPending-1-after)
+		}
+	}
+	for _, p := range parts {
+		if len(out) >= limit {
+			break
+		}
+		writes, err := decodePayload(p.payload)
+		if err != nil {
+			return nil, true, err
+		}
+		for i := range writes {
+			w := &writes[i]
+			if w.doc != doc {
+				continue
+			}
+			for j, v := range w.recs {
+				rev := w.first + uint64(j)
+				if rev <= after || len(out) >= limit {
+					continue
+				}
+				r, err := decodeRecord(rev, v, true)
+				if err != nil {
+					return nil, true, err
+				}
+				out = append(out, r)
+			}
+		}
+	}
+	return out, true, nil
 }
 
 // barrierDoc makes sure every pending frame touching doc is in bbolt
