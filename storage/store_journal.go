@@ -406,6 +406,7 @@ func (s *Bolt) checkpoint(through uint64) error {
 		jf[i] = journalFrame{lsn: f.lsn, payload: f.payload}
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		releaseMap(tx) // the pages this checkpoint reads are mapped again
 		return applyFrames(tx, jf, last)
 	})
 	elapsed := time.Since(start)
