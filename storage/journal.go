@@ -42,6 +42,11 @@ type segment struct {
 	// written by the committer, read under journal.mu once the segment
 	// is full.
 	maxLSN uint64
+	// sparse: made by truncation, not written through. Each append into
+	// it allocates blocks, and its fdatasync then commits file system
+	// metadata too (here 330 µs instead of 230 µs), so it is left as soon
+	// as a written-through spare is ready, and deleted once free.
+	sparse bool
 }
 
 // journal is the write side of the write-ahead log. The append path
@@ -268,7 +273,7 @@ func (j *journal) takeSegment(need int64) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	return &segment{num: num, f: f, size: size}, nil
+	return &segment{num: num, f: f, size: size, sparse: true}, nil
 }
 
 // prepareSpare makes sure one free segment is ready, creating it zero
@@ -335,7 +340,7 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	putFrameHeader(b, j.epoch, lsn)
 	j.buf = b
 	size = len(b)
-	if j.active == nil || j.off+int64(size) > j.active.size {
+	if j.active == nil || j.off+int64(size) > j.active.size || (j.active.sparse && j.spareReady(int64(size))) {
 		if err := j.rotate(int64(size)); err != nil {
 			j.err = fmt.Errorf("storage: journal: new segment: %w", err)
 			return 0, nil, 0, false, j.err
@@ -362,6 +367,19 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	return lsn, payload, size, rotated, nil
 }
 
+// spareReady reports whether a written-through free segment of at least
+// need bytes is ready.
+func (j *journal) spareReady(need int64) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, s := range j.free {
+		if !s.sparse && s.size >= need {
+			return true
+		}
+	}
+	return false
+}
+
 // rotate leaves the active segment for one with room for need bytes.
 func (j *journal) rotate(need int64) error {
 	s, err := j.takeSegment(need)
@@ -385,7 +403,12 @@ func (j *journal) recycle(through uint64) {
 	defer j.mu.Unlock()
 	keep := j.full[:0]
 	for _, s := range j.full {
-		if s.maxLSN <= through {
+		if s.maxLSN <= through && s.sparse {
+			// Its stale frames are of an older LSN: a leftover file
+			// (a failed remove) is passed over by a scan.
+			s.f.Close()
+			os.Remove(segName(j.dir, s.num))
+		} else if s.maxLSN <= through {
 			j.free = append(j.free, s)
 		} else {
 			keep = append(keep, s)

@@ -1021,3 +1021,64 @@ func TestJournalRecordsRaceCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJournalLeavesSparseSegment: the segment the first commit makes by
+// truncation is left once a written-through spare is ready, and its file
+// is deleted once checkpointed; commits and a crash in between lose
+// nothing.
+func TestJournalLeavesSparseSegment(t *testing.T) {
+	if testNoJournal {
+		t.Skip("journal only")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openPath(t, path, Options{JournalSegmentSize: 64 << 10, CheckpointInterval: time.Hour, CheckpointBytes: 1 << 30})
+	h := makeHistory(t, 52, 300)
+	activeSparse := func() bool {
+		s.commitMu.Lock()
+		defer s.commitMu.Unlock()
+		return s.journal.active != nil && s.journal.active.sparse
+	}
+	// Take the spare the open prepares, so that the next commit has to
+	// make a sparse segment.
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.journal.spareReady(1) {
+		if time.Now().After(deadline) {
+			t.Fatal("no spare prepared after open")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.journal.mu.Lock()
+	taken := s.journal.free
+	s.journal.free = nil
+	s.journal.mu.Unlock()
+	commitT(t, s, Write{Doc: "d", Records: h.recs[0:1]})
+	if !activeSparse() {
+		t.Fatal("the first segment is not the sparse one made by the commit")
+	}
+	sparseName := segName(s.journal.dir, s.journal.active.num)
+	s.journal.mu.Lock()
+	s.journal.free = append(s.journal.free, taken...)
+	s.journal.mu.Unlock()
+	commitT(t, s, Write{Doc: "d", Records: h.recs[1:2]})
+	if activeSparse() {
+		t.Fatal("a written-through spare was ready, yet the commit stayed in the sparse segment")
+	}
+	for rev := 3; rev <= 200; rev++ {
+		commitT(t, s, Write{Doc: "d", Records: h.recs[rev-1 : rev]})
+	}
+	if _, err := os.Stat(sparseName); err != nil {
+		t.Fatalf("the sparse segment went before its frames were checkpointed: %v", err)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sparseName); !os.IsNotExist(err) {
+		t.Fatalf("the checkpointed sparse segment is still there: %v", err)
+	}
+	for rev := 201; rev <= 300; rev++ {
+		commitT(t, s, Write{Doc: "d", Records: h.recs[rev-1 : rev]})
+	}
+	crash(s)
+	reopenAt(t, path, h, 300)
+}
