@@ -533,7 +533,10 @@ func (s *Bolt) pendingRecords(ctx context.Context, doc string, after uint64, lim
 			return nil, true, fmt.Errorf("%w: %q: %d records after %d in the file, want %d", ErrCorrupt, doc, len(out), after, firstPending-1-after)
 		}
 	}
-	for _, p := range parts {
+	// Skip the frames whose records all lie at or below after: part i
+	// holds the revisions from its first up to the next part's first.
+	start := sort.Search(len(parts), func(i int) bool { return parts[i].first > after+1 })
+	for _, p := range parts[max(start-1, 0):] {
 		if len(out) >= limit {
 			break
 		}
