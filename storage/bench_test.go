@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,4 +185,41 @@ func BenchmarkCommit(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkCommitAcrossSegments commits 4 KiB batches to one document,
+// fsync on, long enough for the journal to fill several 16 MiB segments,
+// each followed by a spare being prepared in the background, and reports
+// the commit latency quantiles: the spare's writes and syncs share the
+// disk with the commits' fdatasyncs.
+func BenchmarkCommitAcrossSegments(b *testing.B) {
+	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	op := fmt.Appendf(nil, `[%q]`, strings.Repeat("x", 4000))
+	now := time.Now()
+	lat := make([]time.Duration, 0, b.N)
+	rev := uint64(0)
+	b.ResetTimer()
+	for b.Loop() {
+		rev++
+		t0 := time.Now()
+		if err := s.Commit(ctx, []Write{{Doc: "d", Records: []Record{{Rev: rev, Op: op, Client: "c", Seq: rev, User: "u", Time: now, Ins: 4000}}}}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(f float64) float64 {
+		return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(0.999), "p99.9-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(s.JournalStats().Segments), "segments")
 }
