@@ -35,6 +35,19 @@ func openPath(tb testing.TB, path string, opts Options) *Bolt {
 	return s
 }
 
+// waitSpare waits until the zero-filled spare segment the open prepares
+// is ready, so that the first commit does not make a sparse segment that
+// the next ones leave.
+func waitSpare(tb testing.TB, s *Bolt) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !s.journal.spareReady(1); {
+		if time.Now().After(deadline) {
+			tb.Fatal("no spare segment 10 s after the open")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func commitT(tb testing.TB, s Store, writes ...Write) {
 	tb.Helper()
 	if err := s.Commit(context.Background(), writes); err != nil {
@@ -166,6 +179,7 @@ func TestJournalTornTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			waitSpare(t, s) // all six frames in one segment
 			commitT(t, s, Write{Doc: "d", Records: h.recs[:10]})
 			if err := s.Checkpoint(context.Background()); err != nil {
 				t.Fatal(err)
@@ -397,6 +411,7 @@ func TestJournalPoison(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := makeHistory(t, 61, 5)
+	waitSpare(t, s) // the next commits stay in the first commit's segment
 	commitT(t, s, Write{Doc: "d", Records: h.recs[:2]})
 	s.commitMu.Lock()
 	s.journal.active.f.Close() // the next write fails
@@ -1041,13 +1056,7 @@ func TestJournalLeavesSparseSegment(t *testing.T) {
 	}
 	// Take the spare the open prepares, so that the next commit has to
 	// make a sparse segment.
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.journal.spareReady(1) {
-		if time.Now().After(deadline) {
-			t.Fatal("no spare prepared after open")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitSpare(t, s)
 	s.journal.mu.Lock()
 	taken := s.journal.free
 	s.journal.free = nil
