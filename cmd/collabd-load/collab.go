@@ -132,13 +132,16 @@ type collabResult struct {
 	// window (/proc/PID/io), when readable.
 	HaveSyscalls              bool
 	ServerReads, ServerWrites uint64
-	PeakRSS, EndRSS           int64
-	EndAnon, EndFile          int64 // RssAnon and RssFile+RssShmem at the end
-	HaveCommits               bool
-	Commits                   commitWindow
-	P99InCommits              float64
-	Converged                 bool
-	ExitCode                  int
+	// Context switches of the server's threads over the window.
+	HaveSwitches     bool
+	ServerSwitches   uint64
+	PeakRSS, EndRSS  int64
+	EndAnon, EndFile int64 // RssAnon and RssFile+RssShmem at the end
+	HaveCommits      bool
+	Commits          commitWindow
+	P99InCommits     float64
+	Converged        bool
+	ExitCode         int
 }
 
 // collabRun is the shared state of one run.
@@ -776,13 +779,14 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 
 	// The measured window.
 	var user0, sys0 time.Duration
-	var reads0, writes0 uint64
-	ioErr := errors.New("no server")
+	var reads0, writes0, switches0 uint64
+	ioErr, switchErr := errors.New("no server"), errors.New("no server")
 	if srv != nil {
 		if user0, sys0, err = procCPUSplit(srv.PID); err != nil {
 			return nil, err
 		}
 		reads0, writes0, ioErr = procSyscalls(srv.PID)
+		switches0, switchErr = procContextSwitches(srv.PID)
 	}
 	m0 := scrapeCommits(ctx, base)
 	client0 := selfCPU()
@@ -828,6 +832,11 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		if ioErr == nil {
 			if r1, w1, err := procSyscalls(srv.PID); err == nil {
 				res.HaveSyscalls, res.ServerReads, res.ServerWrites = true, r1-reads0, w1-writes0
+			}
+		}
+		if switchErr == nil {
+			if n, err := procContextSwitches(srv.PID); err == nil && n >= switches0 {
+				res.HaveSwitches, res.ServerSwitches = true, n-switches0
 			}
 		}
 	}
@@ -900,6 +909,10 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		if res.HaveSyscalls && res.Committed > 0 {
 			fmt.Fprintf(w, "  server system calls per committed op (/proc/PID/io): %.2f read-type, %.2f write-type (fsyncs not counted)\n",
 				float64(res.ServerReads)/float64(res.Committed), float64(res.ServerWrites)/float64(res.Committed))
+		}
+		if res.HaveSwitches && res.Committed > 0 {
+			fmt.Fprintf(w, "  server context switches per committed op (/proc/PID/task/*/status): %.2f\n",
+				float64(res.ServerSwitches)/float64(res.Committed))
 		}
 		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, file-backed incl. the bbolt mmap %.1f MiB)\n",
 			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, float64(res.EndFile)/mib)

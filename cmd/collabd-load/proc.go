@@ -109,6 +109,36 @@ func procSyscalls(pid int) (reads, writes uint64, err error) {
 	return reads, writes, nil
 }
 
+// procContextSwitches sums the voluntary and involuntary context switches
+// of every thread of a process (/proc/PID/task/*/status). Threads that
+// ended are not counted: read it over a window in which the server's
+// threads live on (the Go runtime keeps its Ms).
+func procContextSwitches(pid int) (uint64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			if !ok || (name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches") {
+				continue
+			}
+			n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/task/%s/status: %v", pid, t.Name(), err)
+			}
+			total += n
+		}
+	}
+	return total, nil
+}
+
 // raiseFileLimit lifts RLIMIT_NOFILE to its hard limit (children inherit it)
 // and returns the new soft limit.
 func raiseFileLimit() (uint64, error) {

@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func TestProcReadersOnSelf(t *testing.T) {
@@ -74,5 +75,28 @@ func TestProcSyscallsCountsOwnWrites(t *testing.T) {
 	}
 	if _, _, err := procSyscalls(1 << 30); err == nil {
 		t.Fatal("procSyscalls of a missing pid: want an error")
+	}
+}
+
+// TestProcContextSwitchesCounts: sleeping switches this process out, and
+// the count moves.
+func TestProcContextSwitchesCounts(t *testing.T) {
+	pid := os.Getpid()
+	n0, err := procContextSwitches(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		time.Sleep(time.Millisecond)
+	}
+	n1, err := procContextSwitches(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1 < n0+10 {
+		t.Fatalf("context switches %d -> %d after 20 sleeps", n0, n1)
+	}
+	if _, err := procContextSwitches(1 << 30); err == nil {
+		t.Fatal("a missing pid: want an error")
 	}
 }
