@@ -250,10 +250,10 @@ const activeLinger = time.Second
 
 // lingerForNext reports whether bytes of a next message arrived on a busy
 // connection within activeLinger; false means park. It waits in a read into
-// r (one read syscall brings the bytes, where waiting for readability and
-// then reading took two more). A timeout leaves r empty and usable; any
-// other error also means park: the poller then sees the connection
-// readable and the reader it starts meets the error.
+// r: a read that finds nothing, then one that brings the bytes, where a
+// MSG_PEEK wait and then the read took three. A timeout leaves r empty and
+// usable; any other error also means park: the poller then sees the
+// connection readable and the reader it starts meets the error.
 func (c *Conn) lingerForNext(nc net.Conn, r *bufio.Reader) bool {
 	now := int64(c.srv.now())
 	prev := c.lastMessage.Swap(now)
