@@ -1,18 +1,16 @@
 package collab
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/internal/crashtest"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -101,50 +99,15 @@ func TestCrashSafety(t *testing.T) {
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var acks []crashAck
 	for round := range 5 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, fmt.Sprintf("%s_ROUND=%d", crashChildEnv, round))
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1<<16)
-		readDone := make(chan struct{})
-		go func() {
-			defer close(readDone)
-			br := bufio.NewReader(stdout)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil { // a partial last line was never acknowledged to anyone
-					return
-				}
-				lines <- line
-			}
-		}()
-		// Kill at a random moment after the child has made some progress.
-		select {
-		case l := <-lines:
-			lines <- l // keep it; order is restored below by rev
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("child made no progress")
-		}
-		time.Sleep(time.Duration(20+r.IntN(300)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-readDone
-		err = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("child did not die by SIGKILL: %v", err)
-		}
-		close(lines)
+		// Killed at a random moment after the child has made some progress.
+		lines := crashtest.KillAtRandom(t, crashtest.Kill{
+			Env:    []string{crashChildEnv + "=" + dir, fmt.Sprintf("%s_ROUND=%d", crashChildEnv, round)},
+			Min:    20 * time.Millisecond,
+			Spread: 300 * time.Millisecond,
+			Rand:   r,
+		})
 		n := 0
-		for l := range lines {
+		for _, l := range lines {
 			var a crashAck
 			if _, err := fmt.Sscanf(strings.TrimSpace(l), "%s %s %d %d", &a.doc, &a.client, &a.seq, &a.rev); err != nil {
 				t.Fatalf("bad line %q: %v", l, err)

@@ -1,23 +1,22 @@
 package storage
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/collabd/collabd/internal/crashtest"
 )
 
 // noCheckpoints keeps every frame pending until a read, Close or an
@@ -626,42 +625,12 @@ func TestJournalCrashSafety(t *testing.T) {
 	acked := map[string]uint64{}
 	var replayed uint64
 	for round := range 8 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
-		cmd.Stderr = os.Stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1<<16)
-		go func() {
-			defer close(lines)
-			br := bufio.NewReader(stdout)
-			for {
-				l, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				lines <- l
-			}
-		}()
-		first, ok := <-lines
-		if !ok {
-			cmd.Wait()
-			t.Fatal("child made no progress")
-		}
-		time.Sleep(time.Duration(10+r.IntN(250)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		got := append([]string{first}, drain(lines)...)
-		cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("child did not die by SIGKILL: %v", cmd.ProcessState)
-		}
+		got := crashtest.KillAtRandom(t, crashtest.Kill{
+			Env:    []string{crashChildEnv + "=" + path},
+			Min:    10 * time.Millisecond,
+			Spread: 250 * time.Millisecond,
+			Rand:   r,
+		})
 		for _, l := range got {
 			var doc string
 			var rev uint64
@@ -719,14 +688,6 @@ func verifyJournalCrash(t *testing.T, path string, acked map[string]uint64) (rep
 		}
 	}
 	return replayed
-}
-
-func drain(c chan string) []string {
-	var out []string
-	for l := range c {
-		out = append(out, l)
-	}
-	return out
 }
 
 // FuzzJournalFrame: the frame parser and the payload decoder never panic,
