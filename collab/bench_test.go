@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -206,4 +207,30 @@ func BenchmarkThousandDocs(b *testing.B) {
 func BenchmarkHotDocNoSync(b *testing.B) {
 	h, cl := benchHub(b, true)
 	runSubmitters(b, h, cl, []string{"hot"}, 32)
+}
+
+// BenchmarkLogMemory measures what the in-memory logs keep: 100 documents
+// receive 160 ops each (a full log array), and retained-B/entry is the
+// live heap they add, after a GC, per op kept in memory. b.N is ignored
+// beyond the first run.
+func BenchmarkLogMemory(b *testing.B) {
+	for b.Loop() {
+		h, _ := benchHub(b, true)
+		var ms0, ms1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		const docs, ops = 100, 160
+		for d := range docs {
+			doc := fmt.Sprintf("doc-%03d", d)
+			mustSubmit(b, h, sub(doc, "c0", 1, 0, `["abcdefgh"]`))
+			for i := 2; i <= ops; i++ {
+				client := fmt.Sprintf("client-%d", i%4)
+				mustSubmit(b, h, Submission{Doc: doc, Client: client, Seq: uint64(i), BaseRev: uint64(i - 1), User: "user", Op: []byte(fmt.Sprintf(`[%d,"x",-1]`, 1+i%5))})
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms1)
+		b.ReportMetric(float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/float64(docs*ops), "retained-B/entry")
+		runtime.KeepAlive(h)
+	}
 }
