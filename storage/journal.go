@@ -323,11 +323,11 @@ func (j *journal) prepareSpare() error {
 
 // append encodes writes into one frame, writes it and syncs it (unless
 // noSync). It returns the frame's LSN, its payload (valid until the next
-// append) and its size. A failed write or sync poisons the journal: that
+// append), its size and where it lies. A failed write or sync poisons the journal: that
 // call and every later one fail. The caller holds Bolt.commitMu.
-func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, rotated bool, err error) {
+func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, at frameLoc, rotated bool, err error) {
 	if j.err != nil {
-		return 0, nil, 0, false, j.err
+		return 0, nil, 0, at, false, j.err
 	}
 	lsn = j.nextLSN
 	if cap(j.buf) < frameHeaderSize {
@@ -335,7 +335,7 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	}
 	b := appendPayload(j.buf[:frameHeaderSize], writes)
 	if len(b)-frameHeaderSize > maxFramePayload {
-		return 0, nil, 0, false, fmt.Errorf("%w: batch of %d bytes", ErrInvalid, len(b))
+		return 0, nil, 0, at, false, fmt.Errorf("%w: batch of %d bytes", ErrInvalid, len(b))
 	}
 	putFrameHeader(b, j.epoch, lsn)
 	j.buf = b
@@ -343,20 +343,21 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	if j.active == nil || j.off+int64(size) > j.active.size || (j.active.sparse && j.spareReady(int64(size))) {
 		if err := j.rotate(int64(size)); err != nil {
 			j.err = fmt.Errorf("storage: journal: new segment: %w", err)
-			return 0, nil, 0, false, j.err
+			return 0, nil, 0, at, false, j.err
 		}
 		rotated = true
 	}
 	if _, err := j.active.f.WriteAt(b, j.off); err != nil {
 		j.err = fmt.Errorf("storage: journal: write: %w", err)
-		return 0, nil, 0, false, j.err
+		return 0, nil, 0, at, false, j.err
 	}
 	if !j.noSync {
 		if err := datasync(j.active.f); err != nil {
 			j.err = fmt.Errorf("storage: journal: sync: %w", err)
-			return 0, nil, 0, false, j.err
+			return 0, nil, 0, at, false, j.err
 		}
 	}
+	at = frameLoc{seg: j.active, off: j.off}
 	j.off += int64(size)
 	j.active.maxLSN = lsn
 	j.nextLSN++
@@ -364,7 +365,39 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	if cap(j.buf) > 4<<20 {
 		j.buf = nil // do not keep a large commit's buffer
 	}
-	return lsn, payload, size, rotated, nil
+	return lsn, payload, size, at, rotated, nil
+}
+
+// frameLoc is where a frame lies in the journal.
+type frameLoc struct {
+	seg *segment
+	off int64
+}
+
+// readFrames reads the payloads of frames (written in this epoch and not
+// yet recycled) back from their segments, into one buffer, in order. The
+// segments are in the page cache unless memory is short: keeping the
+// payloads until their checkpoint costs a copy in the heap instead.
+func (j *journal) readFrames(frames []pendingFrame) ([][]byte, error) {
+	total := 0
+	for _, f := range frames {
+		total += f.size
+	}
+	buf := make([]byte, total)
+	out := make([][]byte, len(frames))
+	for i, f := range frames {
+		b := buf[:f.size:f.size]
+		buf = buf[f.size:]
+		if _, err := f.at.seg.f.ReadAt(b, f.at.off); err != nil {
+			return nil, fmt.Errorf("storage: journal: reading frame %d back: %w", f.lsn, err)
+		}
+		lsn, payload, n, ok := parseFrame(b, j.epoch)
+		if !ok || lsn != f.lsn || n != f.size {
+			return nil, fmt.Errorf("%w: journal frame %d reads back damaged", ErrCorrupt, f.lsn)
+		}
+		out[i] = payload
+	}
+	return out, nil
 }
 
 // spareReady reports whether a written-through free segment of at least

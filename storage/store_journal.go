@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -59,12 +58,15 @@ type jstate struct {
 	done chan struct{} // closed when the loop returns
 }
 
-// pendingFrame is a frame not yet in bbolt; payload is a private copy.
+// pendingFrame is a frame not yet in bbolt. Its payload stays in the
+// segment file only (read back by checkpoints and pendingRecords): at
+// high rates a second of frames is megabytes of heap, which the garbage
+// collector's goal would double.
 type pendingFrame struct {
-	lsn     uint64
-	size    int
-	at      time.Time
-	payload []byte
+	lsn  uint64
+	size int
+	when time.Time
+	at   frameLoc
 }
 
 // pendingDoc is the logical state of a document touched by pending frames.
@@ -312,14 +314,14 @@ func (s *Bolt) commitJournal(writes []Write) error {
 		}
 		cur[i] = next{m, exists}
 	}
-	lsn, payload, size, rotated, err := s.journal.append(writes)
+	lsn, _, size, at, rotated, err := s.journal.append(writes)
 	if err != nil {
 		s.mu.Lock()
 		s.stats.Poisoned = s.journal.err != nil
 		s.mu.Unlock()
 		return err
 	}
-	f := pendingFrame{lsn: lsn, size: size, at: time.Now(), payload: bytes.Clone(payload)}
+	f := pendingFrame{lsn: lsn, size: size, when: time.Now(), at: at}
 	s.mu.Lock()
 	s.pending = append(s.pending, f)
 	s.pendingBytes += int64(size)
@@ -376,7 +378,7 @@ func (s *Bolt) loop() {
 		s.journal.prepareSpare() // on failure the commit path makes a sparse one
 		s.mu.Lock()
 		due := len(s.pending) > 0 &&
-			(s.pendingBytes >= s.opts.CheckpointBytes || time.Since(s.pending[0].at) >= s.opts.CheckpointInterval)
+			(s.pendingBytes >= s.opts.CheckpointBytes || time.Since(s.pending[0].when) >= s.opts.CheckpointInterval)
 		s.mu.Unlock()
 		if due {
 			s.checkpoint(math.MaxUint64)
@@ -401,14 +403,17 @@ func (s *Bolt) checkpoint(through uint64) error {
 	s.mu.Unlock()
 	last := frames[len(frames)-1].lsn
 	start := time.Now()
-	jf := make([]journalFrame, len(frames))
-	for i, f := range frames {
-		jf[i] = journalFrame{lsn: f.lsn, payload: f.payload}
+	payloads, err := s.journal.readFrames(frames)
+	jf := make([]journalFrame, len(payloads))
+	for i, f := range frames[:len(payloads)] {
+		jf[i] = journalFrame{lsn: f.lsn, payload: payloads[i]}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		releaseMap(tx) // the pages this checkpoint reads are mapped again
-		return applyFrames(tx, jf, last)
-	})
+	if err == nil {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			releaseMap(tx) // the pages this checkpoint reads are mapped again
+			return applyFrames(tx, jf, last)
+		})
+	}
 	elapsed := time.Since(start)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -486,6 +491,7 @@ func (s *Bolt) pendingRecords(ctx context.Context, doc string, after uint64, lim
 		return nil, false, nil
 	}
 	var parts []part
+	var frames []pendingFrame
 	for _, ref := range d.frames {
 		if ref.del {
 			s.mu.Unlock()
@@ -500,10 +506,20 @@ func (s *Bolt) pendingRecords(ctx context.Context, doc string, after uint64, lim
 			s.mu.Unlock()
 			return nil, false, nil
 		}
-		parts = append(parts, part{ref.first, s.pending[i].payload})
+		parts = append(parts, part{ref.first, nil})
+		frames = append(frames, s.pending[i])
 	}
 	head, exists := d.meta.Head, d.exists
+	// Read while s.mu is held: a checkpoint that covers these frames
+	// recycles their segments, which new frames then overwrite.
+	payloads, rerr := s.journal.readFrames(frames)
 	s.mu.Unlock()
+	if rerr != nil {
+		return nil, true, rerr
+	}
+	for i := range parts {
+		parts[i].payload = payloads[i]
+	}
 	if err := s.usable(ctx); err != nil {
 		return nil, true, err
 	}
