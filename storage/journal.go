@@ -322,12 +322,12 @@ func (j *journal) prepareSpare() error {
 }
 
 // append encodes writes into one frame, writes it and syncs it (unless
-// noSync). It returns the frame's LSN, its payload (valid until the next
-// append), its size and where it lies. A failed write or sync poisons the journal: that
-// call and every later one fail. The caller holds Bolt.commitMu.
-func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, at frameLoc, rotated bool, err error) {
+// noSync). It returns the frame's LSN, its size and where it lies. A
+// failed write or sync poisons the journal: that call and every later one
+// fail. The caller holds Bolt.commitMu.
+func (j *journal) append(writes []Write) (lsn uint64, size int, at frameLoc, rotated bool, err error) {
 	if j.err != nil {
-		return 0, nil, 0, at, false, j.err
+		return 0, 0, at, false, j.err
 	}
 	lsn = j.nextLSN
 	if cap(j.buf) < frameHeaderSize {
@@ -335,7 +335,7 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	}
 	b := appendPayload(j.buf[:frameHeaderSize], writes)
 	if len(b)-frameHeaderSize > maxFramePayload {
-		return 0, nil, 0, at, false, fmt.Errorf("%w: batch of %d bytes", ErrInvalid, len(b))
+		return 0, 0, at, false, fmt.Errorf("%w: batch of %d bytes", ErrInvalid, len(b))
 	}
 	putFrameHeader(b, j.epoch, lsn)
 	j.buf = b
@@ -343,29 +343,28 @@ func (j *journal) append(writes []Write) (lsn uint64, payload []byte, size int, 
 	if j.active == nil || j.off+int64(size) > j.active.size || (j.active.sparse && j.spareReady(int64(size))) {
 		if err := j.rotate(int64(size)); err != nil {
 			j.err = fmt.Errorf("storage: journal: new segment: %w", err)
-			return 0, nil, 0, at, false, j.err
+			return 0, 0, at, false, j.err
 		}
 		rotated = true
 	}
 	if _, err := j.active.f.WriteAt(b, j.off); err != nil {
 		j.err = fmt.Errorf("storage: journal: write: %w", err)
-		return 0, nil, 0, at, false, j.err
+		return 0, 0, at, false, j.err
 	}
 	if !j.noSync {
 		if err := datasync(j.active.f); err != nil {
 			j.err = fmt.Errorf("storage: journal: sync: %w", err)
-			return 0, nil, 0, at, false, j.err
+			return 0, 0, at, false, j.err
 		}
 	}
 	at = frameLoc{seg: j.active, off: j.off}
 	j.off += int64(size)
 	j.active.maxLSN = lsn
 	j.nextLSN++
-	payload = b[frameHeaderSize:]
 	if cap(j.buf) > 4<<20 {
 		j.buf = nil // do not keep a large commit's buffer
 	}
-	return lsn, payload, size, at, rotated, nil
+	return lsn, size, at, rotated, nil
 }
 
 // frameLoc is where a frame lies in the journal.

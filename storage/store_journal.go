@@ -314,7 +314,7 @@ func (s *Bolt) commitJournal(writes []Write) error {
 		}
 		cur[i] = next{m, exists}
 	}
-	lsn, _, size, at, rotated, err := s.journal.append(writes)
+	lsn, size, at, rotated, err := s.journal.append(writes)
 	if err != nil {
 		s.mu.Lock()
 		s.stats.Poisoned = s.journal.err != nil
