@@ -374,9 +374,11 @@ type frameLoc struct {
 }
 
 // readFrames reads the payloads of frames (written in this epoch and not
-// yet recycled) back from their segments, into one buffer, in order. The
-// segments are in the page cache unless memory is short: keeping the
-// payloads until their checkpoint costs a copy in the heap instead.
+// yet recycled) back from their segments, into one buffer, in order; the
+// frames that lie back to back in a segment (all of them, between
+// rotations) take one read. The segments are in the page cache unless
+// memory is short: keeping the payloads until their checkpoint would cost
+// a copy in the heap instead.
 func (j *journal) readFrames(frames []pendingFrame) ([][]byte, error) {
 	total := 0
 	for _, f := range frames {
@@ -384,17 +386,27 @@ func (j *journal) readFrames(frames []pendingFrame) ([][]byte, error) {
 	}
 	buf := make([]byte, total)
 	out := make([][]byte, len(frames))
-	for i, f := range frames {
-		b := buf[:f.size:f.size]
-		buf = buf[f.size:]
-		if _, err := f.at.seg.f.ReadAt(b, f.at.off); err != nil {
-			return nil, fmt.Errorf("storage: journal: reading frame %d back: %w", f.lsn, err)
+	for i := 0; i < len(frames); {
+		// frames[i:k] are contiguous in one segment.
+		start, n, k := frames[i].at, frames[i].size, i+1
+		for k < len(frames) && frames[k].at.seg == start.seg && frames[k].at.off == start.off+int64(n) {
+			n += frames[k].size
+			k++
 		}
-		lsn, payload, n, ok := parseFrame(b, j.epoch)
-		if !ok || lsn != f.lsn || n != f.size {
-			return nil, fmt.Errorf("%w: journal frame %d reads back damaged", ErrCorrupt, f.lsn)
+		b := buf[:n:n]
+		buf = buf[n:]
+		if _, err := start.seg.f.ReadAt(b, start.off); err != nil {
+			return nil, fmt.Errorf("storage: journal: reading frame %d back: %w", frames[i].lsn, err)
 		}
-		out[i] = payload
+		for ; i < k; i++ {
+			f := frames[i]
+			lsn, payload, m, ok := parseFrame(b[:f.size], j.epoch)
+			if !ok || lsn != f.lsn || m != f.size {
+				return nil, fmt.Errorf("%w: journal frame %d reads back damaged", ErrCorrupt, f.lsn)
+			}
+			out[i] = payload
+			b = b[f.size:]
+		}
 	}
 	return out, nil
 }
