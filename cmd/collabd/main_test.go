@@ -375,10 +375,46 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		{nil, []string{"--log-level", "loud"}, "--log-level"},
 		{nil, []string{"--auth-secret", "short"}, "secret"},
 		{nil, []string{"--no-such-flag"}, "no-such-flag"},
+		{nil, []string{"--checkpoint-interval", "0s"}, "--checkpoint-interval"},
+		{[]string{"COLLABD_CHECKPOINT_BYTES=100"}, nil, "--checkpoint-bytes"},
 	} {
 		_, stderr, code := collabd(t, tc.env, append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)...)
 		if code == 0 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v %v: exit %d, stderr %q", tc.env, tc.args, code, stderr)
+		}
+	}
+}
+
+// TestCheckpointFlags: --checkpoint-interval and --checkpoint-bytes decide
+// when journal frames are copied into bbolt.
+func TestCheckpointFlags(t *testing.T) {
+	scrape := func(p *proc) (checkpoints, pending float64) {
+		t.Helper()
+		code, body, _ := httpDo(t, "GET", p.url+"metrics", "")
+		if code != 200 {
+			t.Fatalf("/metrics: %d", code)
+		}
+		return metricValue(t, body, "collabd_checkpoints_total"), metricValue(t, body, "collabd_journal_pending_frames")
+	}
+	// Neither threshold is reached: the frame waits in the journal, also
+	// past the default interval (1 s).
+	lazy := start(t, "", nil, "--checkpoint-interval", "1h", "--checkpoint-bytes", "100000000")
+	putDoc(t, lazy, "a", strings.Repeat("x", 5000), 0)
+	time.Sleep(1500 * time.Millisecond)
+	if c, p := scrape(lazy); c != 0 || p < 1 {
+		t.Fatalf("with an hour and 100 MB: %v checkpoints, %v pending frames", c, p)
+	}
+	// The byte threshold (from the environment) starts one; with an hour
+	// and the default 4 MiB none would run.
+	eager := start(t, "", []string{"COLLABD_CHECKPOINT_BYTES=4096"}, "--checkpoint-interval", "1h")
+	putDoc(t, eager, "a", strings.Repeat("x", 5000), 0)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, p := scrape(eager)
+		if c >= 1 && p == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with 4096 bytes: %v checkpoints, %v pending frames after 10 s", c, p)
 		}
 	}
 }

@@ -55,6 +55,10 @@ type serveConfig struct {
 	Recovery        bool
 	PprofAddr       string
 	ShutdownTimeout time.Duration
+	// Checkpoints of the journal into bbolt: at most this long or this
+	// many bytes of frames after the oldest pending one.
+	CheckpointInterval time.Duration
+	CheckpointBytes    int64
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
@@ -73,6 +77,8 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.BoolVar(&c.Recovery, "recovery", true, "Socket.IO connection state recovery (2 minute window)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "listen address of net/http/pprof (off when empty; keep it on loopback)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
+	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", 4<<20, "journal bytes that start a checkpoint before --checkpoint-interval; lower: less memory at high edit rates, more CPU")
 }
 
 func (c *serveConfig) validate() error {
@@ -87,6 +93,10 @@ func (c *serveConfig) validate() error {
 		return errors.New("--docs-per-socket and --members-per-doc must be positive")
 	case c.ShutdownTimeout <= 0:
 		return errors.New("--shutdown-timeout must be positive")
+	case c.CheckpointInterval < time.Millisecond || c.CheckpointInterval > time.Hour:
+		return errors.New("--checkpoint-interval must be between 1ms and 1h")
+	case c.CheckpointBytes < 4<<10:
+		return errors.New("--checkpoint-bytes must be at least 4096")
 	}
 	return nil
 }
@@ -136,7 +146,8 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	}()
 
 	dbPath := filepath.Join(cfg.Data, dbFile)
-	s.store, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second})
+	s.store, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second,
+		CheckpointInterval: cfg.CheckpointInterval, CheckpointBytes: cfg.CheckpointBytes})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s is locked: is another collabd using --data %s? (%w)", dbPath, cfg.Data, err)
