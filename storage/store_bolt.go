@@ -85,6 +85,12 @@ func ValidDocID(id string) bool {
 // initialMmapSize is the size of bbolt's first map of the file.
 const initialMmapSize = 256 << 20
 
+// Defaults of the checkpoint thresholds (Options).
+const (
+	DefaultCheckpointBytes    = 4 << 20
+	DefaultCheckpointInterval = time.Second
+)
+
 // Options configure OpenBolt. The zero value is a safe default.
 type Options struct {
 	// NoSync skips fsync on commit. For benchmarks only: a crash can lose
@@ -103,10 +109,10 @@ type Options struct {
 	// replayed on open.
 	NoJournal bool
 	// CheckpointBytes: a checkpoint starts once the journal holds this
-	// many bytes not yet in bbolt; zero means 4 MiB.
+	// many bytes not yet in bbolt; zero means DefaultCheckpointBytes.
 	CheckpointBytes int64
 	// CheckpointInterval: a checkpoint starts once the oldest frame not
-	// yet in bbolt is this old; zero means one second.
+	// yet in bbolt is this old; zero means DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
 	// JournalSegmentSize is the size of a journal segment file in bytes;
 	// zero means 16 MiB. A larger Commit gets a segment of its own size.
@@ -119,10 +125,10 @@ func (o Options) withDefaults() Options {
 		o.Timeout = time.Second
 	}
 	if o.CheckpointBytes <= 0 {
-		o.CheckpointBytes = 4 << 20
+		o.CheckpointBytes = DefaultCheckpointBytes
 	}
 	if o.CheckpointInterval <= 0 {
-		o.CheckpointInterval = time.Second
+		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.JournalSegmentSize <= 0 {
 		o.JournalSegmentSize = 16 << 20

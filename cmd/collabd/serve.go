@@ -77,8 +77,8 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.BoolVar(&c.Recovery, "recovery", true, "Socket.IO connection state recovery (2 minute window)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "listen address of net/http/pprof (off when empty; keep it on loopback)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
-	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
-	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", 4<<20, "journal bytes that start a checkpoint before --checkpoint-interval; lower: less memory at high edit rates, more CPU")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", storage.DefaultCheckpointInterval, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
+	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", storage.DefaultCheckpointBytes, "journal bytes that start a checkpoint before --checkpoint-interval; lower: less memory at high edit rates, more CPU")
 }
 
 func (c *serveConfig) validate() error {
