@@ -37,6 +37,10 @@ go vet ./...
 say "go test -race"
 go test -race -count=1 -timeout 15m ./...
 
+# Tests about stack depths, which the race detector's frames change.
+say "go test (race detector off): stack tests"
+go test -count=1 -run 'KeepsItsStack' ./sockets/engineio
+
 # Node suites: every folder with a package.json that defines "test".
 for dir in "${node_dirs[@]}"; do
 	if node -e 'process.exit(require("./'"$dir"'/package.json").scripts?.test ? 0 : 1)'; then

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 )
@@ -89,4 +91,63 @@ func TestBusyWebSocketReaderLingers(t *testing.T) {
 	waitFor(t, "the busy reader to linger", lingering)
 	waitFor(t, "the reader to park after activeLinger", func() bool { return !lingering() })
 	echo("4after") // a parked reader still wakes up
+}
+
+// stackUser uses about 4 KiB of stack below its caller, as handling an op
+// does (parse, transform, apply, broadcast).
+//
+//go:noinline
+func stackUser() byte {
+	var b [4096]byte
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b[len(b)-1] + b[0]
+}
+
+// TestBusyReaderKeepsItsStack: the GC does not halve a lingering reader's
+// stack only for the next message to grow it back (two stack copies per
+// busy connection and GC cycle). A handler sees its stack grow when the
+// address of its own local changes across a deep call.
+//
+// The race detector's larger frames change the depths this is about, so
+// the test runs without it (scripts/test.sh runs it so).
+func TestBusyReaderKeepsItsStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("stack depths differ under the race detector; scripts/test.sh runs this test without it")
+	}
+	grew := make(chan bool, 16)
+	h := newHarness(t, Config{OnConnection: func(c *Conn) {
+		c.OnMessage(func([]byte, bool) {
+			var marker byte
+			before := uintptr(unsafe.Pointer(&marker))
+			marker = stackUser()
+			grew <- uintptr(unsafe.Pointer(&marker)) != before
+		})
+	}}, false)
+	ws := h.dial(t, "EIO=4&transport=websocket")
+	read(t, ws)
+	h.nextConn(t)
+	message := func() bool {
+		send(t, ws, websocket.TextMessage, "4m")
+		select {
+		case g := <-grew:
+			return g
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message handled")
+			return false
+		}
+	}
+	message() // a first message: the reader parks after it
+	message() // a busy connection: this reader lingers, its stack grown
+	waitFor(t, "the busy reader to linger", lingering)
+	for round := range 4 {
+		runtime.GC() // a GC cycle scans (and may shrink) the parked stack
+		if message() {
+			t.Fatalf("round %d: the lingering reader's stack was shrunk by the GC and grown again by the next message", round)
+		}
+		if !lingering() {
+			t.Fatalf("round %d: the reader stopped lingering (this machine stalled for activeLinger?)", round)
+		}
+	}
 }
