@@ -36,6 +36,24 @@ func peekReady(fd uintptr) bool {
 	return err != syscall.EAGAIN && err != syscall.EINTR
 }
 
+// awaitReadable blocks until the runtime's poller reports rc readable (or
+// its read deadline passes, or it is closed) and reports whether it did. It
+// makes no system call: the first look returns "not yet" unchecked, so the
+// wait starts at once. The report can be stale; the caller's next read
+// checks it. hold stays on the caller's stack meanwhile (see stackHold).
+//
+//go:noinline
+func awaitReadable(rc syscall.RawConn, hold *stackHold) bool {
+	hold[0] = 1
+	looked := false
+	err := rc.Read(func(uintptr) bool {
+		ready := looked
+		looked = true
+		return ready
+	})
+	return err == nil && hold[0] == 1
+}
+
 // waitReadable blocks until rc is readable (or its read deadline passes,
 // or it is closed), reading nothing: the caller parks in a shallow wait.
 func waitReadable(rc syscall.RawConn) { _ = rc.Read(peekReady) }

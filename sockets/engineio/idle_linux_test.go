@@ -69,10 +69,11 @@ func lingering() bool {
 
 // TestBusyWebSocketReaderLingers: a connection whose messages follow each
 // other keeps its reader waiting for the next one (no goroutine and stack
-// growth per message), and parks once quiet for activeLinger. Its first
-// message does not make it busy.
+// growth per message), without a read buffer, and parks once quiet for
+// activeLinger. Its first message does not make it busy.
 func TestBusyWebSocketReaderLingers(t *testing.T) {
 	h := newHarness(t, Config{}, true)
+	out := frameReadersOut.Load()
 	ws := h.dial(t, "EIO=4&transport=websocket")
 	read(t, ws)
 	h.nextConn(t)
@@ -89,6 +90,9 @@ func TestBusyWebSocketReaderLingers(t *testing.T) {
 	}
 	echo("4second")
 	waitFor(t, "the busy reader to linger", lingering)
+	if n := frameReadersOut.Load() - out; n != 0 {
+		t.Fatalf("the lingering reader holds %d read buffers, want none", n)
+	}
 	waitFor(t, "the reader to park after activeLinger", func() bool { return !lingering() })
 	echo("4after") // a parked reader still wakes up
 }

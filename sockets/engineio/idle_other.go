@@ -13,6 +13,8 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 
 func waitReadable(syscall.RawConn) {}
 
+func awaitReadable(syscall.RawConn, *stackHold) bool { return false }
+
 func pendingBytes(syscall.RawConn) bool { return true }
 
 // poller is only implemented on Linux.

@@ -242,65 +242,65 @@ func (c *Conn) startReader(rc syscall.RawConn, r *bufio.Reader) {
 // activeLinger is how long the reader of a busy connection (its previous
 // message came less than activeLinger ago) waits for the next message
 // before it parks: an active connection keeps its goroutine (and its grown
-// stack) and its buffers instead of paying for a new goroutine, stack
-// growth and a poller round trip per message. A connection that is not busy
-// (a first message, a pong every PingInterval) parks at once and holds
-// neither.
+// stack) instead of paying for a new goroutine, stack growth and a poller
+// round trip per message. A connection that is not busy (a first message,
+// a pong every PingInterval) parks at once.
 const activeLinger = time.Second
 
-// lingerForNext reports whether bytes of a next message arrived on a busy
-// connection within activeLinger; false means park. It waits in a read into
-// r: a read that finds nothing, then one that brings the bytes, where a
-// MSG_PEEK wait and then the read took three. A timeout leaves r empty and
-// usable; any other error also means park: the poller then sees the
-// connection readable and the reader it starts meets the error.
-func (c *Conn) lingerForNext(nc net.Conn, r *bufio.Reader) bool {
+// lingerForNext waits, on a busy connection, for the next message to
+// arrive within activeLinger and returns a pooled read buffer holding its
+// first bytes; nil means park. While it waits it holds no read buffer: it
+// waits for the poller's word that nc is readable, with no system call,
+// then reads once (a read that found nothing and then the one that brought
+// the bytes took two system calls per message). The word may be stale
+// (bytes it announced were read already): the read, under the same
+// deadline, then waits for real. A timeout or any other error means park:
+// the poller then sees the connection readable, and the reader it starts
+// meets the error.
+func (c *Conn) lingerForNext(nc net.Conn) *bufio.Reader {
 	now := int64(c.srv.now())
 	prev := c.lastMessage.Swap(now)
 	if prev == 0 || time.Duration(now-prev) >= activeLinger {
-		return false
+		return nil
 	}
 	if nc.SetReadDeadline(time.Now().Add(activeLinger)) != nil {
-		return false
+		return nil
 	}
-	ok := peekHoldingStack(r, new(stackHold))
-	_ = nc.SetReadDeadline(time.Time{})
-	return ok
+	defer nc.SetReadDeadline(time.Time{})
+	if !awaitReadable(c.rc, new(stackHold)) {
+		return nil
+	}
+	r := getFrameReader(nc)
+	if _, err := r.Peek(1); err != nil {
+		putFrameReader(r)
+		return nil
+	}
+	return r
 }
 
 // stackHold is stack space a lingering reader keeps in use while it waits.
 // The GC halves a parked goroutine's stack when less than a quarter of it
-// is in use, and the next message grows it back. A busy reader waited with
-// under 2 KiB in use (the stack guard included) and handling an op (parse,
-// transform, apply, broadcast) takes it past 4 KiB, so every GC cycle
-// copied each busy reader's stack twice (copystack: 3.4-4.5% of the
-// server's CPU at 100 documents x 4 editors). With this much more in use
-// (about 3 KiB) an 8 KiB stack, the size the handlers need, stays whole,
-// and one grown to 16 KiB by a rare large message still shrinks back to
-// 8 KiB. TestBusyReaderKeepsItsStack fails with a hold of 256 bytes.
-type stackHold [1280]byte
-
-// peekHoldingStack waits for the next byte of r with hold on its stack
-// frame (new(stackHold) does not escape, so it lives in this frame).
-//
-//go:noinline
-func peekHoldingStack(r *bufio.Reader, hold *stackHold) bool {
-	hold[0] = 1
-	_, err := r.Peek(1)
-	return err == nil && hold[0] == 1
-}
+// is in use, and the next message grows it back. A lingering reader waits
+// with about 1.1-1.3 KiB in use (the stack guard included), and handling
+// an op (parse, transform, apply, broadcast) takes it past 4 KiB, so every
+// GC cycle copied each busy reader's stack twice (copystack: 3.4-4.5% of
+// the server's CPU at 100 documents x 4 editors). With this much more in
+// use (about 2.7 KiB) an 8 KiB stack, the size the handlers need, stays
+// whole, and one grown to 16 KiB by a rare large message still shrinks
+// back to 8 KiB. TestBusyReaderKeepsItsStack fails with a hold of 768 bytes.
+type stackHold [1536]byte
 
 // blockingReaderSize is the read buffer of a reader without a poller.
 const blockingReaderSize = 512
 
 // readLoop is the WebSocket's reader: it borrows a read buffer, handles the
 // messages that arrived (and, on a busy connection, those that follow
-// within activeLinger), gives the buffer back and parks (see park). So an
-// idle WebSocket holds no read buffer and no goroutine, whatever the
-// handlers did on the goroutine that ran them. r, if not nil, holds bytes
-// already read. Without a raw connection to wait on (e.g. TLS) a single
-// goroutine reads with its own buffer. The reader ends the tracking started
-// for it when it stops.
+// within activeLinger, without buffers between them), gives the buffer
+// back and parks (see park). So an idle WebSocket holds no read buffer and
+// no goroutine, whatever the handlers did on the goroutine that ran them.
+// r, if not nil, holds bytes already read. Without a raw connection to
+// wait on (e.g. TLS) a single goroutine reads with its own buffer. The
+// reader ends the tracking started for it when it stops.
 func (c *Conn) readLoop(r *bufio.Reader) {
 	nc := c.ws
 	if r == nil {
@@ -313,12 +313,17 @@ func (c *Conn) readLoop(r *bufio.Reader) {
 			c.srv.untrack()
 			return
 		}
-		if c.rc != nil && r.Buffered() == 0 && !c.lingerForNext(nc, r) {
+		if c.rc == nil || r.Buffered() > 0 {
+			continue
+		}
+		// Everything received is handled: wait for more without buffers.
+		putReadBuf(buf)
+		putFrameReader(r)
+		if r = c.lingerForNext(nc); r == nil {
 			break
 		}
+		buf = readBufPool.Get().(*bytes.Buffer)
 	}
-	putReadBuf(buf)
-	putFrameReader(r)
 	c.park()
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,8 +49,14 @@ const frameReaderSize = 4096
 // frameReaders holds the read buffers of WebSocket readers between bursts.
 var frameReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frameReaderSize) }}
 
+// frameReadersOut counts the pooled read buffers taken and not given back
+// (a reader that ends on an error leaves its buffer to the GC): the tests
+// check that lingering readers hold none.
+var frameReadersOut atomic.Int64
+
 // getFrameReader returns a pooled read buffer reading from nc.
 func getFrameReader(nc net.Conn) *bufio.Reader {
+	frameReadersOut.Add(1)
 	r := frameReaders.Get().(*bufio.Reader)
 	r.Reset(nc)
 	return r
@@ -58,6 +65,7 @@ func getFrameReader(nc net.Conn) *bufio.Reader {
 // putFrameReader gives an empty read buffer back to the pool. A reader that
 // still holds bytes must not be put back.
 func putFrameReader(r *bufio.Reader) {
+	frameReadersOut.Add(-1)
 	r.Reset(nil)
 	frameReaders.Put(r)
 }
