@@ -84,27 +84,39 @@ func (d *decoder) str() string {
 // decodeRecord decodes a log value. With withOp false the op bytes are not
 // copied (history pages do not need them).
 func decodeRecord(rev uint64, v []byte, withOp bool) (Record, error) {
+	r, client, user, op, err := viewRecord(rev, v)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Client, r.User = string(client), string(user)
+	if withOp {
+		r.Op = append([]byte(nil), op...)
+	}
+	return r, nil
+}
+
+// viewRecord checks a log value as decodeRecord does and decodes its
+// numbers, without copying anything: client, user and op alias v. The
+// checkpoint, which needs only the time, allocates nothing per record.
+func viewRecord(rev uint64, v []byte) (r Record, client, user, op []byte, err error) {
 	if len(v) == 0 || v[0] != recordV1 {
-		return Record{}, fmt.Errorf("%w: record %d: unknown format", ErrCorrupt, rev)
+		return Record{}, nil, nil, nil, fmt.Errorf("%w: record %d: unknown format", ErrCorrupt, rev)
 	}
 	d := decoder{b: v[1:]}
-	r := Record{Rev: rev}
+	r.Rev = rev
 	r.Seq = d.uvarint()
 	r.Time = time.Unix(0, d.varint()).UTC()
 	r.Ins = int(d.uvarint())
 	r.Del = int(d.uvarint())
-	r.Client = d.str()
-	r.User = d.str()
+	client = d.bytes()
+	user = d.bytes()
 	if d.err != nil {
-		return Record{}, fmt.Errorf("record %d: %w", rev, d.err)
+		return Record{}, nil, nil, nil, fmt.Errorf("record %d: %w", rev, d.err)
 	}
 	if len(d.b) == 0 {
-		return Record{}, fmt.Errorf("%w: record %d: empty op", ErrCorrupt, rev)
+		return Record{}, nil, nil, nil, fmt.Errorf("%w: record %d: empty op", ErrCorrupt, rev)
 	}
-	if withOp {
-		r.Op = append([]byte(nil), d.b...)
-	}
-	return r, nil
+	return r, client, user, d.b, nil
 }
 
 func appendMeta(b []byte, m *Meta) []byte {

@@ -198,7 +198,7 @@ func decodePayload(p []byte) ([]jWrite, error) {
 				if d.err != nil {
 					break
 				}
-				r, err := decodeRecord(w.first+j, v, false)
+				r, _, _, _, err := viewRecord(w.first+j, v)
 				if err != nil {
 					return nil, err
 				}

@@ -175,14 +175,13 @@ func (s *Bolt) recover(path string) error {
 // included.
 func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 	docs := map[string]*txDoc{}
-	var arena []byte
 	for _, f := range frames {
 		ws, err := decodePayload(f.payload)
 		if err != nil {
 			return fmt.Errorf("frame %d: %w", f.lsn, err)
 		}
 		for i := range ws {
-			if err := applyJWrite(tx, &ws[i], docs, &arena); err != nil {
+			if err := applyJWrite(tx, &ws[i], docs); err != nil {
 				return fmt.Errorf("frame %d: %w", f.lsn, err)
 			}
 		}
@@ -194,10 +193,12 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 	slices.Sort(ids) // key order: ids never contain the zero byte after them
 	mb, lb, sb := tx.Bucket(bucketMeta), tx.Bucket(bucketLog), tx.Bucket(bucketSnap)
 	lb.FillPercent = logFillPercent
+	var key []byte // bbolt copies keys: one buffer serves every record
 	for _, id := range ids {
 		d := docs[id]
-		for _, p := range d.recs {
-			if err := lb.Put(p.k, p.v); err != nil {
+		for _, r := range d.recs {
+			key = appendDocKey(key[:0], id, r.rev)
+			if err := lb.Put(key, r.v); err != nil {
 				return err
 			}
 		}
@@ -220,16 +221,23 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 type txDoc struct {
 	meta        Meta
 	exists      bool
-	recs, snaps []keyValue
+	recs  []revValue
+	snaps []keyValue
 }
 
 type keyValue struct{ k, v []byte }
+
+// revValue is a record to put: its revision and its encoded value.
+type revValue struct {
+	rev uint64
+	v   []byte
+}
 
 // applyJWrite is applyWrite for a write decoded from the journal: its
 // record values are already encoded (and stay alive until the transaction
 // ends: they are slices of a pending frame's payload). The metadata and
 // the puts are collected in docs; applyFrames does them at the end.
-func applyJWrite(tx *bolt.Tx, w *jWrite, docs map[string]*txDoc, arena *[]byte) error {
+func applyJWrite(tx *bolt.Tx, w *jWrite, docs map[string]*txDoc) error {
 	d := docs[w.doc]
 	if d == nil {
 		cur, exists, err := storedMeta(tx.Bucket(bucketMeta), w.doc)
@@ -250,9 +258,7 @@ func applyJWrite(tx *bolt.Tx, w *jWrite, docs map[string]*txDoc, arena *[]byte) 
 		return deleteDoc(tx, w.doc)
 	}
 	for j, v := range w.recs {
-		rev := w.first + uint64(j)
-		k := carve(arena, len(w.doc)+9, func(b []byte) []byte { return appendDocKey(b, w.doc, rev) })
-		d.recs = append(d.recs, keyValue{k, v})
+		d.recs = append(d.recs, revValue{w.first + uint64(j), v})
 	}
 	if sn := w.snap; sn != nil {
 		v := make([]byte, 0, 1+len(w.snapText))
