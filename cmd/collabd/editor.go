@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -15,11 +14,31 @@ import (
 	"github.com/collabd/collabd/storage"
 )
 
-// editorFile is one file of the embedded editor bundle.
+// editorFile is one file of the embedded editor bundle. Its bytes stay in
+// the binary: each request opens the file again (the embedded file is a
+// seekable reader over the binary's data, no copy in the heap).
 type editorFile struct {
-	body  []byte
+	path  string
 	ctype string
 	etag  string
+}
+
+// contentTypes are the Content-Types of the bundle's kinds of files. A
+// table of our own rather than mime.TypeByExtension, which loads the
+// system's MIME databases into the heap for good (about 370 KiB).
+var contentTypes = map[string]string{
+	".html":        "text/html; charset=utf-8",
+	".js":          "text/javascript; charset=utf-8",
+	".mjs":         "text/javascript; charset=utf-8",
+	".css":         "text/css; charset=utf-8",
+	".json":        "application/json",
+	".map":         "application/json",
+	".webmanifest": "application/manifest+json",
+	".svg":         "image/svg+xml",
+	".png":         "image/png",
+	".ico":         "image/x-icon",
+	".woff2":       "font/woff2",
+	".txt":         "text/plain; charset=utf-8",
 }
 
 // editorHandler serves the editor bundle: its files at their paths
@@ -28,26 +47,33 @@ type editorFile struct {
 // revalidated on every use (Cache-Control: no-cache, with a content ETag):
 // their names are fixed, so a new binary must be picked up at once.
 type editorHandler struct {
-	files map[string]*editorFile // by path without the leading slash; read-only after newEditorHandler
+	bundle fs.FS
+	files  map[string]*editorFile // by path without the leading slash; read-only after newEditorHandler
 }
 
 func newEditorHandler() (*editorHandler, error) {
-	h := &editorHandler{files: map[string]*editorFile{}}
-	bundle := frontend.FS()
-	err := fs.WalkDir(bundle, ".", func(p string, d fs.DirEntry, err error) error {
+	h := &editorHandler{bundle: frontend.FS(), files: map[string]*editorFile{}}
+	err := fs.WalkDir(h.bundle, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(bundle, p)
+		f, err := h.bundle.Open(p)
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(b)
-		ct := mime.TypeByExtension(path.Ext(p))
-		if ct == "" {
-			ct = http.DetectContentType(b)
+		defer f.Close()
+		sum := sha256.New()
+		var head [512]byte // what DetectContentType looks at
+		n, _ := io.ReadFull(f, head[:])
+		sum.Write(head[:n])
+		if _, err := io.Copy(sum, f); err != nil {
+			return err
 		}
-		h.files[p] = &editorFile{body: b, ctype: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		ct := contentTypes[path.Ext(p)]
+		if ct == "" {
+			ct = http.DetectContentType(head[:n])
+		}
+		h.files[p] = &editorFile{path: p, ctype: ct, etag: `"` + hex.EncodeToString(sum.Sum(nil)[:8]) + `"`}
 		return nil
 	})
 	if err != nil {
@@ -89,5 +115,16 @@ func (h *editorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Referrer-Policy", "same-origin")
 	}
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+	file, err := h.bundle.Open(f.path)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	defer file.Close()
+	body, ok := file.(io.ReadSeeker)
+	if !ok { // embedded files are seekable; this guards a change of FS
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	http.ServeContent(w, r, "", time.Time{}, body)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/frontend"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/storage"
 )
@@ -330,6 +332,20 @@ func TestServesEditorHealthAndMetrics(t *testing.T) {
 	_, _, hdr := httpDo(t, "GET", p.url, "")
 	if code, _, _ := httpDo(t, "GET", p.url, "", "If-None-Match", hdr.Get("ETag")); code != 304 {
 		t.Fatalf("revalidation: %d", code)
+	}
+	// The bundle's files are served whole, and in ranges, from the binary.
+	for _, name := range []string{"index.html", "app.js", "app.css", "sw.js"} {
+		want, err := fs.ReadFile(frontend.FS(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body, _ := httpDo(t, "GET", p.url+name, ""); code != 200 || body != string(want) {
+			t.Fatalf("%s: %d, %d bytes, want the %d bytes embedded", name, code, len(body), len(want))
+		}
+		code, body, _ := httpDo(t, "GET", p.url+name, "", "Range", "bytes=10-19")
+		if code != 206 || body != string(want[10:20]) {
+			t.Fatalf("%s bytes 10-19: %d %q, want %q", name, code, body, want[10:20])
+		}
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
