@@ -46,6 +46,9 @@ type Conn struct {
 	// previous message, 0 before the first: it tells a busy connection
 	// from an idle one (see activeLinger).
 	lastMessage atomic.Int64
+	// await is the WebSocket reader's wait for readability (lingerForNext);
+	// only the reader goroutine uses it.
+	await readWaiter
 
 	mu          sync.Mutex // guards every field below
 	state       int

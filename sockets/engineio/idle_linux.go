@@ -37,20 +37,19 @@ func peekReady(fd uintptr) bool {
 }
 
 // awaitReadable blocks until the runtime's poller reports rc readable (or
-// its read deadline passes, or it is closed) and reports whether it did. It
-// makes no system call: the first look returns "not yet" unchecked, so the
-// wait starts at once. The report can be stale; the caller's next read
-// checks it. hold stays on the caller's stack meanwhile (see stackHold).
+// its read deadline passes, or it is closed) and reports whether it did,
+// without a system call (see readWaiter). The report can be stale; the
+// caller's next read checks it. hold stays on the caller's stack meanwhile
+// (see stackHold).
 //
 //go:noinline
-func awaitReadable(rc syscall.RawConn, hold *stackHold) bool {
+func awaitReadable(rc syscall.RawConn, w *readWaiter, hold *stackHold) bool {
 	hold[0] = 1
-	looked := false
-	err := rc.Read(func(uintptr) bool {
-		ready := looked
-		looked = true
-		return ready
-	})
+	if w.fn == nil {
+		w.fn = w.look
+	}
+	w.looked = false
+	err := rc.Read(w.fn)
 	return err == nil && hold[0] == 1
 }
 

@@ -13,7 +13,7 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 
 func waitReadable(syscall.RawConn) {}
 
-func awaitReadable(syscall.RawConn, *stackHold) bool { return false }
+func awaitReadable(syscall.RawConn, *readWaiter, *stackHold) bool { return false }
 
 func pendingBytes(syscall.RawConn) bool { return true }
 

@@ -267,7 +267,7 @@ func (c *Conn) lingerForNext(nc net.Conn) *bufio.Reader {
 		return nil
 	}
 	defer nc.SetReadDeadline(time.Time{})
-	if !awaitReadable(c.rc, new(stackHold)) {
+	if !awaitReadable(c.rc, &c.await, new(stackHold)) {
 		return nil
 	}
 	r := getFrameReader(nc)
@@ -281,14 +281,30 @@ func (c *Conn) lingerForNext(nc net.Conn) *bufio.Reader {
 // stackHold is stack space a lingering reader keeps in use while it waits.
 // The GC halves a parked goroutine's stack when less than a quarter of it
 // is in use, and the next message grows it back. A lingering reader waits
-// with about 1.1-1.3 KiB in use (the stack guard included), and handling
+// with about 1.4-1.5 KiB in use (the stack guard included), and handling
 // an op (parse, transform, apply, broadcast) takes it past 4 KiB, so every
 // GC cycle copied each busy reader's stack twice (copystack: 3.4-4.5% of
 // the server's CPU at 100 documents x 4 editors). With this much more in
-// use (about 2.7 KiB) an 8 KiB stack, the size the handlers need, stays
+// use (about 3 KiB) an 8 KiB stack, the size the handlers need, stays
 // whole, and one grown to 16 KiB by a rare large message still shrinks
-// back to 8 KiB. TestBusyReaderKeepsItsStack fails with a hold of 768 bytes.
+// back to 8 KiB. TestBusyReaderKeepsItsStack fails with a hold of 512 bytes.
 type stackHold [1536]byte
+
+// readWaiter is the callback of a wait for readability through
+// RawConn.Read that makes no system call: its first look answers "not
+// yet" unchecked, so the wait starts at once, and the next one "ready".
+// It is kept in the Conn so that a wait allocates nothing (a closure
+// passed to RawConn.Read would be allocated, with its state, per wait).
+type readWaiter struct {
+	looked bool
+	fn     func(uintptr) bool // w.look, made on the first wait
+}
+
+func (w *readWaiter) look(uintptr) bool {
+	ready := w.looked
+	w.looked = true
+	return ready
+}
 
 // blockingReaderSize is the read buffer of a reader without a poller.
 const blockingReaderSize = 512
