@@ -219,10 +219,10 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 // txDoc is a document during applyFrames: its metadata and the puts not
 // done yet.
 type txDoc struct {
-	meta        Meta
-	exists      bool
-	recs  []revValue
-	snaps []keyValue
+	meta   Meta
+	exists bool
+	recs   []revValue
+	snaps  []keyValue
 }
 
 type keyValue struct{ k, v []byte }
