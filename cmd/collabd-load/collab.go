@@ -119,15 +119,19 @@ type collabResult struct {
 	RateLimited int64 // rate_limited acks (the op was sent again)
 	Skipped     int64 // open loop: edits skipped because the buffer was full
 
-	E2E                   latencySummary // from the submission (emit of doc:op)
-	E2EFromEdit           latencySummary // from the first local edit the op holds
-	E2EIncomplete         int            // measured ops some editor never applied
-	E2EUnknown            int            // broadcasts that matched no submission
-	Ack                   latencySummary
-	ClientCPU             time.Duration
-	HaveServer            bool // the server was started here: the figures below are set
-	ServerUser, ServerSys time.Duration
-	CPUPerOp              time.Duration
+	E2E           latencySummary // from the submission (emit of doc:op)
+	E2EFromEdit   latencySummary // from the first local edit the op holds
+	E2EIncomplete int            // measured ops some editor never applied
+	E2EUnknown    int            // broadcasts that matched no submission
+	Ack           latencySummary
+	ClientCPU     time.Duration
+	// The machine's CPU time over the window (/proc/stat): the shares
+	// run, idle, and taken by the hypervisor for other guests (steal).
+	HaveHostCPU                   bool
+	HostBusy, HostIdle, HostSteal float64
+	HaveServer                    bool // the server was started here: the figures below are set
+	ServerUser, ServerSys         time.Duration
+	CPUPerOp                      time.Duration
 	// Read-type and write-type system calls of the server over the
 	// window (/proc/PID/io), when readable.
 	HaveSyscalls              bool
@@ -789,6 +793,7 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		switches0, switchErr = procContextSwitches(srv.PID)
 	}
 	m0 := scrapeCommits(ctx, base)
+	host0, hostErr := readHostCPU()
 	client0 := selfCPU()
 	profDone := make(chan error, 1)
 	if profileAddr != "" {
@@ -823,6 +828,10 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	run.phase.Store(phaseStop)
 	t1 := time.Now()
 	res.ClientCPU = selfCPU() - client0
+	if host1, err := readHostCPU(); hostErr == nil && err == nil {
+		res.HaveHostCPU = true
+		res.HostBusy, res.HostIdle, res.HostSteal = hostShares(host0, host1)
+	}
 	if srv != nil {
 		user1, sys1, err := procCPUSplit(srv.PID)
 		if err != nil {
@@ -942,6 +951,10 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	}
 	fmt.Fprintf(w, "  load program CPU over the window: %v (%.1f µs per committed op)\n", res.ClientCPU.Round(time.Millisecond), us(res.ClientCPU)/float64(max(1, res.Committed)))
 	fmt.Fprintf(w, "  load average (1/5/15 min): %s at the start, %s at the end of the window\n", loadStart, loadAvg())
+	if res.HaveHostCPU {
+		fmt.Fprintf(w, "  machine CPU over the window (/proc/stat, all CPUs): %.0f%% busy, %.0f%% idle, %.0f%% stolen by the hypervisor\n",
+			100*res.HostBusy, 100*res.HostIdle, 100*res.HostSteal)
+	}
 	if err := run.failure(); err != nil {
 		return res, err
 	}

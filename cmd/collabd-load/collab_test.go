@@ -84,6 +84,10 @@ func TestCollabAgainstCollabd(t *testing.T) {
 	if res.ExitCode != 0 {
 		t.Fatalf("collabd exit code %d after SIGTERM\n%s", res.ExitCode, report)
 	}
+	if sum := res.HostBusy + res.HostIdle + res.HostSteal; !res.HaveHostCPU || res.HostBusy <= 0 || sum < 0.99 || sum > 1.01 ||
+		!strings.Contains(report, "stolen by the hypervisor") {
+		t.Fatalf("machine CPU shares missing or not summing to 1: %+v\n%s", res, report)
+	}
 }
 
 // TestCollabOpenLoopWithURL runs the open-loop shape against a collabd the

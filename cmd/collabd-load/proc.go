@@ -154,3 +154,56 @@ func raiseFileLimit() (uint64, error) {
 	}
 	return lim.Cur, nil
 }
+
+// hostCPU is the machine-wide CPU time from the "cpu" line of /proc/stat,
+// in clock ticks summed over all CPUs.
+type hostCPU struct {
+	busy, idle, steal uint64 // idle includes iowait
+}
+
+// total is every tick the CPUs existed for: run, idle, or taken by the
+// hypervisor.
+func (h hostCPU) total() uint64 { return h.busy + h.idle + h.steal }
+
+// readHostCPU reads /proc/stat.
+func readHostCPU() (hostCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostCPU{}, err
+	}
+	return parseHostCPU(b)
+}
+
+// parseHostCPU parses the aggregate "cpu" line of /proc/stat: user nice
+// system idle iowait irq softirq steal (guest time is already counted in
+// user and nice).
+func parseHostCPU(stat []byte) (hostCPU, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return hostCPU{}, fmt.Errorf("/proc/stat: no aggregate cpu line in %q", line)
+	}
+	var v [8]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return hostCPU{}, fmt.Errorf("/proc/stat: field %d of %q: %w", i+1, line, err)
+		}
+		v[i] = n
+	}
+	return hostCPU{
+		busy:  v[0] + v[1] + v[2] + v[5] + v[6],
+		idle:  v[3] + v[4],
+		steal: v[7],
+	}, nil
+}
+
+// hostShares returns the busy, idle and stolen shares of the CPU time
+// between two readings (zeros when no time passed).
+func hostShares(a, b hostCPU) (busy, idle, steal float64) {
+	total := float64(b.total() - a.total())
+	if total <= 0 {
+		return 0, 0, 0
+	}
+	return float64(b.busy-a.busy) / total, float64(b.idle-a.idle) / total, float64(b.steal-a.steal) / total
+}

@@ -100,3 +100,46 @@ func TestProcContextSwitchesCounts(t *testing.T) {
 		t.Fatal("a missing pid: want an error")
 	}
 }
+
+func TestParseHostCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       hostCPU
+		bad        bool
+	}{
+		{"kernel 6", "cpu  100 5 50 1000 20 3 2 400 0 0\ncpu0 50 2 25 500 10 1 1 200 0 0\nintr 1\n",
+			hostCPU{busy: 100 + 5 + 50 + 3 + 2, idle: 1000 + 20, steal: 400}, false},
+		{"no trailing fields", "cpu 1 2 3 4 5 6 7 8\n", hostCPU{busy: 1 + 2 + 3 + 6 + 7, idle: 4 + 5, steal: 8}, false},
+		{"per-cpu line first", "cpu0 1 2 3 4 5 6 7 8\n", hostCPU{}, true},
+		{"short", "cpu 1 2 3\n", hostCPU{}, true},
+		{"not a number", "cpu 1 2 x 4 5 6 7 8\n", hostCPU{}, true},
+		{"empty", "", hostCPU{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseHostCPU([]byte(tc.stat))
+			if (err != nil) != tc.bad || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v, error %v", got, err, tc.want, tc.bad)
+			}
+		})
+	}
+	busy, idle, steal := hostShares(hostCPU{busy: 10, idle: 10, steal: 0}, hostCPU{busy: 60, idle: 35, steal: 25})
+	if busy != 0.5 || idle != 0.25 || steal != 0.25 {
+		t.Fatalf("shares %v %v %v, want 0.5 0.25 0.25", busy, idle, steal)
+	}
+	if b, i, s := hostShares(hostCPU{busy: 1}, hostCPU{busy: 1}); b != 0 || i != 0 || s != 0 {
+		t.Fatal("no time passed: want zero shares")
+	}
+	// This machine's own counters advance.
+	a, err := readHostCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	b, err := readHostCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.total() <= a.total() {
+		t.Fatalf("/proc/stat did not advance: %+v then %+v", a, b)
+	}
+}
