@@ -238,7 +238,7 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 		start := len(recs)
 		for rev := d.handed + 1; rev <= d.head; rev++ {
 			e := d.at(rev)
-			recs = append(recs, e.rec)
+			recs = append(recs, e.record(rev))
 			if rev%every == 0 {
 				it.snapRev, it.snapText = rev, e.text
 			}

@@ -38,15 +38,48 @@ func (d *document) register(w *commitWait, rev uint64, cb func(uint64, error)) {
 
 func newWait() *commitWait { return &commitWait{done: make(chan struct{})} }
 
-// entry is one sequenced op in a document's in-memory log.
+// entry is one sequenced op in a document's in-memory log: the fields of
+// its storage.Record, held compactly (the logs are most of the heap when
+// many documents are live). The revision is the entry's place in the log,
+// the inserted and deleted counts are op's, the time is Unix nanoseconds.
 type entry struct {
-	rec storage.Record
-	op  ot.Op
+	op     ot.Op
+	opJSON []byte // op in its normalized compact JSON, as stored
+	client string
+	user   string
+	seq    uint64
+	nanos  int64
 	// text after this op and wait of its batch; both are only set while
 	// the record is not yet committed (text serves the rollback point and
 	// snapshots).
 	text ot.Text
 	wait *commitWait
+}
+
+// newEntry holds record r, whose op is op (parsed from r.Op).
+func newEntry(r *storage.Record, op ot.Op) entry {
+	return entry{op: op, opJSON: r.Op, client: r.Client, user: r.User, seq: r.Seq, nanos: r.Time.UnixNano()}
+}
+
+// record returns e as the storage.Record of revision rev.
+func (e *entry) record(rev uint64) storage.Record {
+	ins, del := e.op.Stats()
+	return storage.Record{
+		Rev:    rev,
+		Op:     e.opJSON,
+		Client: e.client,
+		Seq:    e.seq,
+		User:   e.user,
+		Time:   time.Unix(0, e.nanos).UTC(),
+		Ins:    ins,
+		Del:    del,
+	}
+}
+
+// growth returns the change in length (code points) e's op makes.
+func (e *entry) growth() int {
+	ins, del := e.op.Stats()
+	return ins - del
 }
 
 // subscriber is one Subscribe registration.
@@ -119,7 +152,7 @@ func (d *document) init(st storage.State) error {
 			}
 		}
 		if r.Rev >= keepFrom {
-			d.log = append(d.log, entry{rec: r, op: op})
+			d.log = append(d.log, newEntry(&r, op))
 		}
 	}
 	d.head, d.committed, d.handed = st.Meta.Head, st.Meta.Head, st.Meta.Head
@@ -221,7 +254,7 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 		baseLen := d.text.Len()
 		since := make([]ot.Op, 0, d.head-from)
 		for i := len(d.log) - int(d.head-from); i < len(d.log); i++ {
-			baseLen -= d.log[i].rec.Ins - d.log[i].rec.Del
+			baseLen -= d.log[i].growth()
 			since = append(since, d.log[i].op)
 		}
 		head := d.head
@@ -275,7 +308,7 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
 	baseLen := d.text.Len()
 	for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
-		baseLen -= d.log[i].rec.Ins - d.log[i].rec.Del
+		baseLen -= d.log[i].growth()
 	}
 	if op.Span() > baseLen {
 		return newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
@@ -310,7 +343,6 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 	if d.wait == nil {
 		d.wait = newWait()
 	}
-	ins, del := op.Stats()
 	opJSON, _ := op.MarshalJSON() // never fails; sized in one allocation
 	if len(d.log) == cap(d.log) {
 		// Make room in place rather than let append double the array:
@@ -322,19 +354,14 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 	}
 	d.head++
 	d.log = append(d.log, entry{
-		rec: storage.Record{
-			Rev:    d.head,
-			Op:     opJSON,
-			Client: s.Client,
-			Seq:    s.Seq,
-			User:   s.User,
-			Time:   time.Now().Round(0).UTC(),
-			Ins:    ins,
-			Del:    del,
-		},
-		op:   op,
-		text: text,
-		wait: d.wait,
+		op:     op,
+		opJSON: opJSON,
+		client: d.intern(s.Client),
+		seq:    s.Seq,
+		user:   s.User,
+		nanos:  time.Now().UnixNano(),
+		text:   text,
+		wait:   d.wait,
 	})
 	d.text = text
 	d.h.c.added()
@@ -361,9 +388,25 @@ func (d *document) check(s *Submission, base uint64) (rev uint64, w *commitWait,
 	// older records, read from the store.
 	for i := len(d.log) - int(d.head-max(base, d.oldest())); i < len(d.log); i++ {
 		e := &d.log[i]
-		if e.rec.Seq == s.Seq && e.rec.Client == s.Client {
-			return e.rec.Rev, e.wait, 0, nil
+		if e.seq == s.Seq && e.client == s.Client {
+			return d.firstRev() + uint64(i), e.wait, 0, nil
 		}
 	}
 	return 0, nil, base, nil
 }
+
+// intern returns client, or the equal string of one of the latest entries:
+// a client's ops then share one copy of its id (each submission brings its
+// own, decoded from its message). mu must be held.
+func (d *document) intern(client string) string {
+	for i := len(d.log) - 1; i >= 0 && i >= len(d.log)-internWindow; i-- {
+		if d.log[i].client == client {
+			return d.log[i].client
+		}
+	}
+	return client
+}
+
+// internWindow is how many of the latest entries intern looks at: a few
+// editors' turns.
+const internWindow = 8

@@ -434,11 +434,11 @@ func (h *Hub) Records(ctx context.Context, doc string, after uint64, limit int) 
 		}
 		inMemory = true
 		for i := int(after + 1 - first); i < len(d.log) && len(out) < limit; i++ {
-			e := &d.log[i]
-			if e.rec.Rev > d.committed {
+			rev := first + uint64(i)
+			if rev > d.committed {
 				break
 			}
-			out = append(out, e.rec)
+			out = append(out, d.log[i].record(rev))
 		}
 		return nil
 	})

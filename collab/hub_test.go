@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/collabd/collabd/collab/ot"
 	"github.com/collabd/collabd/storage"
@@ -397,6 +399,77 @@ func TestSubscribeAndRecords(t *testing.T) {
 	}
 	if _, err := h.Records(ctx, "d", 23, 3); CodeOf(err) != CodeNotFound {
 		t.Fatalf("records beyond head: %v", err)
+	}
+}
+
+// TestRecordsFromMemoryMatchStore: the records the hub serves from its
+// in-memory log and hands to subscribers are, field by field, the ones the
+// store keeps (the log holds them in a compact form of its own).
+func TestRecordsFromMemoryMatchStore(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, "")
+	h := newHub(t, Config{Store: store})
+	var mu sync.Mutex
+	var fed []storage.Record
+	mustSubmit(t, h, Submission{Doc: "d", Client: "client-α", Seq: 1, User: "Zoë", Op: []byte(`["héllo wörld"]`)})
+	s, err := h.Subscribe(ctx, "d", func(r storage.Record) {
+		mu.Lock()
+		fed = append(fed, r)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Cancel()
+	ops := []string{`[1,"→",-2]`, `[3,-1,"日本"]`, `[-1]`, `[2,"😀",4,"x"]`}
+	for i, op := range ops {
+		client := []string{"client-α", "client-β"}[i%2]
+		mustSubmit(t, h, Submission{Doc: "d", Client: client, Seq: uint64(i + 2), BaseRev: uint64(i + 1), User: "u" + client, Op: []byte(op)})
+	}
+	mem, err := h.Records(ctx, "d", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.Records(ctx, "d", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mem) != 1+len(ops) || !reflect.DeepEqual(mem, stored) {
+		t.Fatalf("from memory:\n%+v\nfrom the store:\n%+v", mem, stored)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !reflect.DeepEqual(fed, stored[1:]) {
+		t.Fatalf("fed to the subscriber:\n%+v\nfrom the store:\n%+v", fed, stored[1:])
+	}
+	for i, r := range stored {
+		if r.Rev != uint64(i+1) || r.Time.IsZero() || r.Time.Location() != time.UTC {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+}
+
+// TestLogSharesClientIDs: the ops of one client share one copy of its id
+// in the log, however many copies the submissions brought.
+func TestLogSharesClientIDs(t *testing.T) {
+	h := newHub(t, Config{Store: openStore(t, "")})
+	for i := range 6 {
+		client := strings.Clone([]string{"client-one", "client-two"}[i%2])
+		mustSubmit(t, h, Submission{Doc: "d", Client: client, Seq: uint64(i + 1), BaseRev: uint64(i), Op: []byte(`["x"]`)})
+	}
+	d, err := h.acquire(context.Background(), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.log) != 6 {
+		t.Fatalf("%d entries", len(d.log))
+	}
+	for i := 2; i < len(d.log); i++ {
+		if unsafe.StringData(d.log[i].client) != unsafe.StringData(d.log[i-2].client) {
+			t.Fatalf("entry %d holds its own copy of %q", i, d.log[i].client)
+		}
 	}
 }
 
