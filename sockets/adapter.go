@@ -92,6 +92,15 @@ type Encoded struct {
 	msgs []*engineio.Message
 }
 
+// EncodeTextAt is Encode for a packet without attachments whose encoding
+// the caller has written at buf[engineio.TextHeadroom:] (what p.Encode
+// returns, p.Data aliasing its data part). Nothing is copied: the engine
+// writes its frames into buf's headroom (engineio.NewTextMessageAt). The
+// caller must not modify buf or p afterwards.
+func EncodeTextAt(p *parser.Packet, buf []byte) *Encoded {
+	return &Encoded{Packet: p, msgs: []*engineio.Message{engineio.NewTextMessageAt(buf)}}
+}
+
 // Encode encodes p into its Engine.IO messages (the text frame and one binary message per
 // attachment). The attachments are kept, not copied: do not modify them afterwards.
 func Encode(p *parser.Packet) (*Encoded, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/collabd/collabd/internal/jsonx"
 	"github.com/collabd/collabd/sockets"
+	"github.com/collabd/collabd/sockets/engineio"
 	"github.com/collabd/collabd/sockets/parser"
 	"github.com/collabd/collabd/storage"
 )
@@ -186,8 +187,13 @@ func replyRev(ack *sockets.Ack, rev uint64) error {
 // encodeEvent("doc:op", opEvent{...}) makes (tested), without reflection.
 func encodeOpEvent(doc string, rec *storage.Record) (*sockets.Encoded, error) {
 	// The fixed parts, two 20-digit numbers and a 35-byte time take 160
-	// bytes at most: the buffer is never grown (escapes aside).
-	b := make([]byte, 0, 160+len(doc)+len(rec.Op)+len(rec.Client)+len(rec.User))
+	// bytes at most: the buffer is never grown (escapes aside). It starts
+	// with the room the engine's frames take, then the Socket.IO packet
+	// (an event in the main namespace: "2" and the data), so that it is
+	// sent as it is (sockets.EncodeTextAt).
+	const head = engineio.TextHeadroom + 1
+	b := make([]byte, head, head+160+len(doc)+len(rec.Op)+len(rec.Client)+len(rec.User))
+	b[head-1] = '0' + byte(parser.Event)
 	b = append(b, `["doc:op",{"doc":`...)
 	b = jsonx.AppendString(b, doc)
 	b = append(b, `,"rev":`...)
@@ -211,5 +217,5 @@ func encodeOpEvent(doc string, rec *storage.Record) (*sockets.Encoded, error) {
 	}
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `"}]`...)
-	return sockets.Encode(&parser.Packet{Type: parser.Event, Namespace: "/", Data: b})
+	return sockets.EncodeTextAt(&parser.Packet{Type: parser.Event, Namespace: "/", Data: b[head:]}, b), nil
 }

@@ -32,6 +32,10 @@ type Message struct {
 	binary bool
 	user   bool // counts against the per-connection queue limit
 
+	// built: frame and poll were set by NewTextMessageAt (the Onces are
+	// not used).
+	built bool
+
 	frameOnce sync.Once
 	frame     []byte // the complete WebSocket frame (server frames are unmasked)
 
@@ -44,6 +48,28 @@ type Message struct {
 // modify it afterwards.
 func NewTextMessage(data []byte) *Message {
 	return &Message{typ: typeMessage, data: data, user: true}
+}
+
+// TextHeadroom is the room NewTextMessageAt needs in front of a payload:
+// the longest WebSocket frame header and the packet type.
+const TextHeadroom = maxFrameHeader + 1
+
+// NewTextMessageAt returns an Engine.IO "message" packet whose text payload
+// is buf[TextHeadroom:]. Its WebSocket frame and its long-polling form are
+// written into buf's headroom, in front of the payload, where
+// NewTextMessage makes a copy of the payload for each: a caller that
+// encodes a broadcast into such a buffer sends it without a copy. The
+// payload must be valid UTF-8; the Message keeps buf, so the caller must
+// not modify it afterwards.
+func NewTextMessageAt(buf []byte) *Message {
+	data := buf[TextHeadroom:]
+	at := TextHeadroom - 1 // the packet type, right before the payload
+	buf[at] = typeMessage
+	var hdr [maxFrameHeader]byte
+	h := appendFrameHeader(hdr[:0], opText, 1+len(data))
+	start := at - len(h)
+	copy(buf[start:], h)
+	return &Message{typ: typeMessage, data: data, user: true, built: true, frame: buf[start:], poll: buf[at:]}
 }
 
 // NewBinaryMessage returns an Engine.IO "message" packet with a binary
@@ -77,6 +103,9 @@ func (m *Message) Binary() bool { return m.binary }
 // followed by the data, or "b" followed by the standard base64 encoding of a
 // binary payload.
 func (m *Message) pollingForm() []byte {
+	if m.built {
+		return m.poll
+	}
 	m.pollOnce.Do(func() {
 		if m.binary {
 			b := make([]byte, 1+base64.StdEncoding.EncodedLen(len(m.data)))
@@ -106,6 +135,9 @@ const (
 // or together in one writev, so they never interleave with the control
 // frames the reader writes itself (pong, close).
 func (m *Message) wsFrame() []byte {
+	if m.built {
+		return m.frame
+	}
 	m.frameOnce.Do(func() {
 		if m.binary {
 			m.frame = appendFrame(nil, opBinary, nil, m.data)
@@ -121,20 +153,29 @@ func (m *Message) wsFrame() []byte {
 func appendFrame(dst []byte, opcode byte, prefix, data []byte) []byte {
 	n := len(prefix) + len(data)
 	if dst == nil {
-		dst = make([]byte, 0, n+10)
+		dst = make([]byte, 0, n+maxFrameHeader)
 	}
+	dst = appendFrameHeader(dst, opcode, n)
+	dst = append(dst, prefix...)
+	return append(dst, data...)
+}
+
+// maxFrameHeader is the longest header of a server frame (unmasked).
+const maxFrameHeader = 10
+
+// appendFrameHeader appends the header of one final, unmasked WebSocket
+// frame with an n-byte payload.
+func appendFrameHeader(dst []byte, opcode byte, n int) []byte {
 	dst = append(dst, 0x80|opcode)
 	switch {
 	case n < 126:
-		dst = append(dst, byte(n))
+		return append(dst, byte(n))
 	case n <= 0xffff:
-		dst = append(dst, 126, byte(n>>8), byte(n))
+		return append(dst, 126, byte(n>>8), byte(n))
 	default:
 		dst = append(dst, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+		return binary.BigEndian.AppendUint64(dst, uint64(n))
 	}
-	dst = append(dst, prefix...)
-	return append(dst, data...)
 }
 
 // closeFrame is a WebSocket close frame with status 1000 (normal closure).

@@ -221,3 +221,26 @@ func FuzzReadWSMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestNewTextMessageAt: a message built in place has the frames and the
+// polling form of the same payload given to NewTextMessage, at every
+// header size (7-bit, 16-bit and 64-bit lengths).
+func TestNewTextMessageAt(t *testing.T) {
+	for _, n := range []int{0, 1, 124, 125, 126, 127, 0xfffe, 0xffff, 0x10000, 0x10001} {
+		payload := bytes.Repeat([]byte("é"), n/2)
+		if n%2 == 1 {
+			payload = append(payload, 'x')
+		}
+		buf := append(make([]byte, TextHeadroom), payload...)
+		got, want := NewTextMessageAt(buf), NewTextMessage(payload)
+		if !bytes.Equal(got.Data(), want.Data()) || got.Binary() || !got.user {
+			t.Fatalf("%d bytes: data or kind differ", n)
+		}
+		if !bytes.Equal(got.wsFrame(), want.wsFrame()) {
+			t.Fatalf("%d bytes: frame %x..., want %x...", n, got.wsFrame()[:min(12, len(got.wsFrame()))], want.wsFrame()[:min(12, len(want.wsFrame()))])
+		}
+		if !bytes.Equal(got.pollingForm(), want.pollingForm()) {
+			t.Fatalf("%d bytes: polling form differs", n)
+		}
+	}
+}
