@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -59,6 +60,13 @@ func TestIdleWebSocketsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%d connections still armed after their close", armed)
 	}
 }
+
+// frameReadersOut counts the pooled read buffers taken and not given back
+// (a reader that ends on an error leaves its buffer to the GC). The hook is
+// set before any test starts a connection.
+var frameReadersOut atomic.Int64
+
+func init() { testHookFrameReaders = func(d int) { frameReadersOut.Add(int64(d)) } }
 
 // lingering reports whether a reader goroutine waits for a busy
 // connection's next message.

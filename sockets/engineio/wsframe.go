@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -49,14 +48,16 @@ const frameReaderSize = 4096
 // frameReaders holds the read buffers of WebSocket readers between bursts.
 var frameReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frameReaderSize) }}
 
-// frameReadersOut counts the pooled read buffers taken and not given back
-// (a reader that ends on an error leaves its buffer to the GC): the tests
-// check that lingering readers hold none.
-var frameReadersOut atomic.Int64
+// testHookFrameReaders, when set by a test before any connection, is
+// called with +1 when a pooled read buffer is taken and -1 when it is given
+// back (the tests check that lingering readers hold none).
+var testHookFrameReaders func(delta int)
 
 // getFrameReader returns a pooled read buffer reading from nc.
 func getFrameReader(nc net.Conn) *bufio.Reader {
-	frameReadersOut.Add(1)
+	if testHookFrameReaders != nil {
+		testHookFrameReaders(+1)
+	}
 	r := frameReaders.Get().(*bufio.Reader)
 	r.Reset(nc)
 	return r
@@ -65,7 +66,9 @@ func getFrameReader(nc net.Conn) *bufio.Reader {
 // putFrameReader gives an empty read buffer back to the pool. A reader that
 // still holds bytes must not be put back.
 func putFrameReader(r *bufio.Reader) {
-	frameReadersOut.Add(-1)
+	if testHookFrameReaders != nil {
+		testHookFrameReaders(-1)
+	}
 	r.Reset(nil)
 	frameReaders.Put(r)
 }
