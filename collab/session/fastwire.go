@@ -189,11 +189,15 @@ func encodeOpEvent(doc string, rec *storage.Record) (*sockets.Encoded, error) {
 	// The fixed parts, two 20-digit numbers and a 35-byte time take 160
 	// bytes at most: the buffer is never grown (escapes aside). It starts
 	// with the room the engine's frames take, then the Socket.IO packet
-	// (an event in the main namespace: "2" and the data), so that it is
-	// sent as it is (sockets.EncodeTextAt).
-	const head = engineio.TextHeadroom + 1
-	b := make([]byte, head, head+160+len(doc)+len(rec.Op)+len(rec.Client)+len(rec.User))
-	b[head-1] = '0' + byte(parser.Event)
+	// (its header, then the data), so that it is sent as it is
+	// (sockets.EncodeTextAt).
+	p := &parser.Packet{Type: parser.Event, Namespace: "/"}
+	b := make([]byte, engineio.TextHeadroom, engineio.TextHeadroom+8+160+len(doc)+len(rec.Op)+len(rec.Client)+len(rec.User))
+	b, err := p.AppendEncode(b) // the header alone: p has no data yet
+	if err != nil {
+		return nil, err
+	}
+	data := len(b)
 	b = append(b, `["doc:op",{"doc":`...)
 	b = jsonx.AppendString(b, doc)
 	b = append(b, `,"rev":`...)
@@ -217,5 +221,6 @@ func encodeOpEvent(doc string, rec *storage.Record) (*sockets.Encoded, error) {
 	}
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `"}]`...)
-	return sockets.EncodeTextAt(&parser.Packet{Type: parser.Event, Namespace: "/", Data: b[head:]}, b), nil
+	p.Data = b[data:]
+	return sockets.EncodeTextAt(p, b), nil
 }
