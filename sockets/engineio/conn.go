@@ -309,13 +309,19 @@ const (
 )
 
 // closeWith closes the session once, in the given mode. OnClose runs on the
-// calling goroutine.
+// calling goroutine, tracked: Shutdown returns only after every OnClose
+// has returned, also those that a Close on another goroutine (a timer,
+// a handler) started before Shutdown reached the session.
 func (c *Conn) closeWith(reason string, cause error, mode int) {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
 		return
 	}
+	// Tracked before the state changes, under mu: a Shutdown that finds
+	// the session closed already counts this close as running.
+	c.srv.track()
+	defer c.srv.untrack()
 	c.closeReason, c.closeCause = reason, cause
 	if c.hb != nil {
 		c.hb.Stop()

@@ -785,6 +785,38 @@ func TestSlowReaderDisconnected(t *testing.T) {
 // A polling client between two GETs when Shutdown starts still reads the
 // close packet with its next GET: socket.io-client then reports "transport
 // close" rather than "transport error".
+// TestShutdownWaitsForOnClose: Shutdown returns only after an OnClose that
+// a Close on another goroutine started before it (a connect timer, say) has
+// returned, so the layer above can count on no callback running after.
+func TestShutdownWaitsForOnClose(t *testing.T) {
+	h := newHarness(t, Config{}, true)
+	ws := h.dial(t, "EIO=4&transport=websocket")
+	read(t, ws)
+	c := h.nextConn(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	c.OnClose(func(string, error) {
+		close(entered)
+		<-release
+	})
+	go c.Close("closed by a timer")
+	<-entered
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- h.srv.Shutdown(ctx)
+	}()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while an OnClose was still running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestShutdownPollingBetweenGets(t *testing.T) {
 	h := newHarness(t, Config{}, true)
 	sid, pc := h.handshake(t)
