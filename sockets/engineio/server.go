@@ -170,8 +170,8 @@ func (s *Server) untrack() {
 }
 
 // Shutdown closes every session with reason "server shutting down", refuses
-// new ones, and waits until every goroutine of the engine has ended or ctx
-// is done. A polling session without a pending GET is kept for up to a
+// new ones, and waits until every goroutine of the engine has ended and
+// every OnClose has returned, or ctx is done. A polling session without a pending GET is kept for up to a
 // second so that its client's next GET reads the close packet; keep the HTTP
 // server serving until Shutdown returns. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
