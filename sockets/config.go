@@ -33,6 +33,11 @@ type Config struct {
 	// (a binary packet counts 1 + its attachments); zero means 1024. A client whose queue is
 	// full is disconnected with reason "transport error"; volatile emits are dropped instead.
 	WriteQueueSize int
+	// BlockingReads reads every WebSocket with a goroutine blocked in its read (and its own
+	// 4 KiB buffer) for the connection's whole life, instead of parking idle connections
+	// without a goroutine or buffer (Linux). For debugging, and as the baseline of the
+	// default; see docs/sockets.md.
+	BlockingReads bool
 
 	// ConnectTimeout closes an engine connection that has not connected to any namespace
 	// this long after its handshake; zero means 45s.

@@ -50,6 +50,7 @@ func New(cfg Config) (*Server, error) {
 		AllowedOrigins: cfg.AllowedOrigins,
 		CheckOrigin:    cfg.CheckOrigin,
 		WriteQueueSize: cfg.WriteQueueSize,
+		BlockingReads:  cfg.BlockingReads,
 		Logger:         cfg.Logger,
 		OnConnection:   s.onEngineConnection,
 	})

@@ -47,6 +47,7 @@ func serveSockets(args []string) error {
 	pingTimeout := fs.Duration("ping-timeout", 20*time.Second, "Engine.IO ping timeout")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at each bench-gc")
+	blocking := fs.Bool("blocking-reads", false, "read each WebSocket with a blocking goroutine (sockets.Config.BlockingReads)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +69,7 @@ func serveSockets(args []string) error {
 		PingInterval:   *pingInterval,
 		PingTimeout:    *pingTimeout,
 		WriteQueueSize: *queue,
+		BlockingReads:  *blocking,
 	})
 	if err != nil {
 		return err

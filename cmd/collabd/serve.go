@@ -55,6 +55,9 @@ type serveConfig struct {
 	Recovery        bool
 	PprofAddr       string
 	ShutdownTimeout time.Duration
+	// WSBlockingReads: a blocking reader goroutine per WebSocket
+	// (sockets.Config.BlockingReads).
+	WSBlockingReads bool
 	// Checkpoints of the journal into bbolt: at most this long or this
 	// many bytes of frames after the oldest pending one.
 	CheckpointInterval time.Duration
@@ -75,6 +78,7 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", 32, "documents one socket may have joined at once")
 	fs.IntVar(&c.MembersPerDoc, "members-per-doc", 256, "sockets that may have joined one document at once")
 	fs.BoolVar(&c.Recovery, "recovery", true, "Socket.IO connection state recovery (2 minute window)")
+	fs.BoolVar(&c.WSBlockingReads, "ws-blocking-reads", false, "read each WebSocket with its own blocking goroutine instead of parking idle ones (debugging; more memory per idle connection)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "listen address of net/http/pprof (off when empty; keep it on loopback)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", storage.DefaultCheckpointInterval, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
@@ -171,6 +175,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		MaxPayload:     cfg.MaxPayload,
 		AllowedOrigins: splitList(cfg.AllowedOrigins),
 		Recovery:       sockets.Recovery{Enabled: cfg.Recovery, Window: sockets.DefaultRecoveryWindow},
+		BlockingReads:  cfg.WSBlockingReads,
 		Logger:         newSlog(log.With().Str("component", "sockets").Logger()),
 	})
 	if err != nil {

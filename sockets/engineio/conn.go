@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -42,14 +41,6 @@ type Conn struct {
 	// lastSeen is the time (Server.now) of the last sign of life.
 	lastSeen atomic.Int64
 
-	// lastMessage is the time (Server.now) the WebSocket reader handled its
-	// previous message, 0 before the first: it tells a busy connection
-	// from an idle one (see activeLinger).
-	lastMessage atomic.Int64
-	// await is the WebSocket reader's wait for readability (lingerForNext);
-	// only the reader goroutine uses it.
-	await readWaiter
-
 	mu          sync.Mutex // guards every field below
 	state       int
 	transport   int
@@ -65,6 +56,7 @@ type Conn struct {
 	upgrading   bool          // a WebSocket upgrade is in progress
 	probed      bool          // the upgrade probe ("2probe") was received
 	ws          net.Conn      // the WebSocket once the transport is websocket
+	reader      *wsReader     // c.ws's reader
 	writing     bool          // the WebSocket writer goroutine is running
 	writeFn     func()        // c.writeLoop, made once
 	probeWS     net.Conn      // the WebSocket being probed during an upgrade
@@ -86,12 +78,6 @@ type Conn struct {
 	// if wdlSet; owned by the writer goroutine of the moment.
 	wdl    time.Duration
 	wdlSet bool
-
-	// The WebSocket reader's state, owned by whoever is the reader (a
-	// reader goroutine, or the poller while the connection is armed).
-	rc        syscall.RawConn // c.ws's raw connection; nil: the reader blocks in its read
-	idleID    uint32          // poller registration id (guarded by the poller's mu)
-	idleAdded bool            // registered with the poller's epoll set (guarded by the poller's mu)
 }
 
 // ID returns the session id.
@@ -371,10 +357,10 @@ func (c *Conn) closeWith(reason string, cause error, mode int) {
 		c.state = stateClosed
 	}
 	fn := c.onClose
-	wsReader := c.ws != nil
+	reader := c.reader
 	c.mu.Unlock()
 
-	if wsReader && c.srv.idlePoller().forget(c) {
+	if reader != nil && c.srv.idlePoller().forget(reader) {
 		c.srv.untrack() // the armed reader is gone with the connection
 	}
 	c.srv.open.Add(-1)

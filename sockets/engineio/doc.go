@@ -40,22 +40,18 @@
 //     sessions own no goroutine while idle.
 //   - gorilla/websocket performs the opening handshake; the engine reads
 //     the client's frames itself (RFC 6455: masking, fragments, control
-//     frames, the MaxPayload limit). A reader handles what arrived on a
-//     goroutine of its own with a read buffer borrowed from a pool, then
-//     gives the buffer back and, on Linux, arms the connection in the
-//     server's epoll poller (one goroutine per Server, started with the
-//     first WebSocket) and exits; when bytes arrive the poller starts a
-//     fresh reader goroutine. So an idle WebSocket costs no goroutine, no
-//     read buffer and no stack, whatever its handlers did (a goroutine
-//     whose stack grew in a handler would keep it: the GC shrinks a parked
-//     stack only while less than a quarter of it is in use). Elsewhere, and
-//     for connections without a file descriptor (TLS), the reader waits on
-//     its own goroutine. BenchmarkIdleWebSocketMemory measures it (about
-//     2 KB per idle connection). A busy connection (its previous message
-//     less than a second ago, e.g. an editor typing) keeps its reader
-//     waiting up to a second for the next message before parking: a new
-//     goroutine, its stack growth and a poller round trip per message cost
-//     about a third of the server's CPU per edit.
+//     frames, the MaxPayload limit). By default, on Linux, a WebSocket's
+//     reader runs only while its connection has bytes to read: an idle
+//     connection is parked in the server's epoll poller (one goroutine per
+//     Server) with no goroutine and no read buffer of its own, and a busy
+//     one (its previous message less than a second ago) keeps its reader
+//     waiting up to a second for the next message. OnMessage calls of one
+//     WebSocket may therefore run on different goroutines over time, never
+//     two at once. With Config.BlockingReads, over TLS and on other
+//     systems, each WebSocket has one reader goroutine blocked in its read
+//     for its whole life. Either way, every message that has reached the
+//     server is handled without waiting for more bytes. The read path is
+//     wsreader.go; docs/sockets.md gives its reasons and figures.
 //   - Heartbeats use one runtime timer per connection (time.AfterFunc), no
 //     goroutine: pings every PingInterval from the handshake on; any received
 //     packet counts as a sign of life; a session silent for

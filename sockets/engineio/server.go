@@ -57,6 +57,13 @@ type Config struct {
 	// WriteQueueSize is the maximum number of outgoing messages queued per
 	// connection; zero means DefaultWriteQueueSize.
 	WriteQueueSize int
+	// BlockingReads gives every WebSocket a reader goroutine blocked in its
+	// read, with its own 4 KiB read buffer, for the connection's whole life:
+	// the plain strategy, for debugging and as the baseline of the default
+	// one, where an idle connection holds no goroutine and no read buffer
+	// (Linux only; see docs/sockets.md). Connections over TLS and systems
+	// other than Linux always read so.
+	BlockingReads bool
 	// Logger receives debug and error logs; nil discards them.
 	Logger *slog.Logger
 	// OnConnection is called once per new session, on the handshake
@@ -132,7 +139,10 @@ func NewServer(cfg Config) *Server {
 		WriteBufferPool: writeBufferPool,
 		// The origin was checked before the upgrade.
 		CheckOrigin: func(*http.Request) bool { return true },
-		Error:       func(http.ResponseWriter, *http.Request, int, error) {},
+		// A refused upgrade (a missing or malformed Sec-WebSocket-Key, an
+		// unsupported Sec-WebSocket-Version) gets the Engine.IO error body,
+		// as the reference server answers, not an empty 200.
+		Error: func(w http.ResponseWriter, _ *http.Request, _ int, _ error) { writeError(w, codeBadRequest) },
 	}
 	return s
 }
@@ -148,6 +158,9 @@ func (s *Server) idlePoller() *poller { return s.idle.Load() }
 
 // startPoller starts the poller, once, unless Shutdown started.
 func (s *Server) startPoller() {
+	if s.cfg.BlockingReads {
+		return
+	}
 	s.idleOnce.Do(func() {
 		// Under s.mu: Shutdown, which sets s.shutdown under it, then
 		// finds the poller to stop it.

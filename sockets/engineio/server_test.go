@@ -133,8 +133,53 @@ func TestHTTPErrors(t *testing.T) {
 			}
 		}
 	})
-	if h.srv.Count() != 1 {
-		t.Errorf("Count = %d, want 1 (only the session made on purpose)", h.srv.Count())
+	t.Run("refused upgrades", func(t *testing.T) {
+		sid, _ := h.handshake(t)
+		headers := []struct {
+			name           string
+			key, version   string
+			omitKey, omitV bool
+		}{
+			{name: "bogus key", key: "not-a-valid-key!!", version: "13"},
+			{name: "no key", omitKey: true, version: "13"},
+			{name: "version 12", key: "dGhlIHNhbXBsZSBub25jZQ==", version: "12"},
+			{name: "no version", key: "dGhlIHNhbXBsZSBub25jZQ==", omitV: true},
+		}
+		for _, query := range []string{"EIO=4&transport=websocket", "EIO=4&transport=websocket&sid=" + sid} {
+			for _, hd := range headers {
+				req, err := http.NewRequest("GET", h.url+query, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", "websocket")
+				if !hd.omitKey {
+					req.Header.Set("Sec-WebSocket-Key", hd.key)
+				}
+				if !hd.omitV {
+					req.Header.Set("Sec-WebSocket-Version", hd.version)
+				}
+				resp, err := h.client.Do(req)
+				if err != nil {
+					t.Fatalf("%s %s: %v", hd.name, query, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 400 || string(body) != bodies[3] || resp.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("%s, %s: %d %q, want 400 %q", hd.name, query, resp.StatusCode, body, bodies[3])
+				}
+			}
+		}
+		// The polling session whose upgrades were refused still works.
+		if st, _, _ := h.do(t, "POST", "EIO=4&transport=polling&sid="+sid, "4still here"); st != 200 {
+			t.Fatalf("POST after refused upgrades = %d", st)
+		}
+		if got := h.nextMsg(t).data; got != "still here" {
+			t.Fatalf("message %q", got)
+		}
+	})
+	if h.srv.Count() != 2 {
+		t.Errorf("Count = %d, want 2 (only the sessions made on purpose)", h.srv.Count())
 	}
 }
 

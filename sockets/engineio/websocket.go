@@ -1,10 +1,7 @@
 package engineio
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -13,13 +10,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// readBufPool holds the buffers incoming WebSocket messages are assembled
-// in, so that an idle connection holds none.
-var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledReadBuf: larger message buffers are not kept in the pool.
-const maxPooledReadBuf = 64 << 10
 
 // upgrade completes the WebSocket handshake and returns the hijacked
 // connection. gorilla's connection object is not kept: the engine reads and
@@ -57,7 +47,7 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("engineio: session opened", "sid", c.id, "transport", "websocket")
 	s.startPoller()
 	s.track()
-	c.startReader(rawConn(nc), nil)
+	c.startReader(nc, nil)
 }
 
 // serveUpgrade starts the upgrade of a polling session to WebSocket.
@@ -210,198 +200,7 @@ func (c *Conn) probe(nc net.Conn, rc syscall.RawConn) {
 		putFrameReader(r)
 		r = nil
 	}
-	c.startReader(rc, r)
-}
-
-// Results of poller.arm.
-type armResult int
-
-const (
-	armed armResult = iota
-	armUnavailable
-	armClosed
-)
-
-// startReader starts the reader of the WebSocket c.ws, whose raw
-// connection is rc (nil if none). r, if not nil, holds bytes already read.
-// The caller has tracked the reader.
-func (c *Conn) startReader(rc syscall.RawConn, r *bufio.Reader) {
-	c.rc = rc
-	if rc == nil && r == nil {
-		// A reader that blocks in its read keeps its buffer: a small one
-		// (large payloads are read past it, straight into the message).
-		r = bufio.NewReaderSize(c.ws, blockingReaderSize)
-	}
-	if r != nil {
-		go c.readLoop(r)
-		return
-	}
-	c.park()
-}
-
-// activeLinger is how long the reader of a busy connection (its previous
-// message came less than activeLinger ago) waits for the next message
-// before it parks: an active connection keeps its goroutine (and its grown
-// stack) instead of paying for a new goroutine, stack growth and a poller
-// round trip per message. A connection that is not busy (a first message,
-// a pong every PingInterval) parks at once.
-const activeLinger = time.Second
-
-// lingerForNext waits, on a busy connection, for the next message to
-// arrive within activeLinger and returns a pooled read buffer holding its
-// first bytes; nil means park. While it waits it holds no read buffer: it
-// waits for the poller's word that nc is readable, with no system call,
-// then reads once (a read that found nothing and then the one that brought
-// the bytes took two system calls per message). The word may be stale
-// (bytes it announced were read already): the read, under the same
-// deadline, then waits for real. A timeout or any other error means park:
-// the poller then sees the connection readable, and the reader it starts
-// meets the error.
-func (c *Conn) lingerForNext(nc net.Conn) *bufio.Reader {
-	now := int64(c.srv.now())
-	prev := c.lastMessage.Swap(now)
-	if prev == 0 || time.Duration(now-prev) >= activeLinger {
-		return nil
-	}
-	if nc.SetReadDeadline(time.Now().Add(activeLinger)) != nil {
-		return nil
-	}
-	defer nc.SetReadDeadline(time.Time{})
-	if !awaitReadable(c.rc, &c.await, new(stackHold)) {
-		return nil
-	}
-	r := getFrameReader(nc)
-	if _, err := r.Peek(1); err != nil {
-		putFrameReader(r)
-		return nil
-	}
-	return r
-}
-
-// stackHold is stack space a lingering reader keeps in use while it waits.
-// The GC halves a parked goroutine's stack when less than a quarter of it
-// is in use, and the next message grows it back. A lingering reader waits
-// with about 1.4-1.5 KiB in use (the stack guard included), and handling
-// an op (parse, transform, apply, broadcast) takes it past 4 KiB, so every
-// GC cycle copied each busy reader's stack twice (copystack: 3.4-4.5% of
-// the server's CPU at 100 documents x 4 editors). With this much more in
-// use (about 3 KiB) an 8 KiB stack, the size the handlers need, stays
-// whole, and one grown to 16 KiB by a rare large message still shrinks
-// back to 8 KiB. TestBusyReaderKeepsItsStack fails with a hold of 512 bytes.
-type stackHold [1536]byte
-
-// readWaiter is the callback of a wait for readability through
-// RawConn.Read that makes no system call: its first look answers "not
-// yet" unchecked, so the wait starts at once, and the next one "ready".
-// It is kept in the Conn so that a wait allocates nothing (a closure
-// passed to RawConn.Read would be allocated, with its state, per wait).
-type readWaiter struct {
-	looked bool
-	fn     func(uintptr) bool // w.look, made on the first wait
-}
-
-func (w *readWaiter) look(uintptr) bool {
-	ready := w.looked
-	w.looked = true
-	return ready
-}
-
-// blockingReaderSize is the read buffer of a reader without a poller.
-const blockingReaderSize = 512
-
-// readLoop is the WebSocket's reader: it borrows a read buffer, handles the
-// messages that arrived (and, on a busy connection, those that follow
-// within activeLinger, without buffers between them), gives the buffer
-// back and parks (see park). So an idle WebSocket holds no read buffer and
-// no goroutine, whatever the handlers did on the goroutine that ran them.
-// r, if not nil, holds bytes already read. Without a raw connection to
-// wait on (e.g. TLS) a single goroutine reads with its own buffer. The
-// reader ends the tracking started for it when it stops.
-func (c *Conn) readLoop(r *bufio.Reader) {
-	nc := c.ws
-	if r == nil {
-		r = getFrameReader(nc)
-	}
-	buf := readBufPool.Get().(*bytes.Buffer)
-	for {
-		if !c.readMessage(nc, r, buf) {
-			putReadBuf(buf)
-			c.srv.untrack()
-			return
-		}
-		if c.rc == nil || r.Buffered() > 0 {
-			continue
-		}
-		// Everything received is handled: wait for more without buffers.
-		putReadBuf(buf)
-		putFrameReader(r)
-		if r = c.lingerForNext(nc); r == nil {
-			break
-		}
-		buf = readBufPool.Get().(*bytes.Buffer)
-	}
-	c.park()
-}
-
-// park waits until the WebSocket is readable, then runs readLoop: armed in
-// the server's poller (no goroutine while idle), or else on a fresh
-// goroutine parked in a shallow wait (a goroutine whose stack grew in a
-// handler keeps it: the GC shrinks a parked stack only while less than a
-// quarter of it is used).
-func (c *Conn) park() {
-	switch c.srv.idlePoller().arm(c) {
-	case armed:
-		return
-	case armClosed:
-		c.srv.untrack()
-		return
-	}
-	go func() {
-		waitReadable(c.rc)
-		c.readLoop(nil)
-	}()
-}
-
-// readMessage reads and handles one message into buf; it returns false when
-// the reader must stop.
-func (c *Conn) readMessage(nc net.Conn, r *bufio.Reader, buf *bytes.Buffer) bool {
-	op, err := readWSMessage(r, nc, buf, c.srv.cfg.MaxPayload)
-	if err != nil {
-		c.readFailed(err)
-		return false
-	}
-	var p Packet
-	if op == opBinary {
-		p = Packet{Type: typeMessage, Data: buf.Bytes(), Binary: true}
-	} else {
-		p, err = decodeTextPacket(buf.Bytes())
-		if err != nil {
-			c.closeWith("parse error", err, closeAbort)
-			return false
-		}
-	}
-	c.recvMu.Lock()
-	defer c.recvMu.Unlock()
-	return c.handlePacket(p)
-}
-
-func putReadBuf(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledReadBuf {
-		buf.Reset()
-		readBufPool.Put(buf)
-	}
-}
-
-// readFailed closes the session after a read error.
-func (c *Conn) readFailed(err error) {
-	switch {
-	case errors.Is(err, ErrPayloadTooLarge):
-		c.closeWith("transport error", ErrPayloadTooLarge, closeAbort)
-	case errors.Is(err, errWSClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		c.closeWith("transport close", nil, closeAbort)
-	default:
-		c.closeWith("transport error", err, closeAbort)
-	}
+	c.startReader(nc, r)
 }
 
 // writeLoop writes the queue to c.ws until it is empty. It runs only while

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -41,37 +40,6 @@ var (
 	// errWSClosed: the client sent a close frame (answered already).
 	errWSClosed = errors.New("engineio: websocket closed by the client")
 )
-
-// frameReaderSize is the size of the pooled read buffers.
-const frameReaderSize = 4096
-
-// frameReaders holds the read buffers of WebSocket readers between bursts.
-var frameReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frameReaderSize) }}
-
-// testHookFrameReaders, when set by a test before any connection, is
-// called with +1 when a pooled read buffer is taken and -1 when it is given
-// back (the tests check that lingering readers hold none).
-var testHookFrameReaders func(delta int)
-
-// getFrameReader returns a pooled read buffer reading from nc.
-func getFrameReader(nc net.Conn) *bufio.Reader {
-	if testHookFrameReaders != nil {
-		testHookFrameReaders(+1)
-	}
-	r := frameReaders.Get().(*bufio.Reader)
-	r.Reset(nc)
-	return r
-}
-
-// putFrameReader gives an empty read buffer back to the pool. A reader that
-// still holds bytes must not be put back.
-func putFrameReader(r *bufio.Reader) {
-	if testHookFrameReaders != nil {
-		testHookFrameReaders(-1)
-	}
-	r.Reset(nil)
-	frameReaders.Put(r)
-}
 
 // writeControlFrame writes one control frame on nc. Control frames and the
 // writer's frames never interleave: each goes out in a single Write or

@@ -36,23 +36,6 @@ func peekReady(fd uintptr) bool {
 	return err != syscall.EAGAIN && err != syscall.EINTR
 }
 
-// awaitReadable blocks until the runtime's poller reports rc readable (or
-// its read deadline passes, or it is closed) and reports whether it did,
-// without a system call (see readWaiter). The report can be stale; the
-// caller's next read checks it. hold stays on the caller's stack meanwhile
-// (see stackHold).
-//
-//go:noinline
-func awaitReadable(rc syscall.RawConn, w *readWaiter, hold *stackHold) bool {
-	hold[0] = 1
-	if w.fn == nil {
-		w.fn = w.look
-	}
-	w.looked = false
-	err := rc.Read(w.fn)
-	return err == nil && hold[0] == 1
-}
-
 // waitReadable blocks until rc is readable (or its read deadline passes,
 // or it is closed), reading nothing: the caller parks in a shallow wait.
 func waitReadable(rc syscall.RawConn) { _ = rc.Read(peekReady) }
@@ -79,8 +62,8 @@ type poller struct {
 
 	done chan struct{} // closed when the loop has ended
 
-	mu      sync.Mutex       // guards conns, next and stopped
-	conns   map[uint32]*Conn // armed connections by id
+	mu      sync.Mutex           // guards readers, next and stopped
+	readers map[uint32]*wsReader // armed readers by id
 	next    uint32
 	stopped bool
 }
@@ -95,7 +78,7 @@ func newPoller(s *Server) *poller {
 	if err != nil {
 		return nil
 	}
-	p := &poller{srv: s, epfd: epfd, conns: make(map[uint32]*Conn), done: make(chan struct{})}
+	p := &poller{srv: s, epfd: epfd, readers: make(map[uint32]*wsReader), done: make(chan struct{})}
 	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		_ = syscall.Close(epfd)
 		return nil
@@ -139,11 +122,11 @@ func (p *poller) loop() {
 				return
 			}
 			p.mu.Lock()
-			c := p.conns[id]
-			delete(p.conns, id)
+			r := p.readers[id]
+			delete(p.readers, id)
 			p.mu.Unlock()
-			if c != nil {
-				go c.readLoop(nil) // the armed reader's tracking goes with it
+			if r != nil {
+				go r.run(nil) // the armed reader's tracking goes with it
 			}
 		}
 	}
@@ -154,22 +137,23 @@ func (p *poller) loop() {
 func (p *poller) drain() {
 	p.mu.Lock()
 	p.stopped = true
-	conns := p.conns
-	p.conns = nil
+	readers := p.readers
+	p.readers = nil
 	p.mu.Unlock()
-	for _, c := range conns {
-		go c.readLoop(nil)
+	for _, r := range readers {
+		go r.run(nil)
 	}
 }
 
-// arm makes the poller start c's reader once c's WebSocket is readable. It
+// arm makes the poller start r's next run once r's WebSocket is readable
+// (level-triggered: bytes already waiting count). It
 // returns armed, or armClosed when the session is closed (the reader just
 // stops: closeWith has forgotten it already, or will find nothing), or
 // armUnavailable (no poller, no raw connection, poller stopped, descriptor
 // closed): the caller waits on a goroutine instead. After armed, the caller
 // must not touch the reader's state any more.
-func (p *poller) arm(c *Conn) armResult {
-	if p == nil || c.rc == nil {
+func (p *poller) arm(r *wsReader) armResult {
+	if p == nil || r.rc == nil {
 		return armUnavailable
 	}
 	p.mu.Lock()
@@ -179,52 +163,52 @@ func (p *poller) arm(c *Conn) armResult {
 	}
 	// Checked under p.mu, which closeWith's forget takes after closing:
 	// either the close finds the registration, or this sees the close.
-	c.mu.Lock()
-	open := c.state == stateOpen
-	c.mu.Unlock()
+	r.c.mu.Lock()
+	open := r.c.state == stateOpen
+	r.c.mu.Unlock()
 	if !open {
 		return armClosed
 	}
-	if c.idleID == 0 {
+	if r.pollID == 0 {
 		for {
 			p.next++
-			if p.next != pollerStopID && p.conns[p.next] == nil {
+			if p.next != pollerStopID && p.readers[p.next] == nil {
 				break
 			}
 		}
-		c.idleID = p.next
+		r.pollID = p.next
 	}
-	id := c.idleID
+	id := r.pollID
 	op := syscall.EPOLL_CTL_MOD
-	if !c.idleAdded {
+	if !r.pollAdded {
 		op = syscall.EPOLL_CTL_ADD
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(id)}
 	var cerr error
 	// Under p.mu: the event cannot be taken before the map says whose it
 	// is, and the poller's descriptors are not closed meanwhile.
-	err := c.rc.Control(func(fd uintptr) { cerr = syscall.EpollCtl(p.epfd, op, int(fd), &ev) })
+	err := r.rc.Control(func(fd uintptr) { cerr = syscall.EpollCtl(p.epfd, op, int(fd), &ev) })
 	if err != nil || cerr != nil {
 		return armUnavailable // closed meanwhile, or refused
 	}
-	c.idleAdded = true
-	p.conns[id] = c
+	r.pollAdded = true
+	p.readers[id] = r
 	return armed
 }
 
-// forget drops c's armed registration, if any, and reports whether it did:
+// forget drops r's armed registration, if any, and reports whether it did:
 // the caller then ends the reader's tracking. A closed descriptor leaves
 // the epoll set by itself.
-func (p *poller) forget(c *Conn) bool {
+func (p *poller) forget(r *wsReader) bool {
 	if p == nil {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c.idleID == 0 || p.conns[c.idleID] != c {
+	if r.pollID == 0 || p.readers[r.pollID] != r {
 		return false
 	}
-	delete(p.conns, c.idleID)
+	delete(p.readers, r.pollID)
 	return true
 }
 

@@ -13,14 +13,12 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 
 func waitReadable(syscall.RawConn) {}
 
-func awaitReadable(syscall.RawConn, *readWaiter, *stackHold) bool { return false }
-
 func pendingBytes(syscall.RawConn) bool { return true }
 
 // poller is only implemented on Linux.
 type poller struct{ done chan struct{} }
 
-func newPoller(*Server) *poller       { return nil }
-func (p *poller) arm(*Conn) armResult { return armUnavailable }
-func (p *poller) forget(*Conn) bool   { return false }
-func (p *poller) stop()               {}
+func newPoller(*Server) *poller           { return nil }
+func (p *poller) arm(*wsReader) armResult { return armUnavailable }
+func (p *poller) forget(*wsReader) bool   { return false }
+func (p *poller) stop()                   {}
