@@ -130,7 +130,7 @@ func TestBadInput(t *testing.T) {
 		{"placeholder out of range", []any{`51-["message",{"_placeholder":true,"num":3}]`, []byte{1}}},
 		{"text while awaiting attachments", []any{`51-["message",{"_placeholder":true,"num":0}]`, `2["message"]`}},
 		{"binary without packet", []any{[]byte{1, 2}}},
-		// Text that is not UTF-8 is refused by the WebSocket frame reader: TestInvalidUTF8Text.
+		{"invalid UTF-8", []any{"2[\"\xff\xfe\"]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -514,7 +514,7 @@ func TestWebSocketBadInput(t *testing.T) {
 	}{
 		{"unknown type", websocket.TextMessage, "abc", "parse error", ErrParse},
 		{"empty text", websocket.TextMessage, "", "parse error", ErrParse},
-		{"invalid utf8", websocket.TextMessage, "4\xff", "transport error", errWSInvalidUTF8},
+		{"invalid utf8", websocket.TextMessage, "4\xff", "parse error", errWSInvalidUTF8},
 		{"oversized", websocket.TextMessage, "4" + strings.Repeat("z", 64), "transport error", ErrPayloadTooLarge},
 		{"oversized binary", websocket.BinaryMessage, strings.Repeat("z", 65), "transport error", ErrPayloadTooLarge},
 		{"client close", websocket.TextMessage, "1", "transport close", nil},

@@ -13,9 +13,8 @@ import (
 
 // The server side of RFC 6455 framing for incoming messages. gorilla
 // performs the opening handshake; after it the engine reads the client's
-// frames itself, through read buffers borrowed from a pool only while bytes
-// are in flight, so that an idle WebSocket holds no read buffer (and no
-// gorilla connection state) at all.
+// frames itself (how its reader waits for them: wsreader.go), so that an
+// idle WebSocket holds no gorilla connection state at all.
 
 // More WebSocket opcodes (opText, opBinary and opClose are in packet.go).
 const (

@@ -25,8 +25,8 @@ func TestWebSocketCloseCodes(t *testing.T) {
 		{"close 4000 echoed", websocket.CloseMessage, closeMsg(4000, ""), 4000, "transport close", nil},
 		{"close 1005 refused", websocket.CloseMessage, closeMsg(1005, ""), 1002, "transport error", errWSProtocol},
 		{"close 2000 refused", websocket.CloseMessage, closeMsg(2000, ""), 1002, "transport error", errWSProtocol},
-		{"close with a reason not in utf-8", websocket.CloseMessage, closeMsg(1000, "\xff"), 1007, "transport error", errWSInvalidUTF8},
-		{"text not in utf-8", websocket.TextMessage, []byte("4\xc3("), 1007, "transport error", errWSInvalidUTF8},
+		{"close with a reason not in utf-8", websocket.CloseMessage, closeMsg(1000, "\xff"), 1007, "parse error", errWSInvalidUTF8},
+		{"text not in utf-8", websocket.TextMessage, []byte("4\xc3("), 1007, "parse error", errWSInvalidUTF8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -219,6 +219,9 @@ func (c *Conn) readFailed(err error) {
 	switch {
 	case errors.Is(err, ErrPayloadTooLarge):
 		c.closeWith("transport error", ErrPayloadTooLarge, closeAbort)
+	case errors.Is(err, errWSInvalidUTF8):
+		// Bad input, as any undecodable packet (not recoverable).
+		c.closeWith("parse error", err, closeAbort)
 	case errors.Is(err, errWSClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.closeWith("transport close", nil, closeAbort)
 	default:
