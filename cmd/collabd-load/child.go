@@ -23,14 +23,15 @@ type child struct {
 	done chan error // receives cmd.Wait's result once
 }
 
-// startChild runs this executable with args and waits (at most timeout) for
-// its "listening on http://ADDR" line.
-func startChild(ctx context.Context, timeout time.Duration, args ...string) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+// startChild runs argv (a program and its arguments) and waits (at most
+// timeout) for its "listening on http://ADDR" line on stdout. The program
+// must be the server itself, not a wrapper that forks it: its PID is the one
+// whose memory and CPU time are read.
+func startChild(ctx context.Context, timeout time.Duration, argv []string) (*child, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("empty server command")
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr
 	// If the load program dies (killed, timeout), the server goes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -8,10 +8,23 @@
 // Subcommands:
 //
 //	collabd-load sockets [flags]        Socket.IO scenarios: idle connections,
-//	                                    broadcast throughput/latency, overload
+//	                                    broadcast throughput/latency, echo
+//	                                    round trip, overload
 //	collabd-load serve-sockets [flags]  the bench server the scenarios start
 //	                                    (a child process; not for direct use)
 //	collabd-load collab [flags]         editing load against a real collabd
+//
+// # The sockets scenarios
+//
+// "sockets" runs the scenarios named by -scenarios (idle, broadcast, echo,
+// overload) against the bench server, started as a child process: this
+// executable's serve-sockets, or with -server-cmd "CMD ARGS..." another
+// server with the same bench events, such as the Node socket.io baseline
+// in cmd/collabd-load/node. "echo" has -echo-clients clients make
+// acknowledged bench-echo calls, one at a time each with -echo-interval
+// between them, for -echo-duration (at most -echo-max calls), and reports
+// the round trip p50/p95/p99/max and the server's CPU time per 1,000
+// echoes.
 //
 // # The collab workload
 //
@@ -68,7 +81,10 @@ import (
 
 func usage() {
 	fmt.Fprintf(os.Stderr, `usage:
-  collabd-load sockets [flags]        run the Socket.IO load scenarios (-h for flags)
+  collabd-load sockets [flags]        run the Socket.IO load scenarios (-h for flags):
+                                      -scenarios idle,broadcast,echo,overload;
+                                      -server-cmd "CMD ARGS..." measures another server
+                                      (e.g. "node --expose-gc cmd/collabd-load/node/server.mjs")
   collabd-load serve-sockets [flags]  bench server started by "sockets" (internal)
   collabd-load collab [flags]         editing load against a collabd server (-h for flags)
 `)

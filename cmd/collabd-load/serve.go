@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 //
 //	bench-join (room, ack)          join room, then ack()
 //	bench-bcast (room, t, pad, ack?) emit bench-msg (t, pad) to room's members but the sender, then ack()
+//	bench-echo (args..., ack)       ack(args...), the arguments unchanged
 //	bench-stats (ack)               ack({reasons: {socketID: server-side disconnect reason}})
 //	bench-gc (ack)                  run the garbage collector (3 cycles), return free memory to the OS, then ack(runtime figures)
 type benchServer struct {
@@ -128,6 +130,21 @@ func (b *benchServer) register(srv *sockets.Server) {
 		if ev.Ack.Wanted() {
 			_ = ev.Ack.Reply()
 		}
+	})
+	srv.On("bench-echo", func(s *sockets.Socket, ev *sockets.Event) {
+		if !ev.Ack.Wanted() {
+			return
+		}
+		if len(ev.Attachments()) > 0 {
+			_ = ev.Ack.Reply(ev.Values()...) // binary goes back as attachments
+			return
+		}
+		// the raw JSON arguments go back as they came: no re-encoding
+		raw := make([]json.RawMessage, ev.Len())
+		for i := range raw {
+			raw[i] = ev.Raw(i)
+		}
+		_ = ev.Ack.ReplyRaw(raw...)
 	})
 	srv.On("bench-gc", func(s *sockets.Socket, ev *sockets.Event) {
 		// Stacks shrink by half per GC at most: a few cycles let idle

@@ -62,6 +62,13 @@ type socketsConfig struct {
 	queue     int
 
 	serverFlags string
+	serverCmd   string
+
+	echoClients  int
+	echoInterval time.Duration
+	echoDur      time.Duration
+	echoMax      int
+	echoPayload  int
 
 	receivers int
 	bcastDur  time.Duration
@@ -83,17 +90,27 @@ type socketsConfig struct {
 func runSockets(args []string) error {
 	var c socketsConfig
 	fs := flag.NewFlagSet("sockets", flag.ContinueOnError)
-	fs.StringVar(&c.scenarios, "scenarios", "idle,broadcast,overload", "comma-separated scenarios to run: idle, broadcast, overload")
+	fs.StringVar(&c.scenarios, "scenarios", "idle,broadcast,overload", "comma-separated scenarios to run: idle, broadcast, echo, overload")
 	fs.IntVar(&c.idle, "idle", 10000, "idle: number of WebSocket clients to open and hold")
 	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "connections being opened at once")
 	fs.DurationVar(&c.hold, "hold", 5*time.Second, "idle: how long the connections stay idle before the memory is read")
-	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the bench server, space-separated (e.g. \"-memprofile /tmp/heap.pprof\")")
+	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the server, space-separated, appended to its command (e.g. \"-memprofile /tmp/heap.pprof\")")
+	fs.StringVar(&c.serverCmd, "server-cmd", "", "run this command as the server instead of the built-in bench server: a Socket.IO server with the same bench events (split at spaces, no quoting; "+
+		"it prints \"listening on http://ADDR\" on stdout, stops on SIGTERM, and must be the server process itself, not a shell wrapper, "+
+		"since its PID's RSS and CPU are measured; e.g. \"node --expose-gc cmd/collabd-load/node/server.mjs\")")
 	fs.IntVar(&c.queue, "queue", 0, "server per-connection outgoing queue length in packets (0: the sockets default)")
 	fs.IntVar(&c.receivers, "receivers", 1000, "broadcast: sockets in the room that receives the broadcasts")
 	fs.DurationVar(&c.bcastDur, "broadcast-duration", 10*time.Second, "broadcast: how long to broadcast")
 	fs.IntVar(&c.bcastMax, "broadcast-max", 5000, "broadcast: at most this many broadcasts")
 	fs.IntVar(&c.window, "window", 4, "broadcast: broadcasts in flight (awaiting their ack) at once")
 	fs.IntVar(&c.payload, "payload", 64, "broadcast: padding bytes per broadcast")
+	fs.IntVar(&c.echoClients, "echo-clients", 20, "echo: clients, each with one bench-echo call in flight at a time")
+	// A light, steady load: the percentiles measure the server's latency,
+	// not a queue in front of it.
+	fs.DurationVar(&c.echoInterval, "echo-interval", 10*time.Millisecond, "echo: each client's pause between an answer and its next call")
+	fs.DurationVar(&c.echoDur, "echo-duration", 10*time.Second, "echo: how long to echo")
+	fs.IntVar(&c.echoMax, "echo-max", 100000, "echo: at most this many calls in all")
+	fs.IntVar(&c.echoPayload, "echo-payload", 64, "echo: padding bytes per call")
 	fs.IntVar(&c.ovRate, "overload-rate", 200, "overload: broadcasts per second")
 	fs.DurationVar(&c.ovDur, "overload-duration", 20*time.Second, "overload: how long to broadcast")
 	fs.IntVar(&c.ovReceivers, "overload-receivers", 1000, "overload: receivers in the room")
@@ -107,22 +124,31 @@ func runSockets(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	want, err := c.check()
+	if err != nil {
+		return err
+	}
 	limit, err := raiseFileLimit()
 	if err != nil {
 		return fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
 	}
 	fmt.Fprintf(out, "RLIMIT_NOFILE %d (inherited by the server)\n", limit)
+	// which server and mode, for side-by-side reports
+	if argv, err := serverCommand(c); err == nil {
+		fmt.Fprintf(out, "server command: %s\n", strings.Join(argv, " "))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.deadline)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	want := map[string]bool{}
-	for _, s := range strings.Split(c.scenarios, ",") {
-		want[strings.TrimSpace(s)] = true
-	}
 	if want["idle"] || want["broadcast"] {
 		if _, _, err := runIdleAndBroadcast(ctx, c, want["idle"], want["broadcast"]); err != nil {
+			return err
+		}
+	}
+	if want["echo"] {
+		if _, err := runEcho(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -134,12 +160,54 @@ func runSockets(args []string) error {
 	return nil
 }
 
-func serverArgs(c socketsConfig) []string {
-	args := []string{"serve-sockets", "-addr", "127.0.0.1:0"}
-	if c.queue > 0 {
-		args = append(args, "-queue", strconv.Itoa(c.queue))
+// check validates the flags and returns the scenarios asked for.
+func (c socketsConfig) check() (map[string]bool, error) {
+	want := map[string]bool{}
+	for _, s := range strings.Split(c.scenarios, ",") {
+		s = strings.TrimSpace(s)
+		switch s {
+		case "idle", "broadcast", "echo", "overload":
+			want[s] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown scenario %q (want idle, broadcast, echo, overload)", s)
+		}
 	}
-	return append(args, strings.Fields(c.serverFlags)...)
+	if c.serverCmd != "" && c.queue > 0 {
+		// -queue is a flag of the built-in bench server only.
+		return nil, errors.New("-queue applies to the built-in bench server, not to -server-cmd")
+	}
+	if want["echo"] && (c.echoClients < 1 || c.echoMax < 1) {
+		return nil, errors.New("echo: -echo-clients and -echo-max must be at least 1")
+	}
+	return want, nil
+}
+
+// serverCommand is the command line of the scenarios' server: -server-cmd,
+// or this executable's serve-sockets; -server-flags go at the end of either.
+func serverCommand(c socketsConfig) ([]string, error) {
+	extra := strings.Fields(c.serverFlags)
+	if c.serverCmd != "" {
+		return append(strings.Fields(c.serverCmd), extra...), nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{exe, "serve-sockets", "-addr", "127.0.0.1:0"}
+	if c.queue > 0 {
+		argv = append(argv, "-queue", strconv.Itoa(c.queue))
+	}
+	return append(argv, extra...), nil
+}
+
+// startServer starts the scenarios' server and waits until it listens.
+func startServer(ctx context.Context, c socketsConfig) (*child, error) {
+	argv, err := serverCommand(c)
+	if err != nil {
+		return nil, err
+	}
+	return startChild(ctx, 30*time.Second, argv)
 }
 
 // recorder collects what one client receives. onEvent runs on the client's
@@ -270,7 +338,7 @@ func alive(cls []*sioclient.Client) int {
 const mib = 1 << 20
 
 func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast bool) (*idleResult, *broadcastResult, error) {
-	srv, err := startChild(ctx, 30*time.Second, serverArgs(c)...)
+	srv, err := startServer(ctx, c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -340,13 +408,12 @@ func runIdleAndBroadcast(ctx context.Context, c socketsConfig, doIdle, doBcast b
 		if fig, err := benchGC(figClient); err == nil && held > 0 {
 			if rss2, _, err := procMem(srv.PID); err == nil {
 				ir.BytesPerConnAfterGC = float64(rss2-rss0) / float64(held)
-				fmt.Fprintf(out, "  after a FORCED GC (3 cycles + FreeOSMemory): RSS %.1f MiB, %.2f KiB per idle connection\n",
-					float64(rss2)/mib, ir.BytesPerConnAfterGC/1024)
+				fmt.Fprintf(out, "  after %s: RSS %.1f MiB, %.2f KiB per idle connection\n",
+					gcDescription(fig), float64(rss2)/mib, ir.BytesPerConnAfterGC/1024)
 			}
-			per := func(name string) float64 { return float64(int64(fig[name])-int64(base[name])) / float64(held) }
-			fmt.Fprintf(out, "  runtime/metrics after it, per connection: heap objects %.0f B, heap unused %.0f B, goroutine stacks %.0f B; %d goroutines in all; GOGC %d\n",
-				per("/memory/classes/heap/objects:bytes"), per("/memory/classes/heap/unused:bytes"),
-				per("/memory/classes/heap/stacks:bytes"), fig["/sched/goroutines:goroutines"], fig["/gc/gogc:percent"])
+			if line := figuresLine(base, fig, held); line != "" {
+				fmt.Fprintf(out, "  %s\n", line)
+			}
 		} else if err != nil {
 			fmt.Fprintln(out, "  bench-gc:", err)
 		}
@@ -476,7 +543,7 @@ func waitDeliveries(total *atomic.Int64, want int64, timeout time.Duration) int6
 }
 
 func runOverload(ctx context.Context, c socketsConfig) (*overloadResult, error) {
-	srv, err := startChild(ctx, 30*time.Second, serverArgs(c)...)
+	srv, err := startServer(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -644,8 +711,10 @@ func shortErr(err error) string {
 	return string(bytes.TrimSpace([]byte(s)))
 }
 
-// benchFigures are the bench server's runtime/metrics values (bench-gc).
-type benchFigures map[string]uint64
+// benchFigures are the numbers of a bench-gc answer: the Go bench server's
+// runtime/metrics, or another server's own (the Node one's
+// process.memoryUsage()). Values that are not numbers are left out.
+type benchFigures map[string]float64
 
 // benchGC makes the bench server collect garbage and return its runtime
 // figures.
@@ -654,9 +723,69 @@ func benchGC(cl *sioclient.Client) (benchFigures, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench-gc: %w", err)
 	}
-	var ans []benchFigures
+	var ans []map[string]any
 	if err := json.Unmarshal(raw, &ans); err != nil || len(ans) != 1 {
 		return nil, fmt.Errorf("bench-gc answer %s: %v", raw, err)
 	}
-	return ans[0], nil
+	fig := benchFigures{}
+	for k, v := range ans[0] {
+		if f, ok := v.(float64); ok {
+			fig[k] = f
+		}
+	}
+	return fig, nil
+}
+
+// perConnFigures are the bench-gc figures the idle report divides by the
+// connections held, as label and key; a server reports some of them.
+var perConnFigures = []struct{ label, key string }{
+	{"heap objects", "/memory/classes/heap/objects:bytes"},
+	{"heap unused", "/memory/classes/heap/unused:bytes"},
+	{"goroutine stacks", "/memory/classes/heap/stacks:bytes"},
+	{"V8 heap used", "heapUsed"},
+	{"V8 heap total", "heapTotal"},
+	{"external (buffers, native objects)", "external"},
+}
+
+// figuresLine reports the change of the server's own memory figures per
+// connection, with only the figures both answers have ("" if none).
+func figuresLine(base, fig benchFigures, held int) string {
+	var parts []string
+	for _, f := range perConnFigures {
+		b, ok0 := base[f.key]
+		a, ok1 := fig[f.key]
+		if ok0 && ok1 && held > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f B", f.label, (a-b)/float64(held)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	source := "process.memoryUsage()"
+	if _, ok := fig["/sched/goroutines:goroutines"]; ok {
+		source = "runtime/metrics"
+	}
+	line := source + " after it, per connection: " + strings.Join(parts, ", ")
+	if n, ok := fig["/sched/goroutines:goroutines"]; ok {
+		line += fmt.Sprintf("; %.0f goroutines in all", n)
+	}
+	if n, ok := fig["/gc/gogc:percent"]; ok {
+		line += fmt.Sprintf("; GOGC %.0f", n)
+	}
+	return line
+}
+
+// gcDescription says what bench-gc did. The Node server reports the GC
+// cycles it ran as gcCycles (none unless node runs with --expose-gc); the Go
+// bench server has no such key.
+func gcDescription(fig benchFigures) string {
+	n, ok := fig["gcCycles"]
+	switch {
+	case !ok:
+		return "a FORCED GC (3 cycles + FreeOSMemory)"
+	case n == 0:
+		return "bench-gc WITHOUT a GC (the server exposes none: start node with --expose-gc)"
+	default:
+		return fmt.Sprintf("a FORCED GC (%.0f cycles)", n)
+	}
 }
