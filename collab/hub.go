@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 	"go.uber.org/goleak"
 )

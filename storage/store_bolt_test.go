@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"go.uber.org/goleak"
 )
 
