@@ -1,6 +1,6 @@
 // Package collab sequences the edits of collabd's documents: one ordered,
 // durable op log per document, with server-side operational transformation
-// (package collab/ot) and bbolt storage (package storage).
+// (package ot) and bbolt storage (package storage).
 //
 // # Concurrency contract
 //

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 

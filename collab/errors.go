@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -476,7 +476,7 @@ func (h *Hub) TextAt(ctx context.Context, doc string, rev uint64) (string, error
 
 // Diff returns the semantically cleaned diff between the texts of doc at
 // revisions from and to, in diff-match-patch form.
-func (h *Hub) Diff(ctx context.Context, doc string, from, to uint64) ([]storage.Diff, error) {
+func (h *Hub) Diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error) {
 	if err := h.precheck(doc); err != nil {
 		return nil, err
 	}
@@ -517,7 +517,7 @@ func (h *Hub) Restore(ctx context.Context, rev uint64, sub Submission) (uint64, 
 	if err != nil {
 		return 0, err
 	}
-	op := OpFromTexts(cur.String(), old)
+	op := ot.OpFromTexts(cur.String(), old)
 	b, err := op.MarshalJSON()
 	if err != nil {
 		return 0, &Error{Code: CodeInternal, Message: "cannot encode op", Err: err}
@@ -527,22 +527,6 @@ func (h *Hub) Restore(ctx context.Context, rev uint64, sub Submission) (uint64, 
 		return 0, err
 	}
 	return h.submit(ctx, &sub, op)
-}
-
-// OpFromTexts returns an op that turns a into b, built from a go-diff diff.
-func OpFromTexts(a, b string) ot.Op {
-	bl := ot.NewBuilder()
-	for _, d := range storage.DiffTexts(a, b) {
-		switch d.Op {
-		case 0:
-			bl.Retain(utf8.RuneCountInString(d.Text))
-		case -1:
-			bl.Delete(utf8.RuneCountInString(d.Text))
-		case 1:
-			bl.Insert(d.Text)
-		}
-	}
-	return bl.Build()
 }
 
 // Delete removes doc and its history once the ops in flight are committed.

@@ -16,7 +16,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 	"go.uber.org/goleak"
 )
@@ -603,7 +603,7 @@ func TestHistoryDiffRestoreDelete(t *testing.T) {
 	h := newHub(t, Config{SnapshotEvery: 3})
 	texts := []string{"", "one", "one two", "one two three", "one 2 three", "1 2 three"}
 	for i := 1; i < len(texts); i++ {
-		op, _ := OpFromTexts(texts[i-1], texts[i]).MarshalJSON()
+		op, _ := ot.OpFromTexts(texts[i-1], texts[i]).MarshalJSON()
 		mustSubmit(t, h, Submission{Doc: "doc", Client: "c", Seq: uint64(i), BaseRev: uint64(i - 1), Op: op, User: "ann"})
 	}
 	for rev, want := range texts {
@@ -619,7 +619,7 @@ func TestHistoryDiffRestoreDelete(t *testing.T) {
 		t.Fatalf("history before 2: %+v %v", revs, err)
 	}
 	diffs, err := h.Diff(ctx, "doc", 3, 5)
-	want := []storage.Diff{{Op: -1, Text: "one two"}, {Op: 1, Text: "1 2"}, {Op: 0, Text: " three"}}
+	want := []ot.Diff{{Op: -1, Text: "one two"}, {Op: 1, Text: "1 2"}, {Op: 0, Text: " three"}}
 	if err != nil || !slices.Equal(diffs, want) {
 		t.Fatalf("diff %+v %v", diffs, err)
 	}

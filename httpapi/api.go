@@ -20,6 +20,7 @@ import (
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -232,7 +233,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, r, err)
 		return
 	}
-	op := collab.OpFromTexts(old, string(body))
+	op := ot.OpFromTexts(old, string(body))
 	if op.IsNoop() {
 		// Nothing changed against the base: no revision to make.
 		rev, _, err := a.cfg.Hub.Text(r.Context(), id)
@@ -369,7 +370,7 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if diffs == nil {
-		diffs = []storage.Diff{}
+		diffs = []ot.Diff{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"diffs": diffs})
 }

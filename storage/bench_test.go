@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 )
 
 // BenchmarkTextAt100k measures the text at a random revision of a document

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"time"
+
+	"github.com/collabd/collabd/ot"
 )
 
 // Sentinel errors. Callers test them with errors.Is; the wrapped messages add
@@ -94,33 +95,6 @@ type Write struct {
 	Delete bool
 }
 
-// Diff is one segment of a diff in diff-match-patch form: Op is -1 (delete),
-// 0 (equal) or 1 (insert). It marshals to the JSON array [op, text].
-type Diff struct {
-	Op   int
-	Text string
-}
-
-// MarshalJSON encodes d as [op, text].
-func (d Diff) MarshalJSON() ([]byte, error) {
-	return json.Marshal([]any{d.Op, d.Text})
-}
-
-// UnmarshalJSON decodes [op, text].
-func (d *Diff) UnmarshalJSON(b []byte) error {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	if len(raw) != 2 {
-		return fmt.Errorf("%w: diff segment needs 2 elements", ErrInvalid)
-	}
-	if err := json.Unmarshal(raw[0], &d.Op); err != nil {
-		return err
-	}
-	return json.Unmarshal(raw[1], &d.Text)
-}
-
 // Store is the durable home of every document. Implementations are safe for
 // concurrent use. Commit is the one write path: it applies every Write of a
 // batch in one transaction, all or nothing, and returns once it is durable.
@@ -142,7 +116,7 @@ type Store interface {
 	// TextAt returns the text of doc at revision rev (0 is the empty text).
 	TextAt(ctx context.Context, doc string, rev uint64) (string, error)
 	// Diff compares the texts at revisions from and to.
-	Diff(ctx context.Context, doc string, from, to uint64) ([]Diff, error)
+	Diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error)
 	// List returns every stored document, ordered by id.
 	List(ctx context.Context) ([]DocInfo, error)
 	// Backup writes a consistent copy of the whole store to w while it

@@ -12,8 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/collab/ot"
-	"github.com/sergi/go-diff/diffmatchpatch"
+	"github.com/collabd/collabd/ot"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -722,7 +721,7 @@ func (s *Bolt) TextAt(ctx context.Context, doc string, rev uint64) (string, erro
 
 // Diff returns the semantically cleaned diff from the text at from to the
 // text at to.
-func (s *Bolt) Diff(ctx context.Context, doc string, from, to uint64) ([]Diff, error) {
+func (s *Bolt) Diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error) {
 	if err := validDoc(doc); err != nil {
 		return nil, err
 	}
@@ -745,27 +744,7 @@ func (s *Bolt) Diff(ctx context.Context, doc string, from, to uint64) ([]Diff, e
 	if err != nil {
 		return nil, err
 	}
-	return DiffTexts(a, b), nil
-}
-
-// DiffTexts returns the semantically cleaned diff-match-patch diff of a and b.
-func DiffTexts(a, b string) []Diff {
-	dmp := diffmatchpatch.New()
-	dmp.DiffTimeout = 2 * time.Second
-	ds := dmp.DiffMain(a, b, false)
-	ds = dmp.DiffCleanupSemantic(ds)
-	out := make([]Diff, 0, len(ds))
-	for _, d := range ds {
-		op := 0
-		switch d.Type {
-		case diffmatchpatch.DiffDelete:
-			op = -1
-		case diffmatchpatch.DiffInsert:
-			op = 1
-		}
-		out = append(out, Diff{Op: op, Text: d.Text})
-	}
-	return out
+	return ot.DiffTexts(a, b), nil
 }
 
 // List returns every document, ordered by id.

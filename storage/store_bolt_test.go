@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"go.uber.org/goleak"
 )
 
@@ -221,7 +221,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("diff does not rebuild both texts")
 		}
 		js, _ := json.Marshal(diffs[:1])
-		var back []Diff
+		var back []ot.Diff
 		if err := json.Unmarshal(js, &back); err != nil || back[0] != diffs[0] {
 			t.Fatalf("diff JSON %s: %v", js, err)
 		}

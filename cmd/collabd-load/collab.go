@@ -27,8 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/collabd/collabd/collab/ot"
 	"github.com/collabd/collabd/internal/sioclient"
+	"github.com/collabd/collabd/ot"
 )
 
 // errDiverged reports editors whose text differs from the server's after the

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/collab/ot"
 	"github.com/collabd/collabd/internal/jsonx"
+	"github.com/collabd/collabd/ot"
 )
 
 // The load program receives a broadcast per op and editor, and decoding them

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab"
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 

@@ -38,7 +38,7 @@
 // then edits: random small inserts (some non-ASCII), some deletes, keeping
 // each document near --doc-size code points. Each editor runs the client
 // side of the OT protocol (synchronized / awaiting ack / awaiting ack with a
-// buffer, with collab/ot Transform and Compose), so its ops stay valid
+// buffer, with ot Transform and Compose), so its ops stay valid
 // whatever the others do.
 //
 // Shapes: closed loop by default (each editor keeps exactly one doc:op in

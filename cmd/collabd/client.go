@@ -21,6 +21,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/collabd/collabd/auth"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -30,7 +31,7 @@ type source interface {
 	history(ctx context.Context, doc string, before uint64, limit int) ([]storage.Revision, error)
 	// text returns the text at rev, or at the head when rev is nil.
 	text(ctx context.Context, doc string, rev *uint64) (uint64, string, error)
-	diff(ctx context.Context, doc string, from, to uint64) ([]storage.Diff, error)
+	diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error)
 	backup(ctx context.Context, w io.Writer) error
 	close()
 }
@@ -141,7 +142,7 @@ func (b boltSource) text(ctx context.Context, doc string, rev *uint64) (uint64, 
 	return r, t, err
 }
 
-func (b boltSource) diff(ctx context.Context, doc string, from, to uint64) ([]storage.Diff, error) {
+func (b boltSource) diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error) {
 	return b.st.Diff(ctx, doc, from, to)
 }
 
@@ -246,8 +247,8 @@ func (h *httpSource) text(ctx context.Context, doc string, rev *uint64) (uint64,
 	return v.Rev, v.Text, err
 }
 
-func (h *httpSource) diff(ctx context.Context, doc string, from, to uint64) ([]storage.Diff, error) {
-	var v struct{ Diffs []storage.Diff }
+func (h *httpSource) diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error) {
+	var v struct{ Diffs []ot.Diff }
 	q := url.Values{"from": {strconv.FormatUint(from, 10)}, "to": {strconv.FormatUint(to, 10)}}
 	err := h.getJSON(ctx, "/api/docs/"+url.PathEscape(doc)+"/diff", q, &v)
 	return v.Diffs, err
@@ -372,7 +373,7 @@ func cmdDiff(args []string, getenv func(string) string, stdout, stderr io.Writer
 		return err
 	}
 	if diffs == nil {
-		diffs = []storage.Diff{}
+		diffs = []ot.Diff{}
 	}
 	if c.JSON {
 		return writeJSONTo(stdout, map[string]any{"diffs": diffs})
@@ -383,7 +384,7 @@ func cmdDiff(args []string, getenv func(string) string, stdout, stderr io.Writer
 
 // formatDiff writes a diff in the style of git's --word-diff=plain:
 // deletions as [-text-], insertions as {+text+}.
-func formatDiff(diffs []storage.Diff) string {
+func formatDiff(diffs []ot.Diff) string {
 	var sb strings.Builder
 	for _, d := range diffs {
 		switch d.Op {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab/session"
-	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/ot"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -164,7 +164,7 @@ func TestDisplayAddrAndDefaultServer(t *testing.T) {
 }
 
 func TestFormatDiff(t *testing.T) {
-	got := formatDiff([]storage.Diff{{Op: 0, Text: "a "}, {Op: -1, Text: "old"}, {Op: 1, Text: "new"}})
+	got := formatDiff([]ot.Diff{{Op: 0, Text: "a "}, {Op: -1, Text: "old"}, {Op: 1, Text: "new"}})
 	if got != "a [-old-]{+new+}\n" {
 		t.Fatalf("%q", got)
 	}

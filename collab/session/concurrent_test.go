@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab/ot"
 	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/internal/sioclient"
+	"github.com/collabd/collabd/ot"
 )
 
 // otClient is the client side of the protocol in Go: the state machine

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/storage"
 )
@@ -405,7 +406,7 @@ func (s *Service) onDiff(sock *sockets.Socket, req DiffRequest, ack *sockets.Ack
 			return nil, err
 		}
 		if diffs == nil {
-			diffs = []storage.Diff{}
+			diffs = []ot.Diff{}
 		}
 		return diffAck{OK: true, Diffs: diffs}, nil
 	})

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -150,8 +151,8 @@ type revisionAck struct {
 }
 
 type diffAck struct {
-	OK    bool           `json:"ok"`
-	Diffs []storage.Diff `json:"diffs"`
+	OK    bool      `json:"ok"`
+	Diffs []ot.Diff `json:"diffs"`
 }
 
 // ---- requests -------------------------------------------------------------

@@ -399,7 +399,7 @@ export function invert(op, text) {
 /**
  * transformIndex maps a code point position (a cursor or selection end) in
  * the document before op to the matching position after it, as the Go
- * package collab/ot does: a position inside deleted text moves to the start
+ * package ot does: a position inside deleted text moves to the start
  * of the deletion; an insert exactly at the position pushes it right, unless
  * stickLeft is set, in which case it stays before the inserted text.
  * @param {number} index

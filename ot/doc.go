@@ -1,7 +1,13 @@
 // Package ot is the text operation algebra of collabd: parse, validate,
 // normalize, apply, compose, transform and invert operations on plain text,
-// and Text, the immutable rope the operations apply to. It is pure: no I/O,
-// no goroutines, no global state, standard library only.
+// and Text, the immutable rope the operations apply to; DiffTexts and
+// OpFromTexts turn two whole texts into a diff or an op. It is pure: no I/O,
+// no goroutines, no global state; besides the standard library it uses only
+// go-diff (github.com/sergi/go-diff), for DiffTexts.
+//
+// It is a leaf of the module: it imports no other collabd package, and
+// storage (which replays ops to rebuild a text) and collab (which sequences
+// them) both import it; see docs/architecture.md, "Layers".
 //
 // # Units
 //

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/ot"
 )
 
 func ExampleParse() {

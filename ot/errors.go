@@ -7,8 +7,8 @@ import "errors"
 // so a caller can map ErrTooLarge to a "too_large" code before falling back
 // to "bad_request" for ErrInvalid.
 var (
-	// ErrInvalid reports a malformed operation or one that does not fit
-	// the text it is applied to.
+	// ErrInvalid reports a malformed operation (or diff segment) or an
+	// operation that does not fit the text it is applied to.
 	ErrInvalid = errors.New("ot: invalid operation")
 	// ErrTooLarge reports an operation over a size limit (bytes,
 	// components or total length). It also matches ErrInvalid.
