@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -300,7 +301,7 @@ func (c *committer) succeed(items []item) {
 // dropping the records sequenced on top of the failed ones too, and fails
 // all their Submits with internal.
 func (c *committer) fail(items []item, cause error) {
-	err := &Error{Code: CodeInternal, Message: "commit failed", Err: cause}
+	err := &Error{Code: contract.CodeInternal, Message: "commit failed", Err: cause}
 	for i := range items {
 		it := &items[i]
 		d := it.d

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab/ot"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/internal/sioclient"
 )
 
@@ -229,8 +230,8 @@ type ackMsg struct {
 	Rev   uint64 `json:"rev"`
 	Text  string `json:"text"`
 	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    contract.Code `json:"code"`
+		Message string        `json:"message"`
 	} `json:"error"`
 }
 
@@ -347,7 +348,7 @@ func (e *editor) onAck(seq uint64, args []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !a.OK {
-		if a.Error != nil && a.Error.Code == "rate_limited" {
+		if a.Error != nil && a.Error.Code == contract.CodeRateLimited {
 			e.run.rateLimited.Add(1)
 			time.AfterFunc(10*time.Millisecond, func() {
 				e.mu.Lock()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/httpapi"
 	"github.com/collabd/collabd/metrics"
 	"github.com/collabd/collabd/sockets"
@@ -74,9 +75,9 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins allowed to open Socket.IO connections besides same-origin ('*': any)")
 	fs.IntVar(&c.MaxPayload, "max-payload", 1_000_000, "largest Socket.IO message or HTTP polling body accepted from a client, bytes")
 	fs.IntVar(&c.MaxDocBytes, "max-doc-bytes", collab.DefaultMaxDocBytes, "largest document text, bytes of UTF-8 (also the largest PUT body)")
-	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", 50, "ops (doc:op, doc:restore) per second per socket, sustained; bursts up to twice that")
-	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", 32, "documents one socket may have joined at once")
-	fs.IntVar(&c.MembersPerDoc, "members-per-doc", 256, "sockets that may have joined one document at once")
+	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", session.DefaultOpsPerSecond, "ops (doc:op, doc:restore) per second per socket, sustained; bursts up to twice that")
+	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", session.DefaultDocsPerSocket, "documents one socket may have joined at once")
+	fs.IntVar(&c.MembersPerDoc, "members-per-doc", session.DefaultMembersPerDoc, "sockets that may have joined one document at once")
 	fs.BoolVar(&c.Recovery, "recovery", true, "Socket.IO connection state recovery (2 minute window)")
 	fs.BoolVar(&c.WSBlockingReads, "ws-blocking-reads", false, "read each WebSocket with its own blocking goroutine instead of parking idle ones (debugging; more memory per idle connection)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "listen address of net/http/pprof (off when empty; keep it on loopback)")
