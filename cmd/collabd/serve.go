@@ -159,7 +159,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		}
 		return nil, err
 	}
-	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one bbolt transaction and fsync).",
+	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one journal append and fdatasync).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
 		Store:       s.store,
@@ -271,7 +271,7 @@ func (s *server) registerMetrics() {
 	r.GaugeFunc("collabd_sockets", "Connected Socket.IO sockets.", func() float64 { return float64(s.sio.Stats().Sockets) })
 	r.GaugeFunc("collabd_documents_live", "Documents loaded in memory.", func() float64 { return float64(s.hub.Stats().LiveDocs) })
 	r.CounterFunc("collabd_ops_committed_total", "Op records committed to the store.", func() float64 { return float64(s.hub.Stats().CommittedOps) })
-	r.CounterFunc("collabd_commits_total", "Store commits (each one journal frame and fsync).", func() float64 { return float64(s.hub.Stats().Commits) })
+	r.CounterFunc("collabd_commits_total", "Store commits (each one journal append and fdatasync).", func() float64 { return float64(s.hub.Stats().Commits) })
 	r.CounterFunc("collabd_commit_failures_total", "Store commits that failed.", func() float64 { return float64(s.hub.Stats().FailedCommit) })
 	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
 	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue overflowed.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
