@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -55,15 +56,15 @@ func TestSubmitAsync(t *testing.T) {
 		name    string
 		s       Submission
 		wantRev uint64
-		want    Code
+		want    contract.Code
 	}{
 		{"new op", sub("d", "b", 1, 6, `["y"]`), 7, ""},
 		{"resubmission in memory", sub("d", "b", 1, 6, `["y"]`), 7, ""},
 		{"resubmission older than memory", sub("d", "a", 2, 1, `["x"]`), 2, ""},
 		{"op on a base older than memory", sub("d", "c", 1, 1, `[3,"z"]`), 8, ""},
-		{"bad op", sub("d", "c", 2, 8, `[0]`), 0, CodeBadRequest},
-		{"bad document", sub("a b", "c", 2, 8, `["x"]`), 0, CodeBadRequest},
-		{"ahead of the head", sub("d", "c", 2, 99, `["x"]`), 0, CodeConflict},
+		{"bad op", sub("d", "c", 2, 8, `[0]`), 0, contract.CodeBadRequest},
+		{"bad document", sub("a b", "c", 2, 8, `["x"]`), 0, contract.CodeBadRequest},
+		{"ahead of the head", sub("d", "c", 2, 99, `["x"]`), 0, contract.CodeConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +100,7 @@ func TestSubmitAsyncCommitFailure(t *testing.T) {
 	waitFor(t, func() bool { r, _ := headOf(h, "d"); return r == 3 })
 	close(gate)
 	for name, ch := range map[string]chan asyncResult{"first": first, "on top": onTop, "resubmission": resub} {
-		if r := <-ch; CodeOf(r.err) != CodeInternal || !errors.Is(r.err, errInjected) {
+		if r := <-ch; CodeOf(r.err) != contract.CodeInternal || !errors.Is(r.err, errInjected) {
 			t.Fatalf("%s: %d, %v", name, r.rev, r.err)
 		}
 	}

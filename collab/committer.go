@@ -7,13 +7,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 
 // committer is the one write path: a goroutine that takes every document's
-// sequenced but uncommitted records and stores them in one transaction (one
-// fsync), then releases the waiting Submits and feeds the subscribers.
+// sequenced but uncommitted records and stores them with one Store.Commit
+// (storage.Bolt: one journal append and one fdatasync), then feeds the
+// subscribers and releases the waiting Submits and SubmitAsync callbacks.
 // While a batch is being committed, the documents keep sequencing the next
 // one in memory.
 type committer struct {
@@ -172,9 +174,9 @@ func (c *committer) run() {
 //     the throughput); a period in which the process itself did not run
 //     (its timer fired late) does not count;
 //   - after half a commit time (at least 200µs, at most 50ms) in any case.
-//     A long commit is one that rewrites many pages (many documents), and
-//     its cost hardly grows with the number of ops it carries, so it is
-//     worth waiting longer to fill it.
+//     A commit's cost is mostly its sync, which hardly grows with the
+//     number of ops it carries, so the longer it is, the more it is worth
+//     waiting to fill it.
 func (c *committer) linger(target int64, lastTime time.Duration) {
 	t0 := time.Now()
 	deadline := t0.Add(min(max(lastTime/2, 200*time.Microsecond), 50*time.Millisecond))
@@ -265,8 +267,8 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 	return items, writes, recs
 }
 
-// succeed advances the committed state, releases the waiters and feeds the
-// subscribers, in revision order per document.
+// succeed advances the committed state, feeds the subscribers and then
+// releases the waiters, in revision order per document.
 func (c *committer) succeed(items []item) {
 	for i := range items {
 		it := &items[i]
@@ -300,7 +302,7 @@ func (c *committer) succeed(items []item) {
 // dropping the records sequenced on top of the failed ones too, and fails
 // all their Submits with internal.
 func (c *committer) fail(items []item, cause error) {
-	err := &Error{Code: CodeInternal, Message: "commit failed", Err: cause}
+	err := &Error{Code: contract.CodeInternal, Message: "commit failed", Err: cause}
 	for i := range items {
 		it := &items[i]
 		d := it.d

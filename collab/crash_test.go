@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/internal/crashtest"
 	"github.com/collabd/collabd/storage"
 )
@@ -137,7 +138,7 @@ func verifyCrashStore(t *testing.T, dir string, acks []crashAck) {
 	logs := map[string][]storage.Record{}
 	for _, doc := range crashDocs {
 		recs, err := store.Records(ctx, doc, 0, 1<<20)
-		if err != nil && CodeOf(storeError(err)) != CodeNotFound {
+		if err != nil && CodeOf(storeError(err)) != contract.CodeNotFound {
 			t.Fatal(err)
 		}
 		logs[doc] = recs

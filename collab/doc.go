@@ -12,12 +12,14 @@
 // read-write mutexes.
 //
 // A single committer goroutine is the write path. It takes every record
-// sequenced since its last commit, across all documents, and stores them in
-// one bbolt transaction with one fsync. While it commits, documents keep
-// sequencing the next batch in memory. Submit returns only after its record
-// is durable. If a commit fails, every Submit of that batch (and every op
-// sequenced on top of it) fails with code internal and each document rolls
-// back to its last committed state, in memory as on disk.
+// sequenced since its last commit, across all documents, and stores them
+// with one Store.Commit (with storage.Bolt: one journal append and one
+// fdatasync). While it commits, documents keep sequencing the next batch in
+// memory. Submit returns only after its record is durable; SubmitAsync
+// sequences on the caller's goroutine and reports the outcome to a callback
+// instead of waiting. If a commit fails, every submission of that batch (and
+// every op sequenced on top of it) fails with code internal and each
+// document rolls back to its last committed state, in memory as on disk.
 //
 // Readers (Text, Records, Subscribe, History, TextAt, Diff) only ever see
 // committed revisions.
@@ -36,7 +38,7 @@
 // Config.IdleTimeout with a final snapshot. Close stops accepting work,
 // waits for the commits in flight and writes final snapshots.
 //
-// Errors returned to callers are *Error values with a stable Code
-// (bad_request, not_found, too_large, conflict, internal), or the caller's
-// context error.
+// Errors returned to callers are *Error values with a code of the wire
+// contract (internal/contract: bad_request, not_found, too_large, conflict,
+// internal), or the caller's context error.
 package collab

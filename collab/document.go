@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -225,7 +226,7 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 		}
 		rev, w, _, err := d.check(s, base)
 		if err == nil && rev == 0 && first && base < d.head && d.head-base > uint64(d.h.cfg.MaxBehind) {
-			err = newError(CodeConflict, "base revision %d is %d revisions behind the head %d (at most %d)", base, d.head-base, d.head, d.h.cfg.MaxBehind)
+			err = newError(contract.CodeConflict, "base revision %d is %d revisions behind the head %d (at most %d)", base, d.head-base, d.head, d.h.cfg.MaxBehind)
 		}
 		if err != nil || rev != 0 {
 			if err == nil {
@@ -270,7 +271,7 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 				return 0, nil, storeError(err)
 			}
 			if uint64(len(recs)) != from-base || (len(recs) > 0 && recs[0].Rev != base+1) {
-				return 0, nil, &Error{Code: CodeInternal, Message: "cannot read the log",
+				return 0, nil, &Error{Code: contract.CodeInternal, Message: "cannot read the log",
 					Err: fmt.Errorf("store returned %d records after %d, want %d", len(recs), base, from-base)}
 			}
 			stored = make([]ot.Op, len(recs))
@@ -281,12 +282,12 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 				}
 				baseLen -= r.Ins - r.Del
 				if stored[i], err = ot.ParseLimit(r.Op, ot.ParseOptions{MaxBytes: -1, MaxComponents: -1}); err != nil {
-					return 0, nil, &Error{Code: CodeInternal, Message: "cannot read the log", Err: fmt.Errorf("record %d: %w", r.Rev, err)}
+					return 0, nil, &Error{Code: contract.CodeInternal, Message: "cannot read the log", Err: fmt.Errorf("record %d: %w", r.Rev, err)}
 				}
 			}
 		}
 		if first && op.Span() > baseLen {
-			return 0, nil, newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
+			return 0, nil, newError(contract.CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
 		}
 		if tr == nil {
 			tr = new(ot.Transformer)
@@ -311,7 +312,7 @@ func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
 		baseLen -= d.log[i].growth()
 	}
 	if op.Span() > baseLen {
-		return newError(CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
+		return newError(contract.CodeBadRequest, "op spans %d code points, the text at revision %d has %d", op.Span(), s.BaseRev, baseLen)
 	}
 	return nil
 }
@@ -332,11 +333,11 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 		return 0, nil, opError(err)
 	}
 	if text.ByteLen() > d.h.cfg.MaxDocBytes && text.ByteLen() > d.text.ByteLen() {
-		return 0, nil, newError(CodeTooLarge, "document would be %d bytes, limit %d", text.ByteLen(), d.h.cfg.MaxDocBytes)
+		return 0, nil, newError(contract.CodeTooLarge, "document would be %d bytes, limit %d", text.ByteLen(), d.h.cfg.MaxDocBytes)
 	}
 	if !d.queued {
 		if !d.h.c.enqueue(d) {
-			return 0, nil, &Error{Code: CodeInternal, Message: "server shutting down", Err: ErrClosed}
+			return 0, nil, &Error{Code: contract.CodeInternal, Message: "server shutting down", Err: ErrClosed}
 		}
 		d.queued = true
 	}
@@ -377,11 +378,11 @@ func (d *document) check(s *Submission, base uint64) (rev uint64, w *commitWait,
 		return 0, nil, 0, errGone
 	}
 	if d.deleting {
-		return 0, nil, 0, newError(CodeNotFound, "document %q is being deleted", d.id)
+		return 0, nil, 0, newError(contract.CodeNotFound, "document %q is being deleted", d.id)
 	}
 	d.lastUse = time.Now()
 	if base > d.head {
-		return 0, nil, 0, newError(CodeConflict, "base revision %d is ahead of the head %d", base, d.head)
+		return 0, nil, 0, newError(contract.CodeConflict, "base revision %d is ahead of the head %d", base, d.head)
 	}
 	// Exactly once: the same (client, seq) after base is this op again.
 	// Only the retained part is looked at here; sequence looks at the

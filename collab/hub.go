@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -22,9 +23,6 @@ const (
 	DefaultMaxBehind     = 10000   // revisions an op's base may be behind the head
 	DefaultSnapshotEvery = 100     // revisions between snapshots
 	DefaultIdleTimeout   = 5 * time.Minute
-	// MaxClientID and MaxUser bound the client id and user name, in bytes.
-	MaxClientID = 128
-	MaxUser     = 256
 )
 
 // Config configures New. Zero fields take the defaults.
@@ -141,23 +139,23 @@ func (h *Hub) shard(id string) *shard {
 // Submission is one op sent by a client.
 type Submission struct {
 	Doc     string          // document id
-	Client  string          // client id, 1 to 128 bytes of UTF-8
+	Client  string          // client id, 1 to contract.MaxClientIDBytes bytes of UTF-8
 	Seq     uint64          // the client's sequence number of this op
 	BaseRev uint64          // the revision the op was made on
 	Op      json.RawMessage // the op in its JSON wire form
-	User    string          // display name, up to 256 bytes (optional)
+	User    string          // display name, up to contract.MaxUserNameBytes bytes (optional)
 }
 
 func validDoc(id string) error {
-	if !storage.ValidDocID(id) {
-		return newError(CodeBadRequest, "document id must be 1 to 128 characters of A-Za-z0-9._~-")
+	if !contract.ValidDocID(id) {
+		return newError(contract.CodeBadRequest, "document id must be "+contract.DocIDRule)
 	}
 	return nil
 }
 
 func (h *Hub) checkOpen() error {
 	if h.closed.Load() {
-		return &Error{Code: CodeInternal, Message: "server shutting down", Err: ErrClosed}
+		return &Error{Code: contract.CodeInternal, Message: "server shutting down", Err: ErrClosed}
 	}
 	return nil
 }
@@ -174,7 +172,7 @@ func (h *Hub) Submit(ctx context.Context, s Submission) (uint64, error) {
 		return 0, err
 	}
 	if len(s.Op) > h.cfg.MaxOpBytes {
-		return 0, newError(CodeTooLarge, "op of %d bytes, limit %d", len(s.Op), h.cfg.MaxOpBytes)
+		return 0, newError(contract.CodeTooLarge, "op of %d bytes, limit %d", len(s.Op), h.cfg.MaxOpBytes)
 	}
 	op, err := ot.ParseLimit(s.Op, ot.ParseOptions{MaxBytes: h.cfg.MaxOpBytes})
 	if err != nil {
@@ -201,7 +199,7 @@ func (h *Hub) SubmitAsync(ctx context.Context, s Submission, done func(rev uint6
 		return
 	}
 	if len(s.Op) > h.cfg.MaxOpBytes {
-		done(0, newError(CodeTooLarge, "op of %d bytes, limit %d", len(s.Op), h.cfg.MaxOpBytes))
+		done(0, newError(contract.CodeTooLarge, "op of %d bytes, limit %d", len(s.Op), h.cfg.MaxOpBytes))
 		return
 	}
 	op, err := ot.ParseLimit(s.Op, ot.ParseOptions{MaxBytes: h.cfg.MaxOpBytes})
@@ -235,11 +233,13 @@ func (h *Hub) checkSub(s *Submission) error {
 	if err := validDoc(s.Doc); err != nil {
 		return err
 	}
-	if s.Client == "" || len(s.Client) > MaxClientID || !utf8.ValidString(s.Client) {
-		return newError(CodeBadRequest, "client id must be 1 to %d bytes of UTF-8", MaxClientID)
+	if s.Client == "" || len(s.Client) > contract.MaxClientIDBytes || !utf8.ValidString(s.Client) {
+		return newError(contract.CodeBadRequest, "client id must be 1 to %d bytes of UTF-8", contract.MaxClientIDBytes)
 	}
-	if len(s.User) > MaxUser || !utf8.ValidString(s.User) {
-		return newError(CodeBadRequest, "user must be up to %d bytes of UTF-8", MaxUser)
+	// The edge layers bound names in code points; bytes are cheaper to
+	// count and bound the same names.
+	if len(s.User) > contract.MaxUserNameBytes || !utf8.ValidString(s.User) {
+		return newError(contract.CodeBadRequest, "user must be up to %d bytes of UTF-8", contract.MaxUserNameBytes)
 	}
 	return nil
 }
@@ -315,7 +315,7 @@ func (h *Hub) load(d *document) {
 		err = d.init(st)
 	}
 	if err != nil {
-		d.loadErr = &Error{Code: CodeInternal, Message: "cannot load document", Err: err}
+		d.loadErr = &Error{Code: contract.CodeInternal, Message: "cannot load document", Err: err}
 		sh := h.shard(d.id)
 		sh.mu.Lock()
 		if sh.docs[d.id] == d {
@@ -356,7 +356,7 @@ func (h *Hub) live(ctx context.Context, id string, fn func(d *document) error) e
 func (h *Hub) Text(ctx context.Context, doc string) (rev uint64, text ot.Text, err error) {
 	err = h.live(ctx, doc, func(d *document) error {
 		if d.deleting {
-			return newError(CodeNotFound, "document %q is being deleted", doc)
+			return newError(contract.CodeNotFound, "document %q is being deleted", doc)
 		}
 		rev, text = d.committed, d.committedText
 		return nil
@@ -385,7 +385,7 @@ func (h *Hub) Subscribe(ctx context.Context, doc string, fn func(storage.Record)
 	var sub Subscription
 	err := h.live(ctx, doc, func(d *document) error {
 		if d.deleting {
-			return newError(CodeNotFound, "document %q is being deleted", doc)
+			return newError(contract.CodeNotFound, "document %q is being deleted", doc)
 		}
 		sub.Rev, sub.Text = d.committed, d.committedText
 		s := &subscriber{fn: fn}
@@ -416,13 +416,13 @@ func (h *Hub) Subscribe(ctx context.Context, doc string, fn func(storage.Record)
 // the store. It fails with not_found when after is beyond the head.
 func (h *Hub) Records(ctx context.Context, doc string, after uint64, limit int) ([]storage.Record, error) {
 	if limit <= 0 {
-		return nil, newError(CodeBadRequest, "limit must be positive")
+		return nil, newError(contract.CodeBadRequest, "limit must be positive")
 	}
 	var out []storage.Record
 	inMemory := false
 	err := h.live(ctx, doc, func(d *document) error {
 		if after > d.committed {
-			return newError(CodeNotFound, "revision %d is beyond the head %d", after, d.committed)
+			return newError(contract.CodeNotFound, "revision %d is beyond the head %d", after, d.committed)
 		}
 		if after == d.committed {
 			inMemory = true
@@ -456,7 +456,7 @@ func (h *Hub) History(ctx context.Context, doc string, before uint64, limit int)
 		return nil, err
 	}
 	if limit <= 0 || limit > 1000 {
-		return nil, newError(CodeBadRequest, "limit must be 1 to 1000")
+		return nil, newError(contract.CodeBadRequest, "limit must be 1 to 1000")
 	}
 	revs, err := h.store.History(ctx, doc, before, limit)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -520,7 +520,7 @@ func (h *Hub) Restore(ctx context.Context, rev uint64, sub Submission) (uint64, 
 	op := ot.OpFromTexts(cur.String(), old)
 	b, err := op.MarshalJSON()
 	if err != nil {
-		return 0, &Error{Code: CodeInternal, Message: "cannot encode op", Err: err}
+		return 0, &Error{Code: contract.CodeInternal, Message: "cannot encode op", Err: err}
 	}
 	sub.Op, sub.BaseRev = b, head
 	if err := h.checkSub(&sub); err != nil {
@@ -538,10 +538,10 @@ func (h *Hub) Delete(ctx context.Context, doc string) error {
 	var d *document
 	err := h.live(ctx, doc, func(x *document) error {
 		if x.deleting {
-			return newError(CodeNotFound, "document %q is being deleted", doc)
+			return newError(contract.CodeNotFound, "document %q is being deleted", doc)
 		}
 		if x.head == 0 {
-			return newError(CodeNotFound, "document %q does not exist", doc)
+			return newError(contract.CodeNotFound, "document %q does not exist", doc)
 		}
 		x.deleting = true
 		d, wait = x, x.lastWait()

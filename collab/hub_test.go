@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 	"go.uber.org/goleak"
@@ -120,27 +121,27 @@ func TestSubmitErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		s    Submission
-		want Code
+		want contract.Code
 	}{
-		{"bad document id", sub("a b", "a", 1, 0, `["x"]`), CodeBadRequest},
-		{"empty document id", sub("", "a", 1, 0, `["x"]`), CodeBadRequest},
-		{"empty client", sub("d", "", 1, 9, `["x"]`), CodeBadRequest},
-		{"client too long", sub("d", strings.Repeat("c", 129), 1, 9, `["x"]`), CodeBadRequest},
-		{"user invalid UTF-8", Submission{Doc: "d", Client: "c", BaseRev: 9, Op: json.RawMessage(`["x"]`), User: "\xff"}, CodeBadRequest},
-		{"op not JSON", sub("d", "a", 9, 9, `[1,`), CodeBadRequest},
-		{"op not an array", sub("d", "a", 9, 9, `{"x":1}`), CodeBadRequest},
-		{"zero retain", sub("d", "a", 9, 9, `[0,"x"]`), CodeBadRequest},
-		{"fraction", sub("d", "a", 9, 9, `[1.5,"x"]`), CodeBadRequest},
-		{"empty insert", sub("d", "a", 9, 9, `[""]`), CodeBadRequest},
-		{"lone surrogate", sub("d", "a", 9, 9, `["\ud800"]`), CodeBadRequest},
-		{"op longer than the document", sub("d", "a", 9, 9, `[39,"x"]`), CodeBadRequest},
-		{"delete past the end", sub("d", "a", 9, 9, `[-39]`), CodeBadRequest},
-		{"op over the size limit", sub("d", "a", 9, 9, long), CodeTooLarge},
-		{"document over the size limit", sub("d", "a", 9, 9, `["`+strings.Repeat("z", 30)+`"]`), CodeTooLarge},
-		{"op fits the head but not its base", sub("d", "a", 9, 7, `[8,"x"]`), CodeBadRequest},
-		{"base revision ahead of head", sub("d", "a", 9, 10, `["x"]`), CodeConflict},
-		{"base revision further behind than MaxBehind", sub("d", "a", 9, 1, `["x"]`), CodeConflict},
-		{"op fits the head but not its base, from the store", sub("d", "a", 9, 3, `[8,"x"]`), CodeBadRequest},
+		{"bad document id", sub("a b", "a", 1, 0, `["x"]`), contract.CodeBadRequest},
+		{"empty document id", sub("", "a", 1, 0, `["x"]`), contract.CodeBadRequest},
+		{"empty client", sub("d", "", 1, 9, `["x"]`), contract.CodeBadRequest},
+		{"client too long", sub("d", strings.Repeat("c", 129), 1, 9, `["x"]`), contract.CodeBadRequest},
+		{"user invalid UTF-8", Submission{Doc: "d", Client: "c", BaseRev: 9, Op: json.RawMessage(`["x"]`), User: "\xff"}, contract.CodeBadRequest},
+		{"op not JSON", sub("d", "a", 9, 9, `[1,`), contract.CodeBadRequest},
+		{"op not an array", sub("d", "a", 9, 9, `{"x":1}`), contract.CodeBadRequest},
+		{"zero retain", sub("d", "a", 9, 9, `[0,"x"]`), contract.CodeBadRequest},
+		{"fraction", sub("d", "a", 9, 9, `[1.5,"x"]`), contract.CodeBadRequest},
+		{"empty insert", sub("d", "a", 9, 9, `[""]`), contract.CodeBadRequest},
+		{"lone surrogate", sub("d", "a", 9, 9, `["\ud800"]`), contract.CodeBadRequest},
+		{"op longer than the document", sub("d", "a", 9, 9, `[39,"x"]`), contract.CodeBadRequest},
+		{"delete past the end", sub("d", "a", 9, 9, `[-39]`), contract.CodeBadRequest},
+		{"op over the size limit", sub("d", "a", 9, 9, long), contract.CodeTooLarge},
+		{"document over the size limit", sub("d", "a", 9, 9, `["`+strings.Repeat("z", 30)+`"]`), contract.CodeTooLarge},
+		{"op fits the head but not its base", sub("d", "a", 9, 7, `[8,"x"]`), contract.CodeBadRequest},
+		{"base revision ahead of head", sub("d", "a", 9, 10, `["x"]`), contract.CodeConflict},
+		{"base revision further behind than MaxBehind", sub("d", "a", 9, 1, `["x"]`), contract.CodeConflict},
+		{"op fits the head but not its base, from the store", sub("d", "a", 9, 3, `[8,"x"]`), contract.CodeBadRequest},
 	}
 	// Grow the document close to its limit first: 38 bytes at revision 9.
 	mustSubmit(t, h, sub("d", "a", 100, 8, `["`+strings.Repeat("w", 30)+`"]`))
@@ -397,7 +398,7 @@ func TestSubscribeAndRecords(t *testing.T) {
 			t.Fatalf("after %d: %d records", after, len(recs))
 		}
 	}
-	if _, err := h.Records(ctx, "d", 23, 3); CodeOf(err) != CodeNotFound {
+	if _, err := h.Records(ctx, "d", 23, 3); CodeOf(err) != contract.CodeNotFound {
 		t.Fatalf("records beyond head: %v", err)
 	}
 }
@@ -527,7 +528,7 @@ func TestCommitFailure(t *testing.T) {
 	waitFor(t, func() bool { r, _ := headOf(h, "d"); re, _ := headOf(h, "e"); return r == 3 && re == 2 })
 	close(gate)
 	for range 3 {
-		if err := <-errs; CodeOf(err) != CodeInternal || !errors.Is(err, errInjected) {
+		if err := <-errs; CodeOf(err) != contract.CodeInternal || !errors.Is(err, errInjected) {
 			t.Fatalf("submit during failed commit: %v", err)
 		}
 	}
@@ -564,14 +565,14 @@ func TestStoreClosedUnderneath(t *testing.T) {
 	}
 	mustSubmit(t, h, sub("d", "a", 1, 0, `["abc"]`))
 	store.Close()
-	if _, err := h.Submit(context.Background(), sub("d", "a", 2, 1, `["x"]`)); CodeOf(err) != CodeInternal || !errors.Is(err, storage.ErrClosed) {
+	if _, err := h.Submit(context.Background(), sub("d", "a", 2, 1, `["x"]`)); CodeOf(err) != contract.CodeInternal || !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("submit on a closed store: %v", err)
 	}
 	if rev, text := textOf(t, h, "d"); rev != 1 || text != "abc" {
 		t.Fatalf("text %q at %d", text, rev)
 	}
 	// The final snapshot cannot be written either, and Close says so.
-	if err := h.Close(context.Background()); CodeOf(err) != CodeInternal {
+	if err := h.Close(context.Background()); CodeOf(err) != contract.CodeInternal {
 		t.Fatalf("close: %v", err)
 	}
 }
@@ -630,10 +631,10 @@ func TestHistoryDiffRestoreDelete(t *testing.T) {
 	if _, text := textOf(t, h, "doc"); text != "one two" {
 		t.Fatalf("restored text %q", text)
 	}
-	if _, err := h.TextAt(ctx, "doc", 7); CodeOf(err) != CodeNotFound {
+	if _, err := h.TextAt(ctx, "doc", 7); CodeOf(err) != contract.CodeNotFound {
 		t.Fatalf("text beyond head: %v", err)
 	}
-	if _, err := h.Restore(ctx, 9, Submission{Doc: "doc", Client: "c", Seq: 100}); CodeOf(err) != CodeNotFound {
+	if _, err := h.Restore(ctx, 9, Submission{Doc: "doc", Client: "c", Seq: 100}); CodeOf(err) != contract.CodeNotFound {
 		t.Fatalf("restore beyond head: %v", err)
 	}
 	mustSubmit(t, h, sub("other", "c", 1, 0, `["x"]`))
@@ -644,7 +645,7 @@ func TestHistoryDiffRestoreDelete(t *testing.T) {
 	if err := h.Delete(ctx, "doc"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Delete(ctx, "doc"); CodeOf(err) != CodeNotFound {
+	if err := h.Delete(ctx, "doc"); CodeOf(err) != contract.CodeNotFound {
 		t.Fatalf("second delete: %v", err)
 	}
 	if rev, text := textOf(t, h, "doc"); rev != 0 || text != "" {
@@ -674,7 +675,7 @@ func TestClose(t *testing.T) {
 	if err := h.Close(ctx); err != nil {
 		t.Fatal("second close:", err)
 	}
-	if _, err := h.Submit(ctx, sub("d", "a", 9, 5, `["x"]`)); CodeOf(err) != CodeInternal || !errors.Is(err, ErrClosed) {
+	if _, err := h.Submit(ctx, sub("d", "a", 9, 5, `["x"]`)); CodeOf(err) != contract.CodeInternal || !errors.Is(err, ErrClosed) {
 		t.Fatalf("submit after close: %v", err)
 	}
 	if m, err := store.Meta(ctx, "d"); err != nil || m.SnapRev != 5 {
@@ -702,7 +703,7 @@ func FuzzSubmit(f *testing.F) {
 		got, err := h.Submit(context.Background(), sub("d", "fuzz", seq, base, op))
 		after, text := textOf(t, h, "d")
 		if err != nil {
-			if _, ok := errors.AsType[*Error](err); !ok || CodeOf(err) == CodeInternal {
+			if _, ok := errors.AsType[*Error](err); !ok || CodeOf(err) == contract.CodeInternal {
 				t.Fatalf("untyped or internal error %v", err)
 			}
 			if after != rev || text != before {
@@ -734,7 +735,7 @@ func TestCloseWhileSubmitting(t *testing.T) {
 			for seq := uint64(1); ; seq++ {
 				rev, err := h.Submit(ctx, sub(doc, fmt.Sprint(w), seq, 0, `["x"]`))
 				if err != nil {
-					if CodeOf(err) != CodeInternal || !errors.Is(err, ErrClosed) {
+					if CodeOf(err) != contract.CodeInternal || !errors.Is(err, ErrClosed) {
 						t.Errorf("submit during close: %v", err)
 					}
 					return
@@ -822,7 +823,7 @@ func TestObserveCommit(t *testing.T) {
 
 	// A failed commit is not observed.
 	fs.set(true, nil)
-	if _, err := h.Submit(context.Background(), sub("d", "z", 1, 3, `["q"]`)); CodeOf(err) != CodeInternal {
+	if _, err := h.Submit(context.Background(), sub("d", "z", 1, 3, `["q"]`)); CodeOf(err) != contract.CodeInternal {
 		t.Fatalf("submit with failing store: %v", err)
 	}
 	if n := len(observed()); n != len(got) {

@@ -20,21 +20,9 @@ import (
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
-)
-
-// Defaults of Config.
-const (
-	DefaultHistoryLimit = 50
-	MaxHistoryLimit     = 500
-)
-
-// Error codes of the API besides collab's.
-const (
-	CodeForbidden    = "forbidden"
-	CodeUnauthorized = "unauthorized"
-	CodeRateLimited  = "rate_limited"
 )
 
 // ErrNoHub is returned by New without a Hub.
@@ -107,10 +95,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 		}
 		if rec.Code == http.StatusMethodNotAllowed {
-			a.fail(w, r, rec.Code, string(collab.CodeBadRequest), "method not allowed")
+			a.failStatus(w, r, rec.Code, contract.CodeBadRequest, "method not allowed")
 			return
 		}
-		a.fail(w, r, http.StatusNotFound, string(collab.CodeNotFound), "no such route")
+		a.fail(w, r, contract.CodeNotFound, "no such route")
 		return
 	}
 	a.mux.ServeHTTP(w, r) // sets the path values Handler does not
@@ -202,32 +190,32 @@ func (a *API) put(w http.ResponseWriter, r *http.Request) {
 	}
 	im := r.Header.Get("If-Match")
 	if im == "" {
-		a.fail(w, r, http.StatusPreconditionRequired, string(collab.CodeBadRequest), "If-Match: <rev> is required (the revision the text is based on)")
+		a.failStatus(w, r, http.StatusPreconditionRequired, contract.CodeBadRequest, "If-Match: <rev> is required (the revision the text is based on)")
 		return
 	}
 	base, err := parseRevTag(im)
 	if err != nil {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "If-Match must be a revision number")
+		a.fail(w, r, contract.CodeBadRequest, "If-Match must be a revision number")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			a.fail(w, r, http.StatusRequestEntityTooLarge, string(collab.CodeTooLarge), fmt.Sprintf("text longer than %d bytes", a.cfg.MaxBodyBytes))
+			a.fail(w, r, contract.CodeTooLarge, fmt.Sprintf("text longer than %d bytes", a.cfg.MaxBodyBytes))
 			return
 		}
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "reading the body: "+err.Error())
+		a.fail(w, r, contract.CodeBadRequest, "reading the body: "+err.Error())
 		return
 	}
 	if !utf8.Valid(body) {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "the text is not valid UTF-8")
+		a.fail(w, r, contract.CodeBadRequest, "the text is not valid UTF-8")
 		return
 	}
 	old, err := a.cfg.Hub.TextAt(r.Context(), id, base)
 	if err != nil {
-		if collab.CodeOf(err) == collab.CodeNotFound {
-			a.fail(w, r, http.StatusConflict, string(collab.CodeConflict), fmt.Sprintf("revision %d is ahead of the document", base))
+		if collab.CodeOf(err) == contract.CodeNotFound {
+			a.fail(w, r, contract.CodeConflict, fmt.Sprintf("revision %d is ahead of the document", base))
 			return
 		}
 		a.failErr(w, r, err)
@@ -305,12 +293,12 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	before, err := uintParam(q.Get("before"), 0)
 	if err != nil {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "before must be a revision number")
+		a.fail(w, r, contract.CodeBadRequest, "before must be a revision number")
 		return
 	}
-	limit, err := uintParam(q.Get("limit"), DefaultHistoryLimit)
-	if err != nil || limit < 1 || limit > MaxHistoryLimit {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), fmt.Sprintf("limit must be 1 to %d", MaxHistoryLimit))
+	limit, err := uintParam(q.Get("limit"), contract.DefaultHistoryLimit)
+	if err != nil || limit < 1 || limit > contract.MaxHistoryLimit {
+		a.fail(w, r, contract.CodeBadRequest, fmt.Sprintf("limit must be 1 to %d", contract.MaxHistoryLimit))
 		return
 	}
 	revs, err := a.cfg.Hub.History(r.Context(), id, before, int(limit))
@@ -334,7 +322,7 @@ func (a *API) revision(w http.ResponseWriter, r *http.Request) {
 	}
 	rev, err := strconv.ParseUint(r.PathValue("rev"), 10, 64)
 	if err != nil {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "rev must be a revision number")
+		a.fail(w, r, contract.CodeBadRequest, "rev must be a revision number")
 		return
 	}
 	text, err := a.cfg.Hub.TextAt(r.Context(), id, rev)
@@ -355,13 +343,13 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if q.Get("from") == "" || q.Get("to") == "" {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "from and to are required")
+		a.fail(w, r, contract.CodeBadRequest, "from and to are required")
 		return
 	}
 	from, err1 := uintParam(q.Get("from"), 0)
 	to, err2 := uintParam(q.Get("to"), 0)
 	if err1 != nil || err2 != nil {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "from and to must be revision numbers")
+		a.fail(w, r, contract.CodeBadRequest, "from and to must be revision numbers")
 		return
 	}
 	diffs, err := a.cfg.Hub.Diff(r.Context(), id, from, to)
@@ -381,7 +369,7 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.cfg.Backup == nil {
-		a.fail(w, r, http.StatusNotFound, string(collab.CodeNotFound), "backups are not available")
+		a.fail(w, r, contract.CodeNotFound, "backups are not available")
 		return
 	}
 	if claims != nil {
@@ -392,7 +380,7 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, d := range docs {
 			if claims.Level(d.ID) < auth.View {
-				a.fail(w, r, http.StatusForbidden, CodeForbidden, "a backup needs view access to every document")
+				a.fail(w, r, contract.CodeForbidden, "a backup needs view access to every document")
 				return
 			}
 		}
@@ -433,13 +421,13 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (claims *auth
 	tok, found := auth.BearerToken(r.Header.Get("Authorization"))
 	if !found {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="collabd"`)
-		a.fail(w, r, http.StatusUnauthorized, CodeUnauthorized, "Authorization: Bearer <token> is required")
+		a.fail(w, r, contract.CodeUnauthorized, "Authorization: Bearer <token> is required")
 		return nil, false
 	}
 	c, err := a.cfg.Auth.Verify(tok)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="collabd", error="invalid_token"`)
-		a.fail(w, r, http.StatusUnauthorized, CodeUnauthorized, err.Error())
+		a.fail(w, r, contract.CodeUnauthorized, err.Error())
 		return nil, false
 	}
 	return c, true
@@ -453,8 +441,8 @@ func (a *API) doc(w http.ResponseWriter, r *http.Request, level auth.Level) (str
 		return "", nil, false
 	}
 	id := r.PathValue("id")
-	if !storage.ValidDocID(id) {
-		a.fail(w, r, http.StatusBadRequest, string(collab.CodeBadRequest), "document ids are 1 to 128 characters of A-Za-z0-9._~-")
+	if !contract.ValidDocID(id) {
+		a.fail(w, r, contract.CodeBadRequest, "document ids are "+contract.DocIDRule)
 		return "", nil, false
 	}
 	if claims != nil {
@@ -463,28 +451,16 @@ func (a *API) doc(w http.ResponseWriter, r *http.Request, level auth.Level) (str
 			if got == auth.View {
 				msg = "read-only access to this document"
 			}
-			a.fail(w, r, http.StatusForbidden, CodeForbidden, msg)
+			a.fail(w, r, contract.CodeForbidden, msg)
 			return "", nil, false
 		}
 	}
 	return id, claims, true
 }
 
-// statusOf maps the wire contract's codes to HTTP statuses.
-var statusOf = map[string]int{
-	string(collab.CodeBadRequest): http.StatusBadRequest,
-	CodeUnauthorized:              http.StatusUnauthorized,
-	CodeForbidden:                 http.StatusForbidden,
-	string(collab.CodeNotFound):   http.StatusNotFound,
-	string(collab.CodeConflict):   http.StatusConflict,
-	string(collab.CodeTooLarge):   http.StatusRequestEntityTooLarge,
-	CodeRateLimited:               http.StatusTooManyRequests,
-	string(collab.CodeInternal):   http.StatusInternalServerError,
-}
-
 // failErr answers with the code of err (a *collab.Error, or internal).
 func (a *API) failErr(w http.ResponseWriter, r *http.Request, err error) {
-	code := string(collab.CodeOf(err))
+	code := collab.CodeOf(err)
 	msg := "internal error"
 	var ce *collab.Error
 	if errors.As(err, &ce) {
@@ -493,26 +469,28 @@ func (a *API) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		msg = "request canceled"
 	}
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	if status >= 500 {
+	if code.HTTPStatus() >= 500 {
 		a.cfg.Logger.Warn().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("api error")
 	}
-	a.fail(w, r, status, code, msg)
+	a.fail(w, r, code, msg)
 }
 
-func (a *API) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+// fail answers with code and the HTTP status of code.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, code contract.Code, msg string) {
+	a.failStatus(w, r, code.HTTPStatus(), code, msg)
+}
+
+// failStatus answers with code and another status than code's own.
+func (a *API) failStatus(w http.ResponseWriter, r *http.Request, status int, code contract.Code, msg string) {
 	if a.cfg.OnError != nil {
-		a.cfg.OnError(code)
+		a.cfg.OnError(string(code))
 	}
 	if status < 500 {
-		a.cfg.Logger.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Str("code", code).Msg(msg)
+		a.cfg.Logger.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Str("code", string(code)).Msg(msg)
 	}
 	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    contract.Code `json:"code"`
+		Message string        `json:"message"`
 	}
 	writeJSON(w, status, map[string]body{"error": {code, msg}})
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -311,6 +312,45 @@ func TestErrors(t *testing.T) {
 	}
 	if v, ok := f.errors.Load("bad_request"); !ok || v.(*atomic.Int64).Load() < 8 {
 		t.Fatalf("OnError did not count bad_request")
+	}
+}
+
+// TestHistoryPageLimits: the page size and its bound are the wire
+// contract's (doc:history has the same ones).
+func TestHistoryPageLimits(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	const revs = contract.DefaultHistoryLimit + 5
+	for i := range revs {
+		sub := collab.Submission{Doc: "h", Client: "c", Seq: uint64(i + 1), BaseRev: uint64(i), Op: json.RawMessage(`["x"]`)}
+		if _, err := f.hub.Submit(context.Background(), sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		query  string
+		status int
+		n      int
+	}{
+		{"", 200, contract.DefaultHistoryLimit},
+		{"?limit=3", 200, 3},
+		{fmt.Sprintf("?limit=%d", contract.MaxHistoryLimit), 200, revs},
+		{fmt.Sprintf("?limit=%d", contract.MaxHistoryLimit+1), 400, 0},
+		{"?limit=0", 400, 0},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			r := f.do(t, "GET", "/api/docs/h/history"+tc.query, nil)
+			if r.status != tc.status {
+				t.Fatalf("status %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if tc.status != 200 {
+				return
+			}
+			var page struct{ Revs []storage.Revision }
+			r.json(t, &page)
+			if len(page.Revs) != tc.n || page.Revs[0].Rev != revs {
+				t.Fatalf("%d revisions %+v, want %d from the head %d", len(page.Revs), page.Revs, tc.n, revs)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+
+	"github.com/collabd/collabd/internal/contract"
 )
 
 // Frame layout of the journal (little endian):
@@ -220,7 +222,7 @@ func decodePayload(p []byte) ([]jWrite, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		if !ValidDocID(w.doc) || (w.del && (len(w.recs) > 0 || w.snap != nil)) {
+		if !contract.ValidDocID(w.doc) || (w.del && (len(w.recs) > 0 || w.snap != nil)) {
 			return nil, fmt.Errorf("%w: journal payload: bad write for %q", ErrCorrupt, w.doc)
 		}
 		out = append(out, w)

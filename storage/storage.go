@@ -97,10 +97,13 @@ type Write struct {
 
 // Store is the durable home of every document. Implementations are safe for
 // concurrent use. Commit is the one write path: it applies every Write of a
-// batch in one transaction, all or nothing, and returns once it is durable.
+// batch atomically, all or nothing, and returns once it is durable.
 type Store interface {
-	// Commit applies writes atomically and durably (one transaction, one
-	// fsync). On error nothing of the batch is stored.
+	// Commit applies writes atomically and returns once they survive a
+	// crash (Bolt: one journal append and one fdatasync). On error no
+	// reader sees any of the batch; after an I/O error the batch may
+	// still have reached the disk and come back at the next open, so its
+	// outcome is unknown.
 	Commit(ctx context.Context, writes []Write) error
 	// Load returns the state of doc, with at least keep records before the
 	// head when the log has them. A document that was never written

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	bolt "go.etcd.io/bbolt"
 )
@@ -60,26 +61,6 @@ func keyDocRev(k []byte, doc string) (uint64, bool) {
 
 // docPrefix is the common prefix of doc's keys.
 func docPrefix(doc string) []byte { return append([]byte(doc), 0) }
-
-// MaxDocID is the longest accepted document id, in bytes.
-const MaxDocID = 128
-
-// ValidDocID reports whether id is 1 to 128 characters of A-Za-z0-9._~-.
-func ValidDocID(id string) bool {
-	if len(id) == 0 || len(id) > MaxDocID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.' || c == '_' || c == '~' || c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // initialMmapSize is the size of bbolt's first map of the file.
 const initialMmapSize = 256 << 20
@@ -235,7 +216,7 @@ func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 }
 
 func validDoc(doc string) error {
-	if !ValidDocID(doc) {
+	if !contract.ValidDocID(doc) {
 		return fmt.Errorf("%w: bad document id %q", ErrInvalid, doc)
 	}
 	return nil
@@ -846,7 +827,7 @@ func (s *Bolt) Check(ctx context.Context) error {
 // checkDoc checks one document and returns how many log and snapshot keys
 // it has.
 func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
-	if !ValidDocID(doc) {
+	if !contract.ValidDocID(doc) {
 		return 0, 0, fmt.Errorf("%w: bad document id %q", ErrCorrupt, doc)
 	}
 	d, err := openDoc(tx, doc)

@@ -20,13 +20,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/ot"
 )
@@ -229,8 +229,8 @@ type ackMsg struct {
 	Rev   uint64 `json:"rev"`
 	Text  string `json:"text"`
 	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    contract.Code `json:"code"`
+		Message string        `json:"message"`
 	} `json:"error"`
 }
 
@@ -347,7 +347,7 @@ func (e *editor) onAck(seq uint64, args []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !a.OK {
-		if a.Error != nil && a.Error.Code == "rate_limited" {
+		if a.Error != nil && a.Error.Code == contract.CodeRateLimited {
 			e.run.rateLimited.Add(1)
 			time.AfterFunc(10*time.Millisecond, func() {
 				e.mu.Lock()
@@ -555,51 +555,6 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// procRSSSplit reads RssAnon and RssFile+RssShmem of a process, in bytes.
-func procRSSSplit(pid int) (anon, file int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "RssAnon:":
-			anon = kb * 1024
-		case "RssFile:", "RssShmem:":
-			file += kb * 1024
-		}
-	}
-	return anon, file, nil
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 func httpGet(ctx context.Context, u string) ([]byte, error) {
@@ -630,7 +585,10 @@ func scrapeCommits(ctx context.Context, base string) commitMetrics {
 	return commitMetricsOf(parsePrometheus(b))
 }
 
-// runCollab runs the collab workload and prints its report to c.out.
+// runCollab runs the collab workload and prints its report to c.out: start
+// the server (or reach --url), make the editors, connect them, warm up,
+// measure the window, drain, collect the figures, report, check that every
+// editor converged on the server's text.
 func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	w := c.out
 	if w == nil {
@@ -642,51 +600,149 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	loadStart := loadAvg()
 	res := &collabResult{ExitCode: -1}
 	defer httpClient.CloseIdleConnections()
-	base := c.url
-	var srv *collabd
-	var profileAddr string
-	if c.collabd != "" {
-		dataDir, err := os.MkdirTemp("", "collabd-load-data-")
-		if err != nil {
-			return nil, err
-		}
-		if !c.keepData {
-			defer os.RemoveAll(dataDir)
-		}
-		extra := strings.Fields(c.serverFlags)
-		if c.profile != "" {
-			if profileAddr, err = freePort(); err != nil {
-				return nil, err
-			}
-			extra = append(extra, "--pprof-addr", profileAddr)
-		}
-		srv, err = startCollabd(ctx, c.collabd, dataDir, extra, 30*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		res.HaveServer = true
-		base = srv.URL
-		defer func() {
-			// Deferred first, so it runs last: after the editors disconnected.
-			code, err := srv.stop(30 * time.Second)
-			res.ExitCode = code
-			if err != nil {
-				fmt.Fprintln(w, "  stopping collabd:", err)
-			}
-			fmt.Fprintf(w, "  collabd exit code after SIGTERM: %d\n", code)
-		}()
+
+	tgt, err := startTarget(ctx, c)
+	if err != nil {
+		return nil, err
 	}
-	if !strings.HasSuffix(base, "/") {
-		base += "/"
-	}
-	bu, err := url.Parse(base)
-	if err != nil || bu.Host == "" {
-		return nil, fmt.Errorf("bad server URL %q", base)
-	}
+	res.HaveServer = tgt.proc != nil
+	defer tgt.close(w, res) // deferred before disconnectAll, so it runs after it
 	seed := c.seed
 	if seed == 0 {
 		seed = mrand.Uint64()
 	}
+	run, docs, all := newEditors(c, seed)
+	printHeader(w, c, tgt, run.closed, seed)
+
+	// Connect and join every editor before anyone edits, so that every op
+	// is broadcast to all the other editors of its document.
+	if err := connectAndJoin(ctx, tgt.host, all); err != nil {
+		return nil, err
+	}
+	defer disconnectAll(all)
+	watchConnections(ctx, run, all)
+
+	load := startLoad(ctx, run, all)
+	defer load.stop()
+	if err := run.sleep(ctx, c.warmup); err != nil {
+		return nil, err
+	}
+	win, err := measureWindow(ctx, c, run, tgt, res)
+	if err != nil {
+		return nil, err
+	}
+	load.stop()
+	res.Window = win.t1.Sub(win.t0)
+	res.Committed = run.committed.Load()
+	res.OpsPerSec = float64(res.Committed) / res.Window.Seconds()
+
+	// Drain: every editor idle and at its document's head.
+	drainErr := drain(ctx, run, docs, c.drain)
+	collectResults(res, run, docs, win, tgt)
+	writeReport(w, c, run.closed, res, loadStart)
+	if err := run.failure(); err != nil {
+		return res, err
+	}
+	if drainErr != nil {
+		return res, drainErr
+	}
+	win.reportProfiles(w, c)
+	if err := checkConvergence(ctx, w, tgt.base, docs); err != nil {
+		return res, err
+	}
+	res.Converged = true
+	return res, nil
+}
+
+// target is the server a run loads: a collabd started here (--collabd) or
+// a running one (--url).
+type target struct {
+	base        string   // base URL, with the trailing slash
+	host        string   // host:port, for Socket.IO
+	proc        *collabd // the started server; nil with --url
+	dataDir     string   // the started server's data directory
+	keepData    bool     // --keep-data: close leaves dataDir
+	profileAddr string   // the started server's --pprof-addr, with --server-profile
+}
+
+// startTarget starts collabd on a fresh temporary data directory (with
+// --pprof-addr for --server-profile), or takes the --url.
+func startTarget(ctx context.Context, c collabConfig) (*target, error) {
+	if c.collabd == "" {
+		base, host, err := baseAndHost(c.url)
+		if err != nil {
+			return nil, err
+		}
+		return &target{base: base, host: host}, nil
+	}
+	dataDir, err := os.MkdirTemp("", "collabd-load-data-")
+	if err != nil {
+		return nil, err
+	}
+	t := &target{dataDir: dataDir, keepData: c.keepData}
+	started := false
+	defer func() {
+		if !started {
+			t.removeData()
+		}
+	}()
+	extra := strings.Fields(c.serverFlags)
+	if c.profile != "" {
+		if t.profileAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		extra = append(extra, "--pprof-addr", t.profileAddr)
+	}
+	if t.proc, err = startCollabd(ctx, c.collabd, dataDir, extra, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if t.base, t.host, err = baseAndHost(t.proc.URL); err != nil {
+		t.proc.kill() // cannot happen: listeningURL checked the URL
+		return nil, err
+	}
+	started = true
+	return t, nil
+}
+
+// baseAndHost returns u with a trailing slash, and its host:port.
+func baseAndHost(u string) (base, host string, err error) {
+	if !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return "", "", fmt.Errorf("bad server URL %q", u)
+	}
+	return u, pu.Host, nil
+}
+
+// close stops the started server (SIGTERM, then SIGKILL after 30 s), puts
+// its exit code in res and reports it, and removes its data directory
+// unless --keep-data. With --url it does nothing.
+func (t *target) close(w io.Writer, res *collabResult) {
+	if t.proc == nil {
+		return
+	}
+	code, err := t.proc.stop(30 * time.Second)
+	res.ExitCode = code
+	if err != nil {
+		fmt.Fprintln(w, "  stopping collabd:", err)
+	}
+	fmt.Fprintf(w, "  collabd exit code after SIGTERM: %d\n", code)
+	t.removeData()
+}
+
+func (t *target) removeData() {
+	if !t.keepData {
+		os.RemoveAll(t.dataDir)
+	}
+}
+
+// newEditors makes the run's shared state and c.docs documents of
+// c.editors editors each, not connected yet. Ids carry a random run id, so
+// that runs against one server never share a document; each editor's edits
+// come from its own generator, seeded from seed and its place.
+func newEditors(c collabConfig, seed uint64) (*collabRun, []*docRun, []*editor) {
 	run := &collabRun{cfg: c, closed: c.rate == 0, failed: make(chan struct{})}
 	runID := newRunID()
 	docs := make([]*docRun, c.docs)
@@ -703,31 +759,38 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		d.track = newE2ETracker(seed+uint64(i), func(client string) (int, bool) { k, ok := d.clients[client]; return k, ok })
 		docs[i] = d
 	}
+	return run, docs, all
+}
+
+// printHeader prints the report's first lines: the run's shape, its
+// command line with the seed to repeat it, and the server.
+func printHeader(w io.Writer, c collabConfig, t *target, closed bool, seed uint64) {
 	mode := "closed loop (one op in flight per editor)"
-	if !run.closed {
+	if !closed {
 		mode = fmt.Sprintf("open loop, %g edits/s per editor", c.rate)
 	}
 	fmt.Fprintf(w, "== collab: %d docs x %d editors, %s, %v measured after %v warm-up\n", c.docs, c.editors, mode, c.duration, c.warmup)
 	fmt.Fprintf(w, "  command: collabd-load collab %s (seed %d)\n", strings.Join(c.args, " "), seed)
-	if srv != nil {
-		fmt.Fprintf(w, "  server: %s pid %d at %s (data %s)\n", c.collabd, srv.PID, srv.URL, srv.dataDir)
+	if t.proc != nil {
+		fmt.Fprintf(w, "  server: %s pid %d at %s (data %s)\n", c.collabd, t.proc.PID, t.proc.URL, t.dataDir)
 	} else {
-		fmt.Fprintf(w, "  server: %s (not started here: no CPU/RSS figures)\n", base)
+		fmt.Fprintf(w, "  server: %s (not started here: no CPU/RSS figures)\n", t.base)
 	}
+}
 
-	// Connect and join every editor before anyone edits, so that every op
-	// is broadcast to all the other editors of its document.
-	if err := connectAndJoin(ctx, bu.Host, all); err != nil {
-		return nil, err
+// disconnectAll closes every editor's connection, in parallel.
+func disconnectAll(all []*editor) {
+	var wg sync.WaitGroup
+	for _, e := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.cl.Disconnect() }()
 	}
-	defer func() {
-		var wg sync.WaitGroup
-		for _, e := range all {
-			wg.Add(1)
-			go func() { defer wg.Done(); e.cl.Disconnect() }()
-		}
-		wg.Wait()
-	}()
+	wg.Wait()
+}
+
+// watchConnections fails the run when an editor's connection ends before
+// disconnectAll closes it.
+func watchConnections(ctx context.Context, run *collabRun, all []*editor) {
 	for _, e := range all {
 		go func() {
 			select {
@@ -739,131 +802,229 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 			}
 		}()
 	}
+}
 
-	stopGen := make(chan struct{})
-	var gens sync.WaitGroup
+// loadGen makes the editors' edits: in the closed loop each editor's first
+// one (every ack then brings the next), in the open loop one goroutine per
+// editor editing at the --rate.
+type loadGen struct {
+	run   *collabRun
+	stopc chan struct{} // closed by stop
+	wg    sync.WaitGroup
+}
+
+func startLoad(ctx context.Context, run *collabRun, all []*editor) *loadGen {
+	g := &loadGen{run: run, stopc: make(chan struct{})}
 	if run.closed {
 		for _, e := range all {
 			e.mu.Lock()
 			e.localEdit(time.Now())
 			e.mu.Unlock()
 		}
-	} else {
-		for _, e := range all {
-			gens.Add(1)
-			go func() { defer gens.Done(); e.openLoop(ctx, stopGen) }()
-		}
+		return g
 	}
-	stopLoad := func() {
-		run.phase.Store(phaseStop)
-		select {
-		case <-stopGen:
-		default:
-			close(stopGen)
-		}
-		gens.Wait()
+	for _, e := range all {
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); e.openLoop(ctx, g.stopc) }()
 	}
-	defer stopLoad()
+	return g
+}
 
-	wait := func(d time.Duration) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-run.failed:
-			return run.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// stop ends the load (the acks of the closed loop make no new edits) and
+// waits for the open loop's goroutines. runCollab calls it, once or twice.
+func (g *loadGen) stop() {
+	g.run.phase.Store(phaseStop)
+	select {
+	case <-g.stopc:
+	default:
+		close(g.stopc)
 	}
-	if err := wait(c.warmup); err != nil {
-		return nil, err
-	}
+	g.wg.Wait()
+}
 
-	// The measured window.
-	var user0, sys0 time.Duration
-	var reads0, writes0, switches0 uint64
-	ioErr, switchErr := errors.New("no server"), errors.New("no server")
-	if srv != nil {
-		if user0, sys0, err = procCPUSplit(srv.PID); err != nil {
+// sleep waits d, or less: until the run's first failure or the end of ctx,
+// and returns that error.
+func (r *collabRun) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.failed:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// window is what was sampled at the two ends of the measured window, for
+// the figures computed after the drain.
+type window struct {
+	t0, t1  time.Time
+	m0, m1  commitMetrics // the server's commit metrics
+	profile <-chan error  // the server CPU profile's outcome; nil without --server-profile
+	heapErr error         // the server heap profile's outcome
+}
+
+// measureWindow runs the measured window: it samples the counters of the
+// server, the machine and this program, starts the profiles asked for,
+// lets the load run c.duration in phaseMeasure (the editors count what is
+// acknowledged meanwhile), ends the phase and samples again. The
+// differences of CPU, system calls and context switches go into res.
+func measureWindow(ctx context.Context, c collabConfig, run *collabRun, t *target, res *collabResult) (*window, error) {
+	var s0 serverSample
+	if t.proc != nil {
+		var err error
+		if s0, err = sampleServer(t.proc.PID); err != nil {
 			return nil, err
 		}
-		reads0, writes0, ioErr = procSyscalls(srv.PID)
-		switches0, switchErr = procContextSwitches(srv.PID)
 	}
-	m0 := scrapeCommits(ctx, base)
+	win := &window{m0: scrapeCommits(ctx, t.base), heapErr: errors.New("not asked for")}
 	host0, hostErr := readHostCPU()
 	client0 := selfCPU()
-	profDone := make(chan error, 1)
-	if profileAddr != "" {
-		go func() {
-			secs := max(1, int(c.duration.Seconds()))
-			b, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", profileAddr, secs))
-			if err == nil {
-				err = os.WriteFile(c.profile, b, 0o644)
-			}
-			profDone <- err
-		}()
+	if t.profileAddr != "" {
+		win.profile = profileServerCPU(ctx, t.profileAddr, c.profile, c.duration)
 	}
-	if c.selfProfile != "" {
-		f, err := os.Create(c.selfProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
+	stopSelfProfile, err := profileSelf(c.selfProfile)
+	if err != nil {
+		return nil, err
 	}
-	t0 := time.Now()
+	win.t0 = time.Now()
 	run.phase.Store(phaseMeasure)
-	err = wait(c.duration)
-	if c.selfProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	err = run.sleep(ctx, c.duration)
+	stopSelfProfile()
 	if err != nil {
 		return nil, err
 	}
 	run.phase.Store(phaseStop)
-	t1 := time.Now()
+	win.t1 = time.Now()
 	res.ClientCPU = selfCPU() - client0
 	if host1, err := readHostCPU(); hostErr == nil && err == nil {
 		res.HaveHostCPU = true
 		res.HostBusy, res.HostIdle, res.HostSteal = hostShares(host0, host1)
 	}
-	if srv != nil {
-		user1, sys1, err := procCPUSplit(srv.PID)
+	if t.proc != nil {
+		s1, err := sampleServer(t.proc.PID)
 		if err != nil {
 			return nil, err
 		}
-		res.ServerUser, res.ServerSys = user1-user0, sys1-sys0
-		if ioErr == nil {
-			if r1, w1, err := procSyscalls(srv.PID); err == nil {
-				res.HaveSyscalls, res.ServerReads, res.ServerWrites = true, r1-reads0, w1-writes0
-			}
-		}
-		if switchErr == nil {
-			if n, err := procContextSwitches(srv.PID); err == nil && n >= switches0 {
-				res.HaveSwitches, res.ServerSwitches = true, n-switches0
-			}
-		}
+		res.addServerWindow(s0, s1)
 	}
-	m1 := scrapeCommits(ctx, base)
-	heapErr := errors.New("not asked for")
-	if profileAddr != "" {
-		var b []byte
-		if b, heapErr = httpGet(ctx, "http://"+profileAddr+"/debug/pprof/heap"); heapErr == nil {
-			heapErr = os.WriteFile(c.profile+".heap", b, 0o644)
-		}
+	win.m1 = scrapeCommits(ctx, t.base)
+	if t.profileAddr != "" {
+		win.heapErr = saveHeapProfile(ctx, t.profileAddr, c.profile+".heap")
 	}
-	stopLoad()
-	res.Window = t1.Sub(t0)
-	res.Committed = run.committed.Load()
-	res.OpsPerSec = float64(res.Committed) / res.Window.Seconds()
+	return win, nil
+}
 
-	// Drain: every editor idle and at its document's head.
-	drainErr := drain(ctx, run, docs, c.drain)
+// serverSample is the started server's counters at one moment (/proc).
+type serverSample struct {
+	user, sys     time.Duration
+	reads, writes uint64
+	ioErr         error // the system call counters were not readable
+	switches      uint64
+	switchErr     error // the context switches were not readable
+}
+
+// sampleServer reads the counters of process pid; only its CPU time must
+// be readable.
+func sampleServer(pid int) (serverSample, error) {
+	var s serverSample
+	var err error
+	if s.user, s.sys, err = procCPUSplit(pid); err != nil {
+		return s, err
+	}
+	s.reads, s.writes, s.ioErr = procSyscalls(pid)
+	s.switches, s.switchErr = procContextSwitches(pid)
+	return s, nil
+}
+
+// addServerWindow puts what the server did between samples s0 and s1 into
+// res: its CPU time, and the system calls and context switches when both
+// samples have them (threads that ended take their switches with them: a
+// count that went down is no figure).
+func (res *collabResult) addServerWindow(s0, s1 serverSample) {
+	res.ServerUser, res.ServerSys = s1.user-s0.user, s1.sys-s0.sys
+	if s0.ioErr == nil && s1.ioErr == nil {
+		res.HaveSyscalls, res.ServerReads, res.ServerWrites = true, s1.reads-s0.reads, s1.writes-s0.writes
+	}
+	if s0.switchErr == nil && s1.switchErr == nil && s1.switches >= s0.switches {
+		res.HaveSwitches, res.ServerSwitches = true, s1.switches-s0.switches
+	}
+}
+
+// profileServerCPU fetches a CPU profile of the next d from the server's
+// pprof address into path, in the background; the channel gets the
+// outcome.
+func profileServerCPU(ctx context.Context, addr, path string, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Seconds()))
+		b, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// saveHeapProfile writes the server's heap profile to path.
+func saveHeapProfile(ctx context.Context, addr, path string) error {
+	b, err := httpGet(ctx, "http://"+addr+"/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// profileSelf starts a CPU profile of this program into path (none for "")
+// and returns the function that stops it.
+func profileSelf(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// reportProfiles says where the server's profiles went (--server-profile),
+// waiting for the CPU profile at most 10 s past the window's length.
+func (win *window) reportProfiles(w io.Writer, c collabConfig) {
+	if win.profile == nil {
+		return
+	}
+	select {
+	case err := <-win.profile:
+		if err != nil {
+			fmt.Fprintln(w, "  server CPU profile:", err)
+		} else {
+			fmt.Fprintf(w, "  server CPU profile of the window: %s (go tool pprof -top %s %s)\n", c.profile, c.collabd, c.profile)
+		}
+		if win.heapErr != nil {
+			fmt.Fprintln(w, "  server heap profile:", win.heapErr)
+		} else {
+			fmt.Fprintf(w, "  server heap profile at the end of the window: %s.heap\n", c.profile)
+		}
+	case <-time.After(c.duration + 10*time.Second):
+		fmt.Fprintln(w, "  server CPU profile: no answer")
+	}
+}
+
+// collectResults fills res with the figures known once the editors have
+// drained: the run's counters, the latency quantiles, the commits of the
+// window, and the started server's CPU per op and memory.
+func collectResults(res *collabResult, run *collabRun, docs []*docRun, win *window, t *target) {
 	res.Submitted = run.submitted.Load()
 	res.RateLimited = run.rateLimited.Load()
 	res.Skipped = run.skipped.Load()
@@ -881,23 +1042,26 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		}
 	}
 	res.E2E, res.E2EFromEdit, res.Ack = summarize(e2e), summarize(e2eEdit), summarize(acks)
-	if cw, ok := commitsBetween(m0, m1); ok {
+	if cw, ok := commitsBetween(win.m0, win.m1); ok {
 		res.HaveCommits, res.Commits = true, cw
 		if cw.MeanCommit > 0 {
 			res.P99InCommits = float64(res.E2E.P99) / float64(cw.MeanCommit)
 		}
 	}
-	if srv != nil {
+	if t.proc != nil {
 		if res.Committed > 0 {
 			res.CPUPerOp = (res.ServerUser + res.ServerSys) / time.Duration(res.Committed)
 		}
-		if rss, hwm, err := procMem(srv.PID); err == nil {
+		if rss, hwm, err := procMem(t.proc.PID); err == nil {
 			res.EndRSS, res.PeakRSS = rss, hwm
 		}
-		res.EndAnon, res.EndFile, _ = procRSSSplit(srv.PID)
+		res.EndAnon, res.EndFile, _ = procRSSSplit(t.proc.PID)
 	}
+}
 
-	// The report.
+// writeReport prints the figures of res, from the throughput to the
+// machine's CPU shares.
+func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, loadStart string) {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	fmt.Fprintf(w, "  committed ops: %d in %v = %.0f ops/s (submitted in the whole run %d, rate_limited retries %d, skipped edits %d)\n",
 		res.Committed, res.Window.Round(time.Millisecond), res.OpsPerSec, res.Submitted, res.RateLimited, res.Skipped)
@@ -907,12 +1071,12 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	if c.editors > 1 {
 		fmt.Fprintf(w, "  end-to-end (doc:op emitted until applied by all %d other editors): %v; %d never completed, %d unmatched broadcasts\n",
 			c.editors-1, res.E2E, res.E2EIncomplete, res.E2EUnknown)
-		if !run.closed {
+		if !closed {
 			fmt.Fprintf(w, "  end-to-end from the first local edit an op holds (includes waiting behind the op in flight): %v\n", res.E2EFromEdit)
 		}
 	}
 	fmt.Fprintf(w, "  author ack latency: %v\n", res.Ack)
-	if srv != nil {
+	if res.HaveServer {
 		fmt.Fprintf(w, "  server CPU: %v over the window (user %v, system %v) = %.1f µs per committed op\n",
 			(res.ServerUser + res.ServerSys).Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond), us(res.CPUPerOp))
 		if res.HaveSyscalls && res.Committed > 0 {
@@ -955,34 +1119,6 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		fmt.Fprintf(w, "  machine CPU over the window (/proc/stat, all CPUs): %.0f%% busy, %.0f%% idle, %.0f%% stolen by the hypervisor\n",
 			100*res.HostBusy, 100*res.HostIdle, 100*res.HostSteal)
 	}
-	if err := run.failure(); err != nil {
-		return res, err
-	}
-	if drainErr != nil {
-		return res, drainErr
-	}
-	if profileAddr != "" {
-		select {
-		case err := <-profDone:
-			if err != nil {
-				fmt.Fprintln(w, "  server CPU profile:", err)
-			} else {
-				fmt.Fprintf(w, "  server CPU profile of the window: %s (go tool pprof -top %s %s)\n", c.profile, c.collabd, c.profile)
-			}
-			if heapErr != nil {
-				fmt.Fprintln(w, "  server heap profile:", heapErr)
-			} else {
-				fmt.Fprintf(w, "  server heap profile at the end of the window: %s.heap\n", c.profile)
-			}
-		case <-time.After(c.duration + 10*time.Second):
-			fmt.Fprintln(w, "  server CPU profile: no answer")
-		}
-	}
-	if err := checkConvergence(ctx, w, base, docs); err != nil {
-		return res, err
-	}
-	res.Converged = true
-	return res, nil
 }
 
 // connectAndJoin dials every editor and joins its document (a few at a time).

@@ -4,6 +4,8 @@ package main
 
 import (
 	"testing"
+
+	"github.com/collabd/collabd/internal/contract"
 )
 
 // recordSamples are broadcasts in the server's shapes, plus odd ones.
@@ -50,7 +52,7 @@ func TestDecodeOpAck(t *testing.T) {
 		in     string
 		ok     bool
 		rev    uint64
-		code   string
+		code   contract.Code
 		fast   bool
 		hasErr bool
 	}{

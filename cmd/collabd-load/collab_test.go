@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,6 +157,61 @@ func TestListeningURL(t *testing.T) {
 			got, ok := listeningURL(tt.line)
 			if got != tt.want || ok != tt.ok {
 				t.Fatalf("listeningURL(%q) = %q, %v; want %q, %v", tt.line, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestBaseAndHost(t *testing.T) {
+	tests := []struct {
+		in, base, host string
+		bad            bool
+	}{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/", "127.0.0.1:8080", false},
+		{"http://127.0.0.1:8080/", "http://127.0.0.1:8080/", "127.0.0.1:8080", false},
+		{"http://[::1]:9/prefix", "http://[::1]:9/prefix/", "[::1]:9", false},
+		{"127.0.0.1:8080", "", "", true},
+		{"", "", "", true},
+		{"http://%zz", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			base, host, err := baseAndHost(tt.in)
+			if (err != nil) != tt.bad || base != tt.base || host != tt.host {
+				t.Fatalf("baseAndHost(%q) = %q, %q, %v; want %q, %q, error %v", tt.in, base, host, err, tt.base, tt.host, tt.bad)
+			}
+		})
+	}
+}
+
+func TestAddServerWindow(t *testing.T) {
+	gone := errors.New("unreadable")
+	s0 := serverSample{user: time.Second, sys: 2 * time.Second, reads: 10, writes: 20, switches: 100}
+	s1 := serverSample{user: 3 * time.Second, sys: 5 * time.Second, reads: 15, writes: 40, switches: 160}
+	tests := []struct {
+		name                   string
+		s0, s1                 serverSample
+		syscalls, switches     bool
+		reads, writes, ctxSwit uint64
+	}{
+		{"all readable", s0, s1, true, true, 5, 20, 60},
+		{"io unreadable at the start", func() serverSample { s := s0; s.ioErr = gone; return s }(), s1, false, true, 0, 0, 60},
+		{"io unreadable at the end", s0, func() serverSample { s := s1; s.ioErr = gone; return s }(), false, true, 0, 0, 60},
+		{"switches unreadable", s0, func() serverSample { s := s1; s.switchErr = gone; return s }(), true, false, 5, 20, 0},
+		{"switches went down", s0, func() serverSample { s := s1; s.switches = 50; return s }(), true, false, 5, 20, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res collabResult
+			res.addServerWindow(tt.s0, tt.s1)
+			if res.ServerUser != 2*time.Second || res.ServerSys != 3*time.Second {
+				t.Fatalf("CPU user %v system %v, want 2s 3s", res.ServerUser, res.ServerSys)
+			}
+			if res.HaveSyscalls != tt.syscalls || res.ServerReads != tt.reads || res.ServerWrites != tt.writes {
+				t.Fatalf("system calls %v %d %d, want %v %d %d", res.HaveSyscalls, res.ServerReads, res.ServerWrites, tt.syscalls, tt.reads, tt.writes)
+			}
+			if res.HaveSwitches != tt.switches || res.ServerSwitches != tt.ctxSwit {
+				t.Fatalf("switches %v %d, want %v %d", res.HaveSwitches, res.ServerSwitches, tt.switches, tt.ctxSwit)
 			}
 		})
 	}

@@ -49,6 +49,31 @@ func procMem(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, sc.Err()
 }
 
+// procRSSSplit reads RssAnon and RssFile+RssShmem of a process, in bytes.
+func procRSSSplit(pid int) (anon, file int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb * 1024
+		case "RssFile:", "RssShmem:":
+			file += kb * 1024
+		}
+	}
+	return anon, file, nil
+}
+
 // procCPU reads the user+system CPU time a process has used so far.
 func procCPU(pid int) (time.Duration, error) {
 	u, s, err := procCPUSplit(pid)
@@ -206,4 +231,27 @@ func hostShares(a, b hostCPU) (busy, idle, steal float64) {
 		return 0, 0, 0
 	}
 	return float64(b.busy-a.busy) / total, float64(b.idle-a.idle) / total, float64(b.steal-a.steal) / total
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages of /proc/loadavg
+// ("?" when unreadable).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// selfCPU returns the CPU time (user and system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

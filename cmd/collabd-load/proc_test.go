@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -141,5 +142,37 @@ func TestParseHostCPU(t *testing.T) {
 	}
 	if b.total() <= a.total() {
 		t.Fatalf("/proc/stat did not advance: %+v then %+v", a, b)
+	}
+}
+
+func TestProcRSSSplitOnSelf(t *testing.T) {
+	anon, file, err := procRSSSplit(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, _, err := procMem(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The two parts of the resident set, read a moment later than VmRSS.
+	if anon <= 0 || file <= 0 || anon+file > 2*rss {
+		t.Fatalf("anonymous %d, file-backed %d, VmRSS %d", anon, file, rss)
+	}
+	if _, _, err := procRSSSplit(1 << 30); err == nil {
+		t.Fatal("a missing pid: want an error")
+	}
+}
+
+func TestLoadAvgAndSelfCPU(t *testing.T) {
+	if got := loadAvg(); len(strings.Fields(got)) != 3 {
+		t.Fatalf("loadAvg() = %q, want three figures", got)
+	}
+	x := 0
+	for i := 0; i < 50_000_000; i++ {
+		x += i
+	}
+	_ = x
+	if selfCPU() <= 0 {
+		t.Fatal("selfCPU() after a busy loop: want > 0")
 	}
 }

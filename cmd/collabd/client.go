@@ -21,6 +21,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/collabd/collabd/auth"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -283,8 +284,8 @@ func clientCommand(name, usage string, nargs int, args []string, getenv func(str
 		fs.Usage()
 		return c, nil, nil, errUsage
 	}
-	if name != "backup" && !storage.ValidDocID(pos[0]) {
-		return c, nil, nil, fmt.Errorf("invalid document id %q (1 to 128 characters of A-Za-z0-9._~-)", pos[0])
+	if name != "backup" && !contract.ValidDocID(pos[0]) {
+		return c, nil, nil, fmt.Errorf("invalid document id %q (%s)", pos[0], contract.DocIDRule)
 	}
 	src, err := openSource(c, getenv)
 	return c, pos, src, err
@@ -294,15 +295,15 @@ func cmdHistory(args []string, getenv func(string) string, stdout, stderr io.Wri
 	var limit int
 	var before uint64
 	c, pos, src, err := clientCommand("history", "collabd history DOC [--limit N] [--before REV] [--json]", 1, args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.IntVar(&limit, "limit", 50, "most revisions to show (1 to 500)")
+		fs.IntVar(&limit, "limit", contract.DefaultHistoryLimit, fmt.Sprintf("most revisions to show (1 to %d)", contract.MaxHistoryLimit))
 		fs.Uint64Var(&before, "before", 0, "show revisions below this one (0: from the head)")
 	})
 	if err != nil {
 		return err
 	}
 	defer src.close()
-	if limit < 1 || limit > 500 {
-		return errors.New("--limit must be 1 to 500")
+	if limit < 1 || limit > contract.MaxHistoryLimit {
+		return fmt.Errorf("--limit must be 1 to %d", contract.MaxHistoryLimit)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/frontend"
-	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/internal/contract"
 )
 
 // editorFile is one file of the embedded editor bundle. Its bytes stay in
@@ -97,7 +97,7 @@ func (h *editorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/":
 		f = h.files["index.html"]
 	case strings.HasPrefix(p, "/d/"):
-		if storage.ValidDocID(p[len("/d/"):]) {
+		if contract.ValidDocID(p[len("/d/"):]) {
 			f = h.files["index.html"]
 		}
 	default:

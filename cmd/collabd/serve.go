@@ -22,6 +22,7 @@ import (
 
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/httpapi"
 	"github.com/collabd/collabd/metrics"
 	"github.com/collabd/collabd/sockets"
@@ -74,9 +75,9 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins allowed to open Socket.IO connections besides same-origin ('*': any)")
 	fs.IntVar(&c.MaxPayload, "max-payload", 1_000_000, "largest Socket.IO message or HTTP polling body accepted from a client, bytes")
 	fs.IntVar(&c.MaxDocBytes, "max-doc-bytes", collab.DefaultMaxDocBytes, "largest document text, bytes of UTF-8 (also the largest PUT body)")
-	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", 50, "ops (doc:op, doc:restore) per second per socket, sustained; bursts up to twice that")
-	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", 32, "documents one socket may have joined at once")
-	fs.IntVar(&c.MembersPerDoc, "members-per-doc", 256, "sockets that may have joined one document at once")
+	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", session.DefaultOpsPerSecond, "ops (doc:op, doc:restore) per second per socket, sustained; bursts up to twice that")
+	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", session.DefaultDocsPerSocket, "documents one socket may have joined at once")
+	fs.IntVar(&c.MembersPerDoc, "members-per-doc", session.DefaultMembersPerDoc, "sockets that may have joined one document at once")
 	fs.BoolVar(&c.Recovery, "recovery", true, "Socket.IO connection state recovery (2 minute window)")
 	fs.BoolVar(&c.WSBlockingReads, "ws-blocking-reads", false, "read each WebSocket with its own blocking goroutine instead of parking idle ones (debugging; more memory per idle connection)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "listen address of net/http/pprof (off when empty; keep it on loopback)")
@@ -158,7 +159,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		}
 		return nil, err
 	}
-	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one bbolt transaction and fsync).",
+	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one journal append and fdatasync).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
 		Store:       s.store,
@@ -270,7 +271,7 @@ func (s *server) registerMetrics() {
 	r.GaugeFunc("collabd_sockets", "Connected Socket.IO sockets.", func() float64 { return float64(s.sio.Stats().Sockets) })
 	r.GaugeFunc("collabd_documents_live", "Documents loaded in memory.", func() float64 { return float64(s.hub.Stats().LiveDocs) })
 	r.CounterFunc("collabd_ops_committed_total", "Op records committed to the store.", func() float64 { return float64(s.hub.Stats().CommittedOps) })
-	r.CounterFunc("collabd_commits_total", "Store commits (each one journal frame and fsync).", func() float64 { return float64(s.hub.Stats().Commits) })
+	r.CounterFunc("collabd_commits_total", "Store commits (each one journal append and fdatasync).", func() float64 { return float64(s.hub.Stats().Commits) })
 	r.CounterFunc("collabd_commit_failures_total", "Store commits that failed.", func() float64 { return float64(s.hub.Stats().FailedCommit) })
 	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
 	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue overflowed.", func() float64 { return float64(s.sio.Stats().SlowClosed) })

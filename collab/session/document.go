@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/storage"
 )
@@ -124,7 +125,7 @@ func (d *docState) subscribe(ctx context.Context) (sub *collab.Subscription, fre
 	closed := d.closed
 	d.mu.Unlock()
 	if closed {
-		return nil, false, errorf(CodeConflict, "membership ended while joining")
+		return nil, false, errorf(contract.CodeConflict, "membership ended while joining")
 	}
 	s, err := d.svc.hub.Subscribe(ctx, d.id, d.onRecord)
 	if err != nil {
@@ -161,11 +162,11 @@ func (s *Service) addMember(c *conn, doc, client string, user User, acc Access) 
 	c.mu.Lock()
 	werr := func() *wireError {
 		if c.closed {
-			return errorf(CodeConflict, "socket disconnected")
+			return errorf(contract.CodeConflict, "socket disconnected")
 		}
 		prev := c.docs[doc]
 		if prev == nil && len(c.docs) >= s.lim.DocsPerSocket {
-			return errorf(CodeTooLarge, "too many documents on this connection (at most %d)", s.lim.DocsPerSocket)
+			return errorf(contract.CodeTooLarge, "too many documents on this connection (at most %d)", s.lim.DocsPerSocket)
 		}
 		old := d.members[client]
 		n := len(d.members)
@@ -176,7 +177,7 @@ func (s *Service) addMember(c *conn, doc, client string, user User, acc Access) 
 			n--
 		}
 		if n >= s.lim.MembersPerDoc {
-			return errorf(CodeTooLarge, "too many members in document %q (at most %d)", doc, s.lim.MembersPerDoc)
+			return errorf(contract.CodeTooLarge, "too many members in document %q (at most %d)", doc, s.lim.MembersPerDoc)
 		}
 		if prev != nil && prev != old {
 			// This socket switches to another client id in doc.

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/collabd/collabd/collab/session"
-	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/internal/contract"
 )
 
 // FuzzPayloads decodes arbitrary bytes as every request payload: nothing may
@@ -34,7 +34,7 @@ func FuzzPayloads(f *testing.F) {
 		if json.Unmarshal(data, &j) == nil {
 			checkDoc(t, j.Doc)
 			checkClient(t, j.Client)
-			if j.User != nil && (utf8.RuneCountInString(j.User.Name) > session.MaxNameRunes || !utf8.ValidString(j.User.Name)) {
+			if j.User != nil && (utf8.RuneCountInString(j.User.Name) > contract.MaxUserNameRunes || !utf8.ValidString(j.User.Name)) {
 				t.Fatalf("accepted user %+v", j.User)
 			}
 			if j.Rev != nil && *j.Rev > 1<<53-1 {
@@ -52,14 +52,14 @@ func FuzzPayloads(f *testing.F) {
 		var p session.PresenceRequest
 		if json.Unmarshal(data, &p) == nil {
 			checkDoc(t, p.Doc)
-			if len(p.Sel) > session.MaxSelections || p.Sel == nil {
+			if len(p.Sel) > contract.MaxSelections || p.Sel == nil {
 				t.Fatalf("accepted %d ranges", len(p.Sel))
 			}
 		}
 		var h session.HistoryRequest
 		if json.Unmarshal(data, &h) == nil {
 			checkDoc(t, h.Doc)
-			if h.Limit < 1 || h.Limit > session.MaxHistory {
+			if h.Limit < 1 || h.Limit > contract.MaxHistoryLimit {
 				t.Fatalf("accepted limit %d", h.Limit)
 			}
 		}
@@ -80,14 +80,14 @@ func FuzzPayloads(f *testing.F) {
 
 func checkDoc(t *testing.T, doc string) {
 	t.Helper()
-	if !storage.ValidDocID(doc) {
+	if !contract.ValidDocID(doc) {
 		t.Fatalf("accepted doc %q", doc)
 	}
 }
 
 func checkClient(t *testing.T, client string) {
 	t.Helper()
-	if client == "" || len(client) > session.MaxClientBytes || !utf8.ValidString(client) {
+	if client == "" || len(client) > contract.MaxClientIDBytes || !utf8.ValidString(client) {
 		t.Fatalf("accepted client %q", client)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/storage"
@@ -19,21 +20,21 @@ const (
 	submitTimeout = 30 * time.Second
 )
 
-func errJoinFirst() *wireError { return errorf(CodeForbidden, "join the document first") }
+func errJoinFirst() *wireError { return errorf(contract.CodeForbidden, "join the document first") }
 
 // editorOf returns sock's connection and its membership of doc, or the error
 // for an edit (doc:op, doc:restore) the socket may not make.
 func (s *Service) editorOf(sock *sockets.Socket, doc string) (*conn, *member, *wireError) {
 	c := s.connOf(sock)
 	if c == nil {
-		return nil, nil, errorf(CodeInternal, "socket not set up")
+		return nil, nil, errorf(contract.CodeInternal, "socket not set up")
 	}
 	m := c.member(doc)
 	switch {
 	case m == nil:
 		return nil, nil, errJoinFirst()
 	case m.access < AccessEdit:
-		return nil, nil, errorf(CodeForbidden, "read-only access to document %q", doc)
+		return nil, nil, errorf(contract.CodeForbidden, "read-only access to document %q", doc)
 	}
 	return c, m, nil
 }
@@ -42,16 +43,16 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	defer s.recoverTo(sock, "doc:join", ack)
 	c := s.connOf(sock)
 	if c == nil {
-		s.fail(sock, "doc:join", ack, errorf(CodeInternal, "socket not set up"))
+		s.fail(sock, "doc:join", ack, errorf(contract.CodeInternal, "socket not set up"))
 		return
 	}
 	if !c.fanout.allow() {
-		s.fail(sock, "doc:join", ack, errorf(CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
+		s.fail(sock, "doc:join", ack, errorf(contract.CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
 		return
 	}
 	acc := c.id.access(req.Doc)
 	if acc == AccessNone {
-		s.fail(sock, "doc:join", ack, errorf(CodeForbidden, "no access to document %q", req.Doc))
+		s.fail(sock, "doc:join", ack, errorf(contract.CodeForbidden, "no access to document %q", req.Doc))
 		return
 	}
 	user := userFor(c.id, req.Client, req.User)
@@ -81,7 +82,7 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	d.mu.Lock()
 	if m.gone {
 		d.mu.Unlock()
-		s.fail(sock, "doc:join", ack, errorf(CodeConflict, "membership ended while joining"))
+		s.fail(sock, "doc:join", ack, errorf(contract.CodeConflict, "membership ended while joining"))
 		return
 	}
 	others := make([]memberInfo, 0, len(d.members)-1)
@@ -99,7 +100,7 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	d.mu.Unlock()
 	mj, err := json.Marshal(others)
 	if err != nil {
-		s.fail(sock, "doc:join", ack, errorf(CodeInternal, "internal error"))
+		s.fail(sock, "doc:join", ack, errorf(contract.CodeInternal, "internal error"))
 		return
 	}
 	payload := make([]byte, 0, len(body)+len(mj)+16)
@@ -157,9 +158,9 @@ func (s *Service) joinState(ctx context.Context, m *member, resume *uint64) (uin
 		return 0, nil, hubError(err)
 	}
 	if resume != nil {
-		recs, err := s.hub.Records(ctx, d.id, *resume, MaxResumeOps+1)
+		recs, err := s.hub.Records(ctx, d.id, *resume, contract.MaxResumeRecords+1)
 		switch {
-		case err == nil && len(recs) <= MaxResumeOps:
+		case err == nil && len(recs) <= contract.MaxResumeRecords:
 			head := *resume
 			ops := make([]recordJSON, len(recs))
 			for i, r := range recs {
@@ -168,7 +169,7 @@ func (s *Service) joinState(ctx context.Context, m *member, resume *uint64) (uin
 			}
 			js, err := json.Marshal(ops)
 			if err != nil {
-				return 0, nil, errorf(CodeInternal, "internal error")
+				return 0, nil, errorf(contract.CodeInternal, "internal error")
 			}
 			var b bytes.Buffer
 			b.Grow(len(js) + 48)
@@ -177,7 +178,7 @@ func (s *Service) joinState(ctx context.Context, m *member, resume *uint64) (uin
 			b.WriteString(`,"ops":`)
 			b.Write(js)
 			return head, b.Bytes(), nil
-		case err != nil && collab.CodeOf(err) != collab.CodeNotFound:
+		case err != nil && collab.CodeOf(err) != contract.CodeNotFound:
 			return 0, nil, hubError(err)
 		}
 		// Too far behind, or ahead of the head (a deleted document): the text.
@@ -197,7 +198,7 @@ func (s *Service) joinState(ctx context.Context, m *member, resume *uint64) (uin
 	}
 	tj, err := json.Marshal(text)
 	if err != nil {
-		return 0, nil, errorf(CodeInternal, "internal error")
+		return 0, nil, errorf(contract.CodeInternal, "internal error")
 	}
 	b := make([]byte, 0, len(tj)+48)
 	b = append(b, `{"ok":true,"rev":`...)
@@ -215,13 +216,13 @@ func (s *Service) onOp(sock *sockets.Socket, req OpRequest, ack *sockets.Ack) {
 		s.fail(sock, "doc:op", ack, werr)
 		return
 	case m.client != req.Client:
-		s.fail(sock, "doc:op", ack, errorf(CodeBadRequest, `"client" is not the client id this socket joined %q with`, req.Doc))
+		s.fail(sock, "doc:op", ack, errorf(contract.CodeBadRequest, `"client" is not the client id this socket joined %q with`, req.Doc))
 		return
 	case len(req.Op) > s.lim.MaxTextBytes:
-		s.fail(sock, "doc:op", ack, errorf(CodeTooLarge, "op of %d bytes, at most %d allowed", len(req.Op), s.lim.MaxTextBytes))
+		s.fail(sock, "doc:op", ack, errorf(contract.CodeTooLarge, "op of %d bytes, at most %d allowed", len(req.Op), s.lim.MaxTextBytes))
 		return
 	case !c.limiter.allow():
-		s.fail(sock, "doc:op", ack, errorf(CodeRateLimited, "too many ops (at most %g per second)", s.lim.OpsPerSecond))
+		s.fail(sock, "doc:op", ack, errorf(contract.CodeRateLimited, "too many ops (at most %g per second)", s.lim.OpsPerSecond))
 		return
 	}
 	d := m.d
@@ -277,7 +278,7 @@ func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *soc
 	defer s.recoverTo(sock, "doc:presence", ack)
 	c := s.connOf(sock)
 	if c == nil {
-		s.fail(sock, "doc:presence", ack, errorf(CodeInternal, "socket not set up"))
+		s.fail(sock, "doc:presence", ack, errorf(contract.CodeInternal, "socket not set up"))
 		return
 	}
 	m := c.member(req.Doc)
@@ -286,13 +287,13 @@ func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *soc
 		return
 	}
 	if !c.fanout.allow() {
-		s.fail(sock, "doc:presence", ack, errorf(CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
+		s.fail(sock, "doc:presence", ack, errorf(contract.CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
 		return
 	}
 	ev := &presenceEvent{Doc: req.Doc, Client: m.client, User: m.user, Rev: req.Rev, Sel: req.Sel}
 	enc, err := encodeEvent("doc:presence", ev)
 	if err != nil {
-		s.fail(sock, "doc:presence", ack, errorf(CodeInternal, "internal error"))
+		s.fail(sock, "doc:presence", ack, errorf(contract.CodeInternal, "internal error"))
 		return
 	}
 	d := m.d
@@ -312,12 +313,12 @@ func (s *Service) onLeave(sock *sockets.Socket, req DocRequest, ack *sockets.Ack
 	defer s.recoverTo(sock, "doc:leave", ack)
 	c := s.connOf(sock)
 	if c == nil {
-		s.fail(sock, "doc:leave", ack, errorf(CodeInternal, "socket not set up"))
+		s.fail(sock, "doc:leave", ack, errorf(contract.CodeInternal, "socket not set up"))
 		return
 	}
 	m := c.member(req.Doc)
 	if m != nil && !c.fanout.allow() {
-		s.fail(sock, "doc:leave", ack, errorf(CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
+		s.fail(sock, "doc:leave", ack, errorf(contract.CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
 		return
 	}
 	if m != nil && s.removeMember(m, true) {
@@ -340,17 +341,17 @@ func (s *Service) canView(c *conn, doc string) bool {
 func (s *Service) query(sock *sockets.Socket, event, doc string, ack *sockets.Ack, fn func(ctx context.Context) (any, error)) {
 	c := s.connOf(sock)
 	if c == nil {
-		s.fail(sock, event, ack, errorf(CodeInternal, "socket not set up"))
+		s.fail(sock, event, ack, errorf(contract.CodeInternal, "socket not set up"))
 		return
 	}
 	if !s.canView(c, doc) {
-		s.fail(sock, event, ack, errorf(CodeForbidden, "no access to document %q", doc))
+		s.fail(sock, event, ack, errorf(contract.CodeForbidden, "no access to document %q", doc))
 		return
 	}
 	select {
 	case c.queries <- struct{}{}:
 	default:
-		s.fail(sock, event, ack, errorf(CodeRateLimited, "too many queries in flight (at most %d)", maxQueries))
+		s.fail(sock, event, ack, errorf(contract.CodeRateLimited, "too many queries in flight (at most %d)", maxQueries))
 		return
 	}
 	s.wg.Add(1)
@@ -420,7 +421,7 @@ func (s *Service) onRestore(sock *sockets.Socket, req RevRequest, ack *sockets.A
 		s.fail(sock, "doc:restore", ack, werr)
 		return
 	case !c.limiter.allow():
-		s.fail(sock, "doc:restore", ack, errorf(CodeRateLimited, "too many ops (at most %g per second)", s.lim.OpsPerSecond))
+		s.fail(sock, "doc:restore", ack, errorf(contract.CodeRateLimited, "too many ops (at most %g per second)", s.lim.OpsPerSecond))
 		return
 	}
 	// The restore is nobody's OT op: a client id of its own, so that every

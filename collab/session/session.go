@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/sockets/parser"
 )
@@ -230,8 +231,8 @@ func (s *Service) authenticate(sock *sockets.Socket) error {
 	if err != nil {
 		s.log.Info().Str("remote", remote(sock)).Str("reason", err.Error()).Msg("connection refused: unauthorized")
 		return &sockets.ConnectError{
-			Message: "unauthorized",
-			Data:    map[string]string{"code": "unauthorized", "reason": err.Error()},
+			Message: string(contract.CodeUnauthorized),
+			Data:    map[string]string{"code": string(contract.CodeUnauthorized), "reason": err.Error()},
 		}
 	}
 	sock.SetData(&authIdentity{id: id})
@@ -309,7 +310,7 @@ func (s *Service) onAny(sock *sockets.Socket, ev *sockets.Event) {
 	s.log.Debug().Str("sid", sock.ID()).Str("event", ev.Name).Msg("unknown event")
 	if ev.Ack.Wanted() {
 		s.errs.Add(1)
-		_ = ev.Ack.Reply(errAck{Error: errorf(CodeBadRequest, "unknown event %q", ev.Name)})
+		_ = ev.Ack.Reply(errAck{Error: errorf(contract.CodeBadRequest, "unknown event %q", ev.Name)})
 	}
 }
 
@@ -319,9 +320,9 @@ func (s *Service) decodeError(sock *sockets.Socket, ev *sockets.Event, err error
 	switch {
 	case errors.As(err, &we):
 	case errors.Is(err, sockets.ErrMissingArg):
-		we = errorf(CodeBadRequest, "missing payload")
+		we = errorf(contract.CodeBadRequest, "missing payload")
 	default:
-		we = errorf(CodeBadRequest, "payload: %v", err)
+		we = errorf(contract.CodeBadRequest, "payload: %v", err)
 	}
 	s.fail(sock, ev.Name, ev.Ack, we)
 }
@@ -329,11 +330,11 @@ func (s *Service) decodeError(sock *sockets.Socket, ev *sockets.Event, err error
 // fail logs err and answers it when the client asked for an ack.
 func (s *Service) fail(sock *sockets.Socket, event string, ack *sockets.Ack, err *wireError) {
 	lvl := zerolog.InfoLevel
-	if err.Code == CodeInternal {
+	if err.Code == contract.CodeInternal {
 		lvl = zerolog.ErrorLevel
 	}
-	s.log.WithLevel(lvl).Str("sid", sock.ID()).Str("event", event).Str("code", err.Code).Str("message", err.Message).Msg("request failed")
-	if err.Code == CodeRateLimited {
+	s.log.WithLevel(lvl).Str("sid", sock.ID()).Str("event", event).Str("code", string(err.Code)).Str("message", err.Message).Msg("request failed")
+	if err.Code == contract.CodeRateLimited {
 		s.rateLimited.Add(1)
 	}
 	if ack.Wanted() {
@@ -346,9 +347,9 @@ func (s *Service) fail(sock *sockets.Socket, event string, ack *sockets.Ack, err
 func hubError(err error) *wireError {
 	var he *collab.Error
 	if errors.As(err, &he) {
-		return &wireError{Code: string(he.Code), Message: he.Message}
+		return &wireError{Code: he.Code, Message: he.Message}
 	}
-	return &wireError{Code: CodeInternal, Message: "internal error"}
+	return &wireError{Code: contract.CodeInternal, Message: "internal error"}
 }
 
 // recoverTo answers internal when a handler panics (a last resort: every
@@ -357,7 +358,7 @@ func (s *Service) recoverTo(sock *sockets.Socket, event string, ack *sockets.Ack
 	if r := recover(); r != nil {
 		s.log.Error().Str("sid", sock.ID()).Str("event", event).Interface("panic", r).Msg("handler panicked")
 		if ack.Wanted() {
-			_ = ack.Reply(errAck{Error: errorf(CodeInternal, "internal error")})
+			_ = ack.Reply(errAck{Error: errorf(contract.CodeInternal, "internal error")})
 		}
 	}
 }

@@ -8,41 +8,20 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
 
-// Error codes of the wire contract.
-const (
-	CodeBadRequest  = "bad_request"
-	CodeNotFound    = "not_found"
-	CodeForbidden   = "forbidden"
-	CodeTooLarge    = "too_large"
-	CodeRateLimited = "rate_limited"
-	CodeConflict    = "conflict"
-	CodeInternal    = "internal"
-)
-
-// Bounds of payload fields.
-const (
-	MaxClientBytes = 128       // client ids, in bytes
-	MaxNameRunes   = 64        // user names, in code points
-	MaxSelections  = 100       // ranges in one doc:presence
-	MaxHistory     = 500       // largest doc:history limit
-	DefaultHistory = 50        // doc:history limit when absent or 0
-	MaxResumeOps   = 1000      // most records a resuming doc:join ack carries
-	maxSafeInt     = 1<<53 - 1 // JavaScript's largest exact integer
-)
-
 // wireError is the error of an ack: {code, message}.
 type wireError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    contract.Code `json:"code"`
+	Message string        `json:"message"`
 }
 
-func (e *wireError) Error() string { return e.Code + ": " + e.Message }
+func (e *wireError) Error() string { return string(e.Code) + ": " + e.Message }
 
-func errorf(code, format string, args ...any) *wireError {
+func errorf(code contract.Code, format string, args ...any) *wireError {
 	return &wireError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -179,10 +158,10 @@ type rawFields struct {
 
 func decodeObject(b []byte, f *rawFields) error {
 	if !isObject(b) {
-		return errorf(CodeBadRequest, "payload must be an object")
+		return errorf(contract.CodeBadRequest, "payload must be an object")
 	}
 	if err := json.Unmarshal(b, f); err != nil {
-		return errorf(CodeBadRequest, "payload: %v", err)
+		return errorf(contract.CodeBadRequest, "payload: %v", err)
 	}
 	return nil
 }
@@ -249,10 +228,10 @@ func (r *OpRequest) fromFields(f *rawFields) error {
 		return err
 	}
 	if absent(f.Op) {
-		return errorf(CodeBadRequest, `"op" is required`)
+		return errorf(contract.CodeBadRequest, `"op" is required`)
 	}
 	if f.Op[0] != '[' {
-		return errorf(CodeBadRequest, `"op" must be an array`)
+		return errorf(contract.CodeBadRequest, `"op" must be an array`)
 	}
 	r.Op = f.Op
 	return nil
@@ -284,10 +263,10 @@ func (r *PresenceRequest) UnmarshalJSON(b []byte) error {
 	}
 	var items []json.RawMessage
 	if f.Sel[0] != '[' || json.Unmarshal(f.Sel, &items) != nil {
-		return errorf(CodeBadRequest, `"sel" must be an array of {anchor, head}`)
+		return errorf(contract.CodeBadRequest, `"sel" must be an array of {anchor, head}`)
 	}
-	if len(items) > MaxSelections {
-		return errorf(CodeTooLarge, `"sel" has %d ranges, at most %d allowed`, len(items), MaxSelections)
+	if len(items) > contract.MaxSelections {
+		return errorf(contract.CodeTooLarge, `"sel" has %d ranges, at most %d allowed`, len(items), contract.MaxSelections)
 	}
 	r.Sel = make([]Selection, len(items))
 	for i, it := range items {
@@ -296,7 +275,7 @@ func (r *PresenceRequest) UnmarshalJSON(b []byte) error {
 			Head   json.RawMessage `json:"head"`
 		}
 		if !isObject(it) || json.Unmarshal(it, &sf) != nil || absent(sf.Anchor) || absent(sf.Head) {
-			return errorf(CodeBadRequest, `"sel[%d]" must be {anchor, head}`, i)
+			return errorf(contract.CodeBadRequest, `"sel[%d]" must be {anchor, head}`, i)
 		}
 		if r.Sel[i].Anchor, err = intField(sf.Anchor, fmt.Sprintf("sel[%d].anchor", i), 0); err != nil {
 			return err
@@ -328,11 +307,12 @@ func (r *DocRequest) UnmarshalJSON(b []byte) error {
 type HistoryRequest struct {
 	Doc    string
 	Before uint64 // 0: from the head
-	Limit  int    // 1 to MaxHistory
+	Limit  int    // 1 to contract.MaxHistoryLimit
 }
 
 // UnmarshalJSON decodes and validates a doc:history payload. A limit above
-// MaxHistory is lowered to it; 0 or absent means DefaultHistory.
+// contract.MaxHistoryLimit is lowered to it; 0 or absent means
+// contract.DefaultHistoryLimit.
 func (r *HistoryRequest) UnmarshalJSON(b []byte) error {
 	var f rawFields
 	if err := decodeObject(b, &f); err != nil {
@@ -347,7 +327,7 @@ func (r *HistoryRequest) UnmarshalJSON(b []byte) error {
 			return err
 		}
 	}
-	r.Limit = DefaultHistory
+	r.Limit = contract.DefaultHistoryLimit
 	if !absent(f.Limit) {
 		l, err := intField(f.Limit, "limit", 0)
 		if err != nil {
@@ -355,8 +335,8 @@ func (r *HistoryRequest) UnmarshalJSON(b []byte) error {
 		}
 		switch {
 		case l == 0:
-		case l > MaxHistory:
-			r.Limit = MaxHistory
+		case l > contract.MaxHistoryLimit:
+			r.Limit = contract.MaxHistoryLimit
 		default:
 			r.Limit = int(l)
 		}
@@ -401,7 +381,7 @@ func (r *DiffRequest) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if absent(f.From) || absent(f.To) {
-		return errorf(CodeBadRequest, `"from" and "to" are required`)
+		return errorf(contract.CodeBadRequest, `"from" and "to" are required`)
 	}
 	if r.From, err = intField(f.From, "from", 0); err != nil {
 		return err
@@ -432,28 +412,28 @@ func isObject(b []byte) bool {
 
 func docField(raw json.RawMessage) (string, error) {
 	if absent(raw) {
-		return "", errorf(CodeBadRequest, `"doc" is required`)
+		return "", errorf(contract.CodeBadRequest, `"doc" is required`)
 	}
 	s, err := stringField(raw, "doc")
 	if err != nil {
 		return "", err
 	}
-	if !storage.ValidDocID(s) {
-		return "", errorf(CodeBadRequest, `"doc" must be 1 to 128 characters of A-Za-z0-9._~-`)
+	if !contract.ValidDocID(s) {
+		return "", errorf(contract.CodeBadRequest, `"doc" must be `+contract.DocIDRule)
 	}
 	return s, nil
 }
 
 func clientField(raw json.RawMessage) (string, error) {
 	if absent(raw) {
-		return "", errorf(CodeBadRequest, `"client" is required`)
+		return "", errorf(contract.CodeBadRequest, `"client" is required`)
 	}
 	s, err := stringField(raw, "client")
 	if err != nil {
 		return "", err
 	}
-	if s == "" || len(s) > MaxClientBytes {
-		return "", errorf(CodeBadRequest, `"client" must be 1 to %d bytes`, MaxClientBytes)
+	if s == "" || len(s) > contract.MaxClientIDBytes {
+		return "", errorf(contract.CodeBadRequest, `"client" must be 1 to %d bytes`, contract.MaxClientIDBytes)
 	}
 	return s, nil
 }
@@ -467,7 +447,7 @@ func userField(raw json.RawMessage) (*User, error) {
 		Color json.RawMessage `json:"color"`
 	}
 	if !isObject(raw) || json.Unmarshal(raw, &f) != nil {
-		return nil, errorf(CodeBadRequest, `"user" must be an object {name, color}`)
+		return nil, errorf(contract.CodeBadRequest, `"user" must be an object {name, color}`)
 	}
 	u := &User{}
 	var err error
@@ -475,12 +455,12 @@ func userField(raw json.RawMessage) (*User, error) {
 		if u.Name, err = stringField(f.Name, "user.name"); err != nil {
 			return nil, err
 		}
-		if n := utf8.RuneCountInString(u.Name); n > MaxNameRunes {
-			return nil, errorf(CodeBadRequest, `"user.name" has %d code points, at most %d allowed`, n, MaxNameRunes)
+		if n := utf8.RuneCountInString(u.Name); n > contract.MaxUserNameRunes {
+			return nil, errorf(contract.CodeBadRequest, `"user.name" has %d code points, at most %d allowed`, n, contract.MaxUserNameRunes)
 		}
 		for _, c := range u.Name {
 			if unicode.IsControl(c) {
-				return nil, errorf(CodeBadRequest, `"user.name" must not contain control characters`)
+				return nil, errorf(contract.CodeBadRequest, `"user.name" must not contain control characters`)
 			}
 		}
 	}
@@ -489,7 +469,7 @@ func userField(raw json.RawMessage) (*User, error) {
 			return nil, err
 		}
 		if !validColor(u.Color) {
-			return nil, errorf(CodeBadRequest, `"user.color" must be a CSS hex colour #rgb or #rrggbb`)
+			return nil, errorf(contract.CodeBadRequest, `"user.color" must be a CSS hex colour #rgb or #rrggbb`)
 		}
 	}
 	return u, nil
@@ -514,20 +494,20 @@ func validColor(c string) bool {
 // U+FFFD).
 func stringField(raw json.RawMessage, name string) (string, error) {
 	if len(raw) < 2 || raw[0] != '"' {
-		return "", errorf(CodeBadRequest, "%q must be a string", name)
+		return "", errorf(contract.CodeBadRequest, "%q must be a string", name)
 	}
 	if !utf8.Valid(raw) {
-		return "", errorf(CodeBadRequest, "%q is not valid UTF-8", name)
+		return "", errorf(contract.CodeBadRequest, "%q is not valid UTF-8", name)
 	}
 	if !hasEscape(raw) {
 		return string(raw[1 : len(raw)-1]), nil
 	}
 	if !escapesWellFormed(raw) {
-		return "", errorf(CodeBadRequest, "%q contains a lone surrogate escape", name)
+		return "", errorf(contract.CodeBadRequest, "%q contains a lone surrogate escape", name)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", errorf(CodeBadRequest, "%q must be a string", name)
+		return "", errorf(contract.CodeBadRequest, "%q must be a string", name)
 	}
 	return s, nil
 }
@@ -595,7 +575,7 @@ func escapesWellFormed(raw []byte) bool {
 // requiredInt is intField for a field that must be present.
 func requiredInt(raw json.RawMessage, name string, min uint64) (uint64, error) {
 	if absent(raw) {
-		return 0, errorf(CodeBadRequest, "%q is required", name)
+		return 0, errorf(contract.CodeBadRequest, "%q is required", name)
 	}
 	return intField(raw, name, min)
 }
@@ -603,9 +583,9 @@ func requiredInt(raw json.RawMessage, name string, min uint64) (uint64, error) {
 func intField(raw json.RawMessage, name string, min uint64) (uint64, error) {
 	bad := func() (uint64, error) {
 		if min == 1 {
-			return 0, errorf(CodeBadRequest, "%q must be a positive integer", name)
+			return 0, errorf(contract.CodeBadRequest, "%q must be a positive integer", name)
 		}
-		return 0, errorf(CodeBadRequest, "%q must be a non-negative integer", name)
+		return 0, errorf(contract.CodeBadRequest, "%q must be a non-negative integer", name)
 	}
 	if len(raw) == 0 || len(raw) > 16 {
 		return bad()
@@ -617,7 +597,7 @@ func intField(raw json.RawMessage, name string, min uint64) (uint64, error) {
 		}
 		v = v*10 + uint64(c-'0')
 	}
-	if v < min || v > maxSafeInt {
+	if v < min || v > contract.MaxInteger {
 		return bad()
 	}
 	return v, nil

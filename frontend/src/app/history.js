@@ -2,9 +2,11 @@
 // of one revision (doc:revision), its diff against the current text or
 // another revision (doc:diff), and "restore this version" (doc:restore).
 
+import { DEFAULT_HISTORY_LIMIT } from './contract.js';
 import { fullTime, h, timeAgo, ask } from './dom.js';
 
-const PAGE = 50;
+/** Revisions per page of the timeline: the server's default page. */
+const PAGE = DEFAULT_HISTORY_LIMIT;
 /** Unchanged stretches longer than this are shortened in the diff view. */
 const CONTEXT = 160;
 

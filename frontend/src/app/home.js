@@ -2,7 +2,8 @@
 
 import { getJSON } from './api.js';
 import { fullTime, h, timeAgo } from './dom.js';
-import { DOC_ID, readableId } from './ids.js';
+import { DOC_ID, DOC_ID_PATTERN, MAX_DOC_ID_LEN } from './contract.js';
+import { readableId } from './ids.js';
 
 export async function homePage(root) {
   document.title = 'Documents · collabd';
@@ -11,8 +12,8 @@ export async function homePage(root) {
     name: 'id',
     value: readableId(),
     required: true,
-    pattern: '[A-Za-z0-9._~\\-]{1,128}',
-    maxlength: 128,
+    pattern: DOC_ID_PATTERN,
+    maxlength: MAX_DOC_ID_LEN,
     spellcheck: 'false',
     autocomplete: 'off',
     'aria-describedby': 'new-id-help',
@@ -25,7 +26,7 @@ export async function homePage(root) {
         e.preventDefault();
         const id = input.value.trim();
         if (!DOC_ID.test(id)) {
-          input.setCustomValidity('Letters, digits and . _ ~ - only (up to 128)');
+          input.setCustomValidity(`Letters, digits and . _ ~ - only (up to ${MAX_DOC_ID_LEN})`);
           input.reportValidity();
           return;
         }

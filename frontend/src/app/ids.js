@@ -1,9 +1,8 @@
 // Document and client ids.
 
-/** Document ids the server accepts: 1 to 128 characters of A-Za-z0-9._~- */
-export const DOC_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+import { DOC_ID } from './contract.js';
 
-/** isDocId reports whether id is a valid document id. */
+/** isDocId reports whether id is a document id the server accepts. */
 export function isDocId(id) {
   return typeof id === 'string' && DOC_ID.test(id);
 }

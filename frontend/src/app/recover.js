@@ -2,6 +2,7 @@
 // missed ops (see DocSession.recover and OTClient.rebase).
 
 import { cpLength } from '../ot/codepoints.js';
+import { MAX_HISTORY_LIMIT } from './contract.js';
 import { Builder, apply } from '../ot/operation.js';
 
 /**
@@ -70,7 +71,7 @@ export async function missedSince(client, ack, request) {
 async function ownRevision(request, client, from, head) {
   let before = head + 1;
   while (before > from + 1) {
-    const { revs } = await request('doc:history', { before, limit: 500 });
+    const { revs } = await request('doc:history', { before, limit: MAX_HISTORY_LIMIT });
     if (revs.length === 0) return false;
     for (const r of revs) {
       if (r.rev <= from) return false;

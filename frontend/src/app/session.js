@@ -8,6 +8,7 @@
 
 import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
 import { transformIndex } from '../ot/operation.js';
+import { CODE, MAX_SELECTIONS } from './contract.js';
 import { missedSince } from './recover.js';
 import { unapplyIndex } from './presence.js';
 
@@ -136,7 +137,7 @@ export class DocSession {
       if (reason === 'io server disconnect' && !this.closed) this.later('retry', () => socket.connect(), this.backoff());
     });
     socket.on('connect_error', (err) => {
-      if (err && err.message === 'unauthorized') this.fail('Not authorized to open this document.');
+      if (err && err.message === CODE.UNAUTHORIZED) this.fail('Not authorized to open this document.');
       this.changed();
     });
     socket.io.on('reconnect_attempt', () => this.changed());
@@ -188,8 +189,8 @@ export class DocSession {
 
   onJoined(ack) {
     if (!ack || !ack.ok) {
-      const code = ack && ack.error ? ack.error.code : 'internal';
-      if (code === 'forbidden') {
+      const code = ack && ack.error ? ack.error.code : CODE.INTERNAL;
+      if (code === CODE.FORBIDDEN) {
         this.fail('You do not have access to this document.');
         return;
       }
@@ -331,15 +332,15 @@ export class DocSession {
   }
 
   opFailed(sub, ack) {
-    const code = ack && ack.error ? ack.error.code : 'internal';
+    const code = ack && ack.error ? ack.error.code : CODE.INTERNAL;
     if (!this.client.pending || this.client.pending.seq !== sub.seq) return;
-    if (code === 'forbidden' && /join the document first/.test(ack.error.message || '')) {
+    if (code === CODE.FORBIDDEN && /join the document first/.test(ack.error.message || '')) {
       // The server no longer counts us as a member (e.g. the document was
       // deleted and the connection has not dropped yet): join again.
       this.later('retry', () => this.rejoin(), this.backoff());
       return;
     }
-    if (code === 'forbidden') {
+    if (code === CODE.FORBIDDEN) {
       // View only: the local edits can never be sent. Drop them and start
       // over from the server's text.
       this.readOnly = true;
@@ -352,7 +353,7 @@ export class DocSession {
       this.join();
       return;
     }
-    if (code === 'rate_limited') {
+    if (code === CODE.RATE_LIMITED) {
       // The server did not take it: send the same seq again a bit later
       // (rebased meanwhile by any records that arrived).
       this.later('retry', () => this.resendPending(sub.seq), 1000);
@@ -443,7 +444,7 @@ export class DocSession {
       for (const op of ops) i = transformIndex(i, op);
       return transformIndex(i, local);
     };
-    const ranges = m.sel.slice(0, 100).map((r) => ({ anchor: move(r.anchor), head: move(r.head) }));
+    const ranges = m.sel.slice(0, MAX_SELECTIONS).map((r) => ({ anchor: move(r.anchor), head: move(r.head) }));
     const user = m.user || { name: 'anonymous', color: '#888888' };
     this.editor.setRemoteCursor(m.client, user.name, user.color, ranges);
   }
@@ -537,7 +538,7 @@ export class DocSession {
       }
       this.socket.timeout(timeoutMs).emit(event, { doc: this.doc, ...payload }, (err, ack) => {
         if (err) reject(Object.assign(new Error('no answer from the server'), { code: 'timeout' }));
-        else if (!ack || !ack.ok) reject(Object.assign(new Error(ack && ack.error ? ack.error.message : 'failed'), { code: ack && ack.error ? ack.error.code : 'internal' }));
+        else if (!ack || !ack.ok) reject(Object.assign(new Error(ack && ack.error ? ack.error.message : 'failed'), { code: ack && ack.error ? ack.error.code : CODE.INTERNAL }));
         else resolve(ack);
       });
     });

@@ -1,5 +1,6 @@
 // The local user's name and colour, asked once and kept in localStorage.
 
+import { MAX_USER_NAME_RUNES } from './contract.js';
 import { ask, h } from './dom.js';
 import { COLORS, randomColor } from './ids.js';
 
@@ -24,7 +25,7 @@ export function savedUser() {
 export async function askUser() {
   const cur = savedUser();
   const pick = cur ? cur.color : randomColor();
-  const input = h('input', { name: 'name', id: 'user-name', maxlength: 64, autocomplete: 'nickname', required: true, value: cur ? cur.name : '' });
+  const input = h('input', { name: 'name', id: 'user-name', maxlength: MAX_USER_NAME_RUNES, autocomplete: 'nickname', required: true, value: cur ? cur.name : '' });
   const colors = h(
     'div',
     { class: 'swatches', role: 'radiogroup', 'aria-label': 'Colour' },
@@ -44,7 +45,7 @@ export async function askUser() {
     () => input.focus(),
   );
   const fd = new FormData(form);
-  const name = String(fd.get('name') || '').trim().slice(0, 64);
+  const name = String(fd.get('name') || '').trim().slice(0, MAX_USER_NAME_RUNES);
   if (value !== 'ok' || !name) return cur || { name: 'anonymous', color: randomColor() };
   const user = { name, color: String(fd.get('color') || randomColor()) };
   try {
