@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/internal/contract"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -15,8 +16,9 @@ import (
 const (
 	// MaxTokenBytes is the longest token Verify looks at.
 	MaxTokenBytes = 8 << 10
-	// MaxUser is the longest user name, in code points.
-	MaxUser = 64
+	// MaxUser is the longest user name, in code points (the wire
+	// contract's limit).
+	MaxUser = contract.MaxUserNameRunes
 	// MaxPatterns is the most patterns a token may carry (edit and view together).
 	MaxPatterns = 64
 	// MaxPatternBytes is the longest pattern.
