@@ -2,7 +2,8 @@
 # scripts/test.sh: the one command that runs every test of the repository.
 # It installs what the tests need on a fresh machine first (npm packages from the
 # lock files; Debian's chromium once browser tests exist), then runs the Go
-# checks and tests (race detector on) and the Node test suites.
+# checks (gofmt, go vet, staticcheck) and tests (race detector on) and the
+# Node test suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,11 @@ fi
 
 say "go vet"
 go vet ./...
+
+# staticcheck's default checks (bugs, simplifications, deprecated APIs, unused
+# code), pinned by the tool line in go.mod: nothing to install by hand.
+say "staticcheck"
+go tool staticcheck ./...
 
 say "go test -race"
 go test -race -count=1 -timeout 15m ./...

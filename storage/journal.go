@@ -263,7 +263,8 @@ func (j *journal) takeSegment(need int64) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Truncate(size); err == nil {
+	err = f.Truncate(size)
+	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil {

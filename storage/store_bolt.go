@@ -15,6 +15,7 @@ import (
 	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/ot"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names of the bbolt layout (see docs/architecture.md). The layout
@@ -209,7 +210,7 @@ func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 		return err
 	}
 	err := s.db.View(fn)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
@@ -278,7 +279,7 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 		}
 		return nil
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // JournalStats are the journal's counters, for /metrics.
@@ -306,7 +307,7 @@ func (s *Bolt) commitJournal(writes []Write) error {
 			}
 			return nil
 		})
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 			return ErrClosed
 		}
 		if err != nil {
@@ -426,7 +427,7 @@ func (s *Bolt) checkpoint(through uint64) error {
 	s.stats.CheckpointTime += elapsed
 	if err != nil {
 		s.stats.CheckpointErrors++
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 			return ErrClosed
 		}
 		return fmt.Errorf("storage: checkpoint: %w", err)

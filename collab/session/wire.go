@@ -88,21 +88,6 @@ func wireRecord(r storage.Record) recordJSON {
 	return recordJSON{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq, User: r.User, Time: r.Time.UTC()}
 }
 
-// joinAckText and joinAckOps are the two forms of a doc:join ack.
-type joinAckText struct {
-	OK      bool         `json:"ok"`
-	Rev     uint64       `json:"rev"`
-	Text    string       `json:"text"`
-	Members []memberInfo `json:"members"`
-}
-
-type joinAckOps struct {
-	OK      bool         `json:"ok"`
-	Rev     uint64       `json:"rev"`
-	Ops     []recordJSON `json:"ops"`
-	Members []memberInfo `json:"members"`
-}
-
 type presenceEvent struct {
 	Doc    string      `json:"doc"`
 	Client string      `json:"client"`

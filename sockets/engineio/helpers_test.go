@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -224,22 +223,6 @@ func read(t testing.TB, ws *websocket.Conn) (int, string) {
 		t.Fatalf("read: %v", err)
 	}
 	return typ, string(data)
-}
-
-// readSkippingPings reads the next message that is not a ping, answering
-// pings.
-func readSkippingPings(t testing.TB, ws *websocket.Conn, mu *sync.Mutex) (int, string) {
-	t.Helper()
-	for {
-		typ, data := read(t, ws)
-		if typ == websocket.TextMessage && data == "2" {
-			mu.Lock()
-			_ = ws.WriteMessage(websocket.TextMessage, []byte("3"))
-			mu.Unlock()
-			continue
-		}
-		return typ, data
-	}
 }
 
 func send(t testing.TB, ws *websocket.Conn, typ int, data string) {

@@ -69,25 +69,6 @@ func tcpPair(t testing.TB) (server, client net.Conn) {
 	return server, client
 }
 
-// readServerFrame reads one unmasked server frame from the client's end.
-func readServerFrame(t testing.TB, c net.Conn) (op byte, payload []byte) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var h [2]byte
-	if _, err := io.ReadFull(c, h[:]); err != nil {
-		t.Fatalf("reading a server frame: %v", err)
-	}
-	n := int(h[1] & 0x7f)
-	if h[1]&0x80 != 0 || n > 125 {
-		t.Fatalf("unexpected server frame header %x", h)
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(c, payload); err != nil {
-		t.Fatal(err)
-	}
-	return h[0] & 0x0f, payload
-}
-
 // maskedFrame builds a masked client frame from its first header bytes
 // (the opcode byte, the length byte with the mask bit and any extended
 // length, written as given, so that tests can encode lengths freely).

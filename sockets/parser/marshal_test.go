@@ -111,7 +111,8 @@ type Doc[B ~[]byte] struct {
 	PP     **B            `json:"pp,omitempty"`
 	Custom Custom[B]      `json:"custom"`
 	Skip   B              `json:"-"`
-	skip   B
+	//lint:ignore U1000 an unexported field: never encoded, which is what this tests
+	skip B
 }
 
 // Quirks holds the rarer field rules.
@@ -120,13 +121,17 @@ type Quirks[B ~[]byte] struct {
 	Anything                // embedded interface: a field named Anything
 	tagged[B]  `json:"in"`  // unexported embedded struct with a name: a field
 	*hidden[B] `json:"hid"` // same through a pointer
-	Dash       B            `json:"-,"` // the key "-"
-	Odd        string       `json:"a\\b"`
-	Almost     string       `json:",omitemptyx"`
-	Int        Int8s        `json:"int8s,omitempty"`
-	Digits     []Digit      // elements with MarshalText: not a byte slice
-	Quoted     B            `json:"quoted,string,omitempty"` // the string option is for scalars only
-	Chain      *Chain[B]    `json:"chain,omitempty"`
+	//lint:ignore SA5008 the key "-", as encoding/json reads this tag
+	Dash B `json:"-,"`
+	//lint:ignore SA5008 a name encoding/json refuses: the field keeps its Go name
+	Odd string `json:"a\\b"`
+	//lint:ignore SA5008 an unknown option, which encoding/json ignores
+	Almost string  `json:",omitemptyx"`
+	Int    Int8s   `json:"int8s,omitempty"`
+	Digits []Digit // elements with MarshalText: not a byte slice
+	//lint:ignore SA5008 the string option is for scalars only: encoding/json ignores it here
+	Quoted B         `json:"quoted,string,omitempty"`
+	Chain  *Chain[B] `json:"chain,omitempty"`
 }
 
 type tagged[B ~[]byte] struct {
@@ -258,7 +263,7 @@ func marshalCases[B ~[]byte]() []marshalCase {
 		{"quirks nil", &Quirks[B]{}},
 		{"html and line separators", Doc[B]{Name: "<a&b>\u2028\xff", Any: map[string]any{"<k>": "&"}}},
 		{"raw and number", []any{B{1}, json.RawMessage(`{ "a" : [1, 2] }`), json.Number("1.50")}},
-		{"float formats", []any{B{}, 1e21, 1e-7, float32(3.4e38), -0.0, 100.0}},
+		{"float formats", []any{B{}, 1e21, 1e-7, float32(3.4e38), math.Copysign(0, -1), 100.0}},
 		{"nil values", []any{B(nil), (*Doc[B])(nil), map[string]B(nil), []B(nil), nil}},
 		{"deep", []any{B{1}, deep}},
 		{"error: NaN", []any{B{1}, math.NaN()}},
