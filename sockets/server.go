@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/collabd/collabd/sockets/engineio"
@@ -64,9 +63,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 // Clients can only connect to namespaces created with Of; others are refused with
 // CONNECT_ERROR {"message":"Invalid namespace"}.
 func (s *Server) Of(name string) *Namespace {
-	if !strings.HasPrefix(name, "/") {
-		name = "/" + name
-	}
+	name = nsName(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n, ok := s.nsps[name]; ok {
