@@ -33,7 +33,7 @@ type Server struct {
 // New returns a Server for cfg, with the main namespace "/" created.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	if cfg.MaxPayload < 0 || cfg.WriteQueueSize < 0 || cfg.PingInterval < 0 || cfg.PingTimeout < 0 {
+	if cfg.MaxPayload < 0 || cfg.WriteQueueBytes < 0 || cfg.PingInterval < 0 || cfg.PingTimeout < 0 {
 		return nil, errors.New("sockets: negative limit in Config")
 	}
 	s := &Server{
@@ -42,15 +42,15 @@ func New(cfg Config) (*Server, error) {
 		clients: make(map[*client]struct{}),
 	}
 	s.engine = engineio.NewServer(engineio.Config{
-		PingInterval:   cfg.PingInterval,
-		PingTimeout:    cfg.PingTimeout,
-		MaxPayload:     cfg.MaxPayload,
-		UpgradeTimeout: cfg.UpgradeTimeout,
-		AllowedOrigins: cfg.AllowedOrigins,
-		CheckOrigin:    cfg.CheckOrigin,
-		WriteQueueSize: cfg.WriteQueueSize,
-		Logger:         cfg.Logger,
-		OnConnection:   s.onEngineConnection,
+		PingInterval:    cfg.PingInterval,
+		PingTimeout:     cfg.PingTimeout,
+		MaxPayload:      cfg.MaxPayload,
+		UpgradeTimeout:  cfg.UpgradeTimeout,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		CheckOrigin:     cfg.CheckOrigin,
+		WriteQueueBytes: cfg.WriteQueueBytes,
+		Logger:          cfg.Logger,
+		OnConnection:    s.onEngineConnection,
 	})
 	s.main = s.Of("/")
 	return s, nil

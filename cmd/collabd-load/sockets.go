@@ -55,11 +55,11 @@ type overloadResult struct {
 
 // socketsConfig holds the flags of "collabd-load sockets".
 type socketsConfig struct {
-	scenarios string
-	idle      int
-	dialConc  int
-	hold      time.Duration
-	queue     int
+	scenarios  string
+	idle       int
+	dialConc   int
+	hold       time.Duration
+	queueBytes int
 
 	serverFlags string
 
@@ -88,7 +88,7 @@ func runSockets(args []string) error {
 	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "connections being opened at once")
 	fs.DurationVar(&c.hold, "hold", 5*time.Second, "idle: how long the connections stay idle before the memory is read")
 	fs.StringVar(&c.serverFlags, "server-flags", "", "extra flags for the bench server, space-separated (e.g. \"-memprofile /tmp/heap.pprof\")")
-	fs.IntVar(&c.queue, "queue", 0, "server per-connection outgoing queue length in packets (0: the sockets default)")
+	fs.IntVar(&c.queueBytes, "queue-bytes", 0, "server per-connection outgoing queue bound, bytes (0: the sockets default)")
 	fs.IntVar(&c.receivers, "receivers", 1000, "broadcast: sockets in the room that receives the broadcasts")
 	fs.DurationVar(&c.bcastDur, "broadcast-duration", 10*time.Second, "broadcast: how long to broadcast")
 	fs.IntVar(&c.bcastMax, "broadcast-max", 5000, "broadcast: at most this many broadcasts")
@@ -136,8 +136,8 @@ func runSockets(args []string) error {
 
 func serverArgs(c socketsConfig) []string {
 	args := []string{"serve-sockets", "-addr", "127.0.0.1:0"}
-	if c.queue > 0 {
-		args = append(args, "-queue", strconv.Itoa(c.queue))
+	if c.queueBytes > 0 {
+		args = append(args, "-queue-bytes", strconv.Itoa(c.queueBytes))
 	}
 	return append(args, strings.Fields(c.serverFlags)...)
 }
