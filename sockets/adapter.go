@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/collabd/collabd/sockets/engineio"
 	"github.com/collabd/collabd/sockets/parser"
 )
 
@@ -80,38 +79,4 @@ type Adapter interface {
 	MissedPackets(sess *Session) ([]*Encoded, error)
 	// Close releases the adapter's resources.
 	Close() error
-}
-
-// Encoded is a packet encoded once, shareable by any number of receivers.
-type Encoded struct {
-	// Packet is the packet as encoded; do not modify it.
-	Packet *parser.Packet
-	// Seq is the sequence number of a packet stored for recovery (increasing per adapter),
-	// zero otherwise.
-	Seq  uint64
-	msgs []*engineio.Message
-}
-
-// EncodeTextAt is Encode for a packet without attachments whose encoding
-// the caller has written at buf[engineio.TextHeadroom:] (what p.Encode
-// returns, p.Data aliasing its data part). Nothing is copied: the engine
-// writes its frames into buf's headroom (engineio.NewTextMessageAt). The
-// caller must not modify buf or p afterwards.
-func EncodeTextAt(p *parser.Packet, buf []byte) *Encoded {
-	return &Encoded{Packet: p, msgs: []*engineio.Message{engineio.NewTextMessageAt(buf)}}
-}
-
-// Encode encodes p into its Engine.IO messages (the text frame and one binary message per
-// attachment). The attachments are kept, not copied: do not modify them afterwards.
-func Encode(p *parser.Packet) (*Encoded, error) {
-	text, err := p.Encode()
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]*engineio.Message, 1+len(p.Attachments))
-	msgs[0] = engineio.NewTextMessage(text)
-	for i, a := range p.Attachments {
-		msgs[i+1] = engineio.NewBinaryMessage(a)
-	}
-	return &Encoded{Packet: p, msgs: msgs}, nil
 }

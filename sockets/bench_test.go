@@ -81,7 +81,7 @@ func cpuTime() time.Duration {
 // time per broadcast (1,000 deliveries); the loop waits for the clients every 32 broadcasts.
 func BenchmarkBroadcast1000(b *testing.B) {
 	const n = 1000
-	srv, url := newTestServer(b, Config{WriteQueueSize: 256})
+	srv, url := newTestServer(b, Config{})
 	joined := make(chan struct{}, n)
 	srv.OnConnection(func(s *Socket) {
 		s.Join("room")

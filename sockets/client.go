@@ -183,7 +183,7 @@ func (cl *client) remove(s *Socket) {
 }
 
 func (cl *client) onClose(reason string, cause error) {
-	cl.srv.countClose(cause)
+	cl.srv.countClose(cl.conn.ID(), cause)
 	cl.mu.Lock()
 	cl.closed = true
 	if cl.connectTimer != nil {

@@ -13,7 +13,7 @@ import (
 // broadcasts in order, and the race detector sees no unguarded state.
 func TestConcurrentEmitters(t *testing.T) {
 	const clients, emitters, perEmitter = 6, 4, 100
-	srv, cs, ss := roomServer(t, Config{WriteQueueSize: 4096}, clients)
+	srv, cs, ss := roomServer(t, Config{}, clients)
 	var wg sync.WaitGroup
 	for e := range emitters {
 		wg.Go(func() {

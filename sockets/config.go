@@ -29,10 +29,13 @@ type Config struct {
 	AllowedOrigins []string
 	// CheckOrigin, if set, replaces the origin check for requests with an Origin header.
 	CheckOrigin func(r *http.Request) bool
-	// WriteQueueSize is the number of outgoing Engine.IO messages queued per connection
-	// (a binary packet counts 1 + its attachments); zero means 1024. A client whose queue is
-	// full is disconnected with reason "transport error"; volatile emits are dropped instead.
-	WriteQueueSize int
+	// WriteQueueBytes bounds what is queued to send to one client, in bytes: each queued
+	// Engine.IO message (a packet's text, and each binary attachment) counts its payload plus
+	// 64 bytes, and a broadcast counts in the queue of every receiver. While a client's queue
+	// holds at most this, emits of any size are queued; past it the client is disconnected
+	// with reason "transport error" (volatile emits are dropped instead), both transports
+	// alike. Zero means 4 MiB, or 2*MaxPayload if that is larger.
+	WriteQueueBytes int
 	// BlockingReads reads every WebSocket with a goroutine blocked in its read (and its own
 	// 4 KiB buffer) for the connection's whole life, instead of parking idle connections
 	// without a goroutine or buffer (Linux). For debugging, and as the baseline of the

@@ -27,9 +27,9 @@
 //     "parse error"); a panic in an OnDisconnect handler is logged.
 //   - OnDisconnect handlers run once per socket, on the goroutine that disconnected it (the
 //     caller of Disconnect, or a goroutine of the server for closed connections).
-//   - Emits never block on a slow client: every connection has a bounded queue; a client whose
-//     queue is full is disconnected with reason "transport error" (volatile emits are dropped
-//     instead). A broadcast encodes its packet once for all receivers, and the broadcasts of a
+//   - Emits never block on a slow client: every connection has a queue bounded in bytes
+//     (Config.WriteQueueBytes); a client whose queue went past it is disconnected with reason
+//     "transport error" (volatile emits are dropped instead). A broadcast encodes its packet once for all receivers, and the broadcasts of a
 //     namespace reach every receiver in one order.
 //   - Shutdown closes every session ("server shutting down") and waits for the goroutines of
 //     the engine and of this package.

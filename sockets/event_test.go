@@ -1,14 +1,9 @@
 package sockets
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
-
-	"github.com/collabd/collabd/sockets/engineio"
-	"github.com/collabd/collabd/sockets/parser"
 )
 
 func TestHandleDecodeError(t *testing.T) {
@@ -31,28 +26,5 @@ func TestHandleDecodeError(t *testing.T) {
 	var ack *Ack
 	if ack.Wanted() || !errors.Is((&Ack{}).Reply(), ErrAckUsed) {
 		t.Fatal("ack without id")
-	}
-}
-
-// TestEncodeTextAtMatchesEncode: a packet encoded in place by its caller
-// gives the engine the same message as Encode.
-func TestEncodeTextAtMatchesEncode(t *testing.T) {
-	for _, p := range []*parser.Packet{
-		{Type: parser.Event, Namespace: "/", Data: []byte(`["doc:op",{"rev":1}]`)},
-		{Type: parser.Event, Namespace: "/admin", Data: []byte(`["x"]`)},
-		{Type: parser.Event, Namespace: "/", Data: []byte(`["big","` + strings.Repeat("é", 40000) + `"]`)},
-	} {
-		want, err := Encode(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf, err := p.AppendEncode(make([]byte, engineio.TextHeadroom))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := EncodeTextAt(p, buf)
-		if len(got.msgs) != 1 || !bytes.Equal(got.msgs[0].Data(), want.msgs[0].Data()) || got.msgs[0].Binary() {
-			t.Fatalf("%s: in place %q, Encode %q", p.Namespace, got.msgs[0].Data(), want.msgs[0].Data())
-		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/collabd/collabd/sockets"
@@ -89,4 +90,40 @@ func ExampleSocket_EmitWithAckFunc() {
 			_ = r.Decode(&answer)
 		})
 	})
+}
+
+// Encode once, send to many: an event for the members of a document, encoded once and queued
+// for each of them with SendEncoded (each member's connection shares the same frames).
+func ExampleEncodeEvent() {
+	type opEvent struct {
+		Doc string `json:"doc"`
+		Rev uint64 `json:"rev"`
+	}
+	enc, err := sockets.EncodeEvent("/", "doc:op", opEvent{Doc: "notes", Rev: 7})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var members []*sockets.Socket // the sockets of namespace "/" to send it to
+	for _, s := range members {
+		_ = s.SendEncoded(enc, false) // never blocks; a slow member is disconnected
+	}
+	fmt.Println(string(enc.Packet.Data))
+	// Output: ["doc:op",{"doc":"notes","rev":7}]
+}
+
+// The same event on a hot path: the JSON is written by hand into the buffer the engine sends,
+// without reflection and without a copy.
+func ExampleEventWriter() {
+	var w sockets.EventWriter
+	b := w.Start("/", "doc:op", 32) // room for the arguments' JSON
+	b = w.Arg(b)
+	b = append(b, `{"doc":"notes","rev":`...)
+	b = strconv.AppendUint(b, 7, 10)
+	b = append(b, '}')
+	enc, err := w.Encode(b) // keeps b: do not modify it afterwards
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(enc.Packet.Data))
+	// Output: ["doc:op",{"doc":"notes","rev":7}]
 }

@@ -261,7 +261,7 @@ func TestShutdownIdempotent(t *testing.T) {
 }
 
 func TestSlowClientDisconnected(t *testing.T) {
-	srv, _, ss := roomServer(t, Config{WriteQueueSize: 8}, 2)
+	srv, _, ss := roomServer(t, Config{WriteQueueBytes: 8 << 10}, 2)
 	// Fill the first socket's queue faster than any writer can drain it: volatile emits are
 	// dropped, the connection stays; plain emits overflow and close it.
 	for range 1000 {

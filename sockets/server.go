@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/collabd/collabd/sockets/engineio"
@@ -34,7 +33,7 @@ type Server struct {
 // New returns a Server for cfg, with the main namespace "/" created.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	if cfg.MaxPayload < 0 || cfg.WriteQueueSize < 0 || cfg.PingInterval < 0 || cfg.PingTimeout < 0 {
+	if cfg.MaxPayload < 0 || cfg.WriteQueueBytes < 0 || cfg.PingInterval < 0 || cfg.PingTimeout < 0 {
 		return nil, errors.New("sockets: negative limit in Config")
 	}
 	s := &Server{
@@ -43,16 +42,16 @@ func New(cfg Config) (*Server, error) {
 		clients: make(map[*client]struct{}),
 	}
 	s.engine = engineio.NewServer(engineio.Config{
-		PingInterval:   cfg.PingInterval,
-		PingTimeout:    cfg.PingTimeout,
-		MaxPayload:     cfg.MaxPayload,
-		UpgradeTimeout: cfg.UpgradeTimeout,
-		AllowedOrigins: cfg.AllowedOrigins,
-		CheckOrigin:    cfg.CheckOrigin,
-		WriteQueueSize: cfg.WriteQueueSize,
-		BlockingReads:  cfg.BlockingReads,
-		Logger:         cfg.Logger,
-		OnConnection:   s.onEngineConnection,
+		PingInterval:    cfg.PingInterval,
+		PingTimeout:     cfg.PingTimeout,
+		MaxPayload:      cfg.MaxPayload,
+		UpgradeTimeout:  cfg.UpgradeTimeout,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		CheckOrigin:     cfg.CheckOrigin,
+		WriteQueueBytes: cfg.WriteQueueBytes,
+		BlockingReads:   cfg.BlockingReads,
+		Logger:          cfg.Logger,
+		OnConnection:    s.onEngineConnection,
 	})
 	s.main = s.Of("/")
 	return s, nil
@@ -65,9 +64,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 // Clients can only connect to namespaces created with Of; others are refused with
 // CONNECT_ERROR {"message":"Invalid namespace"}.
 func (s *Server) Of(name string) *Namespace {
-	if !strings.HasPrefix(name, "/") {
-		name = "/" + name
-	}
+	name = nsName(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n, ok := s.nsps[name]; ok {

@@ -192,8 +192,9 @@ func (s *Socket) Rooms() []string {
 	return r
 }
 
-// SendEncoded queues an encoded packet for this socket (for adapters). Volatile packets are
-// dropped when the queue is full; otherwise a full queue closes the connection.
+// SendEncoded queues an encoded packet (Encode, EncodeEvent, EventWriter) for this socket; e
+// must be encoded for the socket's namespace. Volatile packets are dropped when the queue is
+// full; otherwise a full queue closes the connection.
 func (s *Socket) SendEncoded(e *Encoded, volatile bool) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()

@@ -15,8 +15,8 @@ type Stats struct {
 	Sockets int
 	// Dropped counts volatile packets dropped because a receiver's queue was full.
 	Dropped uint64
-	// SlowClosed counts connections closed because their send queue overflowed (reason
-	// "transport error").
+	// SlowClosed counts connections closed because their send queue went past
+	// Config.WriteQueueBytes (reason "transport error").
 	SlowClosed uint64
 }
 
@@ -49,9 +49,11 @@ func (s *Server) countVolatile(err error) {
 	}
 }
 
-// countClose records why an engine connection closed.
-func (s *Server) countClose(cause error) {
+// countClose records why an engine connection closed; a slow client's disconnection is
+// also logged, with the cause that tells its queue's bytes and the bound.
+func (s *Server) countClose(sid string, cause error) {
 	if errors.Is(cause, engineio.ErrQueueFull) {
 		s.stats.slowClosed.Add(1)
+		s.cfg.Logger.Warn("sockets: slow client disconnected", "sid", sid, "cause", cause)
 	}
 }

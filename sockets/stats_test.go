@@ -50,8 +50,10 @@ func TestStatsCounts(t *testing.T) {
 // TestStatsQueueOverflow fills the queue of a polling session, which drains only when its
 // client polls, so the counts are exact.
 func TestStatsQueueOverflow(t *testing.T) {
-	const queue = 8
-	srv, url := newTestServer(t, Config{WriteQueueSize: queue})
+	// Each v event is the Engine.IO message 42["v","x"] and counts its length plus 64 bytes:
+	// a bound one byte short of queue of them takes queue of them, and no more.
+	const queue, cost = 8, len(`42["v","x"]`) + 64
+	srv, url := newTestServer(t, Config{WriteQueueBytes: queue*cost - 1})
 	p := &pollClient{t: t, url: url + "/socket.io/?EIO=4&transport=polling"}
 	open := p.do("GET", "")
 	var hs struct{ SID string }
@@ -65,7 +67,7 @@ func TestStatsQueueOverflow(t *testing.T) {
 	}
 	s := waitSocket(t, srv)
 	for i := range queue + 3 {
-		if err := s.EmitVolatile("v", i); err != nil && i < queue {
+		if err := s.EmitVolatile("v", "x"); err != nil && i < queue {
 			t.Fatalf("volatile emit %d: %v", i, err)
 		}
 	}

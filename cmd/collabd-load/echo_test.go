@@ -117,11 +117,11 @@ func TestServerCommand(t *testing.T) {
 	if got := strings.Join(argv, "|"); got != "node|--expose-gc|server.mjs|--addr|127.0.0.1:0" {
 		t.Errorf("argv %q", argv)
 	}
-	argv, err = serverCommand(socketsConfig{queue: 16, serverFlags: "-blocking-reads"})
+	argv, err = serverCommand(socketsConfig{queueBytes: 1 << 20, serverFlags: "-blocking-reads"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(argv[1:], " "); got != "serve-sockets -addr 127.0.0.1:0 -queue 16 -blocking-reads" {
+	if got := strings.Join(argv[1:], " "); got != "serve-sockets -addr 127.0.0.1:0 -queue-bytes 1048576 -blocking-reads" {
 		t.Errorf("bench server argv %q", argv)
 	}
 }
@@ -133,7 +133,7 @@ func TestSocketsConfigCheck(t *testing.T) {
 	}
 	for _, c := range []socketsConfig{
 		{scenarios: "ehco", echoClients: 1, echoMax: 1},
-		{scenarios: "idle", serverCmd: "node server.mjs", queue: 16},
+		{scenarios: "idle", serverCmd: "node server.mjs", queueBytes: 1 << 20},
 		{scenarios: "echo", echoClients: 0, echoMax: 1},
 	} {
 		if _, err := c.check(); err == nil {

@@ -44,7 +44,7 @@ const maxBenchReasons = 1_000_000
 func serveSockets(args []string) error {
 	fs := flag.NewFlagSet("serve-sockets", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
-	queue := fs.Int("queue", 0, "per-connection write queue length in messages (0: the sockets default)")
+	queueBytes := fs.Int("queue-bytes", 0, "per-connection write queue bound, bytes (0: the sockets default)")
 	pingInterval := fs.Duration("ping-interval", 25*time.Second, "Engine.IO ping interval")
 	pingTimeout := fs.Duration("ping-timeout", 20*time.Second, "Engine.IO ping timeout")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -68,10 +68,10 @@ func serveSockets(args []string) error {
 	}
 	b := &benchServer{reasons: make(map[string]string), memProfile: *memProfile}
 	srv, err := sockets.New(sockets.Config{
-		PingInterval:   *pingInterval,
-		PingTimeout:    *pingTimeout,
-		WriteQueueSize: *queue,
-		BlockingReads:  *blocking,
+		PingInterval:    *pingInterval,
+		PingTimeout:     *pingTimeout,
+		WriteQueueBytes: *queueBytes,
+		BlockingReads:   *blocking,
 	})
 	if err != nil {
 		return err

@@ -55,11 +55,11 @@ type overloadResult struct {
 
 // socketsConfig holds the flags of "collabd-load sockets".
 type socketsConfig struct {
-	scenarios string
-	idle      int
-	dialConc  int
-	hold      time.Duration
-	queue     int
+	scenarios  string
+	idle       int
+	dialConc   int
+	hold       time.Duration
+	queueBytes int
 
 	serverFlags string
 	serverCmd   string
@@ -98,7 +98,7 @@ func runSockets(args []string) error {
 	fs.StringVar(&c.serverCmd, "server-cmd", "", "run this command as the server instead of the built-in bench server: a Socket.IO server with the same bench events (split at spaces, no quoting; "+
 		"it prints \"listening on http://ADDR\" on stdout, stops on SIGTERM, and must be the server process itself, not a shell wrapper, "+
 		"since its PID's RSS and CPU are measured; e.g. \"node --expose-gc cmd/collabd-load/node/server.mjs\")")
-	fs.IntVar(&c.queue, "queue", 0, "server per-connection outgoing queue length in packets (0: the sockets default)")
+	fs.IntVar(&c.queueBytes, "queue-bytes", 0, "server per-connection outgoing queue bound, bytes (0: the sockets default)")
 	fs.IntVar(&c.receivers, "receivers", 1000, "broadcast: sockets in the room that receives the broadcasts")
 	fs.DurationVar(&c.bcastDur, "broadcast-duration", 10*time.Second, "broadcast: how long to broadcast")
 	fs.IntVar(&c.bcastMax, "broadcast-max", 5000, "broadcast: at most this many broadcasts")
@@ -173,9 +173,9 @@ func (c socketsConfig) check() (map[string]bool, error) {
 			return nil, fmt.Errorf("unknown scenario %q (want idle, broadcast, echo, overload)", s)
 		}
 	}
-	if c.serverCmd != "" && c.queue > 0 {
-		// -queue is a flag of the built-in bench server only.
-		return nil, errors.New("-queue applies to the built-in bench server, not to -server-cmd")
+	if c.serverCmd != "" && c.queueBytes > 0 {
+		// -queue-bytes is a flag of the built-in bench server only.
+		return nil, errors.New("-queue-bytes applies to the built-in bench server, not to -server-cmd")
 	}
 	if want["echo"] && (c.echoClients < 1 || c.echoMax < 1) {
 		return nil, errors.New("echo: -echo-clients and -echo-max must be at least 1")
@@ -195,8 +195,8 @@ func serverCommand(c socketsConfig) ([]string, error) {
 		return nil, err
 	}
 	argv := []string{exe, "serve-sockets", "-addr", "127.0.0.1:0"}
-	if c.queue > 0 {
-		argv = append(argv, "-queue", strconv.Itoa(c.queue))
+	if c.queueBytes > 0 {
+		argv = append(argv, "-queue-bytes", strconv.Itoa(c.queueBytes))
 	}
 	return append(argv, extra...), nil
 }

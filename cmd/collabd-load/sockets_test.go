@@ -54,7 +54,7 @@ func TestScenariosSmall(t *testing.T) {
 		slowFrac: 0.1, slowDelay: time.Second, slowRcvBuf: 4096,
 	}
 	// The broadcast runs with the server's default queue: with a queue of
-	// 16, a receiver whose reader lagged 40 ms behind 400 broadcasts/s was
+	// 16 messages, a receiver whose reader lagged 40 ms behind 400 broadcasts/s was
 	// closed as a slow client (seen on a quiet machine, old code too).
 	ir, br, err := runIdleAndBroadcast(ctx, c, true, true)
 	if err != nil {
@@ -69,7 +69,7 @@ func TestScenariosSmall(t *testing.T) {
 	if br.P50 <= 0 || br.P99 < br.P50 {
 		t.Errorf("broadcast latencies: %+v", br)
 	}
-	c.queue = 16 // small, so that the slow readers overflow within the second
+	c.queueBytes = 256 << 10 // small (16 messages), so that the slow readers overflow within the second
 	or, err := runOverload(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestScenariosSmall(t *testing.T) {
 		t.Errorf("overload: %+v", or)
 	}
 	if or.SlowDropped != 2 || or.NormalDropped != 0 {
-		t.Errorf("overload: %d of 2 slow and %d normal readers dropped (queue 16, 1 s per 16 KiB message at 200/s): %+v",
+		t.Errorf("overload: %d of 2 slow and %d normal readers dropped (queue 256 KiB, 1 s per 16 KiB message at 200/s): %+v",
 			or.SlowDropped, or.NormalDropped, or)
 	}
 	for reason := range or.Reasons {

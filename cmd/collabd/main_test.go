@@ -393,6 +393,8 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		{nil, []string{"--no-such-flag"}, "no-such-flag"},
 		{nil, []string{"--checkpoint-interval", "0s"}, "--checkpoint-interval"},
 		{[]string{"COLLABD_CHECKPOINT_BYTES=100"}, nil, "--checkpoint-bytes"},
+		{[]string{"COLLABD_WRITE_QUEUE_BYTES=4096"}, nil, "--write-queue-bytes"},
+		{nil, []string{"--write-queue-bytes", "-1"}, "--write-queue-bytes"},
 	} {
 		_, stderr, code := collabd(t, tc.env, append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...)...)
 		if code == 0 || !strings.Contains(stderr, tc.want) {
@@ -1002,5 +1004,57 @@ func TestDeleteReachesMembers(t *testing.T) {
 	}
 	if r, text := getDoc(t, p, "gone"); r != 0 || text != "" {
 		t.Fatalf("after DELETE: rev %d text %q", r, text)
+	}
+}
+
+// TestSlowClientDisconnected: COLLABD_WRITE_QUEUE_BYTES bounds what a member
+// that stops reading may have queued; once past it the member is
+// disconnected, collabd_slow_clients_closed_total counts it, and the server
+// logs why.
+func TestSlowClientDisconnected(t *testing.T) {
+	const bound = 1_000_000
+	p := start(t, "", []string{fmt.Sprint("COLLABD_WRITE_QUEUE_BYTES=", bound)})
+	unblock := make(chan struct{})
+	defer close(unblock)
+	slow, err := sioclient.Dial(context.Background(), sioclient.Config{
+		Addr:             p.addr,
+		SocketRecvBuffer: 4096,
+		OnEvent: func(name string, _ []byte) {
+			if name == "doc:op" {
+				<-unblock // stop reading at the first broadcast
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if ack := call(t, slow, "doc:join", map[string]any{"doc": "big", "client": "slow"}); ack["ok"] != true {
+		t.Fatalf("join ack %v", ack)
+	}
+	// Each PUT of the big text is a broadcast of 256 KiB. The kernel's
+	// buffers take a few megabytes before the queue fills. (The client
+	// does not see its connection close: its reader is blocked.)
+	text := strings.Repeat("x", 256<<10)
+	rev := uint64(0)
+	for i := 0; ; i++ {
+		_, metrics, _ := httpDo(t, "GET", p.url+"metrics", "")
+		if strings.Contains(metrics, "\ncollabd_slow_clients_closed_total 1\n") {
+			break
+		}
+		if !strings.Contains(metrics, "\ncollabd_slow_clients_closed_total 0\n") {
+			t.Fatalf("metrics:\n%s", metrics)
+		}
+		if i == (bound+32<<20)/(256<<10)*2 {
+			t.Fatalf("the slow member is still connected after %d PUTs", i)
+		}
+		if i%2 == 1 {
+			rev = putDoc(t, p, "big", "", rev)
+		} else {
+			rev = putDoc(t, p, "big", text, rev)
+		}
+	}
+	if logs := p.logs(); !strings.Contains(logs, "slow client disconnected") || !strings.Contains(logs, fmt.Sprint("bound of ", bound, " bytes")) {
+		t.Errorf("no log line tells why the client was disconnected:\n%s", logs)
 	}
 }

@@ -49,6 +49,7 @@ type serveConfig struct {
 	AuthSecretFile  string
 	AllowedOrigins  string
 	MaxPayload      int
+	WriteQueueBytes int // 0: the sockets default
 	MaxDocBytes     int
 	OpsPerSecond    float64
 	DocsPerSocket   int
@@ -74,6 +75,7 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.AuthSecretFile, "auth-secret-file", "", "file holding the auth secret (alternative to --auth-secret)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins allowed to open Socket.IO connections besides same-origin ('*': any)")
 	fs.IntVar(&c.MaxPayload, "max-payload", 1_000_000, "largest Socket.IO message or HTTP polling body accepted from a client, bytes")
+	fs.IntVar(&c.WriteQueueBytes, "write-queue-bytes", 0, "bytes queued to send to one client before it is disconnected as too slow (0: 4 MiB, or twice --max-payload if larger)")
 	fs.IntVar(&c.MaxDocBytes, "max-doc-bytes", collab.DefaultMaxDocBytes, "largest document text, bytes of UTF-8 (also the largest PUT body)")
 	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", session.DefaultOpsPerSecond, "ops (doc:op, doc:restore) per second per socket, sustained; bursts up to twice that")
 	fs.IntVar(&c.DocsPerSocket, "docs-per-socket", session.DefaultDocsPerSocket, "documents one socket may have joined at once")
@@ -90,6 +92,8 @@ func (c *serveConfig) validate() error {
 	switch {
 	case c.MaxPayload < 1024:
 		return errors.New("--max-payload must be at least 1024")
+	case c.WriteQueueBytes != 0 && c.WriteQueueBytes < c.MaxPayload:
+		return errors.New("--write-queue-bytes must be 0 (the default) or at least --max-payload")
 	case c.MaxDocBytes < 1:
 		return errors.New("--max-doc-bytes must be positive")
 	case c.OpsPerSecond <= 0:
@@ -173,11 +177,12 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		return nil, err
 	}
 	s.sio, err = sockets.New(sockets.Config{
-		MaxPayload:     cfg.MaxPayload,
-		AllowedOrigins: splitList(cfg.AllowedOrigins),
-		Recovery:       sockets.Recovery{Enabled: cfg.Recovery, Window: sockets.DefaultRecoveryWindow},
-		BlockingReads:  cfg.WSBlockingReads,
-		Logger:         newSlog(log.With().Str("component", "sockets").Logger()),
+		MaxPayload:      cfg.MaxPayload,
+		WriteQueueBytes: cfg.WriteQueueBytes,
+		AllowedOrigins:  splitList(cfg.AllowedOrigins),
+		Recovery:        sockets.Recovery{Enabled: cfg.Recovery, Window: sockets.DefaultRecoveryWindow},
+		BlockingReads:   cfg.WSBlockingReads,
+		Logger:          newSlog(log.With().Str("component", "sockets").Logger()),
 	})
 	if err != nil {
 		return nil, err
@@ -274,7 +279,7 @@ func (s *server) registerMetrics() {
 	r.CounterFunc("collabd_commits_total", "Store commits (each one journal append and fdatasync).", func() float64 { return float64(s.hub.Stats().Commits) })
 	r.CounterFunc("collabd_commit_failures_total", "Store commits that failed.", func() float64 { return float64(s.hub.Stats().FailedCommit) })
 	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
-	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue overflowed.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
+	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue went past --write-queue-bytes.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
 	s.registerJournalMetrics()
 	s.glue.registerMetrics(r, s.apiErrs)
 	r.RegisterGoRuntime()

@@ -7,8 +7,6 @@ import (
 
 	"github.com/collabd/collabd/internal/jsonx"
 	"github.com/collabd/collabd/sockets"
-	"github.com/collabd/collabd/sockets/engineio"
-	"github.com/collabd/collabd/sockets/parser"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -187,18 +185,12 @@ func replyRev(ack *sockets.Ack, rev uint64) error {
 // encodeEvent("doc:op", opEvent{...}) makes (tested), without reflection.
 func encodeOpEvent(doc string, rec *storage.Record) (*sockets.Encoded, error) {
 	// The fixed parts, two 20-digit numbers and a 35-byte time take 160
-	// bytes at most: the buffer is never grown (escapes aside). It starts
-	// with the room the engine's frames take, then the Socket.IO packet
-	// (its header, then the data), so that it is sent as it is
-	// (sockets.EncodeTextAt).
-	p := &parser.Packet{Type: parser.Event, Namespace: "/"}
-	b := make([]byte, engineio.TextHeadroom, engineio.TextHeadroom+8+160+len(doc)+len(rec.Op)+len(rec.Client)+len(rec.User))
-	b, err := p.AppendEncode(b) // the header alone: p has no data yet
-	if err != nil {
-		return nil, err
-	}
-	data := len(b)
-	b = append(b, `["doc:op",{"doc":`...)
+	// bytes at most: the buffer is never grown (escapes aside), and the
+	// engine sends it as it is.
+	var w sockets.EventWriter
+	b := w.Start("/", "doc:op", 1+160+len(doc)+len(rec.Op)+len(rec.Client)+len(rec.User))
+	b = w.Arg(b)
+	b = append(b, `{"doc":`...)
 	b = jsonx.AppendString(b, doc)
 	b = append(b, `,"rev":`...)
 	b = strconv.AppendUint(b, rec.Rev, 10)
@@ -220,7 +212,6 @@ func encodeOpEvent(doc string, rec *storage.Record) (*sockets.Encoded, error) {
 		return encodeEvent("doc:op", opEvent{Doc: doc, Rev: rec.Rev, Op: rec.Op, Client: rec.Client, Seq: rec.Seq, User: rec.User, Time: t})
 	}
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `"}]`...)
-	p.Data = b[data:]
-	return sockets.EncodeTextAt(p, b), nil
+	b = append(b, `"}`...)
+	return w.Encode(b)
 }

@@ -116,6 +116,22 @@ func TestEncodeOpEventMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestEncodeOpEventAllocs: the broadcast of an op is encoded in one buffer
+// that is never grown nor copied (sockets.EventWriter), so three
+// allocations: that buffer, the engine's message, and the Encoded.
+func TestEncodeOpEventAllocs(t *testing.T) {
+	rec := storage.Record{Rev: 1<<64 - 1, Op: json.RawMessage(`[1203,"q"]`), Client: "load-42-3", Seq: 1<<64 - 1, User: "anonymous",
+		Time: time.Date(2026, 11, 26, 1, 2, 3, 456789123, time.FixedZone("x", -12345))}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := encodeOpEvent("load-0042", &rec); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 3 {
+		t.Fatalf("%v allocations per broadcast, want 3", allocs)
+	}
+}
+
 func TestAppendRevAck(t *testing.T) {
 	for _, rev := range []uint64{0, 1, 42, 1<<53 - 1} {
 		want, _ := json.Marshal(revAck{OK: true, Rev: rev})

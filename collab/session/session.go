@@ -14,7 +14,6 @@ import (
 	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/sockets"
-	"github.com/collabd/collabd/sockets/parser"
 )
 
 // Access is what a socket may do with a document.
@@ -395,11 +394,7 @@ func defaultColor(client string) string {
 
 // encodeEvent encodes an event once, to be sent to many sockets.
 func encodeEvent(name string, v any) (*sockets.Encoded, error) {
-	data, atts, err := parser.MarshalArgs(name, v)
-	if err != nil {
-		return nil, err
-	}
-	return sockets.Encode(&parser.Packet{Type: parser.Event, Namespace: "/", Data: data, Attachments: atts})
+	return sockets.EncodeEvent("/", name, v)
 }
 
 // Delete deletes doc through the hub (collab.Hub.Delete) and ends every

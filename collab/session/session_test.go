@@ -548,7 +548,7 @@ func TestDelete(t *testing.T) {
 func TestSlowReaderIsDropped(t *testing.T) {
 	e := newEnv(t, envOpts{
 		limits:  session.Limits{OpsPerSecond: 1e6, OpsBurst: 1e6},
-		sockCfg: sockets.Config{WriteQueueSize: 16},
+		sockCfg: sockets.Config{WriteQueueBytes: 1 << 20},
 	})
 	unblock := make(chan struct{})
 	var once sync.Once

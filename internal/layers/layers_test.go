@@ -60,7 +60,6 @@ type exception struct {
 }
 
 var exceptions = []exception{
-	{"collab/session", []string{"sockets/engineio", "sockets/parser"}, "temporary: session encodes its broadcasts itself; removed when the encode-once API lands"},
 }
 
 // A pkg is one package of the module and the module packages it imports,

@@ -22,7 +22,7 @@ import (
 // broadcast path from Send to the socket (clients in the same process).
 func BenchmarkSendTo1000(b *testing.B) {
 	const n = 1000
-	h := newHarness(b, Config{WriteQueueSize: 4096}, false)
+	h := newHarness(b, Config{}, false)
 	var received atomic.Int64
 	var want atomic.Int64
 	signal := make(chan struct{}, 1)

@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -41,12 +42,12 @@ type Conn struct {
 	// lastSeen is the time (Server.now) of the last sign of life.
 	lastSeen atomic.Int64
 
-	mu          sync.Mutex // guards every field below
+	mu          sync.Mutex // guards the fields from here to closeCause
 	state       int
 	transport   int
 	queue       []*Message // outgoing packets in order
 	spare       []*Message // empty array for the next queue (see recycleLocked)
-	queued      int        // user messages in queue
+	queued      int        // bytes of the user messages in queue (see Message.queueCost)
 	nextPing    time.Duration
 	hb          *time.Timer   // heartbeat timer
 	drainTimer  *time.Timer   // closing polling session: forget it after a bounded wait
@@ -120,20 +121,27 @@ func (c *Conn) OnClose(fn func(reason string, cause error)) {
 
 // Send queues msgs for delivery, atomically (all or none, contiguous, in
 // order). It never blocks. It returns ErrClosed once the session is closed.
-// If the queue cannot take msgs, the session is closed with reason
-// "transport error" and cause ErrQueueFull, which is also returned.
+// The queue takes msgs, whatever their size, while it holds at most
+// Config.WriteQueueBytes; past that (a client that does not read as fast as
+// it is sent to), Send closes the session with reason "transport error" and
+// returns the cause, an error wrapping ErrQueueFull that tells the bytes
+// queued and the bound.
 func (c *Conn) Send(msgs ...*Message) error {
-	err := c.enqueue(msgs, false)
+	queued, err := c.enqueue(msgs, false)
 	if err == ErrQueueFull {
-		c.closeWith("transport error", ErrQueueFull, closeAbort)
+		err = fmt.Errorf("%w: %d bytes queued, over the bound of %d bytes: the client reads too slowly",
+			ErrQueueFull, queued, c.srv.cfg.WriteQueueBytes)
+		c.closeWith("transport error", err, closeAbort)
 	}
 	return err
 }
 
-// TrySend is Send for volatile messages: if the queue cannot take msgs they
-// are dropped and ErrQueueFull is returned; the session stays open.
+// TrySend is Send for volatile messages: where Send would close the
+// session, msgs are dropped and ErrQueueFull is returned; the session stays
+// open.
 func (c *Conn) TrySend(msgs ...*Message) error {
-	return c.enqueue(msgs, false)
+	_, err := c.enqueue(msgs, false)
+	return err
 }
 
 // Close flushes the queued messages (bounded wait), sends the close packet
@@ -143,26 +151,29 @@ func (c *Conn) Close(reason string) {
 	c.closeWith(reason, nil, closeFlush)
 }
 
-// enqueue appends msgs to the queue and wakes the transport.
-func (c *Conn) enqueue(msgs []*Message, control bool) error {
+// enqueue appends msgs to the queue and wakes the transport. Unless
+// control, it refuses them with ErrQueueFull while the queue holds more than
+// Config.WriteQueueBytes, and returns the bytes queued. The bound applies to
+// what is queued before msgs, so that a message larger than the bound is
+// still delivered to a client that keeps up; the queue holds at most the
+// bound plus one call's messages.
+func (c *Conn) enqueue(msgs []*Message, control bool) (queued int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stateOpen {
-		return ErrClosed
+		return 0, ErrClosed
 	}
-	n := 0
+	if !control && c.queued > c.srv.cfg.WriteQueueBytes {
+		return c.queued, ErrQueueFull
+	}
 	for _, m := range msgs {
 		if m.user {
-			n++
+			c.queued += m.queueCost()
 		}
 	}
-	if !control && c.queued+n > c.srv.cfg.WriteQueueSize {
-		return ErrQueueFull
-	}
 	c.queue = append(c.queue, msgs...)
-	c.queued += n
 	c.kickLocked()
-	return nil
+	return c.queued, nil
 }
 
 // kickLocked makes the transport deliver the queue: it wakes the pending
@@ -418,7 +429,7 @@ func (c *Conn) handlePacket(p Packet) bool {
 		return false
 	case typePing:
 		// Not sent by v4 clients outside the upgrade probe: answer anyway.
-		_ = c.enqueue([]*Message{controlMessage(typePong, string(p.Data))}, true)
+		_, _ = c.enqueue([]*Message{controlMessage(typePong, string(p.Data))}, true)
 	}
 	// pong, noop, upgrade (outside an upgrade) and open: only signs of life.
 	return true

@@ -12,9 +12,11 @@
 // # Concurrency contract
 //
 //   - Server and Conn methods are safe for concurrent use from any goroutine.
-//     Send and TrySend never block: they append to a bounded per-connection
-//     queue (Config.WriteQueueSize messages). Send closes a connection whose
-//     queue is full ("transport error", cause ErrQueueFull); TrySend drops.
+//     Send and TrySend never block: they append to a per-connection queue
+//     bounded in bytes (Config.WriteQueueBytes), on both transports. Send
+//     closes a connection whose queue went past the bound ("transport
+//     error", a cause wrapping ErrQueueFull); TrySend drops. The other
+//     connections, and the sender, are not affected.
 //   - Config.OnConnection runs on the handshake request's goroutine, before
 //     the session's first message is delivered and before its first ping.
 //     OnMessage and OnClose must be set inside it and not changed later.

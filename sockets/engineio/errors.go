@@ -9,9 +9,9 @@ import (
 var (
 	// ErrClosed is returned by Send and TrySend once the connection is closed.
 	ErrClosed = errors.New("engineio: connection closed")
-	// ErrQueueFull means the connection's outgoing queue could not take the
-	// messages. Send closes the connection with it as the cause; TrySend
-	// drops the messages and keeps the connection.
+	// ErrQueueFull means the connection's outgoing queue held more than
+	// Config.WriteQueueBytes. Send closes the connection with a cause that
+	// wraps it; TrySend drops the messages and keeps the connection.
 	ErrQueueFull = errors.New("engineio: write queue full")
 	// ErrParse means an incoming packet or payload could not be decoded.
 	ErrParse = errors.New("engineio: malformed packet")

@@ -30,7 +30,7 @@ type Message struct {
 	typ    byte   // packet type (typeMessage for user messages)
 	data   []byte // payload after the type byte; raw bytes when binary
 	binary bool
-	user   bool // counts against the per-connection queue limit
+	user   bool // counts against the per-connection queue bound (queueCost)
 
 	// built: frame and poll were set by NewTextMessageAt (the Onces are
 	// not used).
@@ -41,6 +41,23 @@ type Message struct {
 
 	pollOnce sync.Once
 	poll     []byte
+}
+
+// msgOverhead is what a queued message counts against
+// Config.WriteQueueBytes besides its payload, roughly the memory it holds
+// apart from the payload (a queue slot, and its Message when that is not
+// shared), so that the bound also bounds a flood of tiny messages.
+const msgOverhead = 64
+
+// queueCost is what m counts against Config.WriteQueueBytes while queued:
+// its WebSocket frame payload (the type digit and the data of a text
+// message, the data of a binary one) plus msgOverhead.
+func (m *Message) queueCost() int {
+	n := len(m.data) + msgOverhead
+	if !m.binary {
+		n++
+	}
+	return n
 }
 
 // NewTextMessage returns an Engine.IO "message" packet with a text payload.
@@ -80,7 +97,7 @@ func NewBinaryMessage(data []byte) *Message {
 }
 
 // controlMessage returns a text packet of type typ that is not a user
-// message (it never counts against the queue limit).
+// message (it never counts against the queue bound).
 func controlMessage(typ byte, data string) *Message {
 	return &Message{typ: typ, data: []byte(data)}
 }

@@ -24,9 +24,9 @@ const (
 	DefaultPingTimeout    = 20 * time.Second
 	DefaultMaxPayload     = 1_000_000
 	DefaultUpgradeTimeout = 10 * time.Second
-	// DefaultWriteQueueSize is the number of outgoing messages a connection
-	// may hold before Send closes it (ErrQueueFull).
-	DefaultWriteQueueSize = 1024
+	// DefaultWriteQueueBytes is the default of Config.WriteQueueBytes: 4 MiB,
+	// unless twice MaxPayload is more.
+	DefaultWriteQueueBytes = 4 << 20
 )
 
 // writeWait bounds one WebSocket write, and the flush of a closing
@@ -54,9 +54,15 @@ type Config struct {
 	// CheckOrigin, if set, replaces the same-origin and AllowedOrigins check
 	// for requests that carry an Origin header.
 	CheckOrigin func(r *http.Request) bool
-	// WriteQueueSize is the maximum number of outgoing messages queued per
-	// connection; zero means DefaultWriteQueueSize.
-	WriteQueueSize int
+	// WriteQueueBytes bounds the outgoing messages queued per connection, in
+	// bytes: each queued message counts its WebSocket frame payload (for a
+	// text message the type digit and the data) plus 64 bytes, and a message
+	// shared by many connections counts in each queue. While the queue holds
+	// at most this, Send takes messages of any size; past it Send closes the
+	// connection and TrySend drops (ErrQueueFull). A message taken by the
+	// transport to be written no longer counts. Zero means
+	// DefaultWriteQueueBytes (4 MiB) or 2*MaxPayload, whichever is larger.
+	WriteQueueBytes int
 	// BlockingReads gives every WebSocket a reader goroutine blocked in its
 	// read, with its own 4 KiB read buffer, for the connection's whole life:
 	// the plain strategy, for debugging and as the baseline of the default
@@ -119,8 +125,11 @@ func NewServer(cfg Config) *Server {
 	if cfg.UpgradeTimeout <= 0 {
 		cfg.UpgradeTimeout = DefaultUpgradeTimeout
 	}
-	if cfg.WriteQueueSize <= 0 {
-		cfg.WriteQueueSize = DefaultWriteQueueSize
+	if cfg.WriteQueueBytes <= 0 {
+		// At least two of the largest messages a client may send: the
+		// relay of one, with as much again in attachments or other
+		// messages, does not overflow.
+		cfg.WriteQueueBytes = max(DefaultWriteQueueBytes, 2*cfg.MaxPayload)
 	}
 	log := cfg.Logger
 	if log == nil {

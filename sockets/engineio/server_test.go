@@ -605,40 +605,69 @@ func TestMessageOrder(t *testing.T) {
 	})
 }
 
-func TestSendQueueFull(t *testing.T) {
-	h := newHarness(t, Config{WriteQueueSize: 4}, false)
-	sid, c := h.handshake(t)
+// TestSendQueueBytes: the queue takes messages of any size while it holds at
+// most WriteQueueBytes; past it TrySend drops and Send closes the session
+// with a cause that tells the bytes queued and the bound.
+func TestSendQueueBytes(t *testing.T) {
 	m := func(s string) *Message { return NewTextMessage([]byte(s)) }
+	cost := m("a").queueCost()
+	if cost != 2+64 {
+		t.Fatalf("a one-byte text message counts %d bytes, want its frame payload (2) + 64", cost)
+	}
+	if b := NewBinaryMessage([]byte("ab")).queueCost(); b != 2+64 {
+		t.Fatalf("a two-byte binary message counts %d bytes, want 2 + 64", b)
+	}
+	bound := 2 * cost
+	h := newHarness(t, Config{WriteQueueBytes: bound}, false)
+	sid, c := h.handshake(t)
 	if err := c.Send(m("a"), m("b")); err != nil {
 		t.Fatal(err)
 	}
-	// All or none: three do not fit in the two free slots.
-	if err := c.TrySend(m("x"), m("y"), m("z")); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("TrySend = %v, want ErrQueueFull", err)
+	// At the bound, not past it: taken.
+	if err := c.TrySend(m("c")); err != nil {
+		t.Fatalf("TrySend at the bound = %v", err)
 	}
-	if err := c.TrySend(m("c"), m("d")); err != nil {
-		t.Fatalf("TrySend = %v", err)
-	}
-	if err := c.TrySend(m("e")); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("TrySend on a full queue = %v", err)
+	// Past it: dropped, all of them.
+	if err := c.TrySend(m("x"), m("y")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("TrySend past the bound = %v, want ErrQueueFull", err)
 	}
 	q := "EIO=4&transport=polling&sid=" + sid
-	if st, body, _ := h.do(t, "GET", q, ""); st != 200 || body != "4a\x1e4b\x1e4c\x1e4d" {
+	if st, body, _ := h.do(t, "GET", q, ""); st != 200 || body != "4a\x1e4b\x1e4c" {
 		t.Fatalf("GET = %d %q", st, body)
 	}
-	for i := range 4 {
-		if err := c.Send(m(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
+	// Emptied by the GET: a message ten times the bound is taken, and then
+	// nothing more.
+	big := strings.Repeat("z", 10*bound)
+	if err := c.Send(m(big)); err != nil {
+		t.Fatalf("Send of a large message into an empty queue = %v", err)
 	}
-	if err := c.Send(m("over")); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("Send on a full queue = %v", err)
+	if err := c.TrySend(m("d")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("TrySend = %v, want ErrQueueFull", err)
 	}
-	if e := h.nextClose(t); e.reason != "transport error" || !errors.Is(e.cause, ErrQueueFull) {
-		t.Errorf("close %q %v", e.reason, e.cause)
+	err := c.Send(m("over"))
+	if !errors.Is(err, ErrQueueFull) || !strings.Contains(err.Error(), fmt.Sprint(10*bound+1+64, " bytes queued")) ||
+		!strings.Contains(err.Error(), fmt.Sprint("bound of ", bound, " bytes")) {
+		t.Fatalf("Send past the bound = %v", err)
+	}
+	if e := h.nextClose(t); e.reason != "transport error" || e.cause != err {
+		t.Errorf("close %q %v, want transport error, %v", e.reason, e.cause, err)
 	}
 	if err := c.Send(m("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Send after = %v", err)
+	}
+}
+
+// TestDefaultWriteQueueBytes: 4 MiB, or two of the largest messages a client
+// may send.
+func TestDefaultWriteQueueBytes(t *testing.T) {
+	for _, tc := range []struct{ cfg, want int }{{0, 4 << 20}, {3 << 20, 6 << 20}, {100, 4 << 20}} {
+		srv := NewServer(Config{MaxPayload: tc.cfg})
+		if got := srv.cfg.WriteQueueBytes; got != tc.want {
+			t.Errorf("MaxPayload %d: WriteQueueBytes %d, want %d", tc.cfg, got, tc.want)
+		}
+	}
+	if got := NewServer(Config{MaxPayload: 3 << 20, WriteQueueBytes: 1000}).cfg.WriteQueueBytes; got != 1000 {
+		t.Errorf("a WriteQueueBytes given is kept: %d", got)
 	}
 }
 
@@ -701,7 +730,7 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestConcurrentSendAndClose(t *testing.T) {
-	h := newHarness(t, Config{WriteQueueSize: 64}, false)
+	h := newHarness(t, Config{WriteQueueBytes: 64 * NewTextMessage([]byte("tick")).queueCost()}, false)
 	var conns []*Conn
 	var sockets []*websocket.Conn
 	for range 20 {
@@ -783,48 +812,6 @@ func TestNoLeftovers(t *testing.T) {
 		h.srv.mu.RUnlock()
 		return n == 0 && h.srv.active.Load() == 0 && h.srv.Count() == 0
 	})
-}
-
-// TestSlowReaderDisconnected: a WebSocket client that stops reading fills
-// its queue; Send then closes it with ErrQueueFull, without ever blocking
-// the sender, while another client keeps receiving.
-func TestSlowReaderDisconnected(t *testing.T) {
-	h := newHarness(t, Config{WriteQueueSize: 8}, false)
-	slow := h.dial(t, "EIO=4&transport=websocket")
-	read(t, slow)
-	slowConn := h.nextConn(t)
-	fast := h.dial(t, "EIO=4&transport=websocket")
-	read(t, fast)
-	fastConn := h.nextConn(t)
-
-	big := NewBinaryMessage(make([]byte, 64<<10))
-	deadline := time.Now().Add(10 * time.Second)
-	var err error
-	sends := 0
-	for err == nil && time.Now().Before(deadline) {
-		start := time.Now()
-		err = slowConn.Send(big)
-		if d := time.Since(start); d > 100*time.Millisecond {
-			t.Fatalf("Send blocked for %v", d)
-		}
-		sends++
-		if sends%64 == 0 {
-			time.Sleep(time.Millisecond) // let the writer fill the socket
-		}
-	}
-	if !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("after %d sends: %v, want ErrQueueFull", sends, err)
-	}
-	e := h.nextClose(t)
-	if e.conn != slowConn || e.reason != "transport error" || !errors.Is(e.cause, ErrQueueFull) {
-		t.Errorf("close %q %v", e.reason, e.cause)
-	}
-	if err := fastConn.Send(NewTextMessage([]byte("still here"))); err != nil {
-		t.Fatal(err)
-	}
-	if _, data := read(t, fast); data != "4still here" {
-		t.Errorf("fast client got %q", data)
-	}
 }
 
 // A polling client between two GETs when Shutdown starts still reads the
