@@ -28,9 +28,6 @@ var (
 	// ErrNATSTimeout: some nodes did not answer a FetchSockets, SocketsJoin, SocketsLeave or
 	// DisconnectSockets in time; what the others answered is kept.
 	ErrNATSTimeout = errors.New("sockets: nats adapter: nodes did not answer in time")
-	// ErrNATSAcks: BroadcastOperator.EmitWithAck needs Local() with the NATS adapter, which
-	// does not collect acknowledgements across nodes.
-	ErrNATSAcks = errors.New("sockets: nats adapter: acknowledgements across nodes are not supported, use Local()")
 	// ErrNATSClosed: the adapter was closed.
 	ErrNATSClosed = errors.New("sockets: nats adapter closed")
 )
@@ -59,11 +56,11 @@ type NATSAdapterOptions struct {
 // and servers. Reconnection is nc's business; while nc is disconnected, nats.go buffers the
 // publications (Options.ReconnectBufSize) and re-subscribes after reconnecting.
 //
-// Across nodes: Emit on any operator (To, In, Except, Broadcast, a socket id's room),
-// FetchSockets, SocketsJoin, SocketsLeave, DisconnectSockets and RemoteSocket's methods.
-// Node-local: Local() operators, EmitWithAck (which needs Local(), else ErrNATSAcks) and
-// connection state recovery (a session recovers on the node it was connected to, with every
-// broadcast that node delivered). See docs/sockets.md.
+// Across nodes: Emit and EmitWithAck on any operator (To, In, Except, Broadcast, a socket
+// id's room), FetchSockets, SocketsJoin, SocketsLeave, DisconnectSockets and RemoteSocket's
+// methods. Node-local: Local() operators and connection state recovery (a session recovers on
+// the node it was connected to, with every broadcast that node delivered). See
+// docs/sockets.md.
 func NewNATSAdapter(nc *nats.Conn, opts NATSAdapterOptions) func(nsp *Namespace) Adapter {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultNATSPrefix
@@ -109,6 +106,8 @@ type natsAdapter struct {
 	subErr  error                // why subscribing failed, if it did
 	peers   map[string]time.Time // other nodes -> when last heard of
 	reqs    map[uint64]*natsPending
+	acks    map[uint64]*natsAckReq       // this node's BroadcastWithAck across nodes, by request id
+	served  map[natsAckKey]*natsAckServe // other nodes' BroadcastWithAck on this node's sockets
 	nextReq uint64
 	closed  bool
 
@@ -132,6 +131,10 @@ const (
 	natsKindHello     byte = 'h'
 	natsKindHeartbeat byte = 'a'
 	natsKindBye       byte = 'x'
+	natsKindAckBcast  byte = 'k' // a broadcast with acknowledgements, to every node
+	natsKindAckCount  byte = 'c' // to the requester: the number of sockets a node sent it to
+	natsKindAckReply  byte = 'y' // to the requester: one socket's acknowledgement
+	natsKindAckCancel byte = 'z' // to every node: forget the acknowledgements still awaited
 )
 
 const natsVersion byte = 1
@@ -153,6 +156,8 @@ func newNATSAdapter(nc *nats.Conn, opts NATSAdapterOptions, nsp *Namespace) *nat
 		node:          newID(),
 		peers:         make(map[string]time.Time),
 		reqs:          make(map[uint64]*natsPending),
+		acks:          make(map[uint64]*natsAckReq),
+		served:        make(map[natsAckKey]*natsAckServe),
 		stop:          make(chan struct{}),
 	}
 	a.subj = opts.Prefix + "." + base64.RawURLEncoding.EncodeToString([]byte(nsp.name))
@@ -208,6 +213,9 @@ func (a *natsAdapter) forgetLocked(node string) {
 	delete(a.peers, node)
 	for _, p := range a.reqs {
 		p.answered(node, nil)
+	}
+	for _, q := range a.acks {
+		q.countedBy(node, 0)
 	}
 }
 
@@ -339,11 +347,16 @@ func (r *wireReader) strings() []string {
 	return ss
 }
 
-// encodeBroadcast appends the broadcast envelope of p to b: the header, flags, the packet's
-// type, ack id, rooms, exceptions, JSON payload and attachments. The payload is the one the
-// sender encoded (the arguments are marshaled once, by the sender); a receiver only frames it.
+// encodeBroadcast appends the broadcast envelope of p to b: the header, then the body (see
+// appendBroadcast).
 func (a *natsAdapter) encodeBroadcast(b []byte, p *parser.Packet, opts BroadcastOptions) []byte {
-	b = a.header(b, natsKindBroadcast)
+	return appendBroadcast(a.header(b, natsKindBroadcast), p, opts)
+}
+
+// appendBroadcast appends the body of a broadcast envelope: flags, the packet's type, ack id,
+// rooms, exceptions, JSON payload and attachments. The payload is the one the sender encoded
+// (the arguments are marshaled once, by the sender); a receiver only frames it.
+func appendBroadcast(b []byte, p *parser.Packet, opts BroadcastOptions) []byte {
 	var flags byte
 	if opts.Volatile {
 		flags |= natsFlagVolatile
@@ -444,15 +457,6 @@ func (a *natsAdapter) subscribed() error {
 	return a.subErr
 }
 
-// BroadcastWithAck is node-local: it needs opts.Local, else it fails with ErrNATSAcks (an
-// emit that silently reached one node's sockets only would be worse).
-func (a *natsAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, onReply func(*Reply, error)) (int, func(), error) {
-	if !opts.Local {
-		return 0, nil, ErrNATSAcks
-	}
-	return a.memoryAdapter.BroadcastWithAck(p, opts, onReply)
-}
-
 // onAll handles the messages every node receives.
 func (a *natsAdapter) onAll(m *nats.Msg) {
 	r := &wireReader{b: m.Data}
@@ -480,6 +484,20 @@ func (a *natsAdapter) onAll(m *nats.Msg) {
 		a.mu.Lock()
 		a.forgetLocked(origin)
 		a.mu.Unlock()
+	case natsKindAckBcast:
+		a.seen(origin)
+		id := r.uvarint()
+		p, opts := decodeBroadcast(r, a.nsp.name)
+		if r.err != nil {
+			a.log.Warn("sockets: nats adapter: bad broadcast", "from", origin, "err", r.err)
+			return
+		}
+		a.serveAcks(origin, id, p, opts)
+	case natsKindAckCancel:
+		id := r.uvarint()
+		if r.err == nil {
+			a.forgetServed(natsAckKey{origin, id})
+		}
 	case natsKindRequest:
 		a.seen(origin)
 		var req natsRequestBody
@@ -501,6 +519,29 @@ func (a *natsAdapter) onReply(m *nats.Msg) {
 	switch kind {
 	case natsKindHeartbeat:
 		a.seen(origin)
+	case natsKindAckCount:
+		id, n := r.uvarint(), r.uvarint()
+		if r.err != nil {
+			return
+		}
+		a.mu.Lock()
+		if q := a.acks[id]; q != nil {
+			q.countedBy(origin, int(n))
+		}
+		a.mu.Unlock()
+	case natsKindAckReply:
+		id := r.uvarint()
+		ans := decodeAckReply(r)
+		if r.err != nil {
+			a.log.Warn("sockets: nats adapter: bad acknowledgement", "from", origin, "err", r.err)
+			return
+		}
+		a.mu.Lock()
+		if q := a.acks[id]; q != nil {
+			q.queue = append(q.queue, ans)
+			q.signal()
+		}
+		a.mu.Unlock()
 	case natsKindResponse:
 		var resp natsResponse
 		if err := json.Unmarshal(r.b, &resp); err != nil {
@@ -719,8 +760,18 @@ func (a *natsAdapter) Close() error {
 		close(p.done)
 		delete(a.reqs, id)
 	}
+	for id, q := range a.acks {
+		q.stop()
+		delete(a.acks, id)
+	}
+	served := a.served
+	a.served = make(map[natsAckKey]*natsAckServe)
 	clear(a.peers)
 	a.mu.Unlock()
+	for _, sv := range served {
+		sv.timer.Stop()
+		sv.cancel()
+	}
 
 	var errs []error
 	if len(subs) > 0 {
@@ -736,4 +787,299 @@ func (a *natsAdapter) Close() error {
 	a.wg.Wait()
 	errs = append(errs, a.memoryAdapter.Close())
 	return errors.Join(errs...)
+}
+
+// natsAckReq is a BroadcastWithAck of this node awaiting the other nodes' acknowledgements.
+// Its fields are guarded by natsAdapter.mu.
+type natsAckReq struct {
+	counting map[string]struct{} // nodes whose count is awaited
+	counted  chan struct{}       // closed when counting is empty, or by stop
+	n        int                 // sockets the other nodes sent the packet to
+	queue    []natsAckAnswer     // acknowledgements not yet handed to onReply
+	wake     chan struct{}       // capacity 1: queue grew, or stopped
+	stopped  bool
+}
+
+type natsAckAnswer struct {
+	r   *Reply
+	err error
+}
+
+// countedBy records node's count (0 when it left). natsAdapter.mu must be held.
+func (q *natsAckReq) countedBy(node string, n int) {
+	if _, ok := q.counting[node]; !ok {
+		return
+	}
+	delete(q.counting, node)
+	q.n += n
+	if len(q.counting) == 0 {
+		close(q.counted)
+	}
+}
+
+// signal wakes the goroutine handing acknowledgements to onReply. natsAdapter.mu must be held.
+func (q *natsAckReq) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the request. natsAdapter.mu must be held.
+func (q *natsAckReq) stop() {
+	if q.stopped {
+		return
+	}
+	q.stopped = true
+	if len(q.counting) > 0 {
+		clear(q.counting)
+		close(q.counted)
+	}
+	q.signal()
+}
+
+// natsAckKey names another node's BroadcastWithAck.
+type natsAckKey struct {
+	node string
+	id   uint64
+}
+
+// natsAckServe is another node's BroadcastWithAck on this node's sockets.
+type natsAckServe struct {
+	// Guarded by natsAdapter.mu.
+	cancel  func()      // forgets the acknowledgements still awaited
+	timer   *time.Timer // calls forgetServed after the node's AckTimeout; nil until registered
+	pending int         // acknowledgements still awaited
+}
+
+// BroadcastWithAck sends p to the selected sockets of every node and hands every
+// acknowledgement to onReply. It waits (up to RequestTimeout) for each other node known to
+// say how many sockets it sent the packet to, so that n counts them all; a node that does not
+// say in time fails the call with ErrNATSTimeout. The other nodes forget the acknowledgements
+// still awaited when cancel is called, or after their own Config.AckTimeout.
+func (a *natsAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, onReply func(*Reply, error)) (int, func(), error) {
+	if opts.Local {
+		return a.memoryAdapter.BroadcastWithAck(p, opts, onReply)
+	}
+	a.mu.Lock()
+	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return 0, nil, ErrNATSClosed
+	case a.subErr != nil:
+		a.mu.Unlock()
+		return 0, nil, a.subErr
+	case len(a.peers) == 0:
+		a.mu.Unlock()
+		return a.memoryAdapter.BroadcastWithAck(p, opts, onReply)
+	}
+	a.nextReq++
+	id := a.nextReq
+	q := &natsAckReq{counting: make(map[string]struct{}, len(a.peers)), counted: make(chan struct{}), wake: make(chan struct{}, 1)}
+	for node := range a.peers {
+		q.counting[node] = struct{}{}
+	}
+	total := len(q.counting)
+	a.acks[id] = q
+	a.mu.Unlock()
+
+	env := a.header(nil, natsKindAckBcast)
+	env = binary.AppendUvarint(env, id)
+	env = appendBroadcast(env, p, opts)
+	nLocal, cancelLocal, err := a.memoryAdapter.BroadcastWithAck(p, opts, onReply)
+	if err != nil {
+		a.endAck(id, false)
+		return 0, nil, err
+	}
+	if err := a.publish(a.subj, env); err != nil {
+		cancelLocal()
+		a.endAck(id, false)
+		return 0, nil, err
+	}
+	t := time.NewTimer(a.opts.RequestTimeout)
+	select {
+	case <-q.counted:
+	case <-t.C:
+	}
+	t.Stop()
+	a.mu.Lock()
+	missing, nRemote, closed := len(q.counting), q.n, a.closed
+	if missing == 0 && !closed {
+		a.wg.Add(1) // under a.mu with closed unset: before Close's Wait
+	}
+	a.mu.Unlock()
+	if missing > 0 || closed {
+		cancelLocal()
+		a.endAck(id, true)
+		if closed {
+			return 0, nil, ErrNATSClosed
+		}
+		return 0, nil, fmt.Errorf("%w: %d of %d nodes counted their receivers", ErrNATSTimeout, total-missing, total)
+	}
+	go a.handAcks(id, q, nRemote, onReply)
+	var once sync.Once
+	cancel := func() {
+		once.Do(func() {
+			cancelLocal()
+			a.endAck(id, true)
+		})
+	}
+	return nLocal + nRemote, cancel, nil
+}
+
+// handAcks hands the other nodes' n acknowledgements of request id to onReply, on its own
+// goroutine, so that the NATS subscription never waits for onReply.
+func (a *natsAdapter) handAcks(id uint64, q *natsAckReq, n int, onReply func(*Reply, error)) {
+	defer a.wg.Done()
+	for n > 0 {
+		a.mu.Lock()
+		batch, stopped := q.queue, q.stopped
+		q.queue = nil
+		a.mu.Unlock()
+		if stopped {
+			return
+		}
+		for _, ans := range batch {
+			if n == 0 {
+				break
+			}
+			onReply(ans.r, ans.err)
+			n--
+		}
+		if n == 0 {
+			break
+		}
+		<-q.wake
+	}
+	a.endAck(id, false) // every acknowledgement arrived: nothing left to cancel remotely
+}
+
+// endAck forgets request id; with tell, the other nodes are asked to forget it too.
+func (a *natsAdapter) endAck(id uint64, tell bool) {
+	a.mu.Lock()
+	q := a.acks[id]
+	if q != nil {
+		q.stop()
+		delete(a.acks, id)
+	}
+	a.mu.Unlock()
+	if q != nil && tell {
+		b := a.header(nil, natsKindAckCancel)
+		_ = a.publish(a.subj, binary.AppendUvarint(b, id))
+	}
+}
+
+// serveAcks sends another node's broadcast p to this node's selected sockets, with an ack id
+// of this namespace, and sends the requester the count and every acknowledgement (in any
+// order: the requester sorts it out). a.mu is not held while sending: a full queue closes a
+// connection on the sending goroutine, which calls the reply function at once.
+func (a *natsAdapter) serveAcks(from string, id uint64, p *parser.Packet, opts BroadcastOptions) {
+	key := natsAckKey{from, id}
+	to := a.subj + "." + from
+	p.ID, p.HasID = a.nsp.NextAckID(), true
+	sv := &natsAckServe{}
+	n, cancel, err := a.memoryAdapter.BroadcastWithAck(p, opts, func(r *Reply, err error) {
+		b := a.header(nil, natsKindAckReply)
+		b = binary.AppendUvarint(b, id)
+		_ = a.publish(to, appendAckReply(b, r, err))
+		a.mu.Lock()
+		sv.pending--
+		if sv.timer != nil && sv.pending <= 0 && a.served[key] == sv {
+			delete(a.served, key)
+			sv.timer.Stop()
+		}
+		a.mu.Unlock()
+	})
+	if err != nil {
+		a.log.Warn("sockets: nats adapter: broadcast with acknowledgements", "from", from, "err", err)
+		n = 0
+	}
+	a.mu.Lock()
+	sv.pending += n // the replies already sent have counted themselves down
+	register := n > 0 && sv.pending > 0 && !a.closed
+	if register {
+		sv.cancel = cancel
+		sv.timer = time.AfterFunc(a.nsp.srv.cfg.AckTimeout, func() { a.forgetServed(key) })
+		a.served[key] = sv
+	}
+	a.mu.Unlock()
+	if n > 0 && !register {
+		cancel()
+	}
+	b := a.header(nil, natsKindAckCount)
+	b = binary.AppendUvarint(b, id)
+	_ = a.publish(to, binary.AppendUvarint(b, uint64(n)))
+}
+
+// forgetServed forgets the acknowledgements another node's request still awaits here.
+func (a *natsAdapter) forgetServed(key natsAckKey) {
+	a.mu.Lock()
+	sv := a.served[key]
+	delete(a.served, key)
+	a.mu.Unlock()
+	if sv != nil {
+		sv.timer.Stop()
+		sv.cancel()
+	}
+}
+
+// Acknowledgement outcomes on the wire.
+const (
+	natsAckOK byte = iota
+	natsAckDisconnected
+	natsAckError
+)
+
+// appendAckReply appends an acknowledgement: its outcome, then the arguments and attachments
+// of the reply, or the error's text.
+func appendAckReply(b []byte, r *Reply, err error) []byte {
+	switch {
+	case errors.Is(err, ErrDisconnected):
+		return append(b, natsAckDisconnected)
+	case err != nil:
+		return appendString(append(b, natsAckError), err.Error())
+	}
+	b = append(b, natsAckOK)
+	b = binary.AppendUvarint(b, uint64(len(r.raw)))
+	for _, arg := range r.raw {
+		b = appendBytes(b, arg)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.atts)))
+	for _, att := range r.atts {
+		b = appendBytes(b, att)
+	}
+	return b
+}
+
+func decodeAckReply(r *wireReader) natsAckAnswer {
+	switch r.byte() {
+	case natsAckDisconnected:
+		return natsAckAnswer{err: ErrDisconnected}
+	case natsAckError:
+		return natsAckAnswer{err: errors.New(r.string())}
+	case natsAckOK:
+	default:
+		r.err = errNATSEnvelope
+		return natsAckAnswer{}
+	}
+	var rep Reply
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errNATSEnvelope
+		return natsAckAnswer{}
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		rep.raw = append(rep.raw, json.RawMessage(r.bytes()))
+	}
+	n = r.uvarint()
+	if r.err == nil && n > parser.MaxAttachments {
+		r.err = errNATSEnvelope
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		rep.atts = append(rep.atts, r.bytes())
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errNATSEnvelope
+	}
+	return natsAckAnswer{r: &rep}
 }

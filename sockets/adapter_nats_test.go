@@ -279,11 +279,137 @@ func TestNATSAdapterRemoteOps(t *testing.T) {
 		t.Fatalf("b2: connected %v, reason %q", sb2.Connected(), sb2.DisconnectReason())
 	}
 	b2.expectSilence(50 * time.Millisecond)
+}
 
-	// EmitWithAck is node-local: without Local() it says so.
-	if _, err := A.To("r1").EmitWithAck(ctx, "q"); !errors.Is(err, ErrNATSAcks) {
-		t.Fatalf("EmitWithAck across nodes: %v", err)
+func TestNATSAdapterEmitWithAck(t *testing.T) {
+	natsURL := runNATS(t)
+	na := newNATSNode(t, natsURL, Config{AckTimeout: 300 * time.Millisecond}, NATSAdapterOptions{})
+	nb := newNATSNode(t, natsURL, Config{AckTimeout: 300 * time.Millisecond}, NATSAdapterOptions{})
+	nc := newNATSNode(t, natsURL, Config{}, NATSAdapterOptions{}) // no socket in the room
+	waitPeers(t, "/", na, nb, nc)
+	a1, sa1 := na.client(t)
+	b1, sb1 := nb.client(t)
+	b2, sb2 := nb.client(t)
+	c1, _ := nc.client(t)
+	for _, s := range []*Socket{sa1, sb1, sb2} {
+		s.Join("room")
 	}
+	bAdapter := nb.srv.Of("/").Adapter().(*natsAdapter)
+
+	// answer reads the question and, unless reply is empty, acknowledges it.
+	answer := func(c *tclient, reply string) {
+		t.Helper()
+		pkt := c.expectPrefix("2")
+		id := pkt[1:strings.IndexByte(pkt, '[')]
+		if pkt[1+len(id):] != `["q",1]` {
+			t.Fatalf("packet %q", pkt)
+		}
+		if reply != "" {
+			c.send("3" + id + reply)
+		}
+	}
+	type result struct {
+		rs  []*Reply
+		err error
+	}
+	res := make(chan result, 1)
+	emit := func(op BroadcastOperator) {
+		go func() {
+			rs, err := op.EmitWithAck(context.Background(), "q", 1)
+			res <- result{rs, err}
+		}()
+	}
+	replies := func(got result) []string {
+		var all []string
+		for _, r := range got.rs {
+			var v string
+			if err := r.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, v)
+		}
+		slices.Sort(all)
+		return all
+	}
+	servedEmpty := func() {
+		t.Helper()
+		deadline := time.Now().Add(waitTime)
+		for {
+			bAdapter.mu.Lock()
+			n := len(bAdapter.served)
+			bAdapter.mu.Unlock()
+			if n == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node B still awaits %d acknowledgements", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	// Every member, on both nodes, answers.
+	emit(na.srv.To("room"))
+	answer(a1, `["a"]`)
+	answer(b1, `["b1"]`)
+	answer(b2, `["b2"]`)
+	got := <-res
+	if got.err != nil || !slices.Equal(replies(got), []string{"a", "b1", "b2"}) {
+		t.Fatalf("replies %v, err %v", replies(got), got.err)
+	}
+	servedEmpty()
+
+	// A remote member silent: ErrAckTimeout with the others' replies, and node B forgets
+	// the acknowledgement it still awaited.
+	emit(na.srv.To("room"))
+	answer(a1, `["a"]`)
+	answer(b1, `["b1"]`)
+	answer(b2, "")
+	got = <-res
+	if !errors.Is(got.err, ErrAckTimeout) || !slices.Equal(replies(got), []string{"a", "b1"}) {
+		t.Fatalf("replies %v, err %v", replies(got), got.err)
+	}
+	servedEmpty()
+
+	// From node B, except a socket of node A; binary replies cross too.
+	emit(nb.srv.To("room").Except(sa1.ID()))
+	answer(b1, `["b1"]`)
+	pkt := b2.expectPrefix("2")
+	id := pkt[1:strings.IndexByte(pkt, '[')]
+	b2.send("61-" + id + `[{"_placeholder":true,"num":0}]`)
+	b2.sendBin([]byte{4, 2})
+	got = <-res
+	if got.err != nil || len(got.rs) != 2 {
+		t.Fatalf("replies %d, err %v", len(got.rs), got.err)
+	}
+	if !slices.ContainsFunc(got.rs, func(r *Reply) bool {
+		var bin []byte
+		return r.Decode(&bin) == nil && string(bin) == "\x04\x02"
+	}) {
+		t.Fatal("the binary reply did not cross")
+	}
+
+	// A remote member that disconnects counts as answered.
+	emit(na.srv.To("room"))
+	answer(a1, `["a"]`)
+	answer(b1, `["b1"]`)
+	answer(b2, "")
+	b2.send("1")
+	got = <-res
+	if got.err != nil || !slices.Equal(replies(got), []string{"a", "b1"}) {
+		t.Fatalf("replies %v, err %v", replies(got), got.err)
+	}
+	servedEmpty()
+
+	// Local() asks this node's sockets only.
+	emit(na.srv.Local().To("room"))
+	answer(a1, `["a"]`)
+	got = <-res
+	if got.err != nil || !slices.Equal(replies(got), []string{"a"}) {
+		t.Fatalf("replies %v, err %v", replies(got), got.err)
+	}
+	b1.expectSilence(50 * time.Millisecond)
+	c1.expectSilence(10 * time.Millisecond) // node C had no member: it never got a question
 }
 
 // A node that is known but does not answer makes remote operations time out with the
