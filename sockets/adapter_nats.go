@@ -175,11 +175,9 @@ func newNATSAdapter(nc *nats.Conn, opts NATSAdapterOptions, nsp *Namespace) *nat
 		a.subs = append(a.subs, sub)
 	}
 	if a.subErr == nil {
-		// The subscriptions must be in place before the others answer the hello.
-		if err := nc.FlushTimeout(opts.RequestTimeout); err != nil {
-			a.log.Warn("sockets: nats adapter: flush", "err", err)
-		}
-		a.publish(a.subj, a.control(natsKindHello, nil))
+		// The server handles one connection's messages in order: the subscriptions are in
+		// place before anyone answers the hello. No flush: Of must not wait for NATS.
+		_ = a.publish(a.subj, a.control(natsKindHello, nil))
 	}
 	a.wg.Add(1)
 	go a.heartbeats()

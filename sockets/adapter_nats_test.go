@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,14 @@ import (
 // cleanup. It returns its client URL.
 func runNATS(t testing.TB) string {
 	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	return startNATS(t, -1).ClientURL()
+}
+
+// startNATS starts an embedded nats-server on 127.0.0.1 at port (-1: a random one) and shuts
+// it down at cleanup (shutting it down earlier is fine).
+func startNATS(t testing.TB, port int) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,13 +40,13 @@ func runNATS(t testing.TB) string {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	return s.ClientURL()
+	return s
 }
 
 // natsConn connects to url; the connection is closed at cleanup.
-func natsConn(t testing.TB, url string) *nats.Conn {
+func natsConn(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name(t.Name()))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name(t.Name())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +64,12 @@ type natsNode struct {
 
 func newNATSNode(t *testing.T, natsURL string, cfg Config, opts NATSAdapterOptions) *natsNode {
 	t.Helper()
-	cfg.Adapter = NewNATSAdapter(natsConn(t, natsURL), opts)
+	return newNATSNodeConn(t, natsConn(t, natsURL), cfg, opts)
+}
+
+func newNATSNodeConn(t *testing.T, nc *nats.Conn, cfg Config, opts NATSAdapterOptions) *natsNode {
+	t.Helper()
+	cfg.Adapter = NewNATSAdapter(nc, opts)
 	srv, url := newTestServer(t, cfg)
 	n := &natsNode{srv: srv, url: url, conn: make(chan *Socket, 16)}
 	srv.OnConnection(func(s *Socket) { n.conn <- s })
@@ -410,6 +423,56 @@ func TestNATSAdapterEmitWithAck(t *testing.T) {
 	}
 	b1.expectSilence(50 * time.Millisecond)
 	c1.expectSilence(10 * time.Millisecond) // node C had no member: it never got a question
+}
+
+// The adapter carries on after NATS restarts: nats.go reconnects and subscribes again.
+func TestNATSAdapterReconnect(t *testing.T) {
+	ns := startNATS(t, -1)
+	url := ns.ClientURL()
+	port := ns.Addr().(*net.TCPAddr).Port
+	reconnected := make(chan struct{}, 2)
+	conn := func() *nats.Conn {
+		return natsConn(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
+			nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+	}
+	ncA, ncB := conn(), conn()
+	na := newNATSNodeConn(t, ncA, Config{}, NATSAdapterOptions{})
+	nb := newNATSNodeConn(t, ncB, Config{}, NATSAdapterOptions{})
+	waitPeers(t, "/", na, nb)
+	a1, sa1 := na.client(t)
+	b1, sb1 := nb.client(t)
+	sa1.Join("r")
+	sb1.Join("r")
+	if err := na.srv.To("r").Emit("m", 1); err != nil {
+		t.Fatal(err)
+	}
+	a1.expect(`2["m",1]`)
+	b1.expect(`2["m",1]`)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	startNATS(t, port)
+	for range 2 {
+		select {
+		case <-reconnected:
+		case <-time.After(waitTime):
+			t.Fatal("not reconnected")
+		}
+	}
+	// A round trip on each connection: its subscriptions, sent first, are in place.
+	for _, nc := range []*nats.Conn{ncA, ncB} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nb.srv.To("r").Emit("m", 2); err != nil {
+		t.Fatal(err)
+	}
+	a1.expect(`2["m",2]`)
+	b1.expect(`2["m",2]`)
+	if rs, err := na.srv.Of("/").FetchSockets(context.Background()); err != nil || len(rs) != 2 {
+		t.Fatalf("fetch after reconnect: %d sockets, %v", len(rs), err)
+	}
 }
 
 // A node that is known but does not answer makes remote operations time out with the
