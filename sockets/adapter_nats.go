@@ -881,16 +881,12 @@ func (a *natsAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, 
 	a.acks[id] = q
 	a.mu.Unlock()
 
+	// The other nodes first: this node's sockets are sent the packet once the count is known,
+	// so that their readers never wait on onReply while the counts come.
 	env := a.header(nil, natsKindAckBcast)
 	env = binary.AppendUvarint(env, id)
 	env = appendBroadcast(env, p, opts)
-	nLocal, cancelLocal, err := a.memoryAdapter.BroadcastWithAck(p, opts, onReply)
-	if err != nil {
-		a.endAck(id, false)
-		return 0, nil, err
-	}
 	if err := a.publish(a.subj, env); err != nil {
-		cancelLocal()
 		a.endAck(id, false)
 		return 0, nil, err
 	}
@@ -902,17 +898,29 @@ func (a *natsAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, 
 	t.Stop()
 	a.mu.Lock()
 	missing, nRemote, closed := len(q.counting), q.n, a.closed
-	if missing == 0 && !closed {
-		a.wg.Add(1) // under a.mu with closed unset: before Close's Wait
-	}
 	a.mu.Unlock()
 	if missing > 0 || closed {
-		cancelLocal()
 		a.endAck(id, true)
 		if closed {
 			return 0, nil, ErrNATSClosed
 		}
 		return 0, nil, fmt.Errorf("%w: %d of %d nodes counted their receivers", ErrNATSTimeout, total-missing, total)
+	}
+	nLocal, cancelLocal, err := a.memoryAdapter.BroadcastWithAck(p, opts, onReply)
+	if err != nil {
+		a.endAck(id, true)
+		return 0, nil, err
+	}
+	a.mu.Lock()
+	closed = a.closed
+	if !closed {
+		a.wg.Add(1) // under a.mu with closed unset: before Close's Wait
+	}
+	a.mu.Unlock()
+	if closed {
+		cancelLocal()
+		a.endAck(id, false)
+		return 0, nil, ErrNATSClosed
 	}
 	go a.handAcks(id, q, nRemote, onReply)
 	var once sync.Once

@@ -511,6 +511,26 @@ func TestNATSAdapterRequestTimeout(t *testing.T) {
 		t.Fatalf("sockets %v", rs)
 	}
 
+	// EmitWithAck cannot know how many replies to wait for: it fails, and node B, which
+	// counted, is told to forget what it awaits.
+	sb.Join("r")
+	if _, err := na.srv.To("r").EmitWithAck(context.Background(), "q"); !errors.Is(err, ErrNATSTimeout) {
+		t.Fatalf("EmitWithAck: %v", err)
+	}
+	b := nb.srv.Of("/").Adapter().(*natsAdapter)
+	for {
+		b.mu.Lock()
+		n := len(b.served)
+		b.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B still awaits acknowledgements")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
 	// Its goodbye: no longer waited for.
 	bye := append([]byte{natsVersion, natsKindBye}, appendString(appendString(nil, "mute"), "/")...)
 	if err := mute.Publish(a.subj, bye); err != nil {
