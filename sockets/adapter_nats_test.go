@@ -674,3 +674,22 @@ func FuzzNATSEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNATSEnvelope encodes a typical collabd broadcast (one room, the sender excepted)
+// into its envelope and decodes it, as the sending and each receiving node do.
+func BenchmarkNATSEnvelope(b *testing.B) {
+	p := &parser.Packet{Type: parser.Event, Namespace: "/", Data: []byte(`["doc:op",{"doc":"notes","rev":42,"op":[12,"hello",-3],"client":"c1","seq":7,"user":"ann","time":1765000000000}]`)}
+	opts := BroadcastOptions{Rooms: []string{"doc:notes"}, Except: []string{"Kx3PqZ0aB1cD2eF3gH4i"}}
+	a := &natsAdapter{memoryAdapter: &memoryAdapter{nsp: &Namespace{name: "/"}}, node: "Mn7wQ2eR4tY6uI8oP0aS"}
+	b.ReportAllocs()
+	for b.Loop() {
+		bp := a.getBuf()
+		*bp = a.encodeBroadcast(*bp, p, opts)
+		r := &wireReader{b: *bp}
+		_, _, _ = a.readHeader(r)
+		if decodeBroadcast(r, "/"); r.err != nil {
+			b.Fatal(r.err)
+		}
+		a.putBuf(bp)
+	}
+}
