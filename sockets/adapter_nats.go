@@ -557,17 +557,33 @@ func (a *natsAdapter) onReply(m *nats.Msg) {
 	}
 }
 
-// readHeader reads the envelope header; ok is false for another version or namespace.
+// readHeader reads the envelope header; ok is false for another version or namespace, or an
+// origin that is not a node id (it becomes a subject token in answers).
 func (a *natsAdapter) readHeader(r *wireReader) (kind byte, origin string, ok bool) {
 	v := r.byte()
 	kind = r.byte()
 	origin = r.string()
 	nsp := r.string()
-	if r.err != nil || v != natsVersion || nsp != a.nsp.name {
-		a.log.Debug("sockets: nats adapter: envelope dropped", "version", v, "namespace", nsp, "err", r.err)
+	if r.err != nil || v != natsVersion || nsp != a.nsp.name || !validNodeID(origin) {
+		a.log.Debug("sockets: nats adapter: envelope dropped", "version", v, "namespace", nsp, "origin", origin, "err", r.err)
 		return 0, "", false
 	}
 	return kind, origin, true
+}
+
+// validNodeID reports whether id could be a node id: 1 to 64 characters of base64url, so
+// that it is a safe subject token.
+func validNodeID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // seen records that node is alive.

@@ -633,6 +633,18 @@ func TestNATSEnvelope(t *testing.T) {
 	if got.Attachments[0][0] != 1 {
 		t.Fatal("payload aliases the attachment")
 	}
+	// An origin that is not a node id would be a subject token in answers: dropped.
+	for _, origin := range []string{"", "a.b", "a*", ">", "a b", strings.Repeat("a", 65)} {
+		b := &natsAdapter{memoryAdapter: a.memoryAdapter, node: origin, log: srv.cfg.Logger}
+		if _, _, ok := b.readHeader(&wireReader{b: b.encodeBroadcast(nil, p, opts)}); ok {
+			t.Fatalf("origin %q accepted", origin)
+		}
+	}
+	a.log = srv.cfg.Logger
+	if _, _, ok := a.readHeader(&wireReader{b: env}); !ok {
+		t.Fatal("valid header refused")
+	}
+
 	// Every truncation is an error, never a panic.
 	for n := range len(env) {
 		r := &wireReader{b: env[:n]}
