@@ -120,7 +120,7 @@ type natsAdapter struct {
 type natsPending struct {
 	waiting map[string]struct{}
 	resps   []natsResponse
-	done    chan struct{} // closed when waiting is empty, or by Close
+	done    chan struct{} // closed when waiting becomes empty, or by Close while it is not
 }
 
 // Envelope kinds.
@@ -771,7 +771,9 @@ func (a *natsAdapter) Close() error {
 	subs := a.subs
 	a.subs = nil
 	for id, p := range a.reqs {
-		close(p.done)
+		if len(p.waiting) > 0 { // else done is closed already
+			close(p.done)
+		}
 		delete(a.reqs, id)
 	}
 	for id, q := range a.acks {

@@ -98,6 +98,9 @@ func waitPeers(t testing.TB, nsp string, nodes ...*natsNode) {
 	t.Helper()
 	deadline := time.Now().Add(waitTime)
 	for _, n := range nodes {
+		if n == nil {
+			continue // a node that is not a Server (a raw NATS client), counted all the same
+		}
 		a := n.srv.Of(nsp).Adapter().(*natsAdapter)
 		for a.peerCount() != len(nodes)-1 {
 			if time.Now().After(deadline) {
@@ -703,5 +706,56 @@ func BenchmarkNATSEnvelope(b *testing.B) {
 			b.Fatal(r.err)
 		}
 		a.putBuf(bp)
+	}
+}
+
+// Close fails the operations still waiting for other nodes, at once.
+func TestNATSAdapterCloseWhileWaiting(t *testing.T) {
+	natsURL := runNATS(t)
+	na := newNATSNode(t, natsURL, Config{}, NATSAdapterOptions{RequestTimeout: time.Minute})
+	a := na.srv.Of("/").Adapter().(*natsAdapter)
+	mute := natsConn(t, natsURL)
+	hello := append([]byte{natsVersion, natsKindHello}, appendString(appendString(nil, "mute"), "/")...)
+	if err := mute.Publish(a.subj, hello); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, "/", na, nil) // one peer: the mute node
+	errs := make(chan error, 2)
+	go func() {
+		_, err := na.srv.Of("/").FetchSockets(context.Background())
+		errs <- err
+	}()
+	go func() {
+		_, err := na.srv.To("r").EmitWithAck(context.Background(), "q")
+		errs <- err
+	}()
+	deadline := time.Now().Add(waitTime)
+	for {
+		a.mu.Lock()
+		n := len(a.reqs) + len(a.acks)
+		a.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the operations are not waiting")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrNATSClosed) {
+				t.Fatalf("err %v", err)
+			}
+		case <-time.After(waitTime):
+			t.Fatal("still waiting after Close")
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }
