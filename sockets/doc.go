@@ -5,7 +5,8 @@
 // pass their middlewares (Use), and become Sockets, which receive events through typed
 // handlers (On, OnAny, Handle) and are sent events with Emit, EmitWithAck and the broadcast
 // operators (To, In, Except, Local, Volatile, Broadcast). Rooms, broadcasts and the state kept
-// for connection state recovery live in an Adapter, in memory by default.
+// for connection state recovery live in an Adapter, in memory by default; NewNATSAdapter
+// shares broadcasts and socket operations between servers over NATS.
 //
 // # Concurrency contract
 //

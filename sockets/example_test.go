@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/collabd/collabd/sockets"
 )
 
@@ -126,4 +128,46 @@ func ExampleEventWriter() {
 	}
 	fmt.Println(string(enc.Packet.Data))
 	// Output: ["doc:op",{"doc":"notes","rev":7}]
+}
+
+// Several nodes behind one endpoint: each node connects to NATS and builds its namespaces'
+// adapters with NewNATSAdapter; a broadcast on any node reaches the selected sockets of every
+// node. (Compiled, not run: it needs a NATS server; adapter_nats_test.go runs the same setup
+// against an embedded one.)
+func ExampleNewNATSAdapter() {
+	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.MaxReconnects(-1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close() // after srv.Shutdown, which closes the adapters
+	srv, err := sockets.New(sockets.Config{
+		Adapter: sockets.NewNATSAdapter(nc, sockets.NATSAdapterOptions{Prefix: "myapp.sockets"}),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.OnConnection(func(s *sockets.Socket) {
+		s.On("join", func(s *sockets.Socket, ev *sockets.Event) {
+			var room string
+			if ev.Decode(&room) == nil {
+				s.Join(room) // membership stays on this node
+			}
+		})
+		s.On("say", func(s *sockets.Socket, ev *sockets.Event) {
+			var room, text string
+			if ev.Decode(&room, &text) == nil {
+				// Every member of room on every node but the sender.
+				_ = s.To(room).Emit("said", s.ID(), text)
+			}
+		})
+	})
+	// Across nodes too: who is in a room, wherever they are connected.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	members, err := srv.Of("/").In("lobby").FetchSockets(ctx)
+	fmt.Println(len(members), err)
+
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv)
+	log.Fatal(http.ListenAndServe("127.0.0.1:3000", mux))
 }
