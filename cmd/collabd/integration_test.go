@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/ot"
 )
@@ -198,4 +201,172 @@ func TestOpWritesRaceSocketEditors(t *testing.T) {
 	if seen != httpOps {
 		t.Fatalf("watcher saw %d records of client http-w, want %d", seen, httpOps)
 	}
+}
+
+// events collects a socket's server events.
+type events struct {
+	ch chan [2]string // name, first argument
+}
+
+func newEvents() *events { return &events{ch: make(chan [2]string, 1024)} }
+
+func (e *events) on(name string, args []byte) {
+	var arr []json.RawMessage
+	first := ""
+	if json.Unmarshal(args, &arr) == nil && len(arr) > 0 {
+		first = string(arr[0])
+	}
+	select {
+	case e.ch <- [2]string{name, first}:
+	default:
+	}
+}
+
+// wait returns the first argument of the next event name within d.
+func (e *events) wait(tb testing.TB, name string, d time.Duration) string {
+	tb.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case ev := <-e.ch:
+			if ev[0] == name {
+				return ev[1]
+			}
+		case <-deadline:
+			tb.Fatalf("no %s within %v", name, d)
+			return ""
+		}
+	}
+}
+
+// TestTokenLifetimeOnOpenConnections: against a real server with auth, an
+// admin secret and --metrics-auth: a token's expiry ends its socket's
+// access at exp; a refresh on the open connection keeps an op in flight;
+// a revocation through the admin endpoint (by jti and by user) reaches open
+// connections and HTTP, and survives a restart; /metrics needs a token.
+func TestTokenLifetimeOnOpenConnections(t *testing.T) {
+	const secret, adminSecret = "lifetime-test-secret-0123456789", "admin-test-secret-0123456789"
+	data := t.TempDir()
+	args := []string{"--auth-secret", secret, "--admin-secret", adminSecret, "--metrics-auth"}
+	p := start(t, data, nil, args...)
+	authority, err := auth.New([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(user, jti string, ttl time.Duration) string {
+		c := auth.Claims{User: user, ID: jti, Edit: []string{"*"}}
+		if ttl > 0 {
+			c.Expires = time.Now().Add(ttl)
+		}
+		tok, err := authority.Mint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	dial := func(tok string) (*sioclient.Client, *events) {
+		ev := newEvents()
+		c, err := sioclient.Dial(context.Background(), sioclient.Config{Addr: p.addr, Auth: map[string]any{"token": tok}, OnEvent: ev.on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c, ev
+	}
+
+	// /metrics and /admin need their credentials.
+	if code, _, _ := httpDo(t, "GET", p.url+"metrics", ""); code != 401 {
+		t.Fatalf("metrics without token: %d", code)
+	}
+	if code, _, _ := httpDo(t, "GET", p.url+"metrics", "", "Authorization", "Bearer "+adminSecret); code != 200 {
+		t.Fatalf("metrics with the admin secret: %d", code)
+	}
+	if code, _, _ := httpDo(t, "GET", p.url+"metrics", "", "Authorization", "Bearer "+mint("ops", "m1", time.Hour)); code != 200 {
+		t.Fatalf("metrics with a token: %d", code)
+	}
+	if code, _, _ := httpDo(t, "GET", p.url+"admin/revocations", "", "Authorization", "Bearer "+mint("ops", "m2", time.Hour)); code != 401 {
+		t.Fatalf("admin with a user token: %d", code)
+	}
+
+	// Expiry: the socket is told at exp and cannot edit after it.
+	shortTok := mint("ann", "short", 2*time.Second)
+	ann, annEv := dial(shortTok)
+	if a := call(t, ann, "doc:join", map[string]any{"doc": "life", "client": "ann-1"}); a["ok"] != true {
+		t.Fatalf("join: %v", a)
+	}
+	if a := call(t, ann, "doc:op", map[string]any{"doc": "life", "client": "ann-1", "seq": 1, "rev": 0, "op": []any{"a"}}); a["ok"] != true {
+		t.Fatalf("op: %v", a)
+	}
+	if ev := annEv.wait(t, "auth:expired", 5*time.Second); !strings.Contains(ev, `"reason":"expired"`) || !strings.Contains(ev, `"life"`) {
+		t.Fatalf("auth:expired %s", ev)
+	}
+	if a := call(t, ann, "doc:op", map[string]any{"doc": "life", "client": "ann-1", "seq": 2, "rev": 1, "op": []any{1, "b"}}); errCode(a) != "forbidden" {
+		t.Fatalf("op after expiry: %v", a)
+	}
+	if a := call(t, ann, "auth:refresh", map[string]any{"token": mint("ann", "long", time.Hour)}); a["ok"] != true {
+		t.Fatalf("refresh: %v", a)
+	}
+	if a := call(t, ann, "doc:join", map[string]any{"doc": "life", "client": "ann-1", "rev": 1}); a["ok"] != true {
+		t.Fatalf("rejoin: %v", a)
+	}
+
+	// A refresh right behind an op in flight: the op is acknowledged.
+	bobTok := mint("bob", "bob-1", 3*time.Second)
+	bob, bobEv := dial(bobTok)
+	if a := call(t, bob, "doc:join", map[string]any{"doc": "life", "client": "bob-1"}); a["ok"] != true {
+		t.Fatalf("bob join: %v", a)
+	}
+	acked := make(chan string, 1)
+	if err := bob.EmitAck(func(args []byte) { acked <- string(args) }, "doc:op", map[string]any{"doc": "life", "client": "bob-1", "seq": 1, "rev": 1, "op": []any{"B"}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := call(t, bob, "auth:refresh", map[string]any{"token": mint("bob", "bob-2", time.Hour)}); a["ok"] != true {
+		t.Fatalf("bob refresh: %v", a)
+	}
+	select {
+	case a := <-acked:
+		if !strings.Contains(a, `"ok":true`) {
+			t.Fatalf("op in flight: %s", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("op in flight never acknowledged")
+	}
+
+	// Revocation by jti reaches the open socket and HTTP.
+	code, body, _ := httpDo(t, "POST", p.url+"admin/revocations", `{"jti":["bob-2"]}`, "Authorization", "Bearer "+adminSecret)
+	if code != 200 || !strings.Contains(body, "bob-2") {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if ev := bobEv.wait(t, "auth:expired", 3*time.Second); !strings.Contains(ev, `"reason":"revoked"`) {
+		t.Fatalf("bob auth:expired %s", ev)
+	}
+	if code, _, _ := httpDo(t, "GET", p.url+"api/docs/life", "", "Authorization", "Bearer "+mint("bob", "bob-2", time.Hour)); code != 401 {
+		t.Fatalf("HTTP with a revoked jti: %d", code)
+	}
+	// Revocation by user: ann's tokens issued until now.
+	time.Sleep(1100 * time.Millisecond) // iat has whole seconds
+	code, body, _ = httpDo(t, "POST", p.url+"admin/revocations", `{"users":["ann"]}`, "Authorization", "Bearer "+adminSecret)
+	if code != 200 || !strings.Contains(body, `"ann"`) {
+		t.Fatalf("revoke user: %d %s", code, body)
+	}
+	if ev := annEv.wait(t, "auth:expired", 3*time.Second); !strings.Contains(ev, `"reason":"revoked"`) {
+		t.Fatalf("ann auth:expired %s", ev)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	fresh := mint("ann", "after", time.Hour)
+	if a := call(t, ann, "auth:refresh", map[string]any{"token": fresh}); a["ok"] != true {
+		t.Fatalf("refresh with a token issued after the not-before: %v", a)
+	}
+
+	// The revocations survive a restart.
+	p.stop(t, syscall.SIGTERM)
+	p = start(t, data, nil, args...)
+	if _, err := sioclient.Dial(context.Background(), sioclient.Config{Addr: p.addr, Auth: map[string]any{"token": mint("bob", "bob-2", time.Hour)}}); !errors.Is(err, sioclient.ErrConnectRefused) {
+		t.Fatalf("revoked jti after restart: %v", err)
+	}
+	c, _ := dial(fresh)
+	if a := call(t, c, "doc:join", map[string]any{"doc": "life", "client": "ann-2"}); a["ok"] != true {
+		t.Fatalf("join after restart: %v", a)
+	}
+	p.stop(t, syscall.SIGTERM)
 }

@@ -63,6 +63,11 @@ type serveConfig struct {
 	// many bytes of frames after the oldest pending one.
 	CheckpointInterval time.Duration
 	CheckpointBytes    int64
+	// AdminSecret turns the admin endpoints (/admin/...) on.
+	AdminSecret     string
+	AdminSecretFile string
+	// MetricsAuth: with auth on, /metrics needs a token or the admin secret.
+	MetricsAuth bool
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
@@ -84,6 +89,9 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", storage.DefaultCheckpointInterval, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
 	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", storage.DefaultCheckpointBytes, "journal bytes that start a checkpoint before --checkpoint-interval; lower: less memory at high edit rates, more CPU")
+	fs.StringVar(&c.AdminSecret, "admin-secret", "", "bearer secret (at least 16 bytes) of the admin endpoints (/admin/revocations); empty: off. Needs --auth-secret")
+	fs.StringVar(&c.AdminSecretFile, "admin-secret-file", "", "file holding the admin secret (alternative to --admin-secret)")
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", false, "with auth on, GET /metrics needs Authorization: Bearer with a valid token or the admin secret")
 }
 
 func (c *serveConfig) validate() error {
@@ -133,14 +141,32 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	if err != nil {
 		return nil, err
 	}
-	var authority *auth.Authority
-	if secret != "" {
-		if authority, err = auth.New([]byte(secret)); err != nil {
-			return nil, fmt.Errorf("--auth-secret: %w", err)
-		}
+	adminSecret, err := readSecret("admin-secret", cfg.AdminSecret, cfg.AdminSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case adminSecret != "" && secret == "":
+		return nil, errors.New("--admin-secret needs --auth-secret (revocations are of tokens)")
+	case adminSecret != "" && len(adminSecret) < auth.MinSecretBytes:
+		return nil, fmt.Errorf("--admin-secret must be at least %d bytes", auth.MinSecretBytes)
+	case adminSecret != "" && adminSecret == secret:
+		return nil, errors.New("--admin-secret must differ from --auth-secret")
+	case cfg.MetricsAuth && secret == "":
+		return nil, errors.New("--metrics-auth needs --auth-secret")
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	var authority *auth.Authority
+	var revocations *auth.Revocations
+	if secret != "" {
+		if revocations, err = loadRevocations(filepath.Join(cfg.Data, revocationsFile)); err != nil {
+			return nil, err
+		}
+		if authority, err = auth.New([]byte(secret), auth.WithRevocations(revocations)); err != nil {
+			return nil, fmt.Errorf("--auth-secret: %w", err)
+		}
 	}
 	s := &server{cfg: cfg, log: log, reg: metrics.NewRegistry(), serveDone: make(chan struct{})}
 	ok := false
@@ -201,13 +227,37 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		return nil, err
 	}
 	s.registerMetrics()
+	var admin *httpapi.Admin
+	if adminSecret != "" {
+		revPath := filepath.Join(cfg.Data, revocationsFile)
+		admin, err = httpapi.NewAdmin(httpapi.AdminConfig{
+			Secret:      adminSecret,
+			Revocations: revocations,
+			OnChange: func(l auth.RevocationList) error {
+				s.glue.svc.Revalidate()
+				return saveRevocations(revPath, l)
+			},
+			OnError: func(string) { s.apiErrs.Inc() },
+			Logger:  log.With().Str("component", "admin").Logger(),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s.sio)
 	mux.Handle("/api/", s.api)
 	mux.Handle("GET /healthz", s.api)
 	mux.Handle("GET /readyz", s.api)
-	mux.Handle("GET /metrics", s.reg)
+	if cfg.MetricsAuth {
+		mux.Handle("GET /metrics", guardMetrics(s.reg, authority, admin))
+	} else {
+		mux.Handle("GET /metrics", s.reg)
+	}
+	if admin != nil {
+		mux.Handle("/admin/", admin)
+	}
 	editor, err := newEditorHandler()
 	if err != nil {
 		return nil, err
