@@ -22,24 +22,27 @@ type OutboxEntry struct {
 	Value []byte
 }
 
-// PutOutbox stores value under key, durably (one bbolt transaction and its
-// fsync), replacing a previous value. It does not go through the journal
-// and never delays document commits beyond sharing bbolt's single writer
-// with the checkpoints.
-func (s *Bolt) PutOutbox(ctx context.Context, key string, value []byte) error {
-	if key == "" || len(key) > MaxOutboxKey {
-		return fmt.Errorf("storage: outbox key of %d bytes (1 to %d)", len(key), MaxOutboxKey)
-	}
-	return s.updateOutbox(ctx, func(b *bolt.Bucket) error { return b.Put([]byte(key), value) })
-}
-
-// DeleteOutbox removes the messages under keys; absent keys are ignored.
-func (s *Bolt) DeleteOutbox(ctx context.Context, keys ...string) error {
-	if len(keys) == 0 {
+// WriteOutbox stores the entries of put (replacing previous values) and
+// removes the keys of del (absent keys are ignored), durably, in one bbolt
+// transaction and its fsync. It does not go through the journal and never
+// delays document commits beyond sharing bbolt's single writer with the
+// checkpoints.
+func (s *Bolt) WriteOutbox(ctx context.Context, put []OutboxEntry, del []string) error {
+	if len(put) == 0 && len(del) == 0 {
 		return nil
 	}
+	for _, e := range put {
+		if e.Key == "" || len(e.Key) > MaxOutboxKey {
+			return fmt.Errorf("storage: outbox key of %d bytes (1 to %d)", len(e.Key), MaxOutboxKey)
+		}
+	}
 	return s.updateOutbox(ctx, func(b *bolt.Bucket) error {
-		for _, k := range keys {
+		for _, e := range put {
+			if err := b.Put([]byte(e.Key), e.Value); err != nil {
+				return err
+			}
+		}
+		for _, k := range del {
 			if err := b.Delete([]byte(k)); err != nil {
 				return err
 			}

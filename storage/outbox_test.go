@@ -16,15 +16,17 @@ func TestOutbox(t *testing.T) {
 	if got, err := s.Outbox(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("empty outbox: %v %v", got, err)
 	}
+	var put []OutboxEntry
 	for _, k := range []string{"b", "a", "c"} {
-		if err := s.PutOutbox(ctx, k, []byte("v-"+k)); err != nil {
-			t.Fatal(err)
-		}
+		put = append(put, OutboxEntry{k, []byte("v-" + k)})
 	}
-	if err := s.DeleteOutbox(ctx, "c", "zz"); err != nil {
+	if err := s.WriteOutbox(ctx, put, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutOutbox(ctx, "", nil); err == nil {
+	if err := s.WriteOutbox(ctx, []OutboxEntry{{"a", []byte("v-a")}}, []string{"c", "zz"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteOutbox(ctx, []OutboxEntry{{"", nil}}, nil); err == nil {
 		t.Fatal("empty key accepted")
 	}
 	if err := s.Check(ctx); err != nil {
@@ -46,7 +48,7 @@ func TestOutbox(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutOutbox(ctx, "x", nil); err == nil {
+	if err := s.WriteOutbox(ctx, []OutboxEntry{{"x", nil}}, nil); err == nil {
 		t.Fatal("put after close accepted")
 	}
 }
