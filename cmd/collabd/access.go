@@ -90,3 +90,11 @@ func guardMetrics(h http.Handler, authority *auth.Authority, admin *httpapi.Admi
 			"code": string(contract.CodeUnauthorized), "message": "Authorization: Bearer <token or admin secret> is required (--metrics-auth)"}})
 	})
 }
+
+func init() {
+	// Flags given two ways (see alternative): the admin and webhook secrets.
+	for _, name := range []string{"admin-secret", "webhook-secret"} {
+		alternative[name] = name + "-file"
+		alternative[name+"-file"] = name
+	}
+}

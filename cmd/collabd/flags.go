@@ -66,10 +66,8 @@ func parseFlags(fs *flag.FlagSet, args []string, env []string, getenv func(strin
 // alternative pairs flags that give the same setting two ways: one given on
 // the command line also overrides the other's environment variable.
 var alternative = map[string]string{
-	"auth-secret":       "auth-secret-file",
-	"auth-secret-file":  "auth-secret",
-	"admin-secret":      "admin-secret-file",
-	"admin-secret-file": "admin-secret",
+	"auth-secret":      "auth-secret-file",
+	"auth-secret-file": "auth-secret",
 }
 
 // listFlag is a repeatable flag whose values may also be comma-separated.

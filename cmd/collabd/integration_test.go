@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +18,7 @@ import (
 	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/ot"
+	"github.com/collabd/collabd/webhook"
 )
 
 // watcher is a socket member of a document that applies every record it
@@ -369,4 +373,55 @@ func TestTokenLifetimeOnOpenConnections(t *testing.T) {
 		t.Fatalf("join after restart: %v", a)
 	}
 	p.stop(t, syscall.SIGTERM)
+}
+
+// TestWebhookFlags: --webhook-url from the environment, the secret from a
+// flag: a PUT reaches a real receiver as signed created and changed events,
+// and the metrics count them.
+func TestWebhookFlags(t *testing.T) {
+	const secret = "flags-webhook-secret"
+	var mu sync.Mutex
+	var evs []webhook.Event
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify([]byte(secret), r.Header.Get(webhook.HeaderSignature), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("signature: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		var ev webhook.Event
+		_ = json.Unmarshal(body, &ev)
+		mu.Lock()
+		evs = append(evs, ev)
+		mu.Unlock()
+	}))
+	defer rcv.Close()
+	p := start(t, "", []string{"COLLABD_WEBHOOK_URL=" + rcv.URL}, "--webhook-secret", secret, "--webhook-debounce", "100ms", "--webhook-text")
+	putDoc(t, p, "wh", "hello", 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(evs)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if evs[0].Type != webhook.TypeCreated || evs[1].Type != webhook.TypeChanged || evs[1].ToRev != 1 || evs[1].Text == nil || *evs[1].Text != "hello" {
+		t.Fatalf("events %+v", evs)
+	}
+	mu.Unlock()
+	_, body, _ := httpDo(t, "GET", p.url+"metrics", "")
+	if v := metricValue(t, body, "collabd_webhook_deliveries_total"); v != 2 {
+		t.Fatalf("collabd_webhook_deliveries_total %v", v)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if _, _, code := collabd(t, nil, "serve", "--webhook-url", rcv.URL, "--data", t.TempDir(), "--addr", "127.0.0.1:0"); code == 0 {
+		t.Fatal("--webhook-url without a secret started")
+	}
 }

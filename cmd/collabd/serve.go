@@ -27,6 +27,7 @@ import (
 	"github.com/collabd/collabd/metrics"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/webhook"
 )
 
 // Files of the data directory.
@@ -68,6 +69,15 @@ type serveConfig struct {
 	AdminSecretFile string
 	// MetricsAuth: with auth on, /metrics needs a token or the admin secret.
 	MetricsAuth bool
+	// Webhooks (package webhook).
+	WebhookURLs        listFlag
+	WebhookSecret      string
+	WebhookSecretFile  string
+	WebhookDebounce    time.Duration
+	WebhookMaxWait     time.Duration
+	WebhookText        bool
+	WebhookMaxQueue    int
+	WebhookMaxAttempts int
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
@@ -92,6 +102,14 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.AdminSecret, "admin-secret", "", "bearer secret (at least 16 bytes) of the admin endpoints (/admin/revocations); empty: off. Needs --auth-secret")
 	fs.StringVar(&c.AdminSecretFile, "admin-secret-file", "", "file holding the admin secret (alternative to --admin-secret)")
 	fs.BoolVar(&c.MetricsAuth, "metrics-auth", false, "with auth on, GET /metrics needs Authorization: Bearer with a valid token or the admin secret")
+	fs.Var(&c.WebhookURLs, "webhook-url", "URL to POST document change events to (repeatable, or comma-separated); needs --webhook-secret")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key signing the webhook deliveries (Collabd-Signature)")
+	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (alternative to --webhook-secret)")
+	fs.DurationVar(&c.WebhookDebounce, "webhook-debounce", webhook.DefaultDebounce, "a change event is sent once its document has been quiet this long")
+	fs.DurationVar(&c.WebhookMaxWait, "webhook-max-wait", webhook.DefaultMaxWait, "a document that keeps changing gets a change event at least this often")
+	fs.BoolVar(&c.WebhookText, "webhook-text", false, "add the document's text at the event's to_rev to change, create and restore events")
+	fs.IntVar(&c.WebhookMaxQueue, "webhook-max-queue", webhook.DefaultMaxQueue, "deliveries queued per URL; beyond it the oldest change events are coalesced")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", webhook.DefaultMaxAttempts, "tries of one delivery (exponential backoff with jitter, 1 s to 5 min) before it is dropped")
 }
 
 func (c *serveConfig) validate() error {
@@ -110,6 +128,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--checkpoint-interval must be between 1ms and 1h")
 	case c.CheckpointBytes < 4<<10:
 		return errors.New("--checkpoint-bytes must be at least 4096")
+	case c.WebhookDebounce <= 0 || c.WebhookMaxWait <= 0 || c.WebhookMaxQueue < 1 || c.WebhookMaxAttempts < 1:
+		return errors.New("--webhook-debounce, --webhook-max-wait, --webhook-max-queue and --webhook-max-attempts must be positive")
 	}
 	return nil
 }
@@ -132,6 +152,8 @@ type server struct {
 	serveStarted bool          // Serve was started; written before the goroutine
 	serveDone    chan struct{} // closed when httpSrv.Serve returned
 	serveErr     error         // what Serve returned; read after serveDone
+
+	webhooks *webhook.Notifier // nil without --webhook-url
 }
 
 // startServer opens the store and starts every part; the caller must call
@@ -185,6 +207,9 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		}
 		return nil, err
 	}
+	if err := s.startWebhooks(cfg); err != nil {
+		return nil, err
+	}
 	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one journal append and fdatasync).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
@@ -194,6 +219,8 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		// the text (escapes); socket ops are bounded by --max-payload first.
 		MaxOpBytes:    2*cfg.MaxDocBytes + 1024,
 		ObserveCommit: func(_ int, took time.Duration) { commitSeconds.Observe(took.Seconds()) },
+		OnCommitted:   s.onCommitted(),
+		OnDeleted:     s.onDeleted(),
 	})
 	if err != nil {
 		return nil, err
@@ -398,6 +425,13 @@ func (s *server) closeAll(ctx context.Context) error {
 	if s.hub != nil {
 		if err := s.hub.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("hub: %w", err))
+		}
+	}
+	if s.webhooks != nil {
+		// After the hub: every commit has been seen; what is not sent
+		// stays in the outbox for the next start.
+		if err := s.webhooks.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("webhooks: %w", err))
 		}
 	}
 	if s.glue != nil {
