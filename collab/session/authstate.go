@@ -64,7 +64,14 @@ func (s *Service) watch(c *conn) {
 	s.connMu.Unlock()
 	c.mu.Lock()
 	s.armLocked(c)
+	check, gen := c.id.Check, c.authGen
 	c.mu.Unlock()
+	// A recovered session keeps its identity without a new CONNECT check.
+	if check != nil {
+		if err := check(); err != nil {
+			s.endAccess(c, gen, ReasonRevoked, "token revoked: "+err.Error())
+		}
+	}
 }
 
 // unwatch forgets c (disconnected).
