@@ -14,6 +14,12 @@
 // one at a time. Receivers de-duplicate on the Collabd-Delivery header (the
 // event id).
 //
+// The outbox also keeps, per document, the newest revision a change event
+// was queued for (its mark). New compares the marks with the documents'
+// heads (Outbox.List) and queues events for the revisions a crash left
+// unreported (those still inside their debounce), reading their authors
+// from the log (Outbox.Records).
+//
 // The body is signed: Collabd-Signature: t=<unix seconds>,v1=<hex
 // HMAC-SHA256 of "<t>.<body>" with the secret>; receivers check it and
 // refuse old timestamps (replay). Sign and Verify implement it.

@@ -59,10 +59,15 @@ var (
 	ErrNoSecret = errors.New("webhook: a secret is required")
 )
 
-// Outbox is where pending deliveries are kept (storage.Bolt).
+// Outbox is where pending deliveries are kept, and the documents whose
+// changes they report (storage.Bolt).
 type Outbox interface {
 	WriteOutbox(ctx context.Context, put []storage.OutboxEntry, del []string) error
 	Outbox(ctx context.Context) ([]storage.OutboxEntry, error)
+	// List and Records read the documents, for the changes a crash left
+	// unreported (see New).
+	List(ctx context.Context) ([]storage.DocInfo, error)
+	Records(ctx context.Context, doc string, after uint64, limit int) ([]storage.Record, error)
 }
 
 // Config configures New. Zero durations and counts take the defaults.
@@ -273,7 +278,19 @@ func (n *Notifier) restore() error {
 		return fmt.Errorf("webhook: reading the outbox: %w", err)
 	}
 	var stale []string
+	marks := map[string]uint64{}
+	initialized := false
 	for _, e := range entries {
+		if e.Key == keyInit {
+			initialized = true
+			continue
+		}
+		if doc, ok := strings.CutPrefix(e.Key, markPrefix); ok {
+			if rev, err := strconv.ParseUint(string(e.Value), 10, 64); err == nil {
+				marks[doc] = rev
+			}
+			continue
+		}
 		if !strings.HasPrefix(e.Key, keyPrefix) {
 			continue
 		}
@@ -298,7 +315,101 @@ func (n *Notifier) restore() error {
 	if len(stale) > 0 {
 		_ = n.cfg.Outbox.WriteOutbox(n.ctx, nil, stale)
 	}
+	return n.recover(marks, initialized)
+}
+
+// recover compares every document's head with the newest revision an
+// event was queued for, and queues events for what a crash left
+// unreported (the changes still inside their debounce): a change event
+// from the mark to the head (created too when the mark was 0), and a
+// deleted event for a marked document that is gone (or was deleted and
+// written again: its head is below its mark). The first start with
+// webhooks marks every document at its head and reports nothing.
+func (n *Notifier) recover(marks map[string]uint64, initialized bool) error {
+	docs, err := n.cfg.Outbox.List(n.ctx)
+	if err != nil {
+		return fmt.Errorf("webhook: listing the documents: %w", err)
+	}
+	if !initialized {
+		put := []storage.OutboxEntry{{Key: keyInit, Value: []byte("1")}}
+		for _, d := range docs {
+			put = append(put, markEntry(d.ID, d.Head))
+		}
+		if err := n.cfg.Outbox.WriteOutbox(n.ctx, put, nil); err != nil {
+			return fmt.Errorf("webhook: marking the documents: %w", err)
+		}
+		return nil
+	}
+	now := time.Now().UTC()
+	var evs []Event
+	seen := map[string]bool{}
+	for _, d := range docs {
+		seen[d.ID] = true
+		mark := marks[d.ID]
+		if d.Head < mark {
+			evs = append(evs, Event{Type: TypeDeleted, Doc: d.ID, Time: now})
+			mark = 0
+		}
+		if d.Head == mark {
+			continue
+		}
+		s := &summary{from: mark + 1}
+		for after := mark; after < d.Head; {
+			recs, err := n.cfg.Outbox.Records(n.ctx, d.ID, after, 1000)
+			if err != nil {
+				return fmt.Errorf("webhook: reading %s: %w", d.ID, err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			s.add(recs)
+			after = recs[len(recs)-1].Rev
+		}
+		if s.created {
+			evs = append(evs, Event{Type: TypeCreated, Doc: d.ID, FromRev: 1, ToRev: 1, Time: now})
+		}
+		if s.to >= s.from {
+			evs = append(evs, Event{Type: TypeChanged, Doc: d.ID, FromRev: s.from, ToRev: s.to,
+				Ops: s.ops, Ins: s.ins, Del: s.del, Authors: s.authors, Time: now})
+		}
+		n.log.Info().Str("doc", d.ID).Uint64("from", s.from).Uint64("to", s.to).Msg("webhook: changes left unreported by a crash queued")
+	}
+	for doc := range marks {
+		if !seen[doc] {
+			evs = append(evs, Event{Type: TypeDeleted, Doc: doc, Time: now})
+		}
+	}
+	n.queueAtStart(evs)
 	return nil
+}
+
+func markEntry(doc string, rev uint64) storage.OutboxEntry {
+	return storage.OutboxEntry{Key: markPrefix + doc, Value: strconv.AppendUint(nil, rev, 10)}
+}
+
+// add folds recs into s.
+func (s *summary) add(recs []storage.Record) {
+	for i := range recs {
+		r := &recs[i]
+		s.to = r.Rev
+		s.ops++
+		s.ins += r.Ins
+		s.del += r.Del
+		j := slices.IndexFunc(s.authors, func(a Author) bool { return a.User == r.User })
+		if j < 0 {
+			s.authors = append(s.authors, Author{User: r.User})
+			j = len(s.authors) - 1
+		}
+		s.authors[j].Ops++
+		s.authors[j].Ins += r.Ins
+		s.authors[j].Del += r.Del
+		if r.Rev == 1 {
+			s.created = true
+		}
+		if strings.HasPrefix(r.Client, restorePrefix) {
+			s.restored = append(s.restored, r.Rev)
+		}
+	}
 }
 
 func (n *Notifier) target(u string) *target {
@@ -310,9 +421,16 @@ func (n *Notifier) target(u string) *target {
 	return nil
 }
 
-// keyPrefix starts the outbox keys of deliveries; the rest is the
+// Outbox keys. keyPrefix starts the keys of deliveries; the rest is the
 // sequence number in 16 hex digits, so key order is creation order.
-const keyPrefix = "webhook/"
+// markPrefix + document id holds the newest revision of the document an
+// event was queued for (decimal); keyInit says the marks cover every
+// document (written by the first start with webhooks).
+const (
+	keyPrefix  = "webhook/"
+	markPrefix = "webhook-mark/"
+	keyInit    = "webhook-init"
+)
 
 // nextSeq returns a new sequence number. n.mu must be held.
 func (n *Notifier) nextSeq() uint64 {
@@ -333,28 +451,9 @@ func (n *Notifier) Committed(doc string, recs []storage.Record) {
 		s = &summary{from: recs[0].Rev, first: now}
 		n.pending[doc] = s
 	}
-	urgent := false
-	for i := range recs {
-		r := &recs[i]
-		s.to = r.Rev
-		s.ops++
-		s.ins += r.Ins
-		s.del += r.Del
-		j := slices.IndexFunc(s.authors, func(a Author) bool { return a.User == r.User })
-		if j < 0 {
-			s.authors = append(s.authors, Author{User: r.User})
-			j = len(s.authors) - 1
-		}
-		s.authors[j].Ops++
-		s.authors[j].Ins += r.Ins
-		s.authors[j].Del += r.Del
-		if r.Rev == 1 {
-			s.created, urgent = true, true
-		}
-		if strings.HasPrefix(r.Client, restorePrefix) {
-			s.restored, urgent = append(s.restored, r.Rev), true
-		}
-	}
+	created, restored := s.created, len(s.restored)
+	s.add(recs)
+	urgent := s.created != created || len(s.restored) != restored
 	s.last = now
 	n.mu.Unlock()
 	if urgent {
@@ -449,22 +548,15 @@ func (n *Notifier) enqueue(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
-	ds := make([][]*delivery, len(n.targets))
 	n.mu.Lock()
-	for i := range evs {
-		evs[i].ID = fmt.Sprintf("%016x", n.nextSeq()) // the same id at every URL
-	}
-	for ti, t := range n.targets {
-		for _, ev := range evs {
-			ds[ti] = append(ds[ti], &delivery{key: fmt.Sprintf("%s%016x", keyPrefix, n.nextSeq()), URL: t.url, Event: ev})
-		}
-	}
+	ds := n.deliveriesLocked(evs)
 	n.mu.Unlock()
 	var put []storage.OutboxEntry
 	for _, list := range ds {
 		put = n.appendEntries(put, list...)
 	}
-	n.write(put, nil)
+	put, dels := n.appendMarks(put, evs)
+	n.write(put, dels)
 	var del []string
 	put = put[:0]
 	n.mu.Lock()
@@ -480,6 +572,68 @@ func (n *Notifier) enqueue(evs []Event) {
 		default:
 		}
 	}
+}
+
+// deliveriesLocked gives each event an id (the same at every URL) and
+// makes its deliveries, per target. n.mu must be held.
+func (n *Notifier) deliveriesLocked(evs []Event) [][]*delivery {
+	ds := make([][]*delivery, len(n.targets))
+	for i := range evs {
+		evs[i].ID = fmt.Sprintf("%016x", n.nextSeq())
+	}
+	for ti, t := range n.targets {
+		for _, ev := range evs {
+			ds[ti] = append(ds[ti], &delivery{key: fmt.Sprintf("%s%016x", keyPrefix, n.nextSeq()), URL: t.url, Event: ev})
+		}
+	}
+	return ds
+}
+
+// appendMarks appends the outbox changes that record evs as queued: a
+// change event moves its document's mark to its to_rev, a deleted event
+// removes the mark. Created and restored events leave it: the change event
+// covering their revision is still to come.
+func (n *Notifier) appendMarks(put []storage.OutboxEntry, evs []Event) ([]storage.OutboxEntry, []string) {
+	if n.cfg.Outbox == nil {
+		return put, nil
+	}
+	type mark struct {
+		rev  uint64
+		gone bool
+	}
+	marks := map[string]mark{}
+	for _, ev := range evs {
+		switch ev.Type {
+		case TypeChanged:
+			marks[ev.Doc] = mark{rev: ev.ToRev}
+		case TypeDeleted:
+			marks[ev.Doc] = mark{gone: true}
+		}
+	}
+	var del []string
+	for doc, m := range marks {
+		if m.gone {
+			del = append(del, markPrefix+doc)
+		} else {
+			put = append(put, markEntry(doc, m.rev))
+		}
+	}
+	return put, del
+}
+
+// queueAtStart queues and persists evs during New, before the senders start.
+func (n *Notifier) queueAtStart(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	ds := n.deliveriesLocked(evs)
+	var put []storage.OutboxEntry
+	for ti, t := range n.targets {
+		put = n.appendEntries(put, ds[ti]...)
+		t.queue = append(t.queue, ds[ti]...)
+	}
+	put, del := n.appendMarks(put, evs)
+	n.write(put, del)
 }
 
 // appendEntries appends the outbox entries of ds to put. The deliveries
@@ -699,18 +853,15 @@ func (n *Notifier) Close(ctx context.Context) error {
 		if len(evs) == 0 {
 			return
 		}
-		var ds []*delivery
 		n.mu.Lock()
-		for i := range evs {
-			evs[i].ID = fmt.Sprintf("%016x", n.nextSeq())
-		}
-		for _, t := range n.targets {
-			for _, ev := range evs {
-				ds = append(ds, &delivery{key: fmt.Sprintf("%s%016x", keyPrefix, n.nextSeq()), URL: t.url, Event: ev})
-			}
-		}
+		ds := n.deliveriesLocked(evs)
 		n.mu.Unlock()
-		n.write(n.appendEntries(nil, ds...), nil)
+		var put []storage.OutboxEntry
+		for _, list := range ds {
+			put = n.appendEntries(put, list...)
+		}
+		put, del := n.appendMarks(put, evs)
+		n.write(put, del)
 	})
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()

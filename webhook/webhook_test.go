@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -371,8 +372,16 @@ func TestRestartDeliversPending(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	got, err := s2.store.Outbox(context.Background())
-	if err != nil || len(got) != 0 {
-		t.Fatalf("outbox after delivery: %v %v", got, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if strings.HasPrefix(e.Key, "webhook/") {
+			t.Fatalf("delivery %s left in the outbox", e.Key)
+		}
+		if e.Key == "webhook-mark/p" && string(e.Value) != "2" {
+			t.Fatalf("mark of p: %s", e.Value)
+		}
 	}
 }
 
@@ -423,5 +432,77 @@ func TestSignVerify(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestCrashReportsUnsentChanges: changes still inside their debounce when
+// the process dies (the notifier abandoned, nothing persisted at the end)
+// are reported after the restart from the store: the revisions after the
+// last event queued, with their authors; a document deleted meanwhile gets
+// its deleted event. The first start with webhooks reports nothing old.
+func TestCrashReportsUnsentChanges(t *testing.T) {
+	dir := t.TempDir()
+	r := newReceiver(t, nil)
+	// Documents written before webhooks were on: not reported.
+	{
+		st, err := storage.OpenBolt(filepath.Join(dir, "collabd.db"), storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hub, err := collab.New(collab.Config{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range []string{"old", "gone"} {
+			if _, err := hub.Submit(context.Background(), collab.Submission{Doc: doc, Client: "c", Seq: 1, Op: json.RawMessage(`["x"]`), User: "ann"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hub.Close(context.Background())
+		st.Close()
+	}
+	s := newStack(t, dir, webhook.Config{URLs: []string{r.srv.URL}, Debounce: 50 * time.Millisecond})
+	s.submit(t, "new", "c", "ann", 1, 0, `["a"]`)
+	r.waitFor(5*time.Second, "first events", func(g []got) bool { return len(ofType(g, webhook.TypeChanged)) == 1 })
+	if evs := r.events(); len(evs) != 2 || evs[1].ev.Doc != "new" {
+		t.Fatalf("first start reported %+v", evs)
+	}
+	// The crash: the notifier stops, the edits after it are never seen by
+	// it, and a deletion neither.
+	s.n.Abandon()
+	s.submit(t, "new", "c", "bob", 2, 1, `[1,"b"]`)
+	s.submit(t, "new", "c", "bob", 3, 2, `[2,"c"]`)
+	s.submit(t, "old", "c", "ann", 2, 1, `[1,"y"]`)
+	s.submit(t, "fresh", "c", "cy", 1, 0, `["f"]`)
+	if err := s.hub.Delete(context.Background(), "new"); err != nil {
+		t.Fatal(err)
+	}
+	s.close(t)
+
+	newStack(t, dir, webhook.Config{URLs: []string{r.srv.URL}, Debounce: time.Hour})
+	r.waitFor(5*time.Second, "recovered events", func(g []got) bool { return len(g) >= 6 })
+	time.Sleep(200 * time.Millisecond)
+	evs := r.events()[2:]
+	for _, g := range r.events() {
+		t.Logf("%s %s %s %d..%d", g.ev.ID, g.ev.Type, g.ev.Doc, g.ev.FromRev, g.ev.ToRev)
+	}
+	if len(evs) != 4 {
+		t.Fatalf("recovered %+v", evs)
+	}
+	byDoc := map[string][]webhook.Event{}
+	for _, g := range evs {
+		byDoc[g.ev.Doc] = append(byDoc[g.ev.Doc], g.ev)
+	}
+	if o := byDoc["old"]; len(o) != 1 || o[0].Type != webhook.TypeChanged || o[0].FromRev != 2 || o[0].ToRev != 2 || o[0].Authors[0].User != "ann" {
+		t.Fatalf("old: %+v", o)
+	}
+	if f := byDoc["fresh"]; len(f) != 2 || f[0].Type != webhook.TypeCreated || f[1].FromRev != 1 || f[1].ToRev != 1 || f[1].Authors[0].User != "cy" {
+		t.Fatalf("fresh: %+v (all %+v)", f, evs)
+	}
+	if n := byDoc["new"]; len(n) != 1 || n[0].Type != webhook.TypeDeleted || n[0].Doc != "new" {
+		t.Fatalf("new: %+v", n)
+	}
+	if _, ok := byDoc["gone"]; ok {
+		t.Fatalf("gone reported: %+v", byDoc["gone"])
 	}
 }
