@@ -733,6 +733,14 @@ func (n *Notifier) sender(t *target) {
 			continue
 		}
 		err := n.attempt(d)
+		if n.ctx.Err() != nil {
+			// Stopping: the attempt was cut short; the delivery stays in
+			// the outbox for the next start.
+			n.mu.Lock()
+			d.inflight = false
+			n.mu.Unlock()
+			return
+		}
 		n.mu.Lock()
 		d.inflight = false
 		done := err == nil
@@ -758,9 +766,6 @@ func (n *Notifier) sender(t *target) {
 		n.mu.Unlock()
 		if done {
 			n.write(nil, []string{d.key})
-		}
-		if n.ctx.Err() != nil {
-			return
 		}
 	}
 }
