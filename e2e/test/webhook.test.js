@@ -172,3 +172,45 @@ test('tokens: expiry on an open connection, refresh keeps the op in flight', asy
     socket.close();
   }
 });
+
+test('tokens: a revocation through the admin endpoint reaches an open connection', async () => {
+  const secret = 'e2e-token-revocation-secret-0123456789';
+  const admin = 'e2e-admin-secret-0123456789';
+  const server = await Server.start({ secret, args: ['--admin-secret', admin] });
+  cleanups.push(() => server.close());
+  const { execFile } = await import('node:child_process');
+  const { collabdBinary } = await import('../lib/helpers.js');
+  const bin = await collabdBinary();
+  const mint = (user, jti) => new Promise((resolve, reject) => execFile(bin, ['token', '--auth-secret', secret, '--user', user, '--edit', '*', '--jti', jti], (err, out) => (err ? reject(err) : resolve(out.trim()))));
+  const ann = await connect(server.url, { auth: { token: await mint('ann', 'ann-laptop') } });
+  const bob = await connect(server.url, { auth: { token: await mint('bob', 'bob-phone') } });
+  try {
+    for (const [s, c] of [[ann, 'ann-1'], [bob, 'bob-1']]) {
+      const ack = await call(s, 'doc:join', { doc: 'rv', client: c });
+      assert.ok(ack.ok, JSON.stringify(ack));
+    }
+    const expired = next(ann, 'auth:expired', 5000);
+    let bobExpired = false;
+    bob.on('auth:expired', () => { bobExpired = true; });
+    const res = await server.api('POST', '/admin/revocations', {
+      body: JSON.stringify({ jti: ['ann-laptop'] }),
+      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+    });
+    assert.equal(res.status, 200, res.text);
+    const ev = await expired;
+    assert.equal(ev.reason, 'revoked');
+    let ack = await call(ann, 'doc:op', { doc: 'rv', client: 'ann-1', seq: 1, rev: 0, op: ['x'] });
+    assert.equal(ack.error?.code, 'forbidden');
+    ack = await call(ann, 'auth:refresh', { token: await mint('ann', 'ann-laptop') });
+    assert.equal(ack.error?.code, 'unauthorized', 'the revoked token cannot refresh');
+    ack = await call(bob, 'doc:op', { doc: 'rv', client: 'bob-1', seq: 1, rev: 0, op: ['y'] });
+    assert.ok(ack.ok, JSON.stringify(ack));
+    assert.equal(bobExpired, false);
+    const list = await server.api('GET', '/admin/revocations', { headers: { Authorization: `Bearer ${admin}` } });
+    assert.deepEqual(list.json.jti, ['ann-laptop']);
+    assert.equal((await server.api('GET', '/admin/revocations')).status, 401);
+  } finally {
+    ann.close();
+    bob.close();
+  }
+});
