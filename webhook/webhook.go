@@ -192,6 +192,11 @@ type Notifier struct {
 	client *http.Client
 	log    zerolog.Logger
 
+	// enqMu serializes taking due events and queueing them (flusher,
+	// Deleted, Close), so that a document's events are queued, and its
+	// mark moves, in order. Taken before mu, never while holding it.
+	enqMu sync.Mutex
+
 	mu      sync.Mutex // guards pending, targets' queues and seq
 	pending map[string]*summary
 	targets []*target
@@ -464,6 +469,8 @@ func (n *Notifier) Committed(doc string, recs []storage.Record) {
 // Deleted queues a doc.deleted event (collab.Config.OnDeleted). The
 // changes of doc not yet sent are sent first.
 func (n *Notifier) Deleted(doc string) {
+	n.enqMu.Lock()
+	defer n.enqMu.Unlock()
 	n.mu.Lock()
 	if s := n.pending[doc]; s != nil {
 		s.first = time.Time{} // due now
@@ -493,7 +500,9 @@ func (n *Notifier) flusher() {
 		case <-t.C:
 		case <-n.flush:
 		}
+		n.enqMu.Lock()
 		n.enqueue(n.due(time.Now(), false))
+		n.enqMu.Unlock()
 	}
 }
 
@@ -854,6 +863,8 @@ func (n *Notifier) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		// Persisted for the next start; not sent now.
+		n.enqMu.Lock()
+		defer n.enqMu.Unlock()
 		evs := n.due(time.Now(), true)
 		if len(evs) == 0 {
 			return
