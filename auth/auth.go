@@ -23,6 +23,8 @@ const (
 	MaxPatterns = 64
 	// MaxPatternBytes is the longest pattern.
 	MaxPatternBytes = 256
+	// MaxIDBytes is the longest token id (jti).
+	MaxIDBytes = 256
 	// MinSecretBytes is the shortest secret New accepts.
 	MinSecretBytes = 16
 	// Leeway is the clock skew tolerated on exp and iat.
@@ -35,6 +37,7 @@ var (
 	ErrInvalidToken = errors.New("auth: invalid token")
 	ErrExpired      = errors.New("auth: token expired")
 	ErrBadClaims    = errors.New("auth: bad claims")
+	ErrRevoked      = errors.New("auth: token revoked")
 	ErrWeakSecret   = fmt.Errorf("auth: secret shorter than %d bytes", MinSecretBytes)
 )
 
@@ -63,6 +66,7 @@ func (l Level) String() string {
 // Claims are the content of a token.
 type Claims struct {
 	User     string    // sub
+	ID       string    // jti, the token's id (optional): what a revocation names
 	IssuedAt time.Time // iat; zero in Mint means now
 	Expires  time.Time // exp; zero means the token never expires
 	Edit     []string  // patterns of the documents the user may edit
@@ -89,6 +93,9 @@ func (c *Claims) Level(doc string) Level {
 func (c *Claims) Validate() error {
 	if c.User == "" || utf8.RuneCountInString(c.User) > MaxUser || !utf8.ValidString(c.User) {
 		return fmt.Errorf("%w: user must be 1 to %d code points of UTF-8", ErrBadClaims, MaxUser)
+	}
+	if len(c.ID) > MaxIDBytes || !utf8.ValidString(c.ID) {
+		return fmt.Errorf("%w: jti must be up to %d bytes of UTF-8", ErrBadClaims, MaxIDBytes)
 	}
 	if n := len(c.Edit) + len(c.View); n > MaxPatterns {
 		return fmt.Errorf("%w: %d patterns, at most %d", ErrBadClaims, n, MaxPatterns)
@@ -124,8 +131,9 @@ type wireClaims struct {
 
 // Authority mints and verifies tokens with one secret.
 type Authority struct {
-	secret []byte
-	now    func() time.Time
+	secret  []byte
+	now     func() time.Time
+	revoked *Revocations // nil: no revocations
 }
 
 // Option configures New.
@@ -135,6 +143,17 @@ type Option func(*Authority)
 func WithClock(now func() time.Time) Option {
 	return func(a *Authority) { a.now = now }
 }
+
+// WithRevocations makes Verify refuse the tokens r revokes (ErrRevoked).
+func WithRevocations(r *Revocations) Option {
+	return func(a *Authority) { a.revoked = r }
+}
+
+// Revocations returns the list given WithRevocations, nil without one.
+func (a *Authority) Revocations() *Revocations { return a.revoked }
+
+// Now is the authority's clock.
+func (a *Authority) Now() time.Time { return a.now() }
 
 // New returns an Authority for secret, which must be at least MinSecretBytes
 // long. The secret is copied.
@@ -161,6 +180,7 @@ func (a *Authority) Mint(c Claims) (string, error) {
 	w := wireClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:  c.User,
+			ID:       c.ID,
 			IssuedAt: jwt.NewNumericDate(iat),
 		},
 		Edit: c.Edit,
@@ -205,7 +225,7 @@ func (a *Authority) Verify(token string) (*Claims, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, reason(err))
 	}
-	c := &Claims{User: w.Subject, Edit: w.Edit, View: w.View}
+	c := &Claims{User: w.Subject, ID: w.ID, Edit: w.Edit, View: w.View}
 	if w.IssuedAt != nil {
 		c.IssuedAt = w.IssuedAt.Time
 	}
@@ -214,6 +234,9 @@ func (a *Authority) Verify(token string) (*Claims, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidToken, strings.TrimPrefix(err.Error(), ErrBadClaims.Error()+": "))
+	}
+	if err := a.revoked.Check(c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -239,3 +239,60 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestRevocations(t *testing.T) {
+	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	revs := NewRevocations()
+	a, err := New([]byte("0123456789abcdef"), WithClock(func() time.Time { return now }), WithRevocations(revs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(user, id string, iat time.Time) string {
+		tok, err := a.Mint(Claims{User: user, ID: id, IssuedAt: iat, Edit: []string{"*"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	t1 := mint("ann", "t1", now.Add(-time.Hour))
+	t2 := mint("ann", "t2", now.Add(-time.Minute))
+	t3 := mint("bob", "", now.Add(-time.Hour))
+	c, err := a.Verify(t1)
+	if err != nil || c.ID != "t1" {
+		t.Fatalf("Verify: %+v %v", c, err)
+	}
+	if err := revs.Revoke([]string{"t1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(t1); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked id: %v", err)
+	}
+	if _, err := a.Verify(t2); err != nil {
+		t.Fatalf("other id: %v", err)
+	}
+	// Bob's tokens issued before 30 minutes ago are revoked; a later
+	// (earlier) not-before does not move it back.
+	if err := revs.Revoke(nil, map[string]time.Time{"bob": now.Add(-30 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := revs.Revoke(nil, map[string]time.Time{"bob": now.Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(t3); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("token before the user's not-before: %v", err)
+	}
+	if _, err := a.Verify(mint("bob", "", now)); err != nil {
+		t.Fatalf("token after the user's not-before: %v", err)
+	}
+	l := revs.List()
+	if len(l.IDs) != 1 || l.IDs[0] != "t1" || !l.Users["bob"].Equal(now.Add(-30*time.Minute)) {
+		t.Fatalf("List %+v", l)
+	}
+	if err := revs.Revoke([]string{""}, nil); !errors.Is(err, ErrBadClaims) {
+		t.Fatalf("empty id: %v", err)
+	}
+	var nilList *Revocations
+	if err := nilList.Check(&Claims{User: "x"}); err != nil {
+		t.Fatal(err)
+	}
+}

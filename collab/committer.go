@@ -289,6 +289,9 @@ func (c *committer) succeed(items []item) {
 				s.fn(r)
 			}
 		}
+		if on := c.h.cfg.OnCommitted; on != nil {
+			on(d.id, it.recs)
+		}
 		// After the subscribers: when Submit returns, every subscriber
 		// has been handed the record.
 		close(it.wait.done)

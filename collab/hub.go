@@ -65,6 +65,16 @@ type Config struct {
 	// of that batch return: it must be quick and must not block or call
 	// into the Hub. Final snapshots and deletions do not report.
 	ObserveCommit func(records int, took time.Duration)
+	// OnCommitted, when non-nil, receives every committed record of every
+	// document: per document in revision order, after the document's
+	// subscribers and before the Submits of the batch return (change
+	// notifications, webhooks). It runs on the committer goroutine under
+	// the rules of ObserveCommit: quick, never blocking, never calling
+	// into the Hub. recs is reused after the call: copy what is kept.
+	OnCommitted func(doc string, recs []storage.Record)
+	// OnDeleted, when non-nil, is called once Delete has removed a
+	// document from the store, on Delete's goroutine.
+	OnDeleted func(doc string)
 }
 
 func (c *Config) setDefaults() {
@@ -563,6 +573,9 @@ func (h *Hub) Delete(ctx context.Context, doc string) error {
 	}
 	d.mu.Unlock()
 	sh.mu.Unlock()
+	if err == nil && h.cfg.OnDeleted != nil {
+		h.cfg.OnDeleted(doc)
+	}
 	return storeError(err)
 }
 

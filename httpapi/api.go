@@ -77,6 +77,8 @@ func New(cfg Config) (*API, error) {
 	a.mux.HandleFunc("GET /api/docs/{id}/revisions/{rev}", a.revision)
 	a.mux.HandleFunc("GET /api/docs/{id}/diff", a.diff)
 	a.mux.HandleFunc("GET /api/backup", a.backup)
+	a.mux.HandleFunc("POST /api/docs/{id}/ops", a.ops)
+	a.mux.HandleFunc("POST /api/docs/{id}/append", a.appendText)
 	return a, nil
 }
 

@@ -8,6 +8,8 @@
 //	GET    /api/docs/{id}/history?before=&limit=   {"revs":[{rev, client, user, time, ins, del}]}, newest first
 //	GET    /api/docs/{id}/revisions/{rev}     {"rev", "text"}
 //	GET    /api/docs/{id}/diff?from=&to=      {"diffs":[[op, text]...]}
+//	POST   /api/docs/{id}/ops             {"rev", "op", "client"?, "seq"?} -> {"rev"}
+//	POST   /api/docs/{id}/append          {"text", "rev"?, "client"?, "seq"?} -> {"rev"}
 //	GET    /api/backup                        a consistent copy of the bbolt file
 //	GET    /healthz                           200 "ok" while the process serves
 //	GET    /readyz                            200 when ready, 503 otherwise (Config.Ready)
@@ -25,7 +27,7 @@
 // If-Match gets 428 with code bad_request.
 //
 // With Config.Auth set, every /api request needs "Authorization: Bearer
-// <token>" (package auth); reads need view access to the document, PUT and
+// <token>" (package auth); reads need view access to the document, PUT, POST and
 // DELETE edit access, the listing shows only the documents the token may
 // view, and a backup needs view access to every stored document.
 //

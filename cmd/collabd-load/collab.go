@@ -54,6 +54,7 @@ type collabConfig struct {
 	seed        uint64        // random edits; 0 = random
 	deadline    time.Duration // give up after this long in total
 	keepData    bool          // keep the started server's data directory
+	webhookSink string        // none, ok or hang: a webhook endpoint for the started collabd
 	out         io.Writer     // the report
 	args        []string      // the flags, echoed in the report
 }
@@ -78,6 +79,7 @@ func parseCollabFlags(args []string) (collabConfig, error) {
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the random edits (0: random)")
 	fs.DurationVar(&c.deadline, "deadline", 5*time.Minute, "give up after this long in total")
 	fs.BoolVar(&c.keepData, "keep-data", false, "keep the started server's data directory")
+	fs.StringVar(&c.webhookSink, "webhook-sink", "none", "start a webhook endpoint and point the started collabd at it (--webhook-debounce 100ms): none, ok (answers 204) or hang (never answers)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -601,6 +603,17 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	res := &collabResult{ExitCode: -1}
 	defer httpClient.CloseIdleConnections()
 
+	if c.collabd == "" && c.webhookSink != "" && c.webhookSink != "none" {
+		return nil, errors.New("--webhook-sink needs --collabd (a server started here)")
+	}
+	sink, sinkFlags, err := startWebhookSink(c.webhookSink)
+	if err != nil {
+		return nil, err
+	}
+	defer sink.close(w) // after the server stopped (deferred before tgt.close)
+	if len(sinkFlags) > 0 {
+		c.serverFlags += " " + strings.Join(sinkFlags, " ")
+	}
 	tgt, err := startTarget(ctx, c)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -474,16 +476,17 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		user, secretArg, secretFile string
-		edit, view                  listFlag
-		ttl                         time.Duration
-		asJSON                      bool
+		user, secretArg, secretFile, jti string
+		edit, view                       listFlag
+		ttl                              time.Duration
+		asJSON                           bool
 	)
 	fs := newFlagSet("token", stderr, "collabd token --user NAME [--edit PATTERN]... [--view PATTERN]... [--ttl 24h]")
 	fs.StringVar(&user, "user", "", "user name shown to the other editors (required)")
 	fs.Var(&edit, "edit", "document id pattern the user may edit (path.Match syntax; repeatable, or comma-separated)")
 	fs.Var(&view, "view", "document id pattern the user may view (repeatable, or comma-separated)")
 	fs.DurationVar(&ttl, "ttl", 24*time.Hour, "validity (0: the token never expires)")
+	fs.StringVar(&jti, "jti", "", "token id (jti), what a revocation names (default: random)")
 	fs.StringVar(&secretArg, "auth-secret", "", "the server's auth secret")
 	fs.StringVar(&secretFile, "auth-secret-file", "", "file holding the server's auth secret")
 	fs.BoolVar(&asJSON, "json", false, "print JSON {token, expires}")
@@ -510,7 +513,12 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	c := auth.Claims{User: user, Edit: edit, View: view}
+	if jti == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		jti = hex.EncodeToString(b[:])
+	}
+	c := auth.Claims{User: user, ID: jti, Edit: edit, View: view}
 	if ttl < 0 {
 		return errors.New("--ttl must not be negative")
 	}
@@ -522,7 +530,7 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		return err
 	}
 	if asJSON {
-		out := map[string]any{"token": tok}
+		out := map[string]any{"token": tok, "jti": jti}
 		if !c.Expires.IsZero() {
 			out["expires"] = c.Expires.UTC().Truncate(time.Second)
 		}

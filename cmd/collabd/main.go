@@ -49,7 +49,7 @@ usage:
   collabd cat DOC [--rev R]                     text of DOC (at revision R)
   collabd diff DOC FROM TO                      changes of DOC between two revisions
   collabd backup FILE [--force]                 consistent copy of the data file
-  collabd token --user NAME [--edit P]... [--view P]... [--ttl 24h]
+  collabd token --user NAME [--edit P]... [--view P]... [--ttl 24h] [--jti ID]
 
 'collabd COMMAND -h' lists a command's flags. Every flag is also read from
 the environment variable COLLABD_<FLAG> (e.g. COLLABD_ADDR, COLLABD_DATA).

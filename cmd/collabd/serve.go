@@ -27,6 +27,7 @@ import (
 	"github.com/collabd/collabd/metrics"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/webhook"
 )
 
 // Files of the data directory.
@@ -64,6 +65,20 @@ type serveConfig struct {
 	// many bytes of frames after the oldest pending one.
 	CheckpointInterval time.Duration
 	CheckpointBytes    int64
+	// AdminSecret turns the admin endpoints (/admin/...) on.
+	AdminSecret     string
+	AdminSecretFile string
+	// MetricsAuth: with auth on, /metrics needs a token or the admin secret.
+	MetricsAuth bool
+	// Webhooks (package webhook).
+	WebhookURLs        listFlag
+	WebhookSecret      string
+	WebhookSecretFile  string
+	WebhookDebounce    time.Duration
+	WebhookMaxWait     time.Duration
+	WebhookText        bool
+	WebhookMaxQueue    int
+	WebhookMaxAttempts int
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
@@ -86,6 +101,17 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", storage.DefaultCheckpointInterval, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
 	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", storage.DefaultCheckpointBytes, "journal bytes that start a checkpoint before --checkpoint-interval; lower: less memory at high edit rates, more CPU")
+	fs.StringVar(&c.AdminSecret, "admin-secret", "", "bearer secret (at least 16 bytes) of the admin endpoints (/admin/revocations); empty: off. Needs --auth-secret")
+	fs.StringVar(&c.AdminSecretFile, "admin-secret-file", "", "file holding the admin secret (alternative to --admin-secret)")
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", false, "with auth on, GET /metrics needs Authorization: Bearer with a valid token or the admin secret")
+	fs.Var(&c.WebhookURLs, "webhook-url", "URL to POST document change events to (repeatable, or comma-separated); needs --webhook-secret")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key signing the webhook deliveries (Collabd-Signature)")
+	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (alternative to --webhook-secret)")
+	fs.DurationVar(&c.WebhookDebounce, "webhook-debounce", webhook.DefaultDebounce, "a change event is sent once its document has been quiet this long")
+	fs.DurationVar(&c.WebhookMaxWait, "webhook-max-wait", webhook.DefaultMaxWait, "a document that keeps changing gets a change event at least this often")
+	fs.BoolVar(&c.WebhookText, "webhook-text", false, "add the document's text at the event's to_rev to change, create and restore events")
+	fs.IntVar(&c.WebhookMaxQueue, "webhook-max-queue", webhook.DefaultMaxQueue, "deliveries queued per URL; beyond it the oldest change events are coalesced")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", webhook.DefaultMaxAttempts, "tries of one delivery (exponential backoff with jitter, 1 s to 5 min) before it is dropped")
 }
 
 func (c *serveConfig) validate() error {
@@ -106,6 +132,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--checkpoint-interval must be between 1ms and 1h")
 	case c.CheckpointBytes < 4<<10:
 		return errors.New("--checkpoint-bytes must be at least 4096")
+	case c.WebhookDebounce <= 0 || c.WebhookMaxWait <= 0 || c.WebhookMaxQueue < 1 || c.WebhookMaxAttempts < 1:
+		return errors.New("--webhook-debounce, --webhook-max-wait, --webhook-max-queue and --webhook-max-attempts must be positive")
 	}
 	return nil
 }
@@ -128,6 +156,8 @@ type server struct {
 	serveStarted bool          // Serve was started; written before the goroutine
 	serveDone    chan struct{} // closed when httpSrv.Serve returned
 	serveErr     error         // what Serve returned; read after serveDone
+
+	webhooks *webhook.Notifier // nil without --webhook-url
 }
 
 // startServer opens the store and starts every part; the caller must call
@@ -137,14 +167,32 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	if err != nil {
 		return nil, err
 	}
-	var authority *auth.Authority
-	if secret != "" {
-		if authority, err = auth.New([]byte(secret)); err != nil {
-			return nil, fmt.Errorf("--auth-secret: %w", err)
-		}
+	adminSecret, err := readSecret("admin-secret", cfg.AdminSecret, cfg.AdminSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case adminSecret != "" && secret == "":
+		return nil, errors.New("--admin-secret needs --auth-secret (revocations are of tokens)")
+	case adminSecret != "" && len(adminSecret) < auth.MinSecretBytes:
+		return nil, fmt.Errorf("--admin-secret must be at least %d bytes", auth.MinSecretBytes)
+	case adminSecret != "" && adminSecret == secret:
+		return nil, errors.New("--admin-secret must differ from --auth-secret")
+	case cfg.MetricsAuth && secret == "":
+		return nil, errors.New("--metrics-auth needs --auth-secret")
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	var authority *auth.Authority
+	var revocations *auth.Revocations
+	if secret != "" {
+		if revocations, err = loadRevocations(filepath.Join(cfg.Data, revocationsFile)); err != nil {
+			return nil, err
+		}
+		if authority, err = auth.New([]byte(secret), auth.WithRevocations(revocations)); err != nil {
+			return nil, fmt.Errorf("--auth-secret: %w", err)
+		}
 	}
 	s := &server{cfg: cfg, log: log, reg: metrics.NewRegistry(), serveDone: make(chan struct{})}
 	ok := false
@@ -163,6 +211,9 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		}
 		return nil, err
 	}
+	if err := s.startWebhooks(cfg); err != nil {
+		return nil, err
+	}
 	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one journal append and fdatasync).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
@@ -172,6 +223,8 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		// the text (escapes); socket ops are bounded by --max-payload first.
 		MaxOpBytes:    2*cfg.MaxDocBytes + 1024,
 		ObserveCommit: func(_ int, took time.Duration) { commitSeconds.Observe(took.Seconds()) },
+		OnCommitted:   s.onCommitted(),
+		OnDeleted:     s.onDeleted(),
 	})
 	if err != nil {
 		return nil, err
@@ -206,13 +259,37 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		return nil, err
 	}
 	s.registerMetrics()
+	var admin *httpapi.Admin
+	if adminSecret != "" {
+		revPath := filepath.Join(cfg.Data, revocationsFile)
+		admin, err = httpapi.NewAdmin(httpapi.AdminConfig{
+			Secret:      adminSecret,
+			Revocations: revocations,
+			OnChange: func(l auth.RevocationList) error {
+				s.glue.svc.Revalidate()
+				return saveRevocations(revPath, l)
+			},
+			OnError: func(string) { s.apiErrs.Inc() },
+			Logger:  log.With().Str("component", "admin").Logger(),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s.sio)
 	mux.Handle("/api/", s.api)
 	mux.Handle("GET /healthz", s.api)
 	mux.Handle("GET /readyz", s.api)
-	mux.Handle("GET /metrics", s.reg)
+	if cfg.MetricsAuth {
+		mux.Handle("GET /metrics", guardMetrics(s.reg, authority, admin))
+	} else {
+		mux.Handle("GET /metrics", s.reg)
+	}
+	if admin != nil {
+		mux.Handle("/admin/", admin)
+	}
 	editor, err := newEditorHandler()
 	if err != nil {
 		return nil, err
@@ -353,6 +430,13 @@ func (s *server) closeAll(ctx context.Context) error {
 	if s.hub != nil {
 		if err := s.hub.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("hub: %w", err))
+		}
+	}
+	if s.webhooks != nil {
+		// After the hub: every commit has been seen; what is not sent
+		// stays in the outbox for the next start.
+		if err := s.webhooks.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("webhooks: %w", err))
 		}
 	}
 	if s.glue != nil {

@@ -60,8 +60,14 @@ func authenticate(authority *auth.Authority, raw json.RawMessage) (session.Ident
 	if err != nil {
 		return session.Identity{}, err
 	}
+	var check func() error
+	if r := authority.Revocations(); r != nil {
+		check = func() error { return r.Check(c) }
+	}
 	return session.Identity{
-		User: c.User,
+		User:    c.User,
+		Expires: c.Expires,
+		Check:   check,
 		Access: func(doc string) session.Access {
 			switch c.Level(doc) {
 			case auth.Edit:

@@ -23,6 +23,15 @@
 // (become a member, then read the state, then flush what arrived meanwhile),
 // never skipped.
 //
+// # Tokens over time
+//
+// An Identity may expire (Identity.Expires) or be revoked (Identity.Check,
+// run by Service.Revalidate): the socket then gets auth:expired, its
+// memberships end, and every event but doc:leave and auth:refresh is
+// answered forbidden. auth:refresh {token} replaces the identity on the open
+// connection (Config.Authenticate verifies it); memberships and pending
+// acks go on. The expiry timer runs on its own goroutine (time.AfterFunc).
+//
 // # Concurrency contract
 //
 // Attach registers namespace-level handlers; they run on each connection's
@@ -39,7 +48,8 @@
 //
 // Locks, outermost first: Service.mu (the table of documents), then a
 // document's mu (its members and pending acks), then a socket's mu (its
-// documents). No lock is held while calling into the hub, except a
+// documents, identity and access). Service.connMu (the sockets Revalidate
+// walks) is taken alone. No lock is held while calling into the hub, except a
 // document's subMu, which only serializes Subscribe and Cancel of that
 // document and is never taken by the subscription callback. The callback takes
 // only the document's mu, which no goroutine holds while waiting for the hub.

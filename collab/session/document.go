@@ -47,7 +47,7 @@ type member struct {
 	conn   *conn
 	client string
 	user   User
-	access Access
+	access Access // guarded by conn.mu: a refresh may change it
 
 	// Guarded by d.mu.
 	gone     bool             // removed (left, disconnected or replaced)
@@ -163,6 +163,9 @@ func (s *Service) addMember(c *conn, doc, client string, user User, acc Access) 
 	werr := func() *wireError {
 		if c.closed {
 			return errorf(contract.CodeConflict, "socket disconnected")
+		}
+		if c.ended != nil {
+			return c.ended
 		}
 		prev := c.docs[doc]
 		if prev == nil && len(c.docs) >= s.lim.DocsPerSocket {

@@ -29,11 +29,19 @@ func (s *Service) editorOf(sock *sockets.Socket, doc string) (*conn, *member, *w
 	if c == nil {
 		return nil, nil, errorf(contract.CodeInternal, "socket not set up")
 	}
-	m := c.member(doc)
+	c.mu.Lock()
+	m, ended := c.docs[doc], c.ended
+	var acc Access
+	if m != nil {
+		acc = m.access
+	}
+	c.mu.Unlock()
 	switch {
+	case ended != nil:
+		return nil, nil, ended
 	case m == nil:
 		return nil, nil, errJoinFirst()
-	case m.access < AccessEdit:
+	case acc < AccessEdit:
 		return nil, nil, errorf(contract.CodeForbidden, "read-only access to document %q", doc)
 	}
 	return c, m, nil
@@ -50,12 +58,17 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 		s.fail(sock, "doc:join", ack, errorf(contract.CodeRateLimited, "too many joins, leaves and presence updates (at most %d per second)", fanoutPerSecond))
 		return
 	}
-	acc := c.id.access(req.Doc)
+	id, ended := c.identity()
+	if ended != nil {
+		s.fail(sock, "doc:join", ack, ended)
+		return
+	}
+	acc := id.access(req.Doc)
 	if acc == AccessNone {
 		s.fail(sock, "doc:join", ack, errorf(contract.CodeForbidden, "no access to document %q", req.Doc))
 		return
 	}
-	user := userFor(c.id, req.Client, req.User)
+	user := userFor(id, req.Client, req.User)
 	m, werr := s.addMember(c, req.Doc, req.Client, user, acc)
 	if werr != nil {
 		s.fail(sock, "doc:join", ack, werr)
@@ -283,7 +296,11 @@ func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *soc
 	}
 	m := c.member(req.Doc)
 	if m == nil {
-		s.fail(sock, "doc:presence", ack, errJoinFirst())
+		werr := errJoinFirst()
+		if _, ended := c.identity(); ended != nil {
+			werr = ended
+		}
+		s.fail(sock, "doc:presence", ack, werr)
 		return
 	}
 	if !c.fanout.allow() {
@@ -330,10 +347,14 @@ func (s *Service) onLeave(sock *sockets.Socket, req DocRequest, ack *sockets.Ack
 // canView checks view access for the read-only queries, which do not need a
 // membership.
 func (s *Service) canView(c *conn, doc string) bool {
+	id, ended := c.identity()
+	if ended != nil {
+		return false
+	}
 	if m := c.member(doc); m != nil {
 		return true
 	}
-	return c.id.access(doc) >= AccessView
+	return id.access(doc) >= AccessView
 }
 
 // query runs fn on a goroutine (it reads the store) after the access check,
@@ -342,6 +363,10 @@ func (s *Service) query(sock *sockets.Socket, event, doc string, ack *sockets.Ac
 	c := s.connOf(sock)
 	if c == nil {
 		s.fail(sock, event, ack, errorf(contract.CodeInternal, "socket not set up"))
+		return
+	}
+	if _, ended := c.identity(); ended != nil {
+		s.fail(sock, event, ack, ended)
 		return
 	}
 	if !s.canView(c, doc) {

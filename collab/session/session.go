@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -26,10 +27,17 @@ const (
 	AccessEdit               // also doc:op and doc:restore
 )
 
-// Identity is decided once per socket at CONNECT.
+// Identity is decided at CONNECT and replaced by an auth:refresh.
 type Identity struct {
 	User   string                  // display name from the token; "" when auth is off
 	Access func(doc string) Access // nil means AccessEdit for every document
+	// Expires is when the token ends (zero: never): the socket's access
+	// ends then (auth:expired) unless an auth:refresh replaced it.
+	Expires time.Time
+	// Check, when non-nil, says whether the token still holds (a
+	// revocation): Service.Revalidate ends the access of every socket
+	// whose Check returns an error. It must be quick and must not block.
+	Check func() error
 }
 
 func (id Identity) access(doc string) Access {
@@ -115,6 +123,9 @@ type Service struct {
 	mu   sync.Mutex // guards docs
 	docs map[string]*docState
 
+	connMu sync.Mutex // guards conns; taken alone, never with another lock
+	conns  map[*conn]struct{}
+
 	sockets     atomic.Int64
 	members     atomic.Int64
 	ops         atomic.Uint64
@@ -143,6 +154,7 @@ func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
 		log:  cfg.Logger,
 		docs: make(map[string]*docState),
 	}
+	svc.conns = make(map[*conn]struct{})
 	if svc.auth != nil {
 		svc.nsp.Use(svc.authenticate)
 	}
@@ -157,6 +169,7 @@ func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
 	svc.nsp.On("doc:revision", sockets.Handle(svc.onRevision, svc.decodeError))
 	svc.nsp.On("doc:diff", sockets.Handle(svc.onDiff, svc.decodeError))
 	svc.nsp.On("doc:restore", sockets.Handle(svc.onRestore, svc.decodeError))
+	svc.nsp.On("auth:refresh", sockets.Handle(svc.onRefresh, svc.decodeError))
 	return svc, nil
 }
 
@@ -185,19 +198,24 @@ func (s *Service) Wait() { s.wg.Wait() }
 var knownEvents = map[string]bool{
 	"doc:join": true, "doc:op": true, "doc:presence": true, "doc:leave": true,
 	"doc:history": true, "doc:revision": true, "doc:diff": true, "doc:restore": true,
+	"auth:refresh": true,
 }
 
 // conn is the state of one connected socket.
 type conn struct {
 	sock    *sockets.Socket
-	id      Identity
 	limiter *bucket       // doc:op and doc:restore
-	fanout  *bucket       // doc:join, doc:presence and doc:leave: each is sent to every member
+	fanout  *bucket       // doc:join, doc:presence, doc:leave and auth:refresh: each is sent to every member
 	queries chan struct{} // semaphore of concurrent read queries
 
-	mu     sync.Mutex // guards docs and closed
+	mu     sync.Mutex // guards docs, closed, id, ended, authGen and timer, and every member's access
 	docs   map[string]*member
 	closed bool
+	id     Identity   // replaced by auth:refresh
+	ended  *wireError // non-nil once the token expired or was revoked (until a refresh)
+	// authGen counts identities: an expiry timer of an older one does nothing.
+	authGen uint64
+	timer   *time.Timer // fires at id.Expires; nil when it never expires
 }
 
 // Rate of the events that fan out to every member of a document (doc:join,
@@ -271,6 +289,7 @@ func (s *Service) onConnection(sock *sockets.Socket) {
 		}
 	}
 	s.sockets.Add(1)
+	s.watch(c)
 	sock.OnDisconnect(s.onDisconnect)
 	s.log.Info().Str("sid", sock.ID()).Str("remote", remote(sock)).Str("user", id.User).
 		Str("transport", sock.Transport()).Bool("recovered", sock.Recovered()).Msg("connected")
@@ -282,6 +301,7 @@ func (s *Service) onDisconnect(sock *sockets.Socket, reason string) {
 	if c == nil {
 		return
 	}
+	s.unwatch(c)
 	c.mu.Lock()
 	c.closed = true
 	ms := make([]*member, 0, len(c.docs))

@@ -18,7 +18,8 @@ const (
 	CodeConflict    Code = "conflict"     // a base revision ahead of the head or too far behind it
 	CodeInternal    Code = "internal"     // a storage failure or shutdown: the outcome is unknown
 	// CodeUnauthorized refuses a missing or invalid token: in a Socket.IO
-	// CONNECT error's data and in an HTTP 401, never in an ack.
+	// CONNECT error's data, in an HTTP 401, and in the ack of an
+	// auth:refresh whose token is refused (no other ack carries it).
 	CodeUnauthorized Code = "unauthorized"
 )
 

@@ -37,7 +37,9 @@ var rules = []rule{
 	{"app", []string{"cmd/...", "internal/contract/genjs"}, []string{"..."}},
 	// The edge reaches the transport through sockets' API only: "sockets"
 	// matches that package, not sockets/engineio or sockets/parser.
-	{"edge", []string{"httpapi", "collab/session"}, append([]string{"collab", "storage", "sockets"}, leaves...)},
+	// webhook tells other services about commits: an edge to the outside
+	// like httpapi, fed by the app through collab.Config's hooks.
+	{"edge", []string{"httpapi", "collab/session", "webhook"}, append([]string{"collab", "storage", "sockets"}, leaves...)},
 	// The core knows nothing of sockets, HTTP or users (auth).
 	{"core", []string{"collab"}, []string{"storage", "ot", "metrics", "internal/..."}},
 	{"store", []string{"storage"}, []string{"ot", "internal/..."}},
