@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // bucketOutbox holds messages waiting to leave the server (webhook
@@ -72,7 +73,7 @@ func (s *Bolt) updateOutbox(ctx context.Context, fn func(*bolt.Bucket) error) er
 		return err
 	}
 	if s.opts.ReadOnly {
-		return fmt.Errorf("storage: outbox: %w", bolt.ErrDatabaseReadOnly)
+		return fmt.Errorf("storage: outbox: %w", bolterrors.ErrDatabaseReadOnly)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketOutbox)
@@ -81,7 +82,7 @@ func (s *Bolt) updateOutbox(ctx context.Context, fn func(*bolt.Bucket) error) er
 		}
 		return fn(b)
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
