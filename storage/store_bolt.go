@@ -135,6 +135,7 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	opts = opts.withDefaults()
+	before, _ := os.Stat(path)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:  opts.Timeout,
 		NoSync:   opts.NoSync,
@@ -152,6 +153,13 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	// A compaction (Compact) renames a new file over path while it holds
+	// the old one's lock: a process that waited for that lock holds a
+	// file no longer in the directory, and opens the new one instead.
+	if after, err := os.Stat(path); before != nil && err == nil && !os.SameFile(before, after) {
+		db.Close()
+		return OpenBolt(path, opts)
 	}
 	var exists bool
 	db.View(func(tx *bolt.Tx) error {

@@ -7,6 +7,8 @@
 //	collabd cat DOC [--rev R]          a document's text (at revision R)
 //	collabd diff DOC FROM TO           what changed between two revisions
 //	collabd backup FILE                a consistent copy of the data file
+//	collabd purge DOC                  delete a document with all its history
+//	collabd compact                    rewrite a stopped server's data file
 //	collabd token --user NAME --edit PATTERN --view PATTERN [--ttl 24h]
 //
 // Every flag can also be given as an environment variable COLLABD_<FLAG>
@@ -49,6 +51,8 @@ usage:
   collabd cat DOC [--rev R]                     text of DOC (at revision R)
   collabd diff DOC FROM TO                      changes of DOC between two revisions
   collabd backup FILE [--force]                 consistent copy of the data file
+  collabd purge DOC                             delete DOC with every revision and snapshot
+  collabd compact [--data DIR]                  rewrite a stopped server's data file, smaller
   collabd token --user NAME [--edit P]... [--view P]... [--ttl 24h]
 
 'collabd COMMAND -h' lists a command's flags. Every flag is also read from
@@ -75,6 +79,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 		err = cmdBackup(args, getenv, stdout, stderr)
 	case "token":
 		err = cmdToken(args, getenv, stdout, stderr)
+	case "purge":
+		err = cmdPurge(args, getenv, stdout, stderr)
+	case "compact":
+		err = cmdCompact(args, getenv, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// dataFilesHolding returns the files under dir whose bytes contain marker.
+func dataFilesHolding(tb testing.TB, dir, marker string) []string {
+	tb.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(marker)) {
+			found = append(found, p)
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return found
+}
+
+// TestPurgeAndCompactCommands purges a document through a running server
+// (collabd purge), compacts the stopped server's data directory (collabd
+// compact) and scans every file of it for the document's marker.
+func TestPurgeAndCompactCommands(t *testing.T) {
+	const marker = "PURGE-MARKER-5d1e0b"
+	p := start(t, "", nil)
+	var rev uint64
+	text := ""
+	for i := 0; i < 30; i++ {
+		text += fmt.Sprintf("%s line %d\n", marker, i)
+		rev = putDoc(t, p, "secret", text, rev)
+	}
+	putDoc(t, p, "kept", "kept text\n", 0)
+
+	out, errOut, code := collabd(t, nil, "purge", "secret", "--data", p.data)
+	if code != 0 || !strings.Contains(out, "purged secret") {
+		t.Fatalf("purge via the server: %d %q %q", code, out, errOut)
+	}
+	if r, got := getDoc(t, p, "secret"); r != 0 || got != "" {
+		t.Fatalf("after purge: rev %d %q", r, got)
+	}
+	if _, errOut, code = collabd(t, nil, "purge", "secret", "--data", p.data); code != 1 || !strings.Contains(errOut, "not_found") {
+		t.Fatalf("purge of a missing document: %d %q", code, errOut)
+	}
+	_, errOut, code = collabd(t, nil, "compact", "--data", p.data)
+	if code != 1 || !strings.Contains(errOut, "Stop the server") {
+		t.Fatalf("compact on a running server: %d %q", code, errOut)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if found := dataFilesHolding(t, p.data, marker); len(found) == 0 {
+		t.Fatal("the marker is not on disk before the compaction: the scan proves nothing")
+	}
+
+	out, errOut, code = collabd(t, nil, "compact", "--data", p.data, "--json")
+	var res struct{ BytesBefore, BytesAfter int64 }
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.BytesAfter >= res.BytesBefore {
+		t.Fatalf("compact: %d %q %q", code, out, errOut)
+	}
+	t.Logf("compact: %s", out)
+	if found := dataFilesHolding(t, p.data, marker); len(found) > 0 {
+		t.Fatalf("marker still in %v after purge and compact", found)
+	}
+
+	p = start(t, p.data, nil)
+	if _, got := getDoc(t, p, "kept"); got != "kept text\n" {
+		t.Fatalf("kept document after compact: %q", got)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// Offline purge, straight into the data file.
+	out, errOut, code = collabd(t, nil, "purge", "kept", "--data", p.data)
+	if code != 0 || !strings.Contains(out, "purged kept") {
+		t.Fatalf("offline purge: %d %q %q", code, out, errOut)
+	}
+	if out, _, _ = collabd(t, nil, "cat", "kept", "--data", p.data); out != "" {
+		t.Fatalf("cat after offline purge: %q", out)
+	}
+	if _, errOut, code = collabd(t, nil, "purge", "kept", "--data", p.data); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("offline purge of a missing document: %d %q", code, errOut)
+	}
+}

@@ -1,0 +1,150 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// ErrLocked: another process (a running server) holds the bbolt file's
+// lock, so an offline operation (Compact) cannot run.
+var ErrLocked = errors.New("storage: the data file is locked by another process")
+
+// compactSuffix names the file a compaction writes before renaming it over
+// the data file; a leftover of a crashed compaction is removed by the next.
+const compactSuffix = ".compact-tmp"
+
+// CompactResult reports the bytes on disk before and after a compaction:
+// the bbolt file and the journal directory beside it.
+type CompactResult struct {
+	FileBefore, FileAfter       int64 // the bbolt file
+	JournalBefore, JournalAfter int64 // the journal segments and epoch file
+}
+
+// Before is every byte of the store before the compaction.
+func (r CompactResult) Before() int64 { return r.FileBefore + r.JournalBefore }
+
+// After is every byte of the store after the compaction.
+func (r CompactResult) After() int64 { return r.FileAfter + r.JournalAfter }
+
+// Compact rewrites the store at path offline, so that the file holds only
+// live pages and no byte of a deleted document or folded record remains in
+// the data directory:
+//
+//  1. open the store read-write (the exclusive lock; ErrLocked when a
+//     server holds it for longer than timeout), which replays the
+//     journal, and checkpoint;
+//  2. copy every live key into path+".compact-tmp" with bbolt's own
+//     compaction (bolt.Compact: fresh pages, nothing of the free ones),
+//     each of its transactions synced;
+//  3. rename it over path and sync the directory, still holding the old
+//     file's lock;
+//  4. close the old file and delete the journal directory: every frame in
+//     it is at or below the checkpoint the new file holds.
+//
+// A crash before step 3 leaves the old file (and a temporary file, removed
+// by the next Compact); after it, the new file, whose checkpoint covers
+// every frame the journal still holds. A server started during the
+// compaction waits for the lock of the old file and then notices the
+// rename (OpenBolt reopens when the path names another file once it holds
+// the lock).
+func Compact(ctx context.Context, path string, timeout time.Duration) (CompactResult, error) {
+	var res CompactResult
+	tmp := path + compactSuffix
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
+	var err error
+	if res.FileBefore, err = fileSize(path); err != nil {
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
+	res.JournalBefore = dirSize(journalDir(path))
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	s, err := OpenBolt(path, Options{Timeout: timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return res, fmt.Errorf("%w: %s", ErrLocked, path)
+	}
+	if err != nil {
+		return res, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			s.Close()
+		}
+	}()
+	if err := s.Checkpoint(ctx); err != nil {
+		return res, err
+	}
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{
+		Timeout:        timeout,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
+	err = bolt.Compact(dst, s.db, 64<<20)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
+	closed = true
+	// Nothing is pending: Close only closes the old file and the
+	// journal's segments.
+	if err := s.Close(); err != nil {
+		return res, fmt.Errorf("storage: compact: closing the old file: %w", err)
+	}
+	if err := os.RemoveAll(journalDir(path)); err != nil {
+		return res, fmt.Errorf("storage: compact: removing the journal: %w", err)
+	}
+	if res.FileAfter, err = fileSize(path); err != nil {
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
+	res.JournalAfter = dirSize(journalDir(path))
+	return res, nil
+}
+
+func fileSize(path string) (int64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// dirSize is the total size of the regular files in dir (0 when it does
+// not exist).
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
