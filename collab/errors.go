@@ -63,6 +63,8 @@ func storeError(err error) error {
 		return err
 	case errors.Is(err, storage.ErrNotFound):
 		return &Error{Code: contract.CodeNotFound, Message: err.Error()}
+	case errors.Is(err, storage.ErrExists):
+		return &Error{Code: contract.CodeConflict, Message: err.Error()}
 	case errors.Is(err, storage.ErrInvalid):
 		return &Error{Code: contract.CodeBadRequest, Message: err.Error()}
 	}

@@ -89,6 +89,9 @@ func TestPurgeAndCompactLeaveNoTrace(t *testing.T) {
 			}
 		}
 	}
+	if err := s.PutVersion(ctx, "secret", Version{Name: "named " + marker, Rev: 1000, User: "u"}); err != nil {
+		t.Fatal(err)
+	}
 	commitT(t, s, Write{Doc: "secret", Delete: true})
 	if _, err := s.Meta(ctx, "secret"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("meta after delete: %v", err)

@@ -90,7 +90,8 @@ type Write struct {
 	Records []Record
 	// Snapshot to store, at or below the head after Records are appended.
 	Snapshot *Snapshot
-	// Delete removes the document with its log and snapshots. It excludes
+	// Delete removes the document with its log, snapshots and named
+	// versions. It excludes
 	// Records and Snapshot.
 	Delete bool
 }
@@ -125,6 +126,18 @@ type Store interface {
 	// Backup writes a consistent copy of the whole store to w while it
 	// stays online and returns the number of bytes written.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
+	// PutVersion names revision v.Rev of doc v.Name (ErrExists when the
+	// name is taken) and keeps the full text at that revision with it,
+	// durably, before it returns.
+	PutVersion(ctx context.Context, doc string, v Version) error
+	// RenameVersion renames doc's version from to to.
+	RenameVersion(ctx context.Context, doc, from, to string) (Version, error)
+	// DeleteVersion removes doc's version name.
+	DeleteVersion(ctx context.Context, doc, name string) error
+	// Versions lists doc's named versions, newest revision first.
+	Versions(ctx context.Context, doc string) ([]Version, error)
+	// VersionText returns doc's version name and the text it keeps.
+	VersionText(ctx context.Context, doc, name string) (Version, string, error)
 	// Check verifies the file and every document's invariants.
 	Check(ctx context.Context) error
 	// Close releases the store. It is idempotent.

@@ -346,13 +346,18 @@ func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 	return mb.Put([]byte(w.Doc), appendMeta(nil, &m))
 }
 
-// deleteDoc removes doc's metadata, log and snapshots inside tx.
+// deleteDoc removes doc's metadata, log, snapshots and named versions
+// inside tx.
 func deleteDoc(tx *bolt.Tx, doc string) error {
 	if err := tx.Bucket(bucketMeta).Delete([]byte(doc)); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketLog, bucketSnap} {
-		if err := deleteRange(tx.Bucket(name), docPrefix(doc)); err != nil {
+	for _, name := range [][]byte{bucketLog, bucketSnap, bucketVer} {
+		b := tx.Bucket(name)
+		if b == nil {
+			continue // no named version was ever made in this file
+		}
+		if err := deleteRange(b, docPrefix(doc)); err != nil {
 			return err
 		}
 	}
@@ -828,7 +833,7 @@ func (s *Bolt) Check(ctx context.Context) error {
 		if n := tx.Bucket(bucketSnap).Stats().KeyN; n != snapKeys {
 			return fmt.Errorf("%w: %d snapshot keys, %d belong to documents", ErrCorrupt, n, snapKeys)
 		}
-		return nil
+		return checkVersions(tx)
 	})
 }
 

@@ -1,6 +1,9 @@
 package contract
 
-import "unicode/utf8"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // Code is a stable, machine-readable error code: the "code" of an ack's
 // error ({"ok": false, "error": {"code", "message"}}) and of an HTTP API
@@ -88,6 +91,10 @@ const (
 	// carries; a client further behind gets the text instead.
 	MaxResumeRecords = 1000
 
+	// MaxVersionNameRunes is the longest name of a named version, in code
+	// points (ValidVersionName).
+	MaxVersionNameRunes = 100
+
 	// MaxInteger is the largest integer a payload may hold (revisions,
 	// seqs, positions): JavaScript's largest exact integer, 2^53-1.
 	MaxInteger = 1<<53 - 1
@@ -109,4 +116,26 @@ func ValidDocID(id string) bool {
 		}
 	}
 	return true
+}
+
+// VersionNameRule says what a version name is, for error messages.
+const VersionNameRule = "1 to 100 code points of valid UTF-8, no control characters, not only spaces"
+
+// ValidVersionName reports whether name may name a version: 1 to
+// MaxVersionNameRunes code points of valid UTF-8, no control characters
+// (the zero byte included) and not only white space.
+func ValidVersionName(name string) bool {
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxVersionNameRunes {
+		return false
+	}
+	blank := true
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+		if !unicode.IsSpace(r) {
+			blank = false
+		}
+	}
+	return !blank
 }

@@ -105,3 +105,26 @@ func TestMaxUserNameBytes(t *testing.T) {
 		t.Fatalf("a name of %d four-byte code points takes %d bytes, over MaxUserNameBytes %d", MaxUserNameRunes, len(name), MaxUserNameBytes)
 	}
 }
+
+func TestValidVersionName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"v1.2", true},
+		{"Sent to client", true},
+		{"日本語 😀", true},
+		{strings.Repeat("é", MaxVersionNameRunes), true},
+		{strings.Repeat("é", MaxVersionNameRunes+1), false},
+		{"", false},
+		{"   ", false},
+		{"a\x00b", false},
+		{"tab\there", false},
+		{"line\n", false},
+		{"\xff", false},
+	} {
+		if got := ValidVersionName(tc.name); got != tc.ok {
+			t.Errorf("ValidVersionName(%q) = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
