@@ -77,6 +77,7 @@ func New(cfg Config) (*API, error) {
 	a.mux.HandleFunc("GET /api/docs/{id}/revisions/{rev}", a.revision)
 	a.mux.HandleFunc("GET /api/docs/{id}/diff", a.diff)
 	a.mux.HandleFunc("GET /api/backup", a.backup)
+	a.registerVersions()
 	return a, nil
 }
 

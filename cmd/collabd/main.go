@@ -4,7 +4,7 @@
 //
 //	collabd [serve] [flags]            run the server (the default)
 //	collabd history DOC [--limit N]    a document's revisions, newest first
-//	collabd cat DOC [--rev R]          a document's text (at revision R)
+//	collabd cat DOC [--rev R]          a document's text (at revision R; --version NAME: a named version)
 //	collabd diff DOC FROM TO           what changed between two revisions
 //	collabd backup FILE                a consistent copy of the data file
 //	collabd purge DOC                  delete a document with all its history
@@ -48,7 +48,7 @@ const usage = `collabd: collaborative text editing server
 usage:
   collabd [serve] [flags]                       run the server (default)
   collabd history DOC [--limit N] [--before R]  revisions of DOC, newest first
-  collabd cat DOC [--rev R]                     text of DOC (at revision R)
+  collabd cat DOC [--rev R | --version NAME]    text of DOC (at revision R, or a named version)
   collabd diff DOC FROM TO                      changes of DOC between two revisions
   collabd backup FILE [--force]                 consistent copy of the data file
   collabd purge DOC                             delete DOC with every revision and snapshot

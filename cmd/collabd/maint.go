@@ -163,7 +163,7 @@ func purged(stdout io.Writer, asJSON bool, doc, data string) error {
 // do sends a request without a body and expects a 2xx answer.
 func (h *httpSource) do(ctx context.Context, method, path string) error {
 	u := *h.base
-	u.Path += path
+	setPath(&u, path)
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return err
@@ -187,4 +187,46 @@ func (h *httpSource) do(ctx context.Context, method, path string) error {
 		return fmt.Errorf("server: %s: %s", e.Error.Code, e.Error.Message)
 	}
 	return fmt.Errorf("server: %s: %s", res.Status, bytes.TrimSpace(b))
+}
+
+// catVersion prints the text of doc's named version name.
+func catVersion(ctx context.Context, src source, doc, name string, asJSON bool, stdout io.Writer) error {
+	v, text, err := src.version(ctx, doc, name)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSONTo(stdout, map[string]any{"id": doc, "version": v, "rev": v.Rev, "text": text})
+	}
+	_, err = io.WriteString(stdout, text)
+	return err
+}
+
+func (b boltSource) version(ctx context.Context, doc, name string) (storage.Version, string, error) {
+	v, text, err := b.st.VersionText(ctx, doc, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return v, "", fmt.Errorf("%s has no version named %q", doc, name)
+	}
+	return v, text, err
+}
+
+func (h *httpSource) version(ctx context.Context, doc, name string) (storage.Version, string, error) {
+	var v struct {
+		storage.Version
+		Text string `json:"text"`
+	}
+	err := h.getJSON(ctx, "/api/docs/"+url.PathEscape(doc)+"/versions/"+url.PathEscape(name), nil, &v)
+	return v.Version, v.Text, err
+}
+
+// setPath appends path, already escaped (url.PathEscape of each variable
+// segment), to u's path: a version name with a space or a slash reaches
+// the server as one segment.
+func setPath(u *url.URL, path string) {
+	raw := u.EscapedPath() + path
+	if p, err := url.PathUnescape(raw); err == nil {
+		u.Path, u.RawPath = p, raw
+	} else {
+		u.Path += path
+	}
 }

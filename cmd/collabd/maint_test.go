@@ -96,3 +96,39 @@ func TestPurgeAndCompactCommands(t *testing.T) {
 		t.Fatalf("offline purge of a missing document: %d %q", code, errOut)
 	}
 }
+
+// TestCatVersion: collabd cat --version reads a named version through the
+// running server and from the stopped server's file.
+func TestCatVersion(t *testing.T) {
+	p := start(t, "", nil)
+	putDoc(t, p, "nv", "as sent\n", 0)
+	if code, body, _ := httpDo(t, "POST", p.url+"api/docs/nv/versions", `{"name":"Sent to client"}`); code != 201 {
+		t.Fatalf("create version: %d %s", code, body)
+	}
+	putDoc(t, p, "nv", "edited since\n", 1)
+	check := func(t *testing.T) {
+		out, errOut, code := collabd(t, nil, "cat", "nv", "--version", "Sent to client", "--data", p.data)
+		if code != 0 || out != "as sent\n" {
+			t.Fatalf("cat --version: %d %q %q", code, out, errOut)
+		}
+		out, _, _ = collabd(t, nil, "cat", "nv", "--version", "Sent to client", "--json", "--data", p.data)
+		var v struct {
+			Rev     uint64
+			Version struct{ Name, User string }
+		}
+		if json.Unmarshal([]byte(out), &v) != nil || v.Rev != 1 || v.Version.Name != "Sent to client" {
+			t.Fatalf("cat --version --json: %q", out)
+		}
+		if _, errOut, code := collabd(t, nil, "cat", "nv", "--version", "nope", "--data", p.data); code != 1 || !strings.Contains(errOut, "nope") {
+			t.Fatalf("cat of a missing version: %d %q", code, errOut)
+		}
+		if _, _, code := collabd(t, nil, "cat", "nv", "--version", "x", "--rev", "1", "--data", p.data); code != 1 {
+			t.Fatalf("--rev with --version: exit %d", code)
+		}
+	}
+	t.Run("through the server", check)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	t.Run("from the file", check)
+}

@@ -158,6 +158,11 @@ func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
 	svc.nsp.On("doc:revision", sockets.Handle(svc.onRevision, svc.decodeError))
 	svc.nsp.On("doc:diff", sockets.Handle(svc.onDiff, svc.decodeError))
 	svc.nsp.On("doc:restore", sockets.Handle(svc.onRestore, svc.decodeError))
+	svc.nsp.On("doc:versions", sockets.Handle(svc.onVersions, svc.decodeError))
+	svc.nsp.On("doc:version", sockets.Handle(svc.onVersion, svc.decodeError))
+	svc.nsp.On("doc:version:create", sockets.Handle(svc.onVersionCreate, svc.decodeError))
+	svc.nsp.On("doc:version:rename", sockets.Handle(svc.onVersionRename, svc.decodeError))
+	svc.nsp.On("doc:version:delete", sockets.Handle(svc.onVersionDelete, svc.decodeError))
 	return svc, nil
 }
 
@@ -186,6 +191,8 @@ func (s *Service) Wait() { s.wg.Wait() }
 var knownEvents = map[string]bool{
 	"doc:join": true, "doc:op": true, "doc:presence": true, "doc:leave": true,
 	"doc:history": true, "doc:revision": true, "doc:diff": true, "doc:restore": true,
+	"doc:versions": true, "doc:version": true, "doc:version:create": true, "doc:version:rename": true,
+	"doc:version:delete": true,
 }
 
 // conn is the state of one connected socket.

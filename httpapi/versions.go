@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/auth"
+	"github.com/collabd/collabd/internal/contract"
+	"github.com/collabd/collabd/storage"
+)
+
+// maxVersionBody bounds the JSON body of a version request.
+const maxVersionBody = 4 << 10
+
+// registerVersions adds the named-version routes (docs/protocol.md).
+func (a *API) registerVersions() {
+	a.mux.HandleFunc("GET /api/docs/{id}/versions", a.versions)
+	a.mux.HandleFunc("POST /api/docs/{id}/versions", a.createVersion)
+	a.mux.HandleFunc("GET /api/docs/{id}/versions/{name}", a.version)
+	a.mux.HandleFunc("PATCH /api/docs/{id}/versions/{name}", a.renameVersion)
+	a.mux.HandleFunc("DELETE /api/docs/{id}/versions/{name}", a.deleteVersion)
+}
+
+// versionBody is the body of POST (name, rev) and PATCH (name).
+type versionBody struct {
+	Name string `json:"name"`
+	Rev  uint64 `json:"rev"`
+}
+
+// readVersionBody decodes a version request's JSON body.
+func (a *API) readVersionBody(w http.ResponseWriter, r *http.Request) (versionBody, bool) {
+	var v versionBody
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxVersionBody))
+	if err != nil {
+		a.fail(w, r, contract.CodeTooLarge, "the body is limited to 4 KiB")
+		return v, false
+	}
+	if !utf8.Valid(b) || json.Unmarshal(b, &v) != nil {
+		a.fail(w, r, contract.CodeBadRequest, `the body must be a JSON object {"name", "rev"?}`)
+		return v, false
+	}
+	if !contract.ValidVersionName(v.Name) {
+		a.fail(w, r, contract.CodeBadRequest, "name must be "+contract.VersionNameRule)
+		return v, false
+	}
+	return v, true
+}
+
+func (a *API) versions(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := a.doc(w, r, auth.View)
+	if !ok {
+		return
+	}
+	vs, err := a.cfg.Hub.Versions(r.Context(), id)
+	if err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	if vs == nil {
+		vs = []storage.Version{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": vs})
+}
+
+func (a *API) createVersion(w http.ResponseWriter, r *http.Request) {
+	id, claims, ok := a.doc(w, r, auth.Edit)
+	if !ok {
+		return
+	}
+	body, ok := a.readVersionBody(w, r)
+	if !ok {
+		return
+	}
+	user := ""
+	if claims != nil {
+		user = claims.User
+	}
+	v, err := a.cfg.Hub.NameVersion(r.Context(), id, body.Name, body.Rev, user)
+	if err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (a *API) version(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := a.doc(w, r, auth.View)
+	if !ok {
+		return
+	}
+	v, text, err := a.cfg.Hub.VersionText(r.Context(), id, r.PathValue("name"))
+	if err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		storage.Version
+		Text string `json:"text"`
+	}{v, text})
+}
+
+func (a *API) renameVersion(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := a.doc(w, r, auth.Edit)
+	if !ok {
+		return
+	}
+	body, ok := a.readVersionBody(w, r)
+	if !ok {
+		return
+	}
+	v, err := a.cfg.Hub.RenameVersion(r.Context(), id, r.PathValue("name"), body.Name)
+	if err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request) {
+	id, _, ok := a.doc(w, r, auth.Edit)
+	if !ok {
+		return
+	}
+	if err := a.cfg.Hub.DeleteVersion(r.Context(), id, r.PathValue("name")); err != nil {
+		a.failErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
