@@ -65,6 +65,10 @@ type Config struct {
 	// of that batch return: it must be quick and must not block or call
 	// into the Hub. Final snapshots and deletions do not report.
 	ObserveCommit func(records int, took time.Duration)
+	// Retention is the server-wide history retention policy (FoldAll),
+	// which a document's own policy (SetRetention) overrides. The zero
+	// value keeps every op.
+	Retention storage.Retention
 }
 
 func (c *Config) setDefaults() {

@@ -473,6 +473,10 @@ func (a *API) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	if code.HTTPStatus() >= 500 {
 		a.cfg.Logger.Warn().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("api error")
 	}
+	if ce != nil && ce.Code == contract.CodeGone {
+		a.failGone(w, r, msg, ce.Earliest)
+		return
+	}
 	a.fail(w, r, code, msg)
 }
 

@@ -14,13 +14,17 @@ import (
 // maxVersionBody bounds the JSON body of a version request.
 const maxVersionBody = 4 << 10
 
-// registerVersions adds the named-version routes (docs/protocol.md).
+// registerVersions adds the named-version and retention routes
+// (docs/protocol.md).
 func (a *API) registerVersions() {
 	a.mux.HandleFunc("GET /api/docs/{id}/versions", a.versions)
 	a.mux.HandleFunc("POST /api/docs/{id}/versions", a.createVersion)
 	a.mux.HandleFunc("GET /api/docs/{id}/versions/{name}", a.version)
 	a.mux.HandleFunc("PATCH /api/docs/{id}/versions/{name}", a.renameVersion)
 	a.mux.HandleFunc("DELETE /api/docs/{id}/versions/{name}", a.deleteVersion)
+	a.mux.HandleFunc("GET /api/docs/{id}/retention", a.getRetention)
+	a.mux.HandleFunc("PUT /api/docs/{id}/retention", a.putRetention)
+	a.mux.HandleFunc("DELETE /api/docs/{id}/retention", a.deleteRetention)
 }
 
 // versionBody is the body of POST (name, rev) and PATCH (name).
@@ -128,4 +132,18 @@ func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// failGone answers 410 gone with the earliest revision still available.
+func (a *API) failGone(w http.ResponseWriter, r *http.Request, msg string, earliest uint64) {
+	if a.cfg.OnError != nil {
+		a.cfg.OnError(string(contract.CodeGone))
+	}
+	a.cfg.Logger.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", http.StatusGone).Str("code", string(contract.CodeGone)).Msg(msg)
+	type body struct {
+		Code     contract.Code `json:"code"`
+		Message  string        `json:"message"`
+		Earliest uint64        `json:"earliest"`
+	}
+	writeJSON(w, http.StatusGone, map[string]body{"error": {contract.CodeGone, msg, earliest}})
 }

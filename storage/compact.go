@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -94,6 +95,9 @@ func Compact(ctx context.Context, path string, timeout time.Duration) (CompactRe
 		return res, fmt.Errorf("storage: compact: %w", err)
 	}
 	err = bolt.Compact(dst, s.db, 64<<20)
+	if err == nil {
+		err = dst.Update(countCompaction)
+	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
@@ -124,6 +128,51 @@ func Compact(ctx context.Context, path string, timeout time.Duration) (CompactRe
 	}
 	res.JournalAfter = dirSize(journalDir(path))
 	return res, nil
+}
+
+// bucketStats holds counters that outlive a process: keyCompactions ->
+// compactions of this file (8 bytes BE) and the Unix time of the last (8
+// bytes BE).
+var (
+	bucketStats    = []byte("stats")
+	keyCompactions = []byte("compactions")
+)
+
+// countCompaction counts one more compaction in the new file.
+func countCompaction(tx *bolt.Tx) error {
+	b, err := tx.CreateBucketIfNotExists(bucketStats)
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if v := b.Get(keyCompactions); len(v) == 16 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	v := binary.BigEndian.AppendUint64(nil, n+1)
+	v = binary.BigEndian.AppendUint64(v, uint64(time.Now().Unix()))
+	return b.Put(keyCompactions, v)
+}
+
+// Compactions returns how many times the file was compacted (collabd
+// compact) and when last (zero time: never).
+func (s *Bolt) Compactions() (n uint64, last time.Time) {
+	_ = s.view(context.Background(), func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketStats); b != nil {
+			if v := b.Get(keyCompactions); len(v) == 16 {
+				n = binary.BigEndian.Uint64(v)
+				last = time.Unix(int64(binary.BigEndian.Uint64(v[8:])), 0).UTC()
+			}
+		}
+		return nil
+	})
+	return n, last
+}
+
+// StoredBytes returns the bytes the store takes on disk: the bbolt file
+// and the journal directory.
+func (s *Bolt) StoredBytes() int64 {
+	n, _ := fileSize(s.Path())
+	return n + dirSize(journalDir(s.Path()))
 }
 
 func fileSize(path string) (int64, error) {

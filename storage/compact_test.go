@@ -125,6 +125,12 @@ func TestPurgeAndCompactLeaveNoTrace(t *testing.T) {
 	if err := s2.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if n, last := s2.Compactions(); n != 1 || time.Since(last) > time.Minute {
+		t.Fatalf("compactions %d, last %v", n, last)
+	}
+	if got := s2.StoredBytes(); got < res.FileAfter {
+		t.Fatalf("stored bytes %d, file alone %d", got, res.FileAfter)
+	}
 	text, err := s2.TextAt(ctx, "other", rev)
 	if err != nil || len([]rune(text)) != keepLen || !strings.HasPrefix(text, " kept text ") {
 		t.Fatalf("kept document after compaction: %d code points, %v", len([]rune(text)), err)

@@ -124,6 +124,7 @@ type Bolt struct {
 	db     *bolt.DB
 	opts   Options
 	closed atomic.Bool
+	fold   foldStats
 	jstate // nil journal with NoJournal or ReadOnly
 }
 
@@ -352,6 +353,11 @@ func deleteDoc(tx *bolt.Tx, doc string) error {
 	if err := tx.Bucket(bucketMeta).Delete([]byte(doc)); err != nil {
 		return err
 	}
+	if b := tx.Bucket(bucketRet); b != nil {
+		if err := b.Delete([]byte(doc)); err != nil {
+			return err
+		}
+	}
 	for _, name := range [][]byte{bucketLog, bucketSnap, bucketVer} {
 		b := tx.Bucket(name)
 		if b == nil {
@@ -515,6 +521,9 @@ func (d docView) snapshotAtOrBelow(rev uint64) (Snapshot, error) {
 // records returns the records with from <= rev <= to, at most limit,
 // ascending.
 func (d docView) records(from, to uint64, limit int) ([]Record, error) {
+	if from >= 1 && from <= d.meta.Folded && to >= from {
+		return nil, &GoneError{Doc: d.id, Rev: from - 1, Earliest: d.meta.Folded}
+	}
 	var out []Record
 	if to >= from {
 		out = make([]Record, 0, min(int(to-from+1), max(limit, 0), 1024))
@@ -565,6 +574,7 @@ func (s *Bolt) Load(ctx context.Context, doc string, keep int) (State, error) {
 		} else if keep > 0 {
 			from = 1
 		}
+		from = max(from, m.Folded+1) // the ops before are folded
 		st.Records, err = d.records(from, m.Head, int(m.Head-from+1))
 		if err == nil && uint64(len(st.Records)) != m.Head-from+1 {
 			err = fmt.Errorf("%w: %q: log ends before head %d", ErrCorrupt, doc, m.Head)
@@ -629,13 +639,14 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 		if before != 0 && before <= m.Head {
 			top = before - 1
 		}
-		if top == 0 {
-			return nil
+		if top == 0 || top < m.Folded {
+			return nil // nothing below before, or the folded range was on the previous page
 		}
-		out = make([]Revision, 0, min(uint64(limit), top))
+		out = make([]Revision, 0, min(uint64(limit), top-m.Folded+1))
 		c := d.log.Cursor()
 		k, v := c.Seek(docKey(doc, top))
-		for want := top; want > 0 && len(out) < limit; k, v = c.Prev() {
+		want := top
+		for ; want > m.Folded && len(out) < limit; k, v = c.Prev() {
 			rev, ok := keyDocRev(k, doc)
 			if !ok || rev != want {
 				return fmt.Errorf("%w: %q: log gap at %d (key %x)", ErrCorrupt, doc, want, k)
@@ -646,6 +657,10 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 				return err
 			}
 			out = append(out, Revision{Rev: r.Rev, Client: r.Client, User: r.User, Time: r.Time, Ins: r.Ins, Del: r.Del})
+		}
+		if want == m.Folded && m.Folded > 0 && len(out) < limit {
+			// One line for the folded range.
+			out = append(out, Revision{Rev: m.Folded, From: 1, Folded: true})
 		}
 		return nil
 	})
@@ -664,6 +679,13 @@ func textAt(tx *bolt.Tx, doc string, rev uint64) (ot.Text, error) {
 	}
 	if rev > d.meta.Head {
 		return noText, fmt.Errorf("%w: revision %d beyond head %d of %q", ErrNotFound, rev, d.meta.Head, doc)
+	}
+	if rev < d.meta.Folded && rev > 0 {
+		// Folded: only a named version still keeps that text.
+		if text, ok, err := versionAt(tx, doc, rev); err != nil || ok {
+			return ot.NewText(text), err
+		}
+		return noText, &GoneError{Doc: doc, Rev: rev, Earliest: d.meta.Folded}
 	}
 	sn, err := d.snapshotAtOrBelow(rev)
 	if err != nil {
@@ -797,7 +819,9 @@ func (s *Bolt) BackupFile(ctx context.Context, path string) error {
 // Check runs bbolt's page consistency check and then verifies, for every
 // document: the metadata decodes, the log is contiguous from 1 to the head,
 // every record decodes with a parsable op, every snapshot decodes as UTF-8
-// at or below the head and the newest one is the one metadata names.
+// at or below the head and the newest one is the one metadata names. A
+// folded document's log starts after its fold horizon, where a snapshot
+// must lie, and no snapshot lies below it.
 func (s *Bolt) Check(ctx context.Context) error {
 	if err := s.barrierAll(ctx); err != nil {
 		return err
@@ -849,7 +873,7 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	}
 	m := d.meta
 	prefix := docPrefix(doc)
-	want := uint64(1)
+	want := m.Folded + 1 // the ops through the fold horizon are folded
 	c := d.log.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		rev, ok := keyDocRev(k, doc)
@@ -869,12 +893,17 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 		return 0, 0, fmt.Errorf("%w: %q: log ends at %d, head says %d", ErrCorrupt, doc, want-1, m.Head)
 	}
 	var newest uint64
+	foldSnap := m.Folded == 0
 	c = d.snaps.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		rev, ok := keyDocRev(k, doc)
 		if !ok || rev == 0 || rev > m.Head {
 			return 0, 0, fmt.Errorf("%w: %q: snapshot key %x beyond head %d", ErrCorrupt, doc, k, m.Head)
 		}
+		if rev < m.Folded {
+			return 0, 0, fmt.Errorf("%w: %q: snapshot %d below the fold horizon %d", ErrCorrupt, doc, rev, m.Folded)
+		}
+		foldSnap = foldSnap || rev == m.Folded
 		if len(v) == 0 || v[0] != snapV1 || !utf8.Valid(v[1:]) {
 			return 0, 0, fmt.Errorf("%w: %q: snapshot %d does not decode", ErrCorrupt, doc, rev)
 		}
@@ -884,7 +913,10 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	if newest != m.SnapRev {
 		return 0, 0, fmt.Errorf("%w: %q: newest snapshot %d, meta says %d", ErrCorrupt, doc, newest, m.SnapRev)
 	}
-	return int(m.Head), snapKeys, nil
+	if !foldSnap {
+		return 0, 0, fmt.Errorf("%w: %q: no snapshot at the fold horizon %d", ErrCorrupt, doc, m.Folded)
+	}
+	return int(m.Head - m.Folded), snapKeys, nil
 }
 
 // noText is the zero Text returned next to errors.

@@ -279,3 +279,25 @@ func checkVersions(tx *bolt.Tx) error {
 		return nil
 	})
 }
+
+// versionAt returns the text a named version of doc keeps for revision
+// rev, if one does (the text of a folded revision is kept only there).
+func versionAt(tx *bolt.Tx, doc string, rev uint64) (string, bool, error) {
+	b := tx.Bucket(bucketVer)
+	if b == nil {
+		return "", false, nil
+	}
+	prefix := docPrefix(doc)
+	c := b.Cursor()
+	for k, val := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, val = c.Next() {
+		v, _, err := decodeVersion(string(k[len(prefix):]), val, false)
+		if err != nil {
+			return "", false, err
+		}
+		if v.Rev == rev {
+			_, text, err := decodeVersion(v.Name, val, true)
+			return text, err == nil, err
+		}
+	}
+	return "", false, nil
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // dataFilesHolding returns the files under dir whose bytes contain marker.
@@ -131,4 +132,43 @@ func TestCatVersion(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	t.Run("from the file", check)
+}
+
+// TestRetentionFlags: a server with --retain-revisions folds old ops in
+// the background, answers 410 gone for a folded revision and exports the
+// history metrics.
+func TestRetentionFlags(t *testing.T) {
+	p := start(t, "", []string{"COLLABD_RETAIN_REVISIONS=5"}, "--retention-interval", "50ms")
+	var rev uint64
+	for i := 1; i <= 20; i++ {
+		rev = putDoc(t, p, "ret", strings.Repeat("x", i), rev)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body, _ := httpDo(t, "GET", p.url+"metrics", "")
+		if metricValue(t, body, "collabd_folded_revisions_total") >= 15 {
+			if metricValue(t, body, "collabd_stored_bytes") <= 0 {
+				t.Fatalf("stored bytes: %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing folded after 10 s: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, body, _ := httpDo(t, "GET", p.url+"api/docs/ret/revisions/2", "")
+	if code != 410 || !strings.Contains(body, `"earliest":15`) {
+		t.Fatalf("folded revision: %d %s", code, body)
+	}
+	if code, body, _ := httpDo(t, "DELETE", p.url+"api/docs/ret", ""); code != 204 {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	_, body, _ = httpDo(t, "GET", p.url+"metrics", "")
+	if metricValue(t, body, "collabd_purges_total") != 1 || metricValue(t, body, "collabd_compactions") != 0 {
+		t.Fatalf("purge and compaction metrics: %s", body)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 }

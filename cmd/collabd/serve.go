@@ -63,6 +63,12 @@ type serveConfig struct {
 	// many bytes of frames after the oldest pending one.
 	CheckpointInterval time.Duration
 	CheckpointBytes    int64
+	// History retention (retention.go): keep every op of the last
+	// RetainDays days and/or the last RetainRevisions revisions (0: no
+	// bound), folding older ones every RetentionInterval.
+	RetainDays        int
+	RetainRevisions   int
+	RetentionInterval time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
@@ -84,6 +90,9 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on the graceful shutdown after SIGINT/SIGTERM")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", storage.DefaultCheckpointInterval, "longest time a committed edit waits in the journal before a checkpoint copies it into the bbolt file")
 	fs.Int64Var(&c.CheckpointBytes, "checkpoint-bytes", storage.DefaultCheckpointBytes, "journal bytes that start a checkpoint before --checkpoint-interval; lower: less memory at high edit rates, more CPU")
+	fs.IntVar(&c.RetainDays, "retain-days", 0, "keep every op of the last N days; older ones are folded into snapshots (0: no bound by age; with --retain-revisions an op is folded only outside both)")
+	fs.IntVar(&c.RetainRevisions, "retain-revisions", 0, "keep the ops of each document's last N revisions; older ones are folded into snapshots (0: no bound by count)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", 10*time.Minute, "how often the background job folds the ops the retention policy lets go")
 }
 
 func (c *serveConfig) validate() error {
@@ -102,6 +111,10 @@ func (c *serveConfig) validate() error {
 		return errors.New("--checkpoint-interval must be between 1ms and 1h")
 	case c.CheckpointBytes < 4<<10:
 		return errors.New("--checkpoint-bytes must be at least 4096")
+	case c.RetainDays < 0 || c.RetainRevisions < 0:
+		return errors.New("--retain-days and --retain-revisions must not be negative")
+	case c.RetentionInterval < time.Millisecond:
+		return errors.New("--retention-interval must be at least 1ms")
 	}
 	return nil
 }
@@ -124,6 +137,7 @@ type server struct {
 	serveStarted bool          // Serve was started; written before the goroutine
 	serveDone    chan struct{} // closed when httpSrv.Serve returned
 	serveErr     error         // what Serve returned; read after serveDone
+	retention    *retention    // the fold job (retention.go)
 }
 
 // startServer opens the store and starts every part; the caller must call
@@ -168,6 +182,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		// the text (escapes); socket ops are bounded by --max-payload first.
 		MaxOpBytes:    2*cfg.MaxDocBytes + 1024,
 		ObserveCommit: func(_ int, took time.Duration) { commitSeconds.Observe(took.Seconds()) },
+		Retention:     cfg.retentionPolicy(),
 	})
 	if err != nil {
 		return nil, err
@@ -190,7 +205,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	s.api, err = httpapi.New(httpapi.Config{
 		Hub:          s.hub,
 		Backup:       s.store.Backup,
-		Delete:       s.glue.svc.Delete,
+		Delete:       s.purge,
 		Auth:         authority,
 		MaxBodyBytes: int64(cfg.MaxDocBytes),
 		Ready:        s.ready.Load,
@@ -201,6 +216,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		return nil, err
 	}
 	s.registerMetrics()
+	s.startRetention()
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s.sio)
@@ -345,6 +361,7 @@ func (s *server) closeAll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
 	}
+	s.stopRetention()
 	if s.hub != nil {
 		if err := s.hub.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("hub: %w", err))

@@ -354,7 +354,7 @@ func (s *Service) fail(sock *sockets.Socket, event string, ack *sockets.Ack, err
 func hubError(err error) *wireError {
 	var he *collab.Error
 	if errors.As(err, &he) {
-		return &wireError{Code: he.Code, Message: he.Message}
+		return &wireError{Code: he.Code, Message: he.Message, Earliest: he.Earliest}
 	}
 	return &wireError{Code: contract.CodeInternal, Message: "internal error"}
 }

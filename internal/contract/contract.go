@@ -20,6 +20,11 @@ const (
 	CodeRateLimited Code = "rate_limited" // more requests than the per-socket rate allows
 	CodeConflict    Code = "conflict"     // a base revision ahead of the head or too far behind it
 	CodeInternal    Code = "internal"     // a storage failure or shutdown: the outcome is unknown
+	// CodeGone refuses a revision the retention policy folded: its text
+	// (unless a named version keeps it), its diff, an op based on it, a
+	// resubmission that cannot be checked any more. The error carries
+	// "earliest", the earliest revision still available.
+	CodeGone Code = "gone"
 	// CodeUnauthorized refuses a missing or invalid token: in a Socket.IO
 	// CONNECT error's data and in an HTTP 401, never in an ack.
 	CodeUnauthorized Code = "unauthorized"
@@ -28,7 +33,7 @@ const (
 // Codes returns every code, in the order of the constants.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeNotFound, CodeForbidden, CodeTooLarge, CodeRateLimited,
-		CodeConflict, CodeInternal, CodeUnauthorized}
+		CodeConflict, CodeInternal, CodeUnauthorized, CodeGone}
 }
 
 // HTTPStatus is the status of an HTTP API answer with code c; an unknown
@@ -48,6 +53,8 @@ func (c Code) HTTPStatus() int {
 		return 404 // http.StatusNotFound
 	case CodeConflict:
 		return 409 // http.StatusConflict
+	case CodeGone:
+		return 410 // http.StatusGone
 	case CodeTooLarge:
 		return 413 // http.StatusRequestEntityTooLarge
 	case CodeRateLimited:

@@ -21,6 +21,7 @@ func TestHTTPStatus(t *testing.T) {
 		{CodeTooLarge, http.StatusRequestEntityTooLarge},
 		{CodeRateLimited, http.StatusTooManyRequests},
 		{CodeInternal, http.StatusInternalServerError},
+		{CodeGone, http.StatusGone},
 		{"no_such_code", http.StatusInternalServerError},
 		{"", http.StatusInternalServerError},
 	}
@@ -45,13 +46,13 @@ func TestCodes(t *testing.T) {
 		seen[c] = true
 	}
 	// The codes docs/protocol.md lists for acks, plus unauthorized.
-	for _, c := range []Code{"bad_request", "not_found", "forbidden", "too_large", "rate_limited", "conflict", "internal", "unauthorized"} {
+	for _, c := range []Code{"bad_request", "not_found", "forbidden", "too_large", "rate_limited", "conflict", "internal", "unauthorized", "gone"} {
 		if !seen[c] {
 			t.Errorf("Codes() lacks %q", c)
 		}
 	}
-	if len(seen) != 8 {
-		t.Errorf("Codes() has %d codes, want 8", len(seen))
+	if len(seen) != 9 {
+		t.Errorf("Codes() has %d codes, want 9", len(seen))
 	}
 }
 

@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/collabd/collabd/storage"
+)
+
+func TestRetentionAndGone(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	var rev uint64
+	for i := 1; i <= 30; i++ {
+		rev = f.put(t, "r", strings.Repeat("line\n", i), rev)
+	}
+	var pol retentionJSON
+	f.do(t, "GET", "/api/docs/r/retention", nil).json(t, &pol)
+	if pol != (retentionJSON{}) {
+		t.Fatalf("default policy %+v", pol)
+	}
+	if r := f.do(t, "PUT", "/api/docs/none/retention", strings.NewReader(`{"revisions":5}`)); r.status != 404 {
+		t.Fatalf("policy of a missing document: %d %s", r.status, r.body)
+	}
+	if r := f.do(t, "PUT", "/api/docs/r/retention", strings.NewReader(`{}`)); r.status != 400 {
+		t.Fatalf("empty policy: %d %s", r.status, r.body)
+	}
+	r := f.do(t, "PUT", "/api/docs/r/retention", strings.NewReader(`{"revisions":5,"days":0}`))
+	if r.status != 200 {
+		t.Fatalf("PUT retention: %d %s", r.status, r.body)
+	}
+	f.do(t, "GET", "/api/docs/r/retention", nil).json(t, &pol)
+	if pol != (retentionJSON{Revisions: 5, Own: true}) {
+		t.Fatalf("own policy %+v", pol)
+	}
+	if n, err := f.hub.FoldAll(context.Background()); err != nil || n != 25 {
+		t.Fatalf("fold: %d %v", n, err)
+	}
+	for _, path := range []string{"/api/docs/r/revisions/3", "/api/docs/r/diff?from=1&to=30"} {
+		r := f.do(t, "GET", path, nil)
+		var e struct {
+			Error struct {
+				Code     string
+				Message  string
+				Earliest uint64
+			}
+		}
+		r.json(t, &e)
+		if r.status != http.StatusGone || e.Error.Code != "gone" || e.Error.Earliest != 25 || !strings.Contains(e.Error.Message, "25") {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+	}
+	if r := f.do(t, "GET", "/api/docs/r/revisions/25", nil); r.status != 200 {
+		t.Fatalf("text at the horizon: %d %s", r.status, r.body)
+	}
+	var hist struct{ Revs []storage.Revision }
+	f.do(t, "GET", "/api/docs/r/history?limit=10", nil).json(t, &hist)
+	if len(hist.Revs) != 6 || !hist.Revs[5].Folded || hist.Revs[5].From != 1 || hist.Revs[5].Rev != 25 {
+		t.Fatalf("history %+v", hist.Revs)
+	}
+	if !strings.Contains(string(f.do(t, "GET", "/api/docs/r/history?limit=10", nil).body), `"folded":true,"from":1`) {
+		t.Fatal("the folded line does not say folded and from")
+	}
+	if r := f.do(t, "DELETE", "/api/docs/r/retention", nil); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE retention: %d %s", r.status, r.body)
+	}
+	f.do(t, "GET", "/api/docs/r/retention", nil).json(t, &pol)
+	if pol.Own {
+		t.Fatalf("policy after DELETE %+v", pol)
+	}
+	// The PUT path keeps working from the head.
+	f.put(t, "r", fmt.Sprint("after folding"), rev)
+}
