@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if path := os.Getenv(foldCrashEnv); path != "" {
+		foldCrashChild(path)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
