@@ -322,6 +322,10 @@ func cmdHistory(args []string, getenv func(string) string, stdout, stderr io.Wri
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REV\tTIME\tUSER\tCLIENT\tINS\tDEL")
 	for _, r := range revs {
+		if r.Folded {
+			fmt.Fprintf(tw, "%d\t-\t-\trevisions %d-%d, folded\t\t\n", r.Rev, r.From, r.Rev)
+			continue
+		}
 		user := r.User
 		if user == "" {
 			user = "-"

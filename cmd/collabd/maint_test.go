@@ -161,6 +161,9 @@ func TestRetentionFlags(t *testing.T) {
 	if code != 410 || !strings.Contains(body, `"earliest":15`) {
 		t.Fatalf("folded revision: %d %s", code, body)
 	}
+	if out, errOut, code := collabd(t, nil, "history", "ret", "--data", p.data); code != 0 || !strings.Contains(out, "revisions 1-15, folded") {
+		t.Fatalf("history of a folded document: %d %q %q", code, out, errOut)
+	}
 	if code, body, _ := httpDo(t, "DELETE", p.url+"api/docs/ret", ""); code != 204 {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
