@@ -314,7 +314,10 @@ func (h *Hub) acquire(ctx context.Context, id string) (*document, error) {
 func (h *Hub) load(d *document) {
 	defer close(d.ready)
 	// Not the caller's context: other callers wait for this load too.
-	st, err := h.store.Load(context.Background(), d.id, h.cfg.Retain)
+	// Only the records after the newest snapshot: the retained log fills
+	// up with new ops; an op based further back reads the store (as after
+	// a trim), so opening costs the same whatever the depth of the history.
+	st, err := h.store.Load(context.Background(), d.id, 0)
 	if err == nil {
 		err = d.init(st)
 	}

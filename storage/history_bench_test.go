@@ -50,10 +50,11 @@ func buildDoc(tb testing.TB, s *Bolt, doc string, revs, length int, start time.T
 }
 
 // openForEdit is what the hub does to bring a document to life (a join or a
-// GET of a document not in memory): Load with the hub's default 128
-// retained records, then replay the records after the snapshot.
-func openForEdit(tb testing.TB, s *Bolt, doc string) ot.Text {
-	st, err := s.Load(context.Background(), doc, 128)
+// GET of a document not in memory): Load the newest snapshot and the
+// records after it (keep records: also that many before the head), then
+// replay the records after the snapshot.
+func openForEdit(tb testing.TB, s *Bolt, doc string, keep int) ot.Text {
+	st, err := s.Load(context.Background(), doc, keep)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -71,6 +72,35 @@ func openForEdit(tb testing.TB, s *Bolt, doc string) ot.Text {
 		}
 	}
 	return text
+}
+
+// buildDocTail appends n more one-code-point replacements to doc (at
+// head) without a snapshot and returns the text at the new head.
+func buildDocTail(tb testing.TB, s *Bolt, doc string, head uint64, n, length int) string {
+	tb.Helper()
+	ctx := context.Background()
+	cur, err := s.TextAt(ctx, doc, head)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	text := ot.NewText(cur)
+	var recs []Record
+	for i := range n {
+		bl := ot.NewBuilder()
+		bl.Retain(i % length)
+		bl.Delete(1)
+		bl.Insert("z")
+		op := bl.Build()
+		if text, err = op.Apply(text); err != nil {
+			tb.Fatal(err)
+		}
+		rev := head + uint64(i) + 1
+		recs = append(recs, Record{Rev: rev, Op: op.AppendJSON(nil), Client: "c", Seq: rev, Time: time.Now(), Ins: 1, Del: 1})
+	}
+	if err := s.Commit(ctx, []Write{{Doc: doc, Records: recs}}); err != nil {
+		tb.Fatal(err)
+	}
+	return text.String()
 }
 
 // BenchmarkOpenLargeHistory compares opening a document with 1,000,000
@@ -99,16 +129,25 @@ func BenchmarkOpenLargeHistory(b *testing.B) {
 	if got := buildDoc(b, s, "1k", 1000, length, start, time.Microsecond); len(got) != length {
 		b.Fatal("1k document")
 	}
+	// The big document's head is not on a snapshot: 50 ops to replay.
+	more := buildDocTail(b, s, "big", revs, 50, length)
 	for _, doc := range []string{"fresh", "1k", "big"} {
 		b.Run("open/"+doc, func(b *testing.B) {
 			for b.Loop() {
-				if got := openForEdit(b, s, doc); got.Len() != length || (doc != "1k" && got.String() != bigText) {
+				if got := openForEdit(b, s, doc, 0); got.Len() != length || (doc == "big" && got.String() != more) {
 					b.Fatal("wrong text")
 				}
 			}
 		})
 	}
-	for _, depth := range []uint64{0, revs / 2, 200} {
+	// Before the hub stopped loading its retained log (128 records) with
+	// the document.
+	b.Run("open/big-retain128", func(b *testing.B) {
+		for b.Loop() {
+			openForEdit(b, s, "big", 128)
+		}
+	})
+	for _, depth := range []uint64{0, revs / 2, 200} { // 0: from the head
 		b.Run(fmt.Sprintf("history/before=%d", depth), func(b *testing.B) {
 			for b.Loop() {
 				page, err := s.History(context.Background(), "big", depth, 50)
