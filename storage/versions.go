@@ -248,14 +248,28 @@ func (s *Bolt) VersionText(ctx context.Context, doc, name string) (Version, stri
 	return v, text, err
 }
 
-// checkVersions verifies every named version: its document exists, its
-// revision is 1 to the head, its name is valid and its text is UTF-8.
+// checkVersions verifies every retention policy (of an existing document)
+// and every named version: its document exists, its revision is 1 to the
+// head, its name is valid and its text is UTF-8.
 func checkVersions(tx *bolt.Tx) error {
+	mb := tx.Bucket(bucketMeta)
+	if rb := tx.Bucket(bucketRet); rb != nil {
+		// Retention overrides: of existing documents, decodable.
+		err := rb.ForEach(func(k, v []byte) error {
+			if mb.Get(k) == nil {
+				return fmt.Errorf("%w: retention policy of no document %q", ErrCorrupt, k)
+			}
+			_, err := decodeRetention(v)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
 	b := tx.Bucket(bucketVer)
 	if b == nil {
 		return nil
 	}
-	mb := tx.Bucket(bucketMeta)
 	return b.ForEach(func(k, val []byte) error {
 		i := bytes.IndexByte(k, 0)
 		if i < 0 {
