@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -196,4 +197,120 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// CompactOnline compacts the store while it stays open. Checkpoints and
+// the writes that bypass the journal (named versions, folds) wait during
+// the copy; commits go on into the journal (until its back pressure,
+// four times Options.CheckpointBytes, makes them wait for the
+// checkpoint); reads go on until the swap (readers of the old file finish
+// first). It checkpoints the journal, copies every live key into a
+// temporary file with bolt.Compact, renames it over the file, opens it and
+// closes the old one, then checkpoints again and overwrites every journal
+// segment with zeros, commits waiting meanwhile: after it no byte of a
+// deleted document or a folded record remains in the data directory. A
+// crash before the rename leaves the old file; after it, the new one,
+// whose checkpoint LSN is the old one's: the journal replays the same
+// frames on top of either.
+func (s *Bolt) CompactOnline(ctx context.Context) (CompactResult, error) {
+	var res CompactResult
+	if s.opts.ReadOnly {
+		return res, fmt.Errorf("%w: compaction of a read-only store", ErrInvalid)
+	}
+	if err := s.compactSwap(ctx, &res); err != nil {
+		return res, err
+	}
+	if s.journal != nil {
+		s.commitMu.Lock()
+		s.ckptMu.Lock()
+		err := s.checkpointLocked(math.MaxUint64)
+		if err == nil && !s.closed.Load() {
+			if err = s.journal.scrub(); err != nil {
+				s.mu.Lock()
+				s.stats.Poisoned = true
+				s.mu.Unlock()
+			}
+		}
+		s.ckptMu.Unlock()
+		s.commitMu.Unlock()
+		if err != nil {
+			return res, err
+		}
+	}
+	var err error
+	if res.FileAfter, err = fileSize(s.path); err != nil {
+		return res, fmt.Errorf("storage: compact: %w", err)
+	}
+	res.JournalAfter = dirSize(journalDir(s.path))
+	return res, nil
+}
+
+// compactSwap is CompactOnline up to the swap of the files.
+func (s *Bolt) compactSwap(ctx context.Context, res *CompactResult) error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	s.directMu.Lock()
+	defer s.directMu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.journal != nil {
+		if err := s.checkpointLocked(math.MaxUint64); err != nil {
+			return err
+		}
+	}
+	path := s.path
+	tmp := path + compactSuffix
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("storage: compact: %w", err)
+	}
+	var err error
+	if res.FileBefore, err = fileSize(path); err != nil {
+		return fmt.Errorf("storage: compact: %w", err)
+	}
+	res.JournalBefore = dirSize(journalDir(path))
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, NoSync: s.opts.NoSync})
+	if err != nil {
+		return fmt.Errorf("storage: compact: %w", err)
+	}
+	// Nobody writes s.db meanwhile: checkpoints and direct writes wait on
+	// the locks held here, commits only append to the journal.
+	err = bolt.Compact(dst, s.db, 64<<20)
+	if err == nil {
+		err = dst.Update(countCompaction)
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("storage: compact: %w", err)
+	}
+	s.swapMu.Lock()
+	err = os.Rename(tmp, path)
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	var db *bolt.DB
+	if err == nil {
+		db, err = bolt.Open(path, 0o600, boltOptions(s.opts))
+	}
+	if err != nil {
+		// The rename may have happened: the old file stays open and in
+		// use (its lock held); the next open takes whichever file the
+		// path names, both complete.
+		s.swapMu.Unlock()
+		os.Remove(tmp)
+		return fmt.Errorf("storage: compact: %w", err)
+	}
+	old := s.db
+	s.db = db
+	s.swapMu.Unlock()
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("storage: compact: closing the old file: %w", err)
+	}
+	return nil
 }

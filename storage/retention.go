@@ -65,7 +65,8 @@ func (s *Bolt) Fold(ctx context.Context, doc string, p Retention, now time.Time)
 			return horizon, err
 		}
 		var done bool
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		s.directMu.Lock()
+		err := s.dbUpdate(func(tx *bolt.Tx) error {
 			d, err := openDoc(tx, doc)
 			if errors.Is(err, ErrNotFound) {
 				done = true
@@ -88,6 +89,7 @@ func (s *Bolt) Fold(ctx context.Context, doc string, p Retention, now time.Time)
 			horizon = h
 			return nil
 		})
+		s.directMu.Unlock()
 		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 			return horizon, ErrClosed
 		}

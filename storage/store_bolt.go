@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -121,11 +122,21 @@ func (o Options) withDefaults() Options {
 // default) a Commit is one append to the journal and one fdatasync; bbolt
 // is brought up to date by checkpoints (see store_journal.go).
 type Bolt struct {
+	// swapMu guards db, which an online compaction (CompactOnline)
+	// replaces: every transaction runs with swapMu read-locked (dbView,
+	// dbUpdate), the swap write-locks it.
+	swapMu sync.RWMutex
 	db     *bolt.DB
+	path   string
 	opts   Options
 	closed atomic.Bool
 	fold   foldStats
-	jstate // nil journal with NoJournal or ReadOnly
+	// directMu serializes the bbolt writes that bypass the journal (named
+	// versions, folds, NoJournal commits) with an online compaction,
+	// which must not miss one while it copies the file. Lock order:
+	// commitMu, ckptMu, directMu, swapMu.
+	directMu sync.Mutex
+	jstate   // nil journal with NoJournal or ReadOnly
 }
 
 var _ Store = (*Bolt)(nil)
@@ -137,21 +148,7 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 	}
 	opts = opts.withDefaults()
 	before, _ := os.Stat(path)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:  opts.Timeout,
-		NoSync:   opts.NoSync,
-		ReadOnly: opts.ReadOnly,
-		// The freelist is rebuilt by scanning on open instead of being
-		// written on every commit: smaller commits, slower open.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		// Address space only (RSS counts the pages touched): a file
-		// that grows within it is never remapped. A remap dereferences
-		// every node of the writing transaction and waits for all
-		// readers; it was a tenth of a checkpoint's CPU while a fresh
-		// file grew.
-		InitialMmapSize: initialMmapSize,
-	})
+	db, err := bolt.Open(path, 0o600, boltOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -183,7 +180,7 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
-	s := &Bolt{db: db, opts: opts}
+	s := &Bolt{db: db, path: path, opts: opts}
 	if err := s.recover(path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
@@ -191,8 +188,41 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 	return s, nil
 }
 
+// boltOptions are the bbolt options of a store opened with opts.
+func boltOptions(opts Options) *bolt.Options {
+	return &bolt.Options{
+		Timeout:  opts.Timeout,
+		NoSync:   opts.NoSync,
+		ReadOnly: opts.ReadOnly,
+		// The freelist is rebuilt by scanning on open instead of being
+		// written on every commit: smaller commits, slower open.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		// Address space only (RSS counts the pages touched): a file
+		// that grows within it is never remapped. A remap dereferences
+		// every node of the writing transaction and waits for all
+		// readers; it was a tenth of a checkpoint's CPU while a fresh
+		// file grew.
+		InitialMmapSize: initialMmapSize,
+	}
+}
+
 // Path returns the file name of the store.
-func (s *Bolt) Path() string { return s.db.Path() }
+func (s *Bolt) Path() string { return s.path }
+
+// dbView runs fn in a read transaction of the current file.
+func (s *Bolt) dbView(fn func(*bolt.Tx) error) error {
+	s.swapMu.RLock()
+	defer s.swapMu.RUnlock()
+	return s.db.View(fn)
+}
+
+// dbUpdate runs fn in a write transaction of the current file.
+func (s *Bolt) dbUpdate(fn func(*bolt.Tx) error) error {
+	s.swapMu.RLock()
+	defer s.swapMu.RUnlock()
+	return s.db.Update(fn)
+}
 
 // Close checkpoints every journal frame into bbolt and closes the files
 // (a cleanly closed store is one self-contained bbolt file). It is
@@ -202,6 +232,10 @@ func (s *Bolt) Close() error {
 		return nil
 	}
 	jerr := s.closeJournal()
+	s.directMu.Lock() // an online compaction ends first
+	defer s.directMu.Unlock()
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
 	err := s.db.Close()
 	return errors.Join(jerr, err)
 }
@@ -217,7 +251,7 @@ func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	err := s.db.View(fn)
+	err := s.dbView(fn)
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
@@ -279,7 +313,9 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 		}
 	}
 	arena := make([]byte, 0, size)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	s.directMu.Lock()
+	defer s.directMu.Unlock()
+	err := s.dbUpdate(func(tx *bolt.Tx) error {
 		for i := range writes {
 			if err := applyWrite(tx, &writes[i], &arena); err != nil {
 				return err

@@ -91,7 +91,9 @@ func (s *Bolt) update(ctx context.Context, doc string, fn func(*bolt.Tx) error) 
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	s.directMu.Lock()
+	defer s.directMu.Unlock()
+	err := s.dbUpdate(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketVer); err != nil {
 			return err
 		}
