@@ -39,6 +39,9 @@ type Config struct {
 	Auth *auth.Authority
 	// MaxBodyBytes bounds a PUT body; zero means collab.DefaultMaxDocBytes.
 	MaxBodyBytes int64
+	// Compact, when non-nil, compacts the store online
+	// (storage.Bolt.CompactOnline) for POST /api/compact; nil: 404.
+	Compact func(ctx context.Context) (storage.CompactResult, error)
 	// Delete, when non-nil, deletes a document instead of Hub.Delete: the
 	// server passes the session glue's Delete, which also ends the
 	// memberships of connected editors.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -72,4 +73,43 @@ func TestRetentionAndGone(t *testing.T) {
 	}
 	// The PUT path keeps working from the head.
 	f.put(t, "r", fmt.Sprint("after folding"), rev)
+}
+
+func TestCompactEndpoint(t *testing.T) {
+	authority, err := auth.New([]byte("a test secret of 32 bytes.......!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, authority, 0)
+	tok := func(c auth.Claims) []string {
+		s, err := authority.Mint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []string{"Authorization", "Bearer " + s}
+	}
+	admin := tok(auth.Claims{User: "admin", Edit: []string{"*"}})
+	f.put(t, "a", strings.Repeat("text ", 1000), 0, admin...)
+	f.put(t, "b", "other", 0, admin...)
+	for _, hdr := range [][]string{
+		tok(auth.Claims{User: "ed", Edit: []string{"a"}}),
+		tok(auth.Claims{User: "vi", View: []string{"*"}}),
+	} {
+		if r := f.do(t, "POST", "/api/compact", nil, hdr...); r.status != 403 || r.errCode(t) != "forbidden" {
+			t.Fatalf("compact without edit access to everything: %d %s", r.status, r.body)
+		}
+	}
+	if r := f.do(t, "DELETE", "/api/docs/a", nil, admin...); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	r := f.do(t, "POST", "/api/compact", nil, admin...)
+	var res struct{ BytesBefore, BytesAfter, FileBefore, FileAfter int64 }
+	r.json(t, &res)
+	if r.status != 200 || res.FileBefore == 0 || res.FileAfter == 0 {
+		t.Fatalf("compact: %d %s", r.status, r.body)
+	}
+	if _, text := f.get(t, "b", admin...); text != "other" {
+		t.Fatalf("b after the compaction: %q", text)
+	}
+	f.put(t, "b", "other and more", 1, admin...)
 }

@@ -25,6 +25,44 @@ func (a *API) registerVersions() {
 	a.mux.HandleFunc("GET /api/docs/{id}/retention", a.getRetention)
 	a.mux.HandleFunc("PUT /api/docs/{id}/retention", a.putRetention)
 	a.mux.HandleFunc("DELETE /api/docs/{id}/retention", a.deleteRetention)
+	a.mux.HandleFunc("POST /api/compact", a.compact)
+}
+
+// compact compacts the store online; with auth on it needs edit access to
+// every document (it rewrites them all).
+func (a *API) compact(w http.ResponseWriter, r *http.Request) {
+	claims, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if a.cfg.Compact == nil {
+		a.fail(w, r, contract.CodeNotFound, "compaction is not available")
+		return
+	}
+	if claims != nil {
+		docs, err := a.cfg.Hub.List(r.Context())
+		if err != nil {
+			a.failErr(w, r, err)
+			return
+		}
+		for _, d := range docs {
+			if claims.Level(d.ID) < auth.Edit {
+				a.fail(w, r, contract.CodeForbidden, "a compaction needs edit access to every document")
+				return
+			}
+		}
+	}
+	res, err := a.cfg.Compact(r.Context())
+	if err != nil {
+		a.cfg.Logger.Warn().Err(err).Msg("compaction failed")
+		a.fail(w, r, contract.CodeInternal, "compaction failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{
+		"bytesBefore": res.Before(), "bytesAfter": res.After(),
+		"fileBefore": res.FileBefore, "fileAfter": res.FileAfter,
+		"journalBefore": res.JournalBefore, "journalAfter": res.JournalAfter,
+	})
 }
 
 // versionBody is the body of POST (name, rev) and PATCH (name).

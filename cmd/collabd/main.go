@@ -8,7 +8,7 @@
 //	collabd diff DOC FROM TO           what changed between two revisions
 //	collabd backup FILE                a consistent copy of the data file
 //	collabd purge DOC                  delete a document with all its history
-//	collabd compact                    rewrite a stopped server's data file
+//	collabd compact                    rewrite the data file, smaller (online through a running server)
 //	collabd token --user NAME --edit PATTERN --view PATTERN [--ttl 24h]
 //
 // Every flag can also be given as an environment variable COLLABD_<FLAG>
@@ -52,7 +52,7 @@ usage:
   collabd diff DOC FROM TO                      changes of DOC between two revisions
   collabd backup FILE [--force]                 consistent copy of the data file
   collabd purge DOC                             delete DOC with every revision and snapshot
-  collabd compact [--data DIR]                  rewrite a stopped server's data file, smaller
+  collabd compact [--data DIR]                  rewrite the data file, smaller (online when a server runs)
   collabd token --user NAME [--edit P]... [--view P]... [--ttl 24h]
 
 'collabd COMMAND -h' lists a command's flags. Every flag is also read from

@@ -20,20 +20,17 @@ import (
 	"github.com/collabd/collabd/storage"
 )
 
-// cmdCompact rewrites the data file offline with bbolt's compaction and
-// deletes the checkpointed journal (storage.Compact). A running server
-// holds the file's lock: the command then says how to proceed.
+// cmdCompact rewrites the data file with bbolt's compaction: offline
+// (storage.Compact, which also deletes the checkpointed journal) when no
+// server holds the file, else through the running server's POST
+// /api/compact (storage.Bolt.CompactOnline).
 func cmdCompact(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var (
-		data    string
-		asJSON  bool
-		timeout time.Duration
-	)
-	fs := newFlagSet("compact", stderr, "collabd compact [--data DIR] [--json]")
-	fs.StringVar(&data, "data", "./data", "data directory of the (stopped) server")
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.DurationVar(&timeout, "timeout", 10*time.Minute, "bound on the whole command")
-	pos, err := parseFlags(fs, args, []string{"data"}, getenv)
+	var c clientConfig
+	fs := newFlagSet("compact", stderr, "collabd compact [--data DIR | --server URL] [--json]")
+	clientFlags(fs, &c)
+	fs.Lookup("timeout").DefValue = "10m"
+	c.Timeout = 10 * time.Minute
+	pos, err := parseFlags(fs, args, clientEnv, getenv)
 	if err != nil {
 		return err
 	}
@@ -41,21 +38,33 @@ func cmdCompact(args []string, getenv func(string) string, stdout, stderr io.Wri
 		fs.Usage()
 		return errUsage
 	}
-	path := filepath.Join(data, dbFile)
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no data file at %s (set --data): %w", path, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
-	res, err := storage.Compact(ctx, path, 300*time.Millisecond)
-	if errors.Is(err, storage.ErrLocked) {
-		return fmt.Errorf("a running collabd holds %s: the compaction rewrites the file and needs it to itself. "+
-			"Stop the server (SIGTERM: it closes the file cleanly), run 'collabd compact --data %s', then start it again", path, data)
+	path := filepath.Join(c.Data, dbFile)
+	server := c.Server
+	var res storage.CompactResult
+	if server == "" {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no data file at %s (set --data, or --server for a running collabd): %w", path, err)
+		}
+		res, err = storage.Compact(ctx, path, 300*time.Millisecond)
+		if err != nil && !errors.Is(err, storage.ErrLocked) {
+			return err
+		}
+		if errors.Is(err, storage.ErrLocked) {
+			server = defaultServer(getenv)
+			if b, err := os.ReadFile(filepath.Join(c.Data, urlFile)); err == nil && len(bytes.TrimSpace(b)) > 0 {
+				server = string(bytes.TrimSpace(b))
+			}
+		}
 	}
-	if err != nil {
-		return err
+	if server != "" {
+		path = server
+		if res, err = compactOnServer(ctx, c, server); err != nil {
+			return fmt.Errorf("%w (a running collabd holds the data file and compacts it online; or stop it with SIGTERM and run 'collabd compact --data %s')", err, c.Data)
+		}
 	}
-	if asJSON {
+	if c.JSON {
 		return writeJSONTo(stdout, map[string]any{
 			"file": path, "bytesBefore": res.Before(), "bytesAfter": res.After(),
 			"fileBefore": res.FileBefore, "fileAfter": res.FileAfter,
@@ -65,6 +74,44 @@ func cmdCompact(args []string, getenv func(string) string, stdout, stderr io.Wri
 	fmt.Fprintf(stdout, "compacted %s: %d bytes before, %d after (file %d -> %d, journal %d -> %d)\n",
 		path, res.Before(), res.After(), res.FileBefore, res.FileAfter, res.JournalBefore, res.JournalAfter)
 	return nil
+}
+
+// compactOnServer asks a running server to compact its store online.
+func compactOnServer(ctx context.Context, c clientConfig, server string) (storage.CompactResult, error) {
+	var res storage.CompactResult
+	if c.Token == "" {
+		tok, err := mintEditToken(c, "*")
+		if err != nil {
+			return res, err
+		}
+		c.Token = tok
+	}
+	h, err := newHTTPSource(c, server)
+	if err != nil {
+		return res, err
+	}
+	defer h.close()
+	var v struct {
+		FileBefore, FileAfter, JournalBefore, JournalAfter int64
+	}
+	if err := h.doJSON(ctx, http.MethodPost, "/api/compact", &v); err != nil {
+		return res, err
+	}
+	return storage.CompactResult{FileBefore: v.FileBefore, FileAfter: v.FileAfter, JournalBefore: v.JournalBefore, JournalAfter: v.JournalAfter}, nil
+}
+
+// mintEditToken mints a five-minute token that may edit the documents
+// matching pattern from --auth-secret, or returns "" without a secret.
+func mintEditToken(c clientConfig, pattern string) (string, error) {
+	secret, err := secretFrom(c.AuthSecret, c.AuthSecretFile)
+	if err != nil || secret == "" {
+		return "", err
+	}
+	a, err := auth.New([]byte(secret))
+	if err != nil {
+		return "", fmt.Errorf("--auth-secret: %w", err)
+	}
+	return a.Mint(auth.Claims{User: "collabd-cli", Edit: []string{pattern}, View: []string{pattern}, Expires: time.Now().Add(5 * time.Minute)})
 }
 
 // cmdPurge deletes a document with every revision and snapshot: in the
@@ -116,19 +163,8 @@ func cmdPurge(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	if c.Token == "" {
 		// The view-only token newHTTPSource would mint cannot delete.
-		secret, err := secretFrom(c.AuthSecret, c.AuthSecretFile)
-		if err != nil {
+		if c.Token, err = mintEditToken(c, doc); err != nil {
 			return err
-		}
-		if secret != "" {
-			a, err := auth.New([]byte(secret))
-			if err != nil {
-				return fmt.Errorf("--auth-secret: %w", err)
-			}
-			c.Token, err = a.Mint(auth.Claims{User: "collabd-cli", Edit: []string{doc}, View: []string{doc}, Expires: time.Now().Add(5 * time.Minute)})
-			if err != nil {
-				return err
-			}
 		}
 	}
 	h, err := newHTTPSource(c, server)
@@ -162,6 +198,12 @@ func purged(stdout io.Writer, asJSON bool, doc, data string) error {
 
 // do sends a request without a body and expects a 2xx answer.
 func (h *httpSource) do(ctx context.Context, method, path string) error {
+	return h.doJSON(ctx, method, path, nil)
+}
+
+// doJSON sends a request without a body, expects a 2xx answer and decodes
+// its JSON body into v (unless v is nil).
+func (h *httpSource) doJSON(ctx context.Context, method, path string, v any) error {
 	u := *h.base
 	setPath(&u, path)
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
@@ -177,7 +219,10 @@ func (h *httpSource) do(ctx context.Context, method, path string) error {
 	}
 	defer res.Body.Close()
 	if res.StatusCode/100 == 2 {
-		return nil
+		if v == nil {
+			return nil
+		}
+		return json.NewDecoder(res.Body).Decode(v)
 	}
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 	var e struct {

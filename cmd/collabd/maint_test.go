@@ -57,20 +57,29 @@ func TestPurgeAndCompactCommands(t *testing.T) {
 	if _, errOut, code = collabd(t, nil, "purge", "secret", "--data", p.data); code != 1 || !strings.Contains(errOut, "not_found") {
 		t.Fatalf("purge of a missing document: %d %q", code, errOut)
 	}
-	_, errOut, code = collabd(t, nil, "compact", "--data", p.data)
-	if code != 1 || !strings.Contains(errOut, "Stop the server") {
-		t.Fatalf("compact on a running server: %d %q", code, errOut)
-	}
-	if code := p.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
 	if found := dataFilesHolding(t, p.data, marker); len(found) == 0 {
 		t.Fatal("the marker is not on disk before the compaction: the scan proves nothing")
 	}
+	// Online, through the running server.
+	out, errOut, code = collabd(t, nil, "compact", "--data", p.data)
+	if code != 0 || !strings.Contains(out, "compacted "+p.url) {
+		t.Fatalf("compact on a running server: %d %q %q", code, out, errOut)
+	}
+	if found := dataFilesHolding(t, p.data, marker); len(found) > 0 {
+		t.Fatalf("marker still in %v after purge and online compact", found)
+	}
+	if _, got := getDoc(t, p, "kept"); got != "kept text\n" {
+		t.Fatalf("kept document after the online compact: %q", got)
+	}
+	putDoc(t, p, "kept", "kept text\nmore\n", 1)
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 
+	// Offline, on the stopped server's directory.
 	out, errOut, code = collabd(t, nil, "compact", "--data", p.data, "--json")
 	var res struct{ BytesBefore, BytesAfter int64 }
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.BytesAfter >= res.BytesBefore {
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.BytesAfter >= res.BytesBefore || res.BytesAfter == 0 {
 		t.Fatalf("compact: %d %q %q", code, out, errOut)
 	}
 	t.Logf("compact: %s", out)
@@ -79,7 +88,7 @@ func TestPurgeAndCompactCommands(t *testing.T) {
 	}
 
 	p = start(t, p.data, nil)
-	if _, got := getDoc(t, p, "kept"); got != "kept text\n" {
+	if _, got := getDoc(t, p, "kept"); got != "kept text\nmore\n" {
 		t.Fatalf("kept document after compact: %q", got)
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {

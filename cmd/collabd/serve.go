@@ -205,6 +205,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	s.api, err = httpapi.New(httpapi.Config{
 		Hub:          s.hub,
 		Backup:       s.store.Backup,
+		Compact:      s.store.CompactOnline,
 		Delete:       s.purge,
 		Auth:         authority,
 		MaxBodyBytes: int64(cfg.MaxDocBytes),
