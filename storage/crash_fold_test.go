@@ -20,9 +20,10 @@ const foldCrashEnv = "COLLABD_STORAGE_FOLD_CRASH_CHILD"
 
 // foldCrashChild commits records to journalCrashDocs as crashChild does
 // (printing "doc rev" for every acknowledged record) and, between
-// commits, folds documents to their last 20 revisions; every 40 batches
-// it closes the store and compacts the file, then opens it again. A
-// SIGKILL therefore lands in commits, checkpoints, folds and compactions.
+// commits, folds documents to their last 20 revisions; every 25 batches
+// it compacts online and every 40 it closes the store, compacts the file
+// offline and opens it again. A SIGKILL therefore lands in commits,
+// checkpoints, folds and both kinds of compaction.
 func foldCrashChild(path string) {
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "child:", err)
@@ -68,6 +69,11 @@ func foldCrashChild(path string) {
 		os.Stdout.WriteString(line.String())
 		if r.IntN(4) == 0 {
 			if _, err := s.Fold(ctx, journalCrashDocs[r.IntN(len(journalCrashDocs))], Retention{KeepRevs: 20}, time.Now()); err != nil {
+				fail(err)
+			}
+		}
+		if batch%25 == 0 {
+			if _, err := s.CompactOnline(ctx); err != nil {
 				fail(err)
 			}
 		}
