@@ -64,9 +64,29 @@ func (s *Bolt) Fold(ctx context.Context, doc string, p Retention, now time.Time)
 		if err := s.usable(ctx); err != nil {
 			return horizon, err
 		}
+		// A read first: most documents, most of the time, have nothing
+		// to fold, and a write transaction would cost an fsync each.
+		var due bool
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			d, err := openDoc(tx, doc)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			horizon = d.meta.Folded
+			h, err := d.foldTarget(p, now)
+			due = h > d.meta.Folded
+			return err
+		})
+		if err != nil || !due {
+			return horizon, err
+		}
 		var done bool
+		var n uint64
 		s.directMu.Lock()
-		err := s.dbUpdate(func(tx *bolt.Tx) error {
+		err = s.dbUpdate(func(tx *bolt.Tx) error {
 			d, err := openDoc(tx, doc)
 			if errors.Is(err, ErrNotFound) {
 				done = true
@@ -84,12 +104,14 @@ func (s *Bolt) Fold(ctx context.Context, doc string, p Retention, now time.Time)
 			if err := foldTo(tx, d, h); err != nil {
 				return err
 			}
-			s.fold.folded.Add(h - d.meta.Folded)
-			s.fold.runs.Add(1)
-			horizon = h
+			n, horizon = h-d.meta.Folded, h
 			return nil
 		})
 		s.directMu.Unlock()
+		if err == nil && n > 0 {
+			s.fold.folded.Add(n)
+			s.fold.runs.Add(1)
+		}
 		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 			return horizon, ErrClosed
 		}
