@@ -168,6 +168,9 @@ func TestRetentionOverridesAndFoldAll(t *testing.T) {
 	if n, err := s.FoldAll(ctx, Retention{KeepRevs: 20}, now); err != nil || n != 0 || txid() != before {
 		t.Fatalf("a fold with nothing to do: %d folded, %v, transaction %d -> %d", n, err, before, txid())
 	}
+	if h, err := s.Fold(ctx, "a", Retention{KeepFor: 1000 * time.Hour}, now); err != nil || h != 180 || txid() != before {
+		t.Fatalf("a fold by age with nothing old enough: horizon %d, %v, transaction %d -> %d", h, err, before, txid())
+	}
 	if err := s.SetRetention(ctx, "b", nil); err != nil {
 		t.Fatal(err)
 	}
