@@ -17,12 +17,17 @@ var ErrClosed = errors.New("collab: hub closed")
 // context errors, returned as they are). Code is one of the wire contract's
 // codes the hub produces: bad_request, not_found, too_large, conflict
 // (a base revision ahead of the head or more than Config.MaxBehind behind
-// it) or internal. The socket layer and the HTTP API send Code and Message
+// it), gone (a revision folded by the retention policy; Earliest says
+// the earliest one available) or internal. The socket layer and the HTTP
+// API send Code and Message
 // to clients as they are; Err, when set, is the underlying cause for logs.
 type Error struct {
 	Code    contract.Code
 	Message string
 	Err     error
+	// Earliest is set with code gone: the earliest revision of the
+	// document still available (its fold horizon).
+	Earliest uint64
 }
 
 func (e *Error) Error() string {
@@ -63,6 +68,15 @@ func storeError(err error) error {
 		return err
 	case errors.Is(err, storage.ErrNotFound):
 		return &Error{Code: contract.CodeNotFound, Message: err.Error()}
+	case errors.Is(err, storage.ErrGone):
+		e := &Error{Code: contract.CodeGone, Message: "the revision was folded by the retention policy"}
+		if g, ok := errors.AsType[*storage.GoneError](err); ok {
+			e.Earliest = g.Earliest
+			e.Message = fmt.Sprintf("revision %d was folded by the retention policy; the earliest revision available is %d", g.Rev, g.Earliest)
+		}
+		return e
+	case errors.Is(err, storage.ErrExists):
+		return &Error{Code: contract.CodeConflict, Message: err.Error()}
 	case errors.Is(err, storage.ErrInvalid):
 		return &Error{Code: contract.CodeBadRequest, Message: err.Error()}
 	}

@@ -75,6 +75,10 @@ type Config struct {
 	// OnDeleted, when non-nil, is called once Delete has removed a
 	// document from the store, on Delete's goroutine.
 	OnDeleted func(doc string)
+	// Retention is the server-wide history retention policy (FoldAll),
+	// which a document's own policy (SetRetention) overrides. The zero
+	// value keeps every op.
+	Retention storage.Retention
 }
 
 func (c *Config) setDefaults() {
@@ -320,7 +324,10 @@ func (h *Hub) acquire(ctx context.Context, id string) (*document, error) {
 func (h *Hub) load(d *document) {
 	defer close(d.ready)
 	// Not the caller's context: other callers wait for this load too.
-	st, err := h.store.Load(context.Background(), d.id, h.cfg.Retain)
+	// Only the records after the newest snapshot: the retained log fills
+	// up with new ops; an op based further back reads the store (as after
+	// a trim), so opening costs the same whatever the depth of the history.
+	st, err := h.store.Load(context.Background(), d.id, 0)
 	if err == nil {
 		err = d.init(st)
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	Auth *auth.Authority
 	// MaxBodyBytes bounds a PUT body; zero means collab.DefaultMaxDocBytes.
 	MaxBodyBytes int64
+	// Compact, when non-nil, compacts the store online
+	// (storage.Bolt.CompactOnline) for POST /api/compact; nil: 404.
+	Compact func(ctx context.Context) (storage.CompactResult, error)
 	// Delete, when non-nil, deletes a document instead of Hub.Delete: the
 	// server passes the session glue's Delete, which also ends the
 	// memberships of connected editors.
@@ -79,6 +82,7 @@ func New(cfg Config) (*API, error) {
 	a.mux.HandleFunc("GET /api/backup", a.backup)
 	a.mux.HandleFunc("POST /api/docs/{id}/ops", a.ops)
 	a.mux.HandleFunc("POST /api/docs/{id}/append", a.appendText)
+	a.registerVersions()
 	return a, nil
 }
 
@@ -473,6 +477,10 @@ func (a *API) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code.HTTPStatus() >= 500 {
 		a.cfg.Logger.Warn().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("api error")
+	}
+	if ce != nil && ce.Code == contract.CodeGone {
+		a.failGone(w, r, msg, ce.Earliest)
+		return
 	}
 	a.fail(w, r, code, msg)
 }

@@ -48,7 +48,7 @@ func newFixture(tb testing.TB, authority *auth.Authority, maxBody int64) *fixtur
 	f := &fixture{hub: hub, store: st}
 	f.ready.Store(true)
 	api, err := New(Config{
-		Hub: hub, Backup: st.Backup, Auth: authority, MaxBodyBytes: maxBody,
+		Hub: hub, Backup: st.Backup, Compact: st.CompactOnline, Auth: authority, MaxBodyBytes: maxBody,
 		Ready: f.ready.Load,
 		OnError: func(code string) {
 			v, _ := f.errors.LoadOrStore(code, new(atomic.Int64))

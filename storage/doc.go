@@ -16,6 +16,13 @@
 // returned is a copy, and Commit copies what it keeps of its argument (the
 // caller may reuse its slices at once).
 //
+// Named versions (PutVersion, RenameVersion, DeleteVersion), folds (Fold,
+// FoldAll) and retention policies (SetRetention) are rare writes that
+// bypass the journal: each is a synced bbolt transaction after the
+// document's pending frames are checkpointed. CompactOnline may run at any
+// time: checkpoints and those writes wait for its copy, commits go on into
+// the journal, reads go on until the file is swapped.
+//
 // Bolt runs one background goroutine (journal checkpoints and spare
 // segments), stopped by Close. Close waits for the Commit in flight,
 // checkpoints and closes the files; it is idempotent.

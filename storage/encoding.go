@@ -125,6 +125,10 @@ func appendMeta(b []byte, m *Meta) []byte {
 	b = binary.AppendVarint(b, m.Created.UnixNano())
 	b = binary.AppendVarint(b, m.Updated.UnixNano())
 	b = binary.AppendUvarint(b, m.SnapRev)
+	if m.Folded > 0 {
+		// Added after version 1 shipped: absent in older values.
+		b = binary.AppendUvarint(b, m.Folded)
+	}
 	return b
 }
 
@@ -138,6 +142,9 @@ func decodeMeta(v []byte) (Meta, error) {
 	m.Created = time.Unix(0, d.varint()).UTC()
 	m.Updated = time.Unix(0, d.varint()).UTC()
 	m.SnapRev = d.uvarint()
+	if d.err == nil && len(d.b) > 0 {
+		m.Folded = d.uvarint()
+	}
 	if d.err != nil {
 		return Meta{}, fmt.Errorf("meta: %w", d.err)
 	}

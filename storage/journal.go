@@ -510,3 +510,44 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// scrub overwrites every segment with zeros and syncs it, so that no byte
+// of an old frame stays on disk, and starts the active segment over at
+// offset 0. Every frame must be checkpointed and the caller holds
+// Bolt.commitMu (no append runs). A failure poisons the journal, as a
+// failed append does.
+func (j *journal) scrub() error {
+	if j.err != nil {
+		return j.err
+	}
+	j.mu.Lock()
+	all := append(append([]*segment(nil), j.full...), j.free...)
+	if j.active != nil {
+		all = append(all, j.active)
+	}
+	j.mu.Unlock()
+	zeros := make([]byte, 1<<20)
+	for _, s := range all {
+		var err error
+		for off := int64(0); off < s.size && err == nil; off += int64(len(zeros)) {
+			_, err = s.f.WriteAt(zeros[:min(int64(len(zeros)), s.size-off)], off)
+		}
+		if err == nil {
+			err = s.f.Sync()
+		}
+		if err != nil {
+			j.err = fmt.Errorf("storage: journal: scrub: %w", err)
+			return j.err
+		}
+	}
+	j.mu.Lock()
+	for _, s := range all {
+		s.sparse = false // written through now
+		s.maxLSN = 0
+	}
+	j.free = append(j.free, j.full...)
+	j.full = nil
+	j.mu.Unlock()
+	j.off = 0
+	return nil
+}

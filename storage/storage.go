@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -24,7 +25,28 @@ var (
 	ErrCorrupt = errors.New("storage: corrupt data")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("storage: store closed")
+	// ErrGone: the revision was folded by the retention policy: neither
+	// its op nor (unless a named version keeps it) its text is stored any
+	// more. The error is a *GoneError, which says the earliest revision
+	// still available.
+	ErrGone = errors.New("storage: revision folded by the retention policy")
 )
+
+// GoneError is ErrGone with the revision asked for and the earliest one
+// still available (the document's fold horizon: its text is kept, the
+// ops after it too).
+type GoneError struct {
+	Doc      string
+	Rev      uint64
+	Earliest uint64
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("storage: %q revision %d was folded by the retention policy; the earliest revision available is %d", e.Doc, e.Rev, e.Earliest)
+}
+
+// Is makes errors.Is(err, ErrGone) true.
+func (e *GoneError) Is(target error) bool { return target == ErrGone }
 
 // Record is one entry of a document's op log: the op that produced revision
 // Rev, who sent it and when. Op is the normalized JSON form of the op.
@@ -41,7 +63,10 @@ type Record struct {
 	Del int `json:"-"`
 }
 
-// Revision is one line of a document's history.
+// Revision is one line of a document's history. A folded range (the
+// revisions the retention policy folded into a snapshot) is one line with
+// Folded set: revisions From to Rev; its Time is that of revision Rev's
+// op when known, and Client, User, Ins and Del are empty.
 type Revision struct {
 	Rev    uint64    `json:"rev"`
 	Client string    `json:"client"`
@@ -49,6 +74,8 @@ type Revision struct {
 	Time   time.Time `json:"time"`
 	Ins    int       `json:"ins"`
 	Del    int       `json:"del"`
+	Folded bool      `json:"folded,omitempty"`
+	From   uint64    `json:"from,omitempty"`
 }
 
 // Snapshot is the full text of a document at revision Rev.
@@ -63,6 +90,9 @@ type Meta struct {
 	Created time.Time // time of the first write
 	Updated time.Time // time of the newest write
 	SnapRev uint64    // revision of the newest snapshot; 0 when there is none
+	// Folded is the fold horizon: the ops of revisions 1 to Folded were
+	// folded into the snapshot at Folded by the retention policy (0: none).
+	Folded uint64
 }
 
 // DocInfo is one line of a document listing.
@@ -90,7 +120,8 @@ type Write struct {
 	Records []Record
 	// Snapshot to store, at or below the head after Records are appended.
 	Snapshot *Snapshot
-	// Delete removes the document with its log and snapshots. It excludes
+	// Delete removes the document with its log, snapshots and named
+	// versions. It excludes
 	// Records and Snapshot.
 	Delete bool
 }
@@ -125,6 +156,28 @@ type Store interface {
 	// Backup writes a consistent copy of the whole store to w while it
 	// stays online and returns the number of bytes written.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
+	// PutVersion names revision v.Rev of doc v.Name (ErrExists when the
+	// name is taken) and keeps the full text at that revision with it,
+	// durably, before it returns.
+	PutVersion(ctx context.Context, doc string, v Version) error
+	// RenameVersion renames doc's version from to to.
+	RenameVersion(ctx context.Context, doc, from, to string) (Version, error)
+	// DeleteVersion removes doc's version name.
+	DeleteVersion(ctx context.Context, doc, name string) error
+	// Versions lists doc's named versions, newest revision first.
+	Versions(ctx context.Context, doc string) ([]Version, error)
+	// VersionText returns doc's version name and the text it keeps.
+	VersionText(ctx context.Context, doc, name string) (Version, string, error)
+	// Fold applies a retention policy to doc: the ops it lets go are
+	// folded into a snapshot at the new horizon, which it returns.
+	Fold(ctx context.Context, doc string, p Retention, now time.Time) (uint64, error)
+	// FoldAll folds every document by its own policy or def and returns
+	// how many revisions it folded.
+	FoldAll(ctx context.Context, def Retention, now time.Time) (uint64, error)
+	// SetRetention stores doc's own policy (nil: the server's again).
+	SetRetention(ctx context.Context, doc string, p *Retention) error
+	// DocRetention returns doc's own policy, nil when it has none.
+	DocRetention(ctx context.Context, doc string) (*Retention, error)
 	// Check verifies the file and every document's invariants.
 	Check(ctx context.Context) error
 	// Close releases the store. It is idempotent.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -122,10 +123,21 @@ func (o Options) withDefaults() Options {
 // default) a Commit is one append to the journal and one fdatasync; bbolt
 // is brought up to date by checkpoints (see store_journal.go).
 type Bolt struct {
+	// swapMu guards db, which an online compaction (CompactOnline)
+	// replaces: every transaction runs with swapMu read-locked (dbView,
+	// dbUpdate), the swap write-locks it.
+	swapMu sync.RWMutex
 	db     *bolt.DB
+	path   string
 	opts   Options
 	closed atomic.Bool
-	jstate // nil journal with NoJournal or ReadOnly
+	fold   foldStats
+	// directMu serializes the bbolt writes that bypass the journal (named
+	// versions, folds, NoJournal commits) with an online compaction,
+	// which must not miss one while it copies the file. Lock order:
+	// commitMu, ckptMu, directMu, swapMu.
+	directMu sync.Mutex
+	jstate   // nil journal with NoJournal or ReadOnly
 }
 
 var _ Store = (*Bolt)(nil)
@@ -136,23 +148,17 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	opts = opts.withDefaults()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:  opts.Timeout,
-		NoSync:   opts.NoSync,
-		ReadOnly: opts.ReadOnly,
-		// The freelist is rebuilt by scanning on open instead of being
-		// written on every commit: smaller commits, slower open.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		// Address space only (RSS counts the pages touched): a file
-		// that grows within it is never remapped. A remap dereferences
-		// every node of the writing transaction and waits for all
-		// readers; it was a tenth of a checkpoint's CPU while a fresh
-		// file grew.
-		InitialMmapSize: initialMmapSize,
-	})
+	before, _ := os.Stat(path)
+	db, err := bolt.Open(path, 0o600, boltOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	// A compaction (Compact) renames a new file over path while it holds
+	// the old one's lock: a process that waited for that lock holds a
+	// file no longer in the directory, and opens the new one instead.
+	if after, err := os.Stat(path); before != nil && err == nil && !os.SameFile(before, after) {
+		db.Close()
+		return OpenBolt(path, opts)
 	}
 	var exists bool
 	db.View(func(tx *bolt.Tx) error {
@@ -175,7 +181,7 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
 	}
-	s := &Bolt{db: db, opts: opts}
+	s := &Bolt{db: db, path: path, opts: opts}
 	if err := s.recover(path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
@@ -183,8 +189,41 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 	return s, nil
 }
 
+// boltOptions are the bbolt options of a store opened with opts.
+func boltOptions(opts Options) *bolt.Options {
+	return &bolt.Options{
+		Timeout:  opts.Timeout,
+		NoSync:   opts.NoSync,
+		ReadOnly: opts.ReadOnly,
+		// The freelist is rebuilt by scanning on open instead of being
+		// written on every commit: smaller commits, slower open.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		// Address space only (RSS counts the pages touched): a file
+		// that grows within it is never remapped. A remap dereferences
+		// every node of the writing transaction and waits for all
+		// readers; it was a tenth of a checkpoint's CPU while a fresh
+		// file grew.
+		InitialMmapSize: initialMmapSize,
+	}
+}
+
 // Path returns the file name of the store.
-func (s *Bolt) Path() string { return s.db.Path() }
+func (s *Bolt) Path() string { return s.path }
+
+// dbView runs fn in a read transaction of the current file.
+func (s *Bolt) dbView(fn func(*bolt.Tx) error) error {
+	s.swapMu.RLock()
+	defer s.swapMu.RUnlock()
+	return s.db.View(fn)
+}
+
+// dbUpdate runs fn in a write transaction of the current file.
+func (s *Bolt) dbUpdate(fn func(*bolt.Tx) error) error {
+	s.swapMu.RLock()
+	defer s.swapMu.RUnlock()
+	return s.db.Update(fn)
+}
 
 // Close checkpoints every journal frame into bbolt and closes the files
 // (a cleanly closed store is one self-contained bbolt file). It is
@@ -194,6 +233,10 @@ func (s *Bolt) Close() error {
 		return nil
 	}
 	jerr := s.closeJournal()
+	s.directMu.Lock() // an online compaction ends first
+	defer s.directMu.Unlock()
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
 	err := s.db.Close()
 	return errors.Join(jerr, err)
 }
@@ -209,7 +252,7 @@ func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	err := s.db.View(fn)
+	err := s.dbView(fn)
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
@@ -271,7 +314,9 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 		}
 	}
 	arena := make([]byte, 0, size)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	s.directMu.Lock()
+	defer s.directMu.Unlock()
+	err := s.dbUpdate(func(tx *bolt.Tx) error {
 		for i := range writes {
 			if err := applyWrite(tx, &writes[i], &arena); err != nil {
 				return err
@@ -339,13 +384,23 @@ func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 	return mb.Put([]byte(w.Doc), appendMeta(nil, &m))
 }
 
-// deleteDoc removes doc's metadata, log and snapshots inside tx.
+// deleteDoc removes doc's metadata, log, snapshots and named versions
+// inside tx.
 func deleteDoc(tx *bolt.Tx, doc string) error {
 	if err := tx.Bucket(bucketMeta).Delete([]byte(doc)); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketLog, bucketSnap} {
-		if err := deleteRange(tx.Bucket(name), docPrefix(doc)); err != nil {
+	if b := tx.Bucket(bucketRet); b != nil {
+		if err := b.Delete([]byte(doc)); err != nil {
+			return err
+		}
+	}
+	for _, name := range [][]byte{bucketLog, bucketSnap, bucketVer} {
+		b := tx.Bucket(name)
+		if b == nil {
+			continue // no named version was ever made in this file
+		}
+		if err := deleteRange(b, docPrefix(doc)); err != nil {
 			return err
 		}
 	}
@@ -503,6 +558,9 @@ func (d docView) snapshotAtOrBelow(rev uint64) (Snapshot, error) {
 // records returns the records with from <= rev <= to, at most limit,
 // ascending.
 func (d docView) records(from, to uint64, limit int) ([]Record, error) {
+	if from >= 1 && from <= d.meta.Folded && to >= from {
+		return nil, &GoneError{Doc: d.id, Rev: from - 1, Earliest: d.meta.Folded}
+	}
 	var out []Record
 	if to >= from {
 		out = make([]Record, 0, min(int(to-from+1), max(limit, 0), 1024))
@@ -553,6 +611,7 @@ func (s *Bolt) Load(ctx context.Context, doc string, keep int) (State, error) {
 		} else if keep > 0 {
 			from = 1
 		}
+		from = max(from, m.Folded+1) // the ops before are folded
 		st.Records, err = d.records(from, m.Head, int(m.Head-from+1))
 		if err == nil && uint64(len(st.Records)) != m.Head-from+1 {
 			err = fmt.Errorf("%w: %q: log ends before head %d", ErrCorrupt, doc, m.Head)
@@ -617,13 +676,14 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 		if before != 0 && before <= m.Head {
 			top = before - 1
 		}
-		if top == 0 {
-			return nil
+		if top == 0 || top < m.Folded {
+			return nil // nothing below before, or the folded range was on the previous page
 		}
-		out = make([]Revision, 0, min(uint64(limit), top))
+		out = make([]Revision, 0, min(uint64(limit), top-m.Folded+1))
 		c := d.log.Cursor()
 		k, v := c.Seek(docKey(doc, top))
-		for want := top; want > 0 && len(out) < limit; k, v = c.Prev() {
+		want := top
+		for ; want > m.Folded && len(out) < limit; k, v = c.Prev() {
 			rev, ok := keyDocRev(k, doc)
 			if !ok || rev != want {
 				return fmt.Errorf("%w: %q: log gap at %d (key %x)", ErrCorrupt, doc, want, k)
@@ -634,6 +694,10 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 				return err
 			}
 			out = append(out, Revision{Rev: r.Rev, Client: r.Client, User: r.User, Time: r.Time, Ins: r.Ins, Del: r.Del})
+		}
+		if want == m.Folded && m.Folded > 0 && len(out) < limit {
+			// One line for the folded range.
+			out = append(out, Revision{Rev: m.Folded, From: 1, Folded: true})
 		}
 		return nil
 	})
@@ -652,6 +716,13 @@ func textAt(tx *bolt.Tx, doc string, rev uint64) (ot.Text, error) {
 	}
 	if rev > d.meta.Head {
 		return noText, fmt.Errorf("%w: revision %d beyond head %d of %q", ErrNotFound, rev, d.meta.Head, doc)
+	}
+	if rev < d.meta.Folded && rev > 0 {
+		// Folded: only a named version still keeps that text.
+		if text, ok, err := versionAt(tx, doc, rev); err != nil || ok {
+			return ot.NewText(text), err
+		}
+		return noText, &GoneError{Doc: doc, Rev: rev, Earliest: d.meta.Folded}
 	}
 	sn, err := d.snapshotAtOrBelow(rev)
 	if err != nil {
@@ -785,7 +856,9 @@ func (s *Bolt) BackupFile(ctx context.Context, path string) error {
 // Check runs bbolt's page consistency check and then verifies, for every
 // document: the metadata decodes, the log is contiguous from 1 to the head,
 // every record decodes with a parsable op, every snapshot decodes as UTF-8
-// at or below the head and the newest one is the one metadata names.
+// at or below the head and the newest one is the one metadata names. A
+// folded document's log starts after its fold horizon, where a snapshot
+// must lie, and no snapshot lies below it.
 func (s *Bolt) Check(ctx context.Context) error {
 	if err := s.barrierAll(ctx); err != nil {
 		return err
@@ -821,7 +894,7 @@ func (s *Bolt) Check(ctx context.Context) error {
 		if n := tx.Bucket(bucketSnap).Stats().KeyN; n != snapKeys {
 			return fmt.Errorf("%w: %d snapshot keys, %d belong to documents", ErrCorrupt, n, snapKeys)
 		}
-		return nil
+		return checkVersions(tx)
 	})
 }
 
@@ -837,7 +910,7 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	}
 	m := d.meta
 	prefix := docPrefix(doc)
-	want := uint64(1)
+	want := m.Folded + 1 // the ops through the fold horizon are folded
 	c := d.log.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		rev, ok := keyDocRev(k, doc)
@@ -857,12 +930,17 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 		return 0, 0, fmt.Errorf("%w: %q: log ends at %d, head says %d", ErrCorrupt, doc, want-1, m.Head)
 	}
 	var newest uint64
+	foldSnap := m.Folded == 0
 	c = d.snaps.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		rev, ok := keyDocRev(k, doc)
 		if !ok || rev == 0 || rev > m.Head {
 			return 0, 0, fmt.Errorf("%w: %q: snapshot key %x beyond head %d", ErrCorrupt, doc, k, m.Head)
 		}
+		if rev < m.Folded {
+			return 0, 0, fmt.Errorf("%w: %q: snapshot %d below the fold horizon %d", ErrCorrupt, doc, rev, m.Folded)
+		}
+		foldSnap = foldSnap || rev == m.Folded
 		if len(v) == 0 || v[0] != snapV1 || !utf8.Valid(v[1:]) {
 			return 0, 0, fmt.Errorf("%w: %q: snapshot %d does not decode", ErrCorrupt, doc, rev)
 		}
@@ -872,7 +950,10 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	if newest != m.SnapRev {
 		return 0, 0, fmt.Errorf("%w: %q: newest snapshot %d, meta says %d", ErrCorrupt, doc, newest, m.SnapRev)
 	}
-	return int(m.Head), snapKeys, nil
+	if !foldSnap {
+		return 0, 0, fmt.Errorf("%w: %q: no snapshot at the fold horizon %d", ErrCorrupt, doc, m.Folded)
+	}
+	return int(m.Head - m.Folded), snapKeys, nil
 }
 
 // noText is the zero Text returned next to errors.

@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if path := os.Getenv(foldCrashEnv); path != "" {
+		foldCrashChild(path)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -396,6 +400,44 @@ func TestCheckFindsBrokenInvariants(t *testing.T) {
 		}},
 		{"snapshot of no document", func(tx *bboltTx) error {
 			return snapB(tx).Put(docKey("e", 1), appendSnapshot(nil, "x"))
+		}},
+		{"named version of no document", func(tx *bboltTx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketVer)
+			if err != nil {
+				return err
+			}
+			return b.Put(verKey("ghost", "v1"), appendVersion(nil, &Version{Name: "v1", Rev: 1}, "x"))
+		}},
+		{"named version beyond the head", func(tx *bboltTx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketVer)
+			if err != nil {
+				return err
+			}
+			return b.Put(verKey("d", "v1"), appendVersion(nil, &Version{Name: "v1", Rev: 7}, "x"))
+		}},
+		{"retention policy of no document", func(tx *bboltTx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketRet)
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte("ghost"), appendRetention(Retention{KeepRevs: 3}))
+		}},
+		{"fold horizon without its snapshot", func(tx *bboltTx) error {
+			if err := logB(tx).Delete(docKey("d", 1)); err != nil {
+				return err
+			}
+			return metaB(tx).Put([]byte("d"), appendMeta(nil, &Meta{Head: 6, SnapRev: 4, Folded: 1}))
+		}},
+		{"snapshot below the fold horizon", func(tx *bboltTx) error {
+			for rev := uint64(1); rev <= 4; rev++ {
+				if err := logB(tx).Delete(docKey("d", rev)); err != nil {
+					return err
+				}
+			}
+			if err := snapB(tx).Put(docKey("d", 2), appendSnapshot(nil, "x")); err != nil {
+				return err
+			}
+			return metaB(tx).Put([]byte("d"), appendMeta(nil, &Meta{Head: 6, SnapRev: 4, Folded: 4}))
 		}},
 	}
 	for _, tt := range tests {

@@ -296,7 +296,7 @@ func (s *Bolt) commitJournal(writes []Write) error {
 	// Documents with nothing pending: bbolt is their logical state (only
 	// a Commit, which holds commitMu, can add pending frames).
 	if len(missing) > 0 {
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.dbView(func(tx *bolt.Tx) error {
 			mb := tx.Bucket(bucketMeta)
 			for _, i := range missing {
 				m, exists, err := storedMeta(mb, writes[i].Doc)
@@ -401,6 +401,11 @@ func (s *Bolt) loop() {
 func (s *Bolt) checkpoint(through uint64) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
+	return s.checkpointLocked(through)
+}
+
+// checkpointLocked is checkpoint with ckptMu held.
+func (s *Bolt) checkpointLocked(through uint64) error {
 	s.mu.Lock()
 	if s.ckptLSN >= through || len(s.pending) == 0 {
 		s.mu.Unlock()
@@ -416,7 +421,7 @@ func (s *Bolt) checkpoint(through uint64) error {
 		jf[i] = journalFrame{lsn: f.lsn, payload: payloads[i]}
 	}
 	if err == nil {
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.dbUpdate(func(tx *bolt.Tx) error {
 			releaseMap(tx) // the pages this checkpoint reads are mapped again
 			return applyFrames(tx, jf, last)
 		})

@@ -35,6 +35,8 @@ type source interface {
 	// text returns the text at rev, or at the head when rev is nil.
 	text(ctx context.Context, doc string, rev *uint64) (uint64, string, error)
 	diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error)
+	// version returns the named version name of doc and its text.
+	version(ctx context.Context, doc, name string) (storage.Version, string, error)
 	backup(ctx context.Context, w io.Writer) error
 	close()
 }
@@ -191,7 +193,7 @@ func (h *httpSource) close() { h.hc.CloseIdleConnections() }
 // get fetches path (with query) and returns the response body of a 200.
 func (h *httpSource) get(ctx context.Context, path string, q url.Values) (io.ReadCloser, error) {
 	u := *h.base
-	u.Path += path
+	setPath(&u, path)
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -322,6 +324,10 @@ func cmdHistory(args []string, getenv func(string) string, stdout, stderr io.Wri
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REV\tTIME\tUSER\tCLIENT\tINS\tDEL")
 	for _, r := range revs {
+		if r.Folded {
+			fmt.Fprintf(tw, "%d\t-\t-\trevisions %d-%d, folded\t\t\n", r.Rev, r.From, r.Rev)
+			continue
+		}
 		user := r.User
 		if user == "" {
 			user = "-"
@@ -333,8 +339,10 @@ func cmdHistory(args []string, getenv func(string) string, stdout, stderr io.Wri
 
 func cmdCat(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var revFlag int64
-	c, pos, src, err := clientCommand("cat", "collabd cat DOC [--rev R] [--json]", 1, args, getenv, stderr, func(fs *flag.FlagSet) {
+	var versionFlag string
+	c, pos, src, err := clientCommand("cat", "collabd cat DOC [--rev R | --version NAME] [--json]", 1, args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Int64Var(&revFlag, "rev", -1, "revision to print (default: the head)")
+		fs.StringVar(&versionFlag, "version", "", "named version to print")
 	})
 	if err != nil {
 		return err
@@ -342,6 +350,12 @@ func cmdCat(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	defer src.close()
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
+	if versionFlag != "" {
+		if revFlag >= 0 {
+			return errors.New("give --rev or --version, not both")
+		}
+		return catVersion(ctx, src, pos[0], versionFlag, c.JSON, stdout)
+	}
 	var rev *uint64
 	if revFlag >= 0 {
 		r := uint64(revFlag)

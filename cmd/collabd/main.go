@@ -4,9 +4,11 @@
 //
 //	collabd [serve] [flags]            run the server (the default)
 //	collabd history DOC [--limit N]    a document's revisions, newest first
-//	collabd cat DOC [--rev R]          a document's text (at revision R)
+//	collabd cat DOC [--rev R]          a document's text (at revision R; --version NAME: a named version)
 //	collabd diff DOC FROM TO           what changed between two revisions
 //	collabd backup FILE                a consistent copy of the data file
+//	collabd purge DOC                  delete a document with all its history
+//	collabd compact                    rewrite the data file, smaller (online through a running server)
 //	collabd token --user NAME --edit PATTERN --view PATTERN [--ttl 24h]
 //
 // Every flag can also be given as an environment variable COLLABD_<FLAG>
@@ -46,9 +48,11 @@ const usage = `collabd: collaborative text editing server
 usage:
   collabd [serve] [flags]                       run the server (default)
   collabd history DOC [--limit N] [--before R]  revisions of DOC, newest first
-  collabd cat DOC [--rev R]                     text of DOC (at revision R)
+  collabd cat DOC [--rev R | --version NAME]    text of DOC (at revision R, or a named version)
   collabd diff DOC FROM TO                      changes of DOC between two revisions
   collabd backup FILE [--force]                 consistent copy of the data file
+  collabd purge DOC                             delete DOC with every revision and snapshot
+  collabd compact [--data DIR]                  rewrite the data file, smaller (online when a server runs)
   collabd token --user NAME [--edit P]... [--view P]... [--ttl 24h] [--jti ID]
 
 'collabd COMMAND -h' lists a command's flags. Every flag is also read from
@@ -75,6 +79,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, si
 		err = cmdBackup(args, getenv, stdout, stderr)
 	case "token":
 		err = cmdToken(args, getenv, stdout, stderr)
+	case "purge":
+		err = cmdPurge(args, getenv, stdout, stderr)
+	case "compact":
+		err = cmdCompact(args, getenv, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

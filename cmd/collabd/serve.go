@@ -79,6 +79,12 @@ type serveConfig struct {
 	WebhookText        bool
 	WebhookMaxQueue    int
 	WebhookMaxAttempts int
+	// History retention (retention.go): keep every op of the last
+	// RetainDays days and/or the last RetainRevisions revisions (0: no
+	// bound), folding older ones every RetentionInterval.
+	RetainDays        int
+	RetainRevisions   int
+	RetentionInterval time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
@@ -112,6 +118,9 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.BoolVar(&c.WebhookText, "webhook-text", false, "add the document's text at the event's to_rev to change, create and restore events")
 	fs.IntVar(&c.WebhookMaxQueue, "webhook-max-queue", webhook.DefaultMaxQueue, "deliveries queued per URL; beyond it the oldest change events are coalesced")
 	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", webhook.DefaultMaxAttempts, "tries of one delivery (exponential backoff with jitter, 1 s to 5 min) before it is dropped")
+	fs.IntVar(&c.RetainDays, "retain-days", 0, "keep every op of the last N days; older ones are folded into snapshots (0: no bound by age; with --retain-revisions an op is folded only outside both)")
+	fs.IntVar(&c.RetainRevisions, "retain-revisions", 0, "keep the ops of each document's last N revisions; older ones are folded into snapshots (0: no bound by count)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", 10*time.Minute, "how often the background job folds the ops the retention policy lets go")
 }
 
 func (c *serveConfig) validate() error {
@@ -134,6 +143,10 @@ func (c *serveConfig) validate() error {
 		return errors.New("--checkpoint-bytes must be at least 4096")
 	case c.WebhookDebounce <= 0 || c.WebhookMaxWait <= 0 || c.WebhookMaxQueue < 1 || c.WebhookMaxAttempts < 1:
 		return errors.New("--webhook-debounce, --webhook-max-wait, --webhook-max-queue and --webhook-max-attempts must be positive")
+	case c.RetainDays < 0 || c.RetainRevisions < 0:
+		return errors.New("--retain-days and --retain-revisions must not be negative")
+	case c.RetentionInterval < time.Millisecond:
+		return errors.New("--retention-interval must be at least 1ms")
 	}
 	return nil
 }
@@ -157,7 +170,8 @@ type server struct {
 	serveDone    chan struct{} // closed when httpSrv.Serve returned
 	serveErr     error         // what Serve returned; read after serveDone
 
-	webhooks *webhook.Notifier // nil without --webhook-url
+	webhooks  *webhook.Notifier // nil without --webhook-url
+	retention *retention        // the fold job (retention.go)
 }
 
 // startServer opens the store and starts every part; the caller must call
@@ -225,6 +239,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		ObserveCommit: func(_ int, took time.Duration) { commitSeconds.Observe(took.Seconds()) },
 		OnCommitted:   s.onCommitted(),
 		OnDeleted:     s.onDeleted(),
+		Retention:     cfg.retentionPolicy(),
 	})
 	if err != nil {
 		return nil, err
@@ -248,7 +263,8 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	s.api, err = httpapi.New(httpapi.Config{
 		Hub:          s.hub,
 		Backup:       s.store.Backup,
-		Delete:       s.glue.svc.Delete,
+		Compact:      s.store.CompactOnline,
+		Delete:       s.purge,
 		Auth:         authority,
 		MaxBodyBytes: int64(cfg.MaxDocBytes),
 		Ready:        s.ready.Load,
@@ -276,6 +292,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 			return nil, err
 		}
 	}
+	s.startRetention()
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s.sio)
@@ -427,6 +444,7 @@ func (s *server) closeAll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
 	}
+	s.stopRetention()
 	if s.hub != nil {
 		if err := s.hub.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("hub: %w", err))

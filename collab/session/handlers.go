@@ -191,10 +191,11 @@ func (s *Service) joinState(ctx context.Context, m *member, resume *uint64) (uin
 			b.WriteString(`,"ops":`)
 			b.Write(js)
 			return head, b.Bytes(), nil
-		case err != nil && collab.CodeOf(err) != contract.CodeNotFound:
+		case err != nil && collab.CodeOf(err) != contract.CodeNotFound && collab.CodeOf(err) != contract.CodeGone:
 			return 0, nil, hubError(err)
 		}
-		// Too far behind, or ahead of the head (a deleted document): the text.
+		// Too far behind, ahead of the head (a deleted document) or
+		// behind the fold horizon: the text.
 	}
 	var (
 		rev  uint64

@@ -170,6 +170,11 @@ func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
 	svc.nsp.On("doc:diff", sockets.Handle(svc.onDiff, svc.decodeError))
 	svc.nsp.On("doc:restore", sockets.Handle(svc.onRestore, svc.decodeError))
 	svc.nsp.On("auth:refresh", sockets.Handle(svc.onRefresh, svc.decodeError))
+	svc.nsp.On("doc:versions", sockets.Handle(svc.onVersions, svc.decodeError))
+	svc.nsp.On("doc:version", sockets.Handle(svc.onVersion, svc.decodeError))
+	svc.nsp.On("doc:version:create", sockets.Handle(svc.onVersionCreate, svc.decodeError))
+	svc.nsp.On("doc:version:rename", sockets.Handle(svc.onVersionRename, svc.decodeError))
+	svc.nsp.On("doc:version:delete", sockets.Handle(svc.onVersionDelete, svc.decodeError))
 	return svc, nil
 }
 
@@ -199,6 +204,8 @@ var knownEvents = map[string]bool{
 	"doc:join": true, "doc:op": true, "doc:presence": true, "doc:leave": true,
 	"doc:history": true, "doc:revision": true, "doc:diff": true, "doc:restore": true,
 	"auth:refresh": true,
+	"doc:versions": true, "doc:version": true, "doc:version:create": true, "doc:version:rename": true,
+	"doc:version:delete": true,
 }
 
 // conn is the state of one connected socket.
@@ -366,7 +373,7 @@ func (s *Service) fail(sock *sockets.Socket, event string, ack *sockets.Ack, err
 func hubError(err error) *wireError {
 	var he *collab.Error
 	if errors.As(err, &he) {
-		return &wireError{Code: he.Code, Message: he.Message}
+		return &wireError{Code: he.Code, Message: he.Message, Earliest: he.Earliest}
 	}
 	return &wireError{Code: contract.CodeInternal, Message: "internal error"}
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/collabd/collabd/storage"
 )
 
-// wireError is the error of an ack: {code, message}.
+// wireError is the error of an ack: {code, message}, and with code gone
+// the earliest revision still available.
 type wireError struct {
-	Code    contract.Code `json:"code"`
-	Message string        `json:"message"`
+	Code     contract.Code `json:"code"`
+	Message  string        `json:"message"`
+	Earliest uint64        `json:"earliest,omitempty"`
 }
 
 func (e *wireError) Error() string { return string(e.Code) + ": " + e.Message }

@@ -1,6 +1,9 @@
 package contract
 
-import "unicode/utf8"
+import (
+	"unicode"
+	"unicode/utf8"
+)
 
 // Code is a stable, machine-readable error code: the "code" of an ack's
 // error ({"ok": false, "error": {"code", "message"}}) and of an HTTP API
@@ -17,6 +20,11 @@ const (
 	CodeRateLimited Code = "rate_limited" // more requests than the per-socket rate allows
 	CodeConflict    Code = "conflict"     // a base revision ahead of the head or too far behind it
 	CodeInternal    Code = "internal"     // a storage failure or shutdown: the outcome is unknown
+	// CodeGone refuses a revision the retention policy folded: its text
+	// (unless a named version keeps it), its diff, an op based on it, a
+	// resubmission that cannot be checked any more. The error carries
+	// "earliest", the earliest revision still available.
+	CodeGone Code = "gone"
 	// CodeUnauthorized refuses a missing or invalid token: in a Socket.IO
 	// CONNECT error's data, in an HTTP 401, and in the ack of an
 	// auth:refresh whose token is refused (no other ack carries it).
@@ -26,7 +34,7 @@ const (
 // Codes returns every code, in the order of the constants.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeNotFound, CodeForbidden, CodeTooLarge, CodeRateLimited,
-		CodeConflict, CodeInternal, CodeUnauthorized}
+		CodeConflict, CodeInternal, CodeUnauthorized, CodeGone}
 }
 
 // HTTPStatus is the status of an HTTP API answer with code c; an unknown
@@ -46,6 +54,8 @@ func (c Code) HTTPStatus() int {
 		return 404 // http.StatusNotFound
 	case CodeConflict:
 		return 409 // http.StatusConflict
+	case CodeGone:
+		return 410 // http.StatusGone
 	case CodeTooLarge:
 		return 413 // http.StatusRequestEntityTooLarge
 	case CodeRateLimited:
@@ -89,6 +99,10 @@ const (
 	// carries; a client further behind gets the text instead.
 	MaxResumeRecords = 1000
 
+	// MaxVersionNameRunes is the longest name of a named version, in code
+	// points (ValidVersionName).
+	MaxVersionNameRunes = 100
+
 	// MaxInteger is the largest integer a payload may hold (revisions,
 	// seqs, positions): JavaScript's largest exact integer, 2^53-1.
 	MaxInteger = 1<<53 - 1
@@ -110,4 +124,26 @@ func ValidDocID(id string) bool {
 		}
 	}
 	return true
+}
+
+// VersionNameRule says what a version name is, for error messages.
+const VersionNameRule = "1 to 100 code points of valid UTF-8, no control characters, not only spaces"
+
+// ValidVersionName reports whether name may name a version: 1 to
+// MaxVersionNameRunes code points of valid UTF-8, no control characters
+// (the zero byte included) and not only white space.
+func ValidVersionName(name string) bool {
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxVersionNameRunes {
+		return false
+	}
+	blank := true
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+		if !unicode.IsSpace(r) {
+			blank = false
+		}
+	}
+	return !blank
 }

@@ -21,6 +21,7 @@ func TestHTTPStatus(t *testing.T) {
 		{CodeTooLarge, http.StatusRequestEntityTooLarge},
 		{CodeRateLimited, http.StatusTooManyRequests},
 		{CodeInternal, http.StatusInternalServerError},
+		{CodeGone, http.StatusGone},
 		{"no_such_code", http.StatusInternalServerError},
 		{"", http.StatusInternalServerError},
 	}
@@ -45,13 +46,13 @@ func TestCodes(t *testing.T) {
 		seen[c] = true
 	}
 	// The codes docs/protocol.md lists for acks, plus unauthorized.
-	for _, c := range []Code{"bad_request", "not_found", "forbidden", "too_large", "rate_limited", "conflict", "internal", "unauthorized"} {
+	for _, c := range []Code{"bad_request", "not_found", "forbidden", "too_large", "rate_limited", "conflict", "internal", "unauthorized", "gone"} {
 		if !seen[c] {
 			t.Errorf("Codes() lacks %q", c)
 		}
 	}
-	if len(seen) != 8 {
-		t.Errorf("Codes() has %d codes, want 8", len(seen))
+	if len(seen) != 9 {
+		t.Errorf("Codes() has %d codes, want 9", len(seen))
 	}
 }
 
@@ -103,5 +104,28 @@ func TestDocIDRuleAgrees(t *testing.T) {
 func TestMaxUserNameBytes(t *testing.T) {
 	if name := strings.Repeat("😀", MaxUserNameRunes); len(name) > MaxUserNameBytes {
 		t.Fatalf("a name of %d four-byte code points takes %d bytes, over MaxUserNameBytes %d", MaxUserNameRunes, len(name), MaxUserNameBytes)
+	}
+}
+
+func TestValidVersionName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"v1.2", true},
+		{"Sent to client", true},
+		{"日本語 😀", true},
+		{strings.Repeat("é", MaxVersionNameRunes), true},
+		{strings.Repeat("é", MaxVersionNameRunes+1), false},
+		{"", false},
+		{"   ", false},
+		{"a\x00b", false},
+		{"tab\there", false},
+		{"line\n", false},
+		{"\xff", false},
+	} {
+		if got := ValidVersionName(tc.name); got != tc.ok {
+			t.Errorf("ValidVersionName(%q) = %v, want %v", tc.name, got, tc.ok)
+		}
 	}
 }

@@ -61,8 +61,7 @@ type exception struct {
 	why  string
 }
 
-var exceptions = []exception{
-}
+var exceptions = []exception{}
 
 // A pkg is one package of the module and the module packages it imports,
 // all as paths relative to the module root.

@@ -13,6 +13,7 @@ export const CODE = Object.freeze({
   CONFLICT: 'conflict',
   INTERNAL: 'internal',
   UNAUTHORIZED: 'unauthorized',
+  GONE: 'gone',
 });
 
 /** Document ids: 1 to 128 characters of A-Za-z0-9._~-. */
