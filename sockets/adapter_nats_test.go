@@ -715,6 +715,11 @@ func TestNATSAdapterCloseWhileWaiting(t *testing.T) {
 	na := newNATSNode(t, natsURL, Config{}, NATSAdapterOptions{RequestTimeout: time.Minute})
 	a := na.srv.Of("/").Adapter().(*natsAdapter)
 	mute := natsConn(t, natsURL)
+	// The node's subscription reaches the server before the mute node's
+	// hello does (they travel on different connections).
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	hello := append([]byte{natsVersion, natsKindHello}, appendString(appendString(nil, "mute"), "/")...)
 	if err := mute.Publish(a.subj, hello); err != nil {
 		t.Fatal(err)
