@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { buildServer, converge, dropTransport, goOffline, launch, openDoc, repoRoot, resultsDir, settleName, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
+import { buildServer, converge, dropTransport, goOffline, launch, openDoc, repoRoot, rename, resultsDir, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
 
 const built = buildServer();
 const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
@@ -444,7 +444,6 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       assert.match(id, /^[a-z]+-[a-z]+-\d{3}$/);
       await page.getByRole('button', { name: 'Create' }).click();
       await page.waitForURL(`**/d/${id}`);
-      await settleName(page, 'Carol');
       await waitOnline(page);
       // Phone width: nothing wider than the screen.
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -550,7 +549,6 @@ describe('editor with tokens (auth on)', { skip, concurrency: false }, () => {
       const n = await (await browser.newContext()).newPage();
       pages.push(n);
       await n.goto(`${server.url}/d/${doc}`);
-      await settleName(n, 'Nobody');
       await n.locator('#banner', { hasText: 'Not authorized' }).waitFor();
     });
   });

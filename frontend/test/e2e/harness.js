@@ -113,25 +113,30 @@ export function watchConsole(page) {
 
 /**
  * openDoc opens the editor page of doc in context and waits until it is
- * connected. The first page of a context answers the name dialog.
+ * connected. The page never asks for a name; if the context has no stored
+ * user yet, name and color are stored before the page loads, so the first
+ * page of a context is called name.
  * @param {import('playwright-core').BrowserContext} context
  */
-export async function openDoc(context, base, doc, name, color) {
+export async function openDoc(context, base, doc, name, color = '#1a73e8') {
   const page = await context.newPage();
+  if (name) {
+    await page.addInitScript((u) => {
+      if (!localStorage.getItem('collabd:user')) localStorage.setItem('collabd:user', JSON.stringify(u));
+    }, { name, color });
+  }
   await page.goto(`${base}/d/${doc}`);
-  await settleName(page, name, color);
   await waitOnline(page);
   return page;
 }
 
-/** settleName answers the name dialog if it shows. */
-export async function settleName(page, name, color) {
+/**
+ * rename changes the page's name (and colour) through its own chip in the
+ * member list, the way a person does.
+ */
+export async function rename(page, name, color) {
+  await page.locator('#members .self button').click();
   const input = page.locator('#user-name');
-  try {
-    await input.waitFor({ state: 'visible', timeout: 1500 });
-  } catch {
-    return;
-  }
   await input.fill(name);
   if (color) await page.locator(`.swatch input[value="${color}"]`).check();
   await input.focus();
