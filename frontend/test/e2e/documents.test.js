@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 
-import { buildServer, converge, launch, openDoc, rename, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
+import { buildServer, converge, entries, goOffline, launch, waitEntries, openDoc, rename, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
 
 const built = buildServer();
 const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
@@ -352,6 +352,247 @@ describe('documents in the browser', { skip, concurrency: false }, () => {
       await a.locator('#notice', { hasText: 'Imported dropped.md' }).waitFor();
       await converge([a]);
       assert.equal(await text(a), 'dropped text\n');
+    });
+  });
+  test('unsent edits live in IndexedDB; an older version\'s localStorage entry is taken over once', async () => {
+    const doc = 'e2e-idb';
+    const put = await fetch(`${server.url}/api/docs/${doc}`, { method: 'PUT', headers: { 'If-Match': '0' }, body: 'base\n' });
+    assert.equal(put.status, 200);
+    const { rev } = await getDoc(doc);
+    const client = 'legacy0000000000000000aa';
+    // What the localStorage version saved for a tab closed with an unsent edit.
+    const legacy = {
+      doc,
+      client,
+      state: { v: 1, client, rev, seq: 1, pending: { seq: 1, op: [4, ' from an old version'], sent: false }, buffer: null },
+      text: 'base from an old version\n',
+      edits: 1,
+      saved: Date.now(),
+    };
+    const ctx = await newContext();
+    const pages = [];
+    await withShots('idb', pages, async () => {
+      const a = await ctx.newPage();
+      pages.push(a);
+      await a.addInitScript(
+        ([key, value]) => {
+          if (!localStorage.getItem('planted')) {
+            localStorage.setItem('planted', '1');
+            localStorage.setItem('collabd:user', JSON.stringify({ name: 'Ivy', color: '#188038' }));
+            localStorage.setItem(key, value);
+          }
+        },
+        [`collabd:v1:doc:${doc}:${client}`, JSON.stringify(legacy)],
+      );
+      await a.goto(`${server.url}/d/${doc}`);
+      await waitOnline(a);
+      // The closed tab's edit was adopted and sent once.
+      assert.equal(await text(a), 'base from an old version\n');
+      assert.equal((await getDoc(doc)).text, 'base from an old version\n');
+      assert.equal(await a.evaluate(() => window.collabd.session.client.client), client, 'the entry was adopted');
+      assert.deepEqual(await a.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('collabd:v1:doc:'))), [], 'localStorage keeps no entry');
+      await waitEntries(a, (list) => list.some(([k]) => k === `collabd:v1:doc:${doc}:${client}`), 'the entry in IndexedDB');
+
+      // Offline edits are saved to IndexedDB and survive a reload (the
+      // service worker keeps the page loadable).
+      await a.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+      await goOffline(ctx, a);
+      await typeAtLineEnd(a, 1, ' +offline', 0);
+      await waitEntries(a, (list) => list.some(([k, v]) => k.startsWith('collabd:v1:') && JSON.stringify(v).includes('+offline') && v.state.pending), 'the offline edit saved');
+      assert.deepEqual(await a.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('collabd:v1:doc:'))), []);
+      await a.reload();
+      await a.waitForFunction(() => window.collabd && window.collabd.editor && window.collabd.editor.text().includes('+offline'));
+      await ctx.setOffline(false);
+      await waitOnline(a);
+      assert.equal((await getDoc(doc)).text, 'base from an old version +offline\n');
+    });
+  });
+
+  test('a large document with unsent edits: saves write only the edits, not the text', async () => {
+    const doc = 'e2e-big.txt';
+    const line = 'collabd edits together offline 漢字 😀 naïve résumé and more words\n';
+    const big = line.repeat(Math.ceil((1 << 20) / Buffer.byteLength(line)));
+    const put = await fetch(`${server.url}/api/docs/${doc}`, { method: 'PUT', headers: { 'If-Match': '0' }, body: big });
+    assert.equal(put.status, 200);
+    const ctx = await newContext();
+    const pages = [];
+    await withShots('idb-big', pages, async () => {
+      const a = await openDoc(ctx, server.url, doc, 'Bea');
+      pages.push(a);
+      await a.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+      await goOffline(ctx, a);
+      await typeAtLineEnd(a, 1, 'x', 0);
+      // The main thread's time of a save (session.lastSaveMs: building the
+      // entry and handing it to IndexedDB, which copies it synchronously): a
+      // full write (the text), then a save after one more keystroke (the
+      // edits only), five times; localStorage's way (the whole entry as
+      // JSON) for reference.
+      const r = await a.evaluate(async () => {
+        const s = window.collabd.session;
+        const frame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+        const median = (xs) => xs.sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+        const full = [];
+        const delta = [];
+        const ls = [];
+        const before = { ...s.saveCounts };
+        for (let i = 0; i < 5; i++) {
+          await frame();
+          s.deltaBase = null; // the next save writes the text
+          s.saveNow();
+          full.push(s.lastSaveMs);
+          s.editor.view.dispatch({ changes: { from: 0, insert: 'y' } }); // a keystroke
+          await frame();
+          s.saveNow();
+          delta.push(s.lastSaveMs);
+          const t0 = performance.now();
+          const entry = { doc: s.doc, client: s.client.client, state: s.client.toJSON(), text: s.editor.text(), edits: s.edits, saved: Date.now() };
+          localStorage.setItem('collabd:bench', JSON.stringify(entry));
+          ls.push(performance.now() - t0);
+        }
+        localStorage.removeItem('collabd:bench');
+        return { full: median(full), delta: median(delta), ls: median(ls), fulls: s.saveCounts.full - before.full, deltas: s.saveCounts.delta - before.delta };
+      });
+      console.log(`# saving unsent edits of a 1 MiB text blocks the page: ${r.delta.toFixed(1)} ms (edits only), ${r.full.toFixed(1)} ms (full, IndexedDB), ${r.ls.toFixed(1)} ms (full, localStorage); medians of 5`);
+      assert.equal(r.fulls, 5);
+      assert.equal(r.deltas, 5);
+      assert.ok(r.delta < r.full / 3, `a delta save blocks ${r.delta} ms, a full one ${r.full} ms`);
+      const list = await waitEntries(a, (l) => l.some(([k, v]) => k.includes(`:delta:${doc}:`) && v.delta.length > 0), 'a delta record');
+      assert.ok(list.some(([k, v]) => k.includes(`:doc:${doc}:`) && v.text.length > 500000 && v.state.pending), 'the big entry is in IndexedDB');
+      assert.ok(await a.evaluate(() => Object.keys(localStorage).every((k) => !k.startsWith('collabd:v1:'))), 'nothing in localStorage');
+      // A reload while offline restores the text from the entry plus the delta.
+      const want = await text(a);
+      const t0 = await a.evaluate(() => {
+        const t = Date.now();
+        window.collabd.session.saveNow();
+        return t;
+      });
+      await waitEntries(a, (l) => l.some(([k, v]) => k.includes(`:delta:${doc}:`) && v.saved >= t0), 'the last delta saved');
+      await a.reload();
+      await a.waitForFunction((n) => window.collabd && window.collabd.editor && window.collabd.editor.text().length === n, want.length);
+      assert.equal(await text(a), want);
+      await ctx.setOffline(false);
+      await waitOnline(a, 30_000);
+      assert.equal((await getDoc(doc)).text, want);
+    });
+  });
+  // Undo is per person (CodeMirror's history holds only this page's own
+  // changes; remote ones map it). The overlapping cases:
+
+  async function putText(doc, body) {
+    const cur = await fetch(`${server.url}/api/docs/${doc}`);
+    const rev = cur.status === 200 ? (await cur.json()).rev : 0;
+    const res = await fetch(`${server.url}/api/docs/${doc}`, { method: 'PUT', headers: { 'If-Match': String(rev) }, body });
+    assert.equal(res.status, 200);
+  }
+
+  test('undo: my deletion of a paragraph someone edited meanwhile comes back whole, their edit stays', async () => {
+    const doc = 'e2e-undo-paragraph.txt';
+    await putText(doc, 'keep\nPARAGRAPH one two three\nend\n');
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('undo-paragraph', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      // Bob edits inside the paragraph while he cannot see Alice delete it.
+      await goOffline(ctxB, b);
+      await b.locator('.cm-content').click();
+      await b.keyboard.press('Control+Home');
+      await b.keyboard.press('ArrowDown');
+      await b.keyboard.press('Home');
+      for (let i = 0; i < 'PARAGRAPH one'.length; i++) await b.keyboard.press('ArrowRight');
+      await b.keyboard.type(' (bob)', { delay: 0 });
+      // Alice deletes the whole paragraph (line 2).
+      await a.locator('.cm-content').click();
+      await a.keyboard.press('Control+Home');
+      await a.keyboard.press('ArrowDown');
+      await a.keyboard.press('Home');
+      await a.keyboard.press('Shift+ArrowDown');
+      await a.keyboard.press('Delete');
+      await waitOnline(a);
+      await ctxB.setOffline(false);
+      const merged = await converge([a, b]);
+      assert.equal(merged, 'keep\n (bob)end\n', 'Bob\'s insert survives the deletion');
+      // Alice undoes her deletion: the paragraph as she deleted it, beside Bob's text.
+      await a.keyboard.press('Control+z');
+      const undone = await converge([a, b]);
+      assert.ok(['keep\nPARAGRAPH one two three\n (bob)end\n', 'keep\n (bob)PARAGRAPH one two three\nend\n'].includes(undone), JSON.stringify(undone));
+      assert.equal((await getDoc(doc)).text, undone);
+      // Redo deletes the paragraph again, still not Bob's text.
+      await a.keyboard.press('Control+Shift+z');
+      assert.equal(await converge([a, b]), 'keep\n (bob)end\n');
+    });
+  });
+
+  test('undo right after a rejoin that rebased my pending edits removes only mine', async () => {
+    const doc = 'e2e-undo-rejoin.txt';
+    await putText(doc, 'line one\nline two\n');
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('undo-rejoin', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await goOffline(ctxA, a);
+      await typeAtLineEnd(a, 1, ' (mine)', 0);
+      // Meanwhile Bob edits before and after Alice's place.
+      await b.locator('.cm-content').click();
+      await b.keyboard.press('Control+Home');
+      await b.keyboard.type('B: ', { delay: 0 });
+      await typeAtLineEnd(b, 2, ' (bob)', 0);
+      await waitOnline(b);
+      // Alice rejoins: her pending edit is rebased over Bob's and sent.
+      await ctxA.setOffline(false);
+      assert.equal(await converge([a, b]), 'B: line one (mine)\nline two (bob)\n');
+      // Her undo right away removes her edit, at its rebased place, and nothing of Bob's.
+      await a.locator('.cm-content').focus();
+      await a.keyboard.press('Control+z');
+      assert.equal(await converge([a, b]), 'B: line one\nline two (bob)\n');
+      await a.keyboard.press('Control+Shift+z');
+      assert.equal(await converge([a, b]), 'B: line one (mine)\nline two (bob)\n');
+    });
+  });
+
+  test('undo after an offline period: local edits undo offline, and earlier ones after reconnecting', async () => {
+    const doc = 'e2e-undo-offline.txt';
+    const ctxA = await newContext();
+    const ctxB = await newContext();
+    const pages = [];
+    await withShots('undo-offline', pages, async () => {
+      const a = await openDoc(ctxA, server.url, doc, 'Alice');
+      pages.push(a);
+      const b = await openDoc(ctxB, server.url, doc, 'Bob');
+      pages.push(b);
+      await typeAtLineEnd(a, 1, 'first', 0);
+      await converge([a, b]);
+      await a.waitForTimeout(600); // a new undo group
+      await goOffline(ctxA, a);
+      await typeAtLineEnd(a, 1, ' second', 0);
+      await a.waitForTimeout(600);
+      await b.locator('.cm-content').click(); // Bob, while Alice is away, at the start
+      await b.keyboard.press('Control+Home');
+      await b.keyboard.type('>> ', { delay: 0 });
+      await waitOnline(b);
+      // Offline, Alice undoes " second": it never reaches the server.
+      await a.locator('.cm-content').focus();
+      await a.keyboard.press('Control+z');
+      assert.equal(await text(a), 'first');
+      await ctxA.setOffline(false);
+      assert.equal(await converge([a, b]), '>> first');
+      // Back online, the next undo takes back "first" (made before the
+      // offline period), and not Bob's text.
+      await a.keyboard.press('Control+z');
+      assert.equal(await converge([a, b]), '>> ');
+      // " second" never reached the server: no revision ever held it.
+      const { rev } = await getDoc(doc);
+      for (let r = 1; r <= rev; r++) {
+        const t = (await (await fetch(`${server.url}/api/docs/${doc}/revisions/${r}`)).json()).text;
+        assert.ok(!t.includes('second'), `revision ${r}: ${t}`);
+      }
     });
   });
 });

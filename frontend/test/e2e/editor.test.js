@@ -7,16 +7,16 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { buildServer, converge, dropTransport, goOffline, launch, openDoc, repoRoot, rename, resultsDir, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
+import { buildServer, converge, dropTransport, waitEntries, goOffline, launch, openDoc, repoRoot, rename, resultsDir, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
 
 const built = buildServer();
 const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
 if (skip) console.log(`# SKIP browser tests: ${skip}`);
 else after(() => rmSync(built.dir, { recursive: true, force: true }));
 
-// saved waits until the page's localStorage holds s in an entry.
+// saved waits until an entry of the page (IndexedDB) holds s.
 function saved(page, s) {
-  return page.waitForFunction((w) => Object.keys(localStorage).some((k) => k.startsWith('collabd:v1:doc:') && localStorage.getItem(k).includes(w)), s);
+  return waitEntries(page, (list) => list.some(([k, v]) => k.startsWith('collabd:v1:') && JSON.stringify(v).includes(s)), `an entry or delta with ${s}`);
 }
 
 describe('editor in the browser', { skip, concurrency: false }, () => {
@@ -218,8 +218,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await waitOnline(c);
       const res = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
       assert.equal(res.text, want);
-      const left = await c.evaluate((d) => Object.keys(localStorage).filter((k) => k.includes(`:doc:${d}:`)).length, doc);
-      assert.equal(left, 1, 'only the open tab keeps an entry');
+      await waitEntries(c, (list) => list.filter(([k]) => k.includes(`:doc:${doc}:`)).length === 1, 'only the open tab keeps an entry');
     });
   });
 
@@ -257,8 +256,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await b.waitForFunction((w) => window.collabd.editor.text() === w, want, { timeout: 20_000 });
       const final = await converge([b, c1, c2]);
       assert.equal(final, want);
-      const left = await c1.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(':doc:e2e-orphan:')).length);
-      assert.ok(left <= 2, `entries left: ${left}`);
+      await waitEntries(c1, (list) => list.filter(([k]) => k.includes(':doc:e2e-orphan:')).length <= 2, 'at most the two open tabs keep an entry');
     });
   });
 

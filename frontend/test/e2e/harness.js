@@ -177,6 +177,42 @@ export function dropTransport(page) {
   return page.evaluate(() => window.collabd.session.socket.io.engine.close());
 }
 
+/**
+ * entries returns the page's saved entries of unsent edits (IndexedDB
+ * `collabd`, store `entries`) as [key, value] pairs.
+ */
+export function entries(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const req = indexedDB.open('collabd', 1);
+        req.onupgradeneeded = () => req.result.createObjectStore('entries');
+        req.onerror = () => reject(req.error);
+        req.onsuccess = () => {
+          const db = req.result;
+          const tx = db.transaction('entries');
+          const keys = tx.objectStore('entries').getAllKeys();
+          const vals = tx.objectStore('entries').getAll();
+          tx.oncomplete = () => {
+            db.close();
+            resolve(keys.result.map((k, i) => [k, vals.result[i]]));
+          };
+        };
+      }),
+  );
+}
+
+/** waitEntries polls entries(page) until ok(entries) holds, and returns them. */
+export async function waitEntries(page, ok, what = 'saved entries', timeout = 10_000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const list = await entries(page);
+    if (ok(list)) return list;
+    if (Date.now() > end) throw new Error(`${what}: not reached; entries: ${JSON.stringify(list.map(([k, v]) => [k, v && (v.text ? v.text.slice(0, 80) : v.delta)]))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** text returns the editor's text. */
 export function text(page) {
   return page.evaluate(() => window.collabd.editor.text());
