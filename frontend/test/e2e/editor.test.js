@@ -462,7 +462,9 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     await withShots('screenshots', pages, async () => {
       const a = await openDoc(ctxA, server.url, doc, 'Alice', '#1a73e8');
       pages.push(a);
-      await typeAtLineEnd(a, 1, '# Weekly sync\n\nAgenda\n- Release 1.2: ship on Friday\n- Offline editing: done\n- History panel: review\n\nNotes\n', 0);
+      await a.locator('.cm-content').click();
+      // insertText: typed Enter keys would continue the Markdown list.
+      await a.keyboard.insertText('# Weekly sync\n\nAgenda\n- Release 1.2: ship on Friday\n- Offline editing: done\n- History panel: review\n\nNotes\n');
       await waitOnline(a);
       const b = await openDoc(ctxB, server.url, doc, 'Bob', '#e37400');
       pages.push(b);
