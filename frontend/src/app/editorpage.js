@@ -166,6 +166,8 @@ export async function editorPage(root, doc) {
     let text = STATUS_TEXT[st];
     if (st !== 'online' && n > 0) text += ` · ${n} edit${n === 1 ? '' : 's'} waiting`;
     if (session.readOnly) text += ' · view only';
+    // A viewer cannot replace the text.
+    importBtn.disabled = session.readOnly;
     // Touch the live regions only when their text changes, so screen
     // readers do not announce every keystroke.
     status.dataset.state = st;

@@ -539,6 +539,8 @@ describe('editor with tokens (auth on)', { skip, concurrency: false }, () => {
       assert.equal(await text(v), 'written by ann');
       assert.match(await v.locator('#status').textContent(), /view only/);
       assert.equal(await v.locator('.cm-content').getAttribute('contenteditable'), 'false');
+      assert.ok(await v.locator('#import').isDisabled(), 'a viewer cannot import');
+      assert.ok(await a.locator('#import').isEnabled());
       await v.locator('.cm-content').click();
       await v.keyboard.type('nope');
       assert.equal(await text(v), 'written by ann');
