@@ -12,7 +12,7 @@ import (
 var dist embed.FS
 
 // FS returns the built editor bundle rooted at dist/ (index.html, app.js,
-// app.css and the service worker sw.js).
+// editor.js, app.css, the service worker sw.js and chunks/).
 func FS() fs.FS {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 func TestFSHoldsTheBundle(t *testing.T) {
 	fsys := FS()
-	if err := fstest.TestFS(fsys, "index.html", "app.js", "app.css", "sw.js"); err != nil {
+	if err := fstest.TestFS(fsys, "index.html", "app.js", "editor.js", "app.css", "sw.js"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -22,6 +22,7 @@ func TestIndexReferencesTheBundle(t *testing.T) {
 	for _, want := range []string{
 		`<script src="/app.js" defer></script>`,
 		`<link rel="stylesheet" href="/app.css">`,
+		`<link rel="modulepreload" href="/editor.js">`,
 		`<link rel="icon" href="data:,">`,
 		`<meta name="viewport"`,
 	} {
@@ -29,7 +30,7 @@ func TestIndexReferencesTheBundle(t *testing.T) {
 			t.Errorf("index.html lacks %s", want)
 		}
 	}
-	for _, name := range []string{"app.js", "app.css", "sw.js"} {
+	for _, name := range []string{"app.js", "editor.js", "app.css", "sw.js"} {
 		info, err := fs.Stat(FS(), name)
 		if err != nil {
 			t.Fatal(err)

@@ -41,9 +41,20 @@ var contentTypes = map[string]string{
 	".txt":         "text/plain; charset=utf-8",
 }
 
+// pageCSP is the Content-Security-Policy of the pages (index.html): scripts
+// only from collabd itself, so nothing a co-editor writes into a document
+// can run in another person's page even if it got past the Markdown
+// preview's sanitizer (inline scripts, event handler attributes and
+// javascript: URLs are all refused). Styles are not restricted: CodeMirror
+// adds <style> elements.
+const pageCSP = "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
 // editorHandler serves the editor bundle: its files at their paths
-// (index.html, app.js, app.css, sw.js, ...), index.html also at / and at
-// /d/{id} for every valid document id. Files are
+// (index.html, app.js, editor.js, app.css, sw.js and the code-split chunks
+// under chunks/), index.html also at / and at /d/{id} for every valid
+// document id. JavaScript files may be loaded by pages of other origins
+// (editor.js and its chunks are ES modules, which browsers fetch with CORS),
+// so they carry Access-Control-Allow-Origin: *; they are public. Files are
 // revalidated on every use (Cache-Control: no-cache, with a content ETag):
 // their names are fixed, so a new binary must be picked up at once.
 type editorHandler struct {
@@ -114,6 +125,9 @@ func (h *editorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f == h.files["index.html"] {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Referrer-Policy", "same-origin")
+		w.Header().Set("Content-Security-Policy", pageCSP)
+	} else if path.Ext(f.path) == ".js" {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 	}
 	file, err := h.bundle.Open(f.path)
 	if err != nil {

@@ -334,7 +334,7 @@ func TestServesEditorHealthAndMetrics(t *testing.T) {
 		t.Fatalf("revalidation: %d", code)
 	}
 	// The bundle's files are served whole, and in ranges, from the binary.
-	for _, name := range []string{"index.html", "app.js", "app.css", "sw.js"} {
+	for _, name := range []string{"index.html", "app.js", "editor.js", "app.css", "sw.js"} {
 		want, err := fs.ReadFile(frontend.FS(), name)
 		if err != nil {
 			t.Fatal(err)

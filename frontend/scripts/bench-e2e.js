@@ -1,6 +1,8 @@
 // bench-e2e: figures of the real page against a real collabd, in headless
 // chromium:
-//   - bundle size (app.js, app.css; raw and gzip);
+//   - bundle size: what a page loads for a Markdown, a Go and a plain-text
+//     document (app.js, editor.js, the chunks they import, the language
+//     chunk, the preview for Markdown; app.css), raw and gzip;
 //   - time from a remote op's arrival at the page (the doc:op packet) to its
 //     display (the next frame after the editor applied it), in a 1 MiB
 //     document, for ops at random places;
@@ -46,9 +48,38 @@ function makeText(bytes) {
   return out;
 }
 
-const app = size('app.js');
+// loads returns the files a page loads for a document of mode: app.js,
+// editor.js and every chunk they import statically, the mode's chunks
+// (import() in editor.js), and what those import, recursively.
+function loads(chunks) {
+  const dist = join(frontendDir, 'dist');
+  const editor = readFileSync(join(dist, 'editor.js'), 'utf8');
+  const start = ['/app.js', '/editor.js'];
+  for (const name of chunks) {
+    const m = new RegExp(`import\\("\\./(chunks/${name}-\\w+\\.js)"\\)`).exec(editor);
+    if (!m) throw new Error(`no chunk ${name} in editor.js`);
+    start.push(`/${m[1]}`);
+  }
+  const seen = new Set(start);
+  const todo = [...start];
+  while (todo.length > 0) {
+    const f = todo.pop();
+    for (const m of readFileSync(join(dist, f), 'utf8').matchAll(/(?:from|import)\s*["'](\.\/[\w./-]+\.js)["']/g)) {
+      const c = new URL(m[1], `http://x${f}`).pathname;
+      if (!seen.has(c)) {
+        seen.add(c);
+        todo.push(c);
+      }
+    }
+  }
+  return [...seen, '/app.css'];
+}
 const css = size('app.css');
-console.log(`bundle: app.js ${kb(app.raw)} (gzip ${kb(app.gzip)}), app.css ${kb(css.raw)} (gzip ${kb(css.gzip)}); total gzip ${kb(app.gzip + css.gzip)}`);
+for (const [kind, chunks] of [['Markdown document', ['markdown', 'render-markdown']], ['Go document', ['go']], ['plain-text document', []]]) {
+  const files = loads(chunks);
+  const t = files.map((f) => size(f.slice(1))).reduce((a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip }));
+  console.log(`bundle, ${kind}: ${files.length} files, ${kb(t.raw)} (gzip ${kb(t.gzip)}), app.css included (${kb(css.raw)}, gzip ${kb(css.gzip)})`);
+}
 
 const built = buildServer();
 if (built.error) {
@@ -59,7 +90,7 @@ const data = tempDir('collabd-bench-');
 const server = await startServer(built.bin, data);
 const browser = await launch();
 try {
-  const doc = 'bench-1mib';
+  const doc = 'bench-1mib.txt'; // plain text: the editor path alone, no preview
   const text = makeText(1 << 20);
   const put = await fetch(`${server.url}/api/docs/${doc}`, { method: 'PUT', headers: { 'If-Match': '0', 'Content-Type': 'text/plain; charset=utf-8' }, body: text });
   if (put.status !== 200) throw new Error(`PUT: ${put.status} ${await put.text()}`);

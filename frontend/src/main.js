@@ -1,10 +1,9 @@
-// Entry point of the browser bundle.
+// Entry point of the editor module (dist/editor.js), loaded by app.js.
 //
 // - An element with data-collabd-doc="<id>" on the page: embed mode, a live
 //   editor in each such element, talking to the server app.js came from.
 // - Else the collabd pages: "/" lists the documents, "/d/{id}" edits one.
 
-import './style.css';
 import { editorPage } from './app/editorpage.js';
 import { homePage } from './app/home.js';
 import { docIdFromPath } from './app/ids.js';
@@ -12,8 +11,8 @@ import { openDocument } from './app/open.js';
 import { savedUser } from './app/user.js';
 import { randomColor } from './app/ids.js';
 
-const script = document.currentScript;
-const origin = script && script.src ? new URL(script.src).origin : location.origin;
+// The server this module came from (embedding pages load it from collabd's origin).
+const origin = new URL(import.meta.url).origin;
 
 window.collabd = { open: openDocument };
 

@@ -45,6 +45,31 @@ export async function getJSON(path) {
 }
 
 /**
+ * putText replaces a document's text over the HTTP API (PUT /api/docs/{id}
+ * with If-Match: rev): the server diffs the text at rev against text and
+ * submits that as one op, transformed over everything after rev, so edits
+ * made meanwhile are kept. Resolves with the new revision.
+ * @param {string} doc
+ * @param {number} rev the revision the replaced text was seen at
+ * @param {string} text
+ * @param {string} [base] the server's origin
+ */
+export async function putText(doc, rev, text, base = '') {
+  const t = token();
+  const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'If-Match': String(rev) };
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const res = await fetch(`${base}/api/docs/${encodeURIComponent(doc)}`, { method: 'PUT', headers, body: text });
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    // not JSON
+  }
+  if (!res.ok) throw new Error(body && body.error && body.error.message ? body.error.message : `${res.status} ${res.statusText}`);
+  return body ? body.rev : undefined;
+}
+
+/**
  * connector returns a function that makes a new socket.io-client socket for
  * the page's server, not yet connected.
  * @param {string} [url] the server; the page's own origin by default

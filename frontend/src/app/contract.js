@@ -3,7 +3,7 @@
 // checks them. Change internal/contract/contract.go, run
 // `go generate ./internal/contract`, then `npm run build` in frontend/.
 
-/** Error codes of an ack's error.code; unauthorized comes only with connect_error. */
+/** Error codes of an ack's error.code (unauthorized: in a connect_error, or the ack of auth:refresh). */
 export const CODE = Object.freeze({
   BAD_REQUEST: 'bad_request',
   NOT_FOUND: 'not_found',

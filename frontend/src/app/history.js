@@ -64,9 +64,11 @@ export class HistoryPanel {
    * @param {import('./session.js').DocSession} opts.session
    * @param {HTMLElement} opts.root the panel element
    * @param {() => void} opts.onClose
+   * @param {(rev: number, text: string) => void} [opts.onDownload] saves a revision's text as a file
    */
-  constructor({ session, root, onClose }) {
+  constructor({ session, root, onClose, onDownload }) {
     this.session = session;
+    this.onDownload = onDownload;
     this.root = root;
     this.revs = [];
     this.selected = null;
@@ -200,6 +202,7 @@ export class HistoryPanel {
       h('button', { type: 'button', class: 'tab', 'aria-pressed': String(this.mode === 'text'), onclick: () => this.setMode('text') }, 'Full text'),
     );
     const restore = h('button', { type: 'button', class: 'btn danger restore', onclick: () => this.restore(rev) }, 'Restore this version');
+    const save = this.onDownload ? h('button', { type: 'button', class: 'btn download', onclick: () => this.download(rev) }, 'Download this version') : null;
     this.detail.replaceChildren(
       h('h3', {}, `Revision #${rev}`),
       h('p', { class: 'muted' }, info ? `${info.user || 'anonymous'} · ${fullTime(info.time)}${info.count > 1 ? ` · ${info.count} edits since #${prev}` : ''}` : ''),
@@ -207,7 +210,7 @@ export class HistoryPanel {
       select,
       tabs,
       body,
-      restore,
+      h('div', { class: 'rev-actions' }, save, restore),
     );
     try {
       if (this.mode === 'text') {
@@ -232,6 +235,15 @@ export class HistoryPanel {
   setMode(mode) {
     this.mode = mode;
     this.renderDetail();
+  }
+
+  async download(rev) {
+    try {
+      const ack = await this.session.request('doc:revision', { rev });
+      this.onDownload(ack.rev, ack.text);
+    } catch (err) {
+      this.note.textContent = `Could not download: ${err.message}`;
+    }
   }
 
   async restore(rev) {

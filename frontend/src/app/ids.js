@@ -43,6 +43,16 @@ export function readableId(randInt = cryptoInt) {
   return `${ADJECTIVES[randInt(ADJECTIVES.length)]}-${NOUNS[randInt(NOUNS.length)]}-${100 + randInt(900)}`;
 }
 
+/**
+ * readableName returns a generated display name such as "Swift Heron",
+ * from the same word lists as readableId.
+ * @param {(n: number) => number} [randInt] integer in [0, n); crypto by default
+ */
+export function readableName(randInt = cryptoInt) {
+  const cap = (w) => w[0].toUpperCase() + w.slice(1);
+  return `${cap(ADJECTIVES[randInt(ADJECTIVES.length)])} ${cap(NOUNS[randInt(NOUNS.length)])}`;
+}
+
 /** randomId returns 24 hex digits from crypto.getRandomValues: a client id. */
 export function randomId() {
   const bytes = new Uint8Array(12);

@@ -3,6 +3,7 @@
 // docs/frontend.md).
 
 import { createEditor } from '../editor/editor.js';
+import { loadLanguage, modeFor } from '../editor/modes.js';
 import { access, connector } from './api.js';
 import { randomId } from './ids.js';
 import { flushOrphan } from './orphans.js';
@@ -17,9 +18,10 @@ import { Store } from './store.js';
  * @param {string} opts.doc document id
  * @param {{name: string, color: string}} opts.user
  * @param {string} [opts.url] the server (default: this page's origin)
- * @returns {Promise<{session: DocSession, editor: ReturnType<typeof createEditor>, close(): void}>}
+ * @param {import('@codemirror/state').Extension} [opts.extensions] more CodeMirror extensions
+ * @returns {Promise<{session: DocSession, editor: ReturnType<typeof createEditor>, mode: import('../editor/modes.js').Mode, language: Promise<import('../editor/modes.js').Mode>, close(): void}>}
  */
-export async function openDocument({ parent, doc, user, url }) {
+export async function openDocument({ parent, doc, user, url, extensions = [] }) {
   const store = new Store({ newId: randomId });
   const { slot, orphans } = await store.claim(doc);
   const connect = connector(url);
@@ -32,13 +34,27 @@ export async function openDocument({ parent, doc, user, url }) {
     label: `Text of ${doc}`,
     onLocalOp: (op) => session.localEdit(op),
     onSelection: () => session.selectionMoved(),
+    extensions,
   });
+  // The language of the id's extension arrives as its own chunk; the text
+  // is editable meanwhile.
+  const mode = modeFor(doc);
+  const language = loadLanguage(mode).then(
+    (ext) => {
+      editor.setLanguage(ext);
+      return mode;
+    },
+    () => mode, // a chunk that fails to load leaves plain text
+  );
   session.start(editor);
   // Edits left behind by closed tabs go out over their own sockets.
   for (const o of orphans) flushOrphan({ doc, slot: o, store, connect, user });
   return {
     session,
     editor,
+    mode,
+    /** resolves with the mode once its language is set */
+    language,
     close() {
       session.close();
       editor.view.destroy();

@@ -24,7 +24,7 @@ export function flushOrphan({ doc, slot, store, connect, user }) {
     try {
       client = OTClient.fromJSON(slot.saved.state);
     } catch {
-      store.remove(doc, slot.client);
+      void store.remove(doc, slot.client);
       slot.release();
       resolve(false);
       return;
@@ -34,7 +34,7 @@ export function flushOrphan({ doc, slot, store, connect, user }) {
     const finish = (ok) => {
       if (done) return;
       done = true;
-      if (ok) store.remove(doc, slot.client);
+      if (ok) void store.remove(doc, slot.client);
       slot.release();
       socket.disconnect();
       resolve(ok);

@@ -7,7 +7,7 @@
 // synchronously, before the next broadcast is processed.
 
 import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
-import { transformIndex } from '../ot/operation.js';
+import { compose, transformIndex } from '../ot/operation.js';
 import { CODE, MAX_SELECTIONS } from './contract.js';
 import { missedSince } from './recover.js';
 import { unapplyIndex } from './presence.js';
@@ -19,6 +19,8 @@ const PRESENCE_MS = 120;
 /** Entries are saved at most this often (ms) while edits are unsent, and while synchronized. */
 const SAVE_UNSENT_MS = 200;
 const SAVE_SYNCED_MS = 2000;
+/** A delta record bigger than this (inserted characters) is replaced by a full write. */
+const DELTA_MAX = 64 * 1024;
 
 /**
  * @typedef {object} Editor what the session needs of the editor (see createEditor)
@@ -82,6 +84,14 @@ export class DocSession {
     this.lastRemote = { arrived: 0, applied: 0 };
     /** how long the last save took (ms) */
     this.lastSaveMs = 0;
+    /**
+     * the last full write and the local edits since ({saved, op}), while
+     * only local edits changed the text: saves write just the delta then.
+     * null: the next save writes the text.
+     */
+    this.deltaBase = null;
+    /** full and delta saves so far (for tests) */
+    this.saveCounts = { full: 0, delta: 0 };
     /** joins answered with the text whose unsent edits were rebased (see recover) */
     this.recovered = 0;
   }
@@ -151,7 +161,9 @@ export class DocSession {
       };
       window.addEventListener('online', this.onNet);
       window.addEventListener('offline', this.onNet);
-      this.onHide = () => this.saveNow();
+      // Leaving the page: a synchronous copy (an IndexedDB write started now
+      // may not commit before the page is gone).
+      this.onHide = () => this.saveNow(true);
       window.addEventListener('pagehide', this.onHide);
     }
     socket.connect();
@@ -209,6 +221,7 @@ export class DocSession {
           this.recover(ack, this.joinGen);
           return;
         }
+        this.deltaBase = null;
         this.editor.setText(ack.text);
         this.recent.clear();
         out = this.client.resetTo(ack.rev);
@@ -297,6 +310,7 @@ export class DocSession {
   localEdit(op) {
     const sub = this.client.edit(op);
     this.edits++;
+    if (this.deltaBase) this.deltaBase.op = compose(this.deltaBase.op, op);
     if (sub) this.submit(sub);
     this.scheduleSave();
     this.schedulePresence();
@@ -345,8 +359,9 @@ export class DocSession {
       // over from the server's text.
       this.readOnly = true;
       this.editor.setReadOnly(true);
-      this.store.remove(this.doc, this.client.client);
+      void this.store.remove(this.doc, this.client.client);
       this.client = new OTClient({ client: this.client.client, rev: 0 });
+      this.deltaBase = null;
       this.fresh = true;
       this.edits = 0;
       this.fail('You can view this document but not edit it; your changes were not saved.');
@@ -394,6 +409,7 @@ export class DocSession {
   }
 
   applyRemote(op) {
+    this.deltaBase = null; // the text changed under the delta
     this.editor.applyRemote(op);
   }
 
@@ -486,21 +502,48 @@ export class DocSession {
     );
   }
 
-  saveNow() {
+  /**
+   * saveNow saves this page's entry: the edits since the last full write
+   * when only local edits changed the text, else the whole entry. sync: a
+   * full entry into localStorage, synchronously (pagehide).
+   */
+  saveNow(sync = false) {
     clearTimeout(this.timers.save);
     this.timers.save = 0;
     if (this.fresh || !this.editor) return; // nothing known yet
     const t0 = now();
-    const ok = this.store.write({
-      doc: this.doc,
-      client: this.client.client,
-      state: this.client.toJSON(),
-      text: this.editor.text(),
-      edits: this.edits,
-      saved: Date.now(),
-    });
+    const state = this.client.toJSON();
+    if (sync) {
+      const d = this.deltaBase;
+      this.store.writeNow({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved: Math.max(Date.now(), (d ? d.saved : 0) + 1) });
+      // If the page stays (back-forward cache), the copy may be taken over
+      // into IndexedDB by another tab: deltas on the old base would be
+      // ignored then, so the next save is a full one.
+      this.deltaBase = null;
+      return;
+    }
+    const d = this.deltaBase;
+    let written;
+    if (d && insertedLength(d.op) <= DELTA_MAX) {
+      // Only local edits since the last full write: save them, not the text.
+      written = this.store.writeDelta({ doc: this.doc, client: this.client.client, base: d.saved, state, edits: this.edits, saved: Date.now(), delta: d.op });
+      this.saveCounts.delta++;
+    } else {
+      // IndexedDB copies the entry (structured clone) and writes it off the
+      // main thread; building it costs the text as one string.
+      const saved = Math.max(Date.now(), (d ? d.saved : 0) + 1);
+      written = this.store.write({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved });
+      const base = { saved, op: [] };
+      this.deltaBase = base;
+      this.saveCounts.full++;
+      written.then((ok) => {
+        if (!ok && this.deltaBase === base) this.deltaBase = null;
+      });
+    }
     this.lastSaveMs = now() - t0;
-    if (!ok && this.client.unsent) this.fail('This browser refused to store your unsent edits (storage full).');
+    written.then((ok) => {
+      if (!ok && this.client.unsent) this.fail('This browser refused to store your unsent edits (storage full).');
+    });
   }
 
   // ---- helpers
@@ -543,6 +586,13 @@ export class DocSession {
       });
     });
   }
+}
+
+/** insertedLength is the number of UTF-16 units an op inserts. */
+function insertedLength(op) {
+  let n = 0;
+  for (const c of op) if (typeof c === 'string') n += c.length;
+  return n;
 }
 
 function now() {

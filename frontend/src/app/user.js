@@ -1,8 +1,11 @@
-// The local user's name and colour, asked once and kept in localStorage.
+// The local user's name and colour, kept in localStorage. Nobody is asked
+// before the document shows: a first visit gets a generated name and colour
+// (currentUser), which the member list's own chip changes at any time
+// (askUser).
 
 import { MAX_USER_NAME_RUNES } from './contract.js';
 import { ask, h } from './dom.js';
-import { COLORS, randomColor } from './ids.js';
+import { COLORS, randomColor, readableName } from './ids.js';
 
 const KEY = 'collabd:user';
 
@@ -15,6 +18,23 @@ export function savedUser() {
     // fall through
   }
   return null;
+}
+
+/**
+ * currentUser returns the stored user or, on a first visit, a generated
+ * name and colour, stored so that the next visit keeps them.
+ * @returns {{name: string, color: string, generated?: boolean}}
+ */
+export function currentUser() {
+  const saved = savedUser();
+  if (saved) return saved;
+  const user = { name: readableName(), color: randomColor() };
+  try {
+    localStorage.setItem(KEY, JSON.stringify(user));
+  } catch {
+    // keep it for this page
+  }
+  return user;
 }
 
 /**
@@ -39,7 +59,7 @@ export async function askUser() {
     ),
   );
   const { value, form } = await ask(
-    cur ? 'Your name' : 'Welcome! What should others call you?',
+    'Your name and colour',
     [h('label', { for: 'user-name' }, 'Name shown to others'), input, h('p', { class: 'muted' }, 'Colour of your cursor'), colors],
     [{ label: 'Continue', value: 'ok', primary: true }],
     () => input.focus(),

@@ -17,9 +17,11 @@ import { remoteCursors, setRemote } from '../app/presence.js';
  * @param {(op: Op) => void} opts.onLocalOp called after each local edit, with its op in code points
  * @param {() => void} [opts.onSelection] called after the local selection moved or the text changed by a local edit
  * @param {string} [opts.label] accessible name of the text area
+ * @param {import('@codemirror/state').Extension} [opts.extensions] more extensions (e.g. an update listener)
  */
-export function createEditor({ parent, doc = '', readOnly = false, onLocalOp, onSelection = () => {}, label = 'Document text' }) {
+export function createEditor({ parent, doc = '', readOnly = false, onLocalOp, onSelection = () => {}, label = 'Document text', extensions = [] }) {
   const editable = new Compartment();
+  const language = new Compartment();
   const ro = (on) => [EditorState.readOnly.of(on), EditorView.editable.of(!on)];
   const view = new EditorView({
     parent,
@@ -31,6 +33,8 @@ export function createEditor({ parent, doc = '', readOnly = false, onLocalOp, on
         EditorView.lineWrapping,
         remoteCursors,
         editable.of(ro(readOnly)),
+        language.of([]),
+        extensions,
         EditorView.contentAttributes.of({ 'aria-label': label }),
         EditorView.updateListener.of((update) => {
           const ops = localOps(update.transactions);
@@ -69,6 +73,10 @@ export function createEditor({ parent, doc = '', readOnly = false, onLocalOp, on
     },
     text() {
       return view.state.doc.toString();
+    },
+    /** setLanguage sets the language support (highlighting, indentation, keymap). */
+    setLanguage(ext) {
+      view.dispatch({ effects: language.reconfigure(ext) });
     },
     setReadOnly(on) {
       view.dispatch({ effects: editable.reconfigure(ro(on)) });

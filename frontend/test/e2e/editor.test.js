@@ -7,16 +7,16 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { buildServer, converge, dropTransport, goOffline, launch, openDoc, repoRoot, resultsDir, settleName, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
+import { buildServer, converge, dropTransport, waitEntries, goOffline, launch, openDoc, repoRoot, rename, resultsDir, startServer, tempDir, text, typeAtLineEnd, waitOnline, watchConsole, withShots } from './harness.js';
 
 const built = buildServer();
 const skip = built.error ? `collabd cannot be built (go build ./cmd/collabd): ${built.error.split('\n')[0]}` : false;
 if (skip) console.log(`# SKIP browser tests: ${skip}`);
 else after(() => rmSync(built.dir, { recursive: true, force: true }));
 
-// saved waits until the page's localStorage holds s in an entry.
+// saved waits until an entry of the page (IndexedDB) holds s.
 function saved(page, s) {
-  return page.waitForFunction((w) => Object.keys(localStorage).some((k) => k.startsWith('collabd:v1:doc:') && localStorage.getItem(k).includes(w)), s);
+  return waitEntries(page, (list) => list.some(([k, v]) => k.startsWith('collabd:v1:') && JSON.stringify(v).includes(s)), `an entry or delta with ${s}`);
 }
 
 describe('editor in the browser', { skip, concurrency: false }, () => {
@@ -218,8 +218,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await waitOnline(c);
       const res = await (await fetch(`${server.url}/api/docs/${doc}`)).json();
       assert.equal(res.text, want);
-      const left = await c.evaluate((d) => Object.keys(localStorage).filter((k) => k.includes(`:doc:${d}:`)).length, doc);
-      assert.equal(left, 1, 'only the open tab keeps an entry');
+      await waitEntries(c, (list) => list.filter(([k]) => k.includes(`:doc:${doc}:`)).length === 1, 'only the open tab keeps an entry');
     });
   });
 
@@ -257,8 +256,7 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       await b.waitForFunction((w) => window.collabd.editor.text() === w, want, { timeout: 20_000 });
       const final = await converge([b, c1, c2]);
       assert.equal(final, want);
-      const left = await c1.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(':doc:e2e-orphan:')).length);
-      assert.ok(left <= 2, `entries left: ${left}`);
+      await waitEntries(c1, (list) => list.filter(([k]) => k.includes(':doc:e2e-orphan:')).length <= 2, 'at most the two open tabs keep an entry');
     });
   });
 
@@ -444,7 +442,6 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       assert.match(id, /^[a-z]+-[a-z]+-\d{3}$/);
       await page.getByRole('button', { name: 'Create' }).click();
       await page.waitForURL(`**/d/${id}`);
-      await settleName(page, 'Carol');
       await waitOnline(page);
       // Phone width: nothing wider than the screen.
       const wide = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -465,7 +462,9 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
     await withShots('screenshots', pages, async () => {
       const a = await openDoc(ctxA, server.url, doc, 'Alice', '#1a73e8');
       pages.push(a);
-      await typeAtLineEnd(a, 1, '# Weekly sync\n\nAgenda\n- Release 1.2: ship on Friday\n- Offline editing: done\n- History panel: review\n\nNotes\n', 0);
+      await a.locator('.cm-content').click();
+      // insertText: typed Enter keys would continue the Markdown list.
+      await a.keyboard.insertText('# Weekly sync\n\nAgenda\n- Release 1.2: ship on Friday\n- Offline editing: done\n- History panel: review\n\nNotes\n');
       await waitOnline(a);
       const b = await openDoc(ctxB, server.url, doc, 'Bob', '#e37400');
       pages.push(b);
@@ -540,6 +539,8 @@ describe('editor with tokens (auth on)', { skip, concurrency: false }, () => {
       assert.equal(await text(v), 'written by ann');
       assert.match(await v.locator('#status').textContent(), /view only/);
       assert.equal(await v.locator('.cm-content').getAttribute('contenteditable'), 'false');
+      assert.ok(await v.locator('#import').isDisabled(), 'a viewer cannot import');
+      assert.ok(await a.locator('#import').isEnabled());
       await v.locator('.cm-content').click();
       await v.keyboard.type('nope');
       assert.equal(await text(v), 'written by ann');
@@ -550,7 +551,6 @@ describe('editor with tokens (auth on)', { skip, concurrency: false }, () => {
       const n = await (await browser.newContext()).newPage();
       pages.push(n);
       await n.goto(`${server.url}/d/${doc}`);
-      await settleName(n, 'Nobody');
       await n.locator('#banner', { hasText: 'Not authorized' }).waitFor();
     });
   });

@@ -113,25 +113,30 @@ export function watchConsole(page) {
 
 /**
  * openDoc opens the editor page of doc in context and waits until it is
- * connected. The first page of a context answers the name dialog.
+ * connected. The page never asks for a name; if the context has no stored
+ * user yet, name and color are stored before the page loads, so the first
+ * page of a context is called name.
  * @param {import('playwright-core').BrowserContext} context
  */
-export async function openDoc(context, base, doc, name, color) {
+export async function openDoc(context, base, doc, name, color = '#1a73e8') {
   const page = await context.newPage();
+  if (name) {
+    await page.addInitScript((u) => {
+      if (!localStorage.getItem('collabd:user')) localStorage.setItem('collabd:user', JSON.stringify(u));
+    }, { name, color });
+  }
   await page.goto(`${base}/d/${doc}`);
-  await settleName(page, name, color);
   await waitOnline(page);
   return page;
 }
 
-/** settleName answers the name dialog if it shows. */
-export async function settleName(page, name, color) {
+/**
+ * rename changes the page's name (and colour) through its own chip in the
+ * member list, the way a person does.
+ */
+export async function rename(page, name, color) {
+  await page.locator('#members .self button').click();
   const input = page.locator('#user-name');
-  try {
-    await input.waitFor({ state: 'visible', timeout: 1500 });
-  } catch {
-    return;
-  }
   await input.fill(name);
   if (color) await page.locator(`.swatch input[value="${color}"]`).check();
   await input.focus();
@@ -170,6 +175,42 @@ export async function goOffline(context, ...pages) {
 /** dropTransport closes the page's Engine.IO transport (socket.io-client reconnects). */
 export function dropTransport(page) {
   return page.evaluate(() => window.collabd.session.socket.io.engine.close());
+}
+
+/**
+ * entries returns the page's saved entries of unsent edits (IndexedDB
+ * `collabd`, store `entries`) as [key, value] pairs.
+ */
+export function entries(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const req = indexedDB.open('collabd', 1);
+        req.onupgradeneeded = () => req.result.createObjectStore('entries');
+        req.onerror = () => reject(req.error);
+        req.onsuccess = () => {
+          const db = req.result;
+          const tx = db.transaction('entries');
+          const keys = tx.objectStore('entries').getAllKeys();
+          const vals = tx.objectStore('entries').getAll();
+          tx.oncomplete = () => {
+            db.close();
+            resolve(keys.result.map((k, i) => [k, vals.result[i]]));
+          };
+        };
+      }),
+  );
+}
+
+/** waitEntries polls entries(page) until ok(entries) holds, and returns them. */
+export async function waitEntries(page, ok, what = 'saved entries', timeout = 10_000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const list = await entries(page);
+    if (ok(list)) return list;
+    if (Date.now() > end) throw new Error(`${what}: not reached; entries: ${JSON.stringify(list.map(([k, v]) => [k, v && (v.text ? v.text.slice(0, 80) : v.delta)]))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** text returns the editor's text. */

@@ -5,7 +5,7 @@ import { EditorState } from '@codemirror/state';
 
 import { docIdFromPath, isDocId, readableId } from '../../src/app/ids.js';
 import { remoteCursors, setRemote, unapplyIndex } from '../../src/app/presence.js';
-import { Store, entryKey, hasUnsent } from '../../src/app/store.js';
+import { Store, deltaKey, entryKey, hasUnsent, storageKV } from '../../src/app/store.js';
 import { OTClient } from '../../src/ot/client.js';
 import { apply, transform, transformIndex } from '../../src/ot/operation.js';
 import { makeRandom, randomOp, randomText } from './helpers.js';
@@ -139,7 +139,7 @@ test('Store: a reload reclaims its entry, a duplicated tab gets a new id', async
   const a = await new Store({ local, session: tab1, locks, newId }).claim('d');
   assert.equal(a.slot.client, 'id1');
   assert.equal(a.slot.saved, null);
-  new Store({ local, session: tab1, locks, newId }).write(savedState('id1', { pending: [3, 'x'], text: 'abcx' }));
+  await new Store({ local, session: tab1, locks, newId }).write(savedState('id1', { pending: [3, 'x'], text: 'abcx' }));
 
   // A duplicate of tab1 (sessionStorage copied) while tab1 is open.
   const dup = new MemoryStorage();
@@ -161,20 +161,20 @@ test('Store: closed tabs are adopted once, flushed once, or dropped', async () =
   const local = new MemoryStorage();
   const locks = new MemoryLocks();
   const store = new Store({ local, session: new MemoryStorage(), locks, newId: () => 'fresh' });
-  store.write(savedState('old-pending', { pending: [1, 'p'], saved: 1 }));
-  store.write(savedState('new-pending', { pending: [2, 'q'], saved: 2 }));
-  store.write(savedState('synced', { saved: 3 }));
+  await store.write(savedState('old-pending', { pending: [1, 'p'], saved: 1 }));
+  await store.write(savedState('new-pending', { pending: [2, 'q'], saved: 2 }));
+  await store.write(savedState('synced', { saved: 3 }));
   local.setItem(entryKey('d', 'broken'), '{not json');
   local.setItem(entryKey('other', 'x'), JSON.stringify(savedState('x')));
 
   const tabs = [new MemoryStorage(), new MemoryStorage()];
   const [one, two] = await Promise.all(tabs.map((session) => new Store({ local, session, locks, newId: () => `n${Math.random()}` }).claim('d')));
   // Each orphan goes to one tab only: adopted (the newest first) or to flush.
-  const adopted = [one.slot.client, two.slot.client].filter((c) => !c.startsWith('n'));
+  const adopted = [one.slot.client, two.slot.client].filter((c) => !/^n0\./.test(c));
   const flushed = [...one.orphans, ...two.orphans].map((o) => o.client);
   const handled = [...adopted, ...flushed];
   assert.equal(new Set(handled).size, handled.length, `handled twice: ${handled}`);
-  for (const c of ['new-pending', 'old-pending']) assert.ok(handled.includes(c), `${c} not handled`);
+  for (const c of ['new-pending', 'old-pending']) assert.ok(handled.includes(c), `${c} not handled: ${JSON.stringify({ one, two })}`);
   assert.ok(adopted.includes('synced'), 'the newest entry is adopted');
   for (const o of [...one.orphans, ...two.orphans]) assert.ok(hasUnsent(o.saved), 'only entries with edits are flushed');
   assert.equal(local.getItem(entryKey('d', 'broken')), null, 'unreadable entries are removed');
@@ -273,7 +273,7 @@ test('history entries group one author\'s consecutive revisions', async () => {
   assert.deepEqual(groupRevs([]), []);
 });
 
-test('Store.write makes room by dropping entries without unsent edits', () => {
+test('Store.write makes room by dropping entries without unsent edits', async () => {
   // A storage that holds at most 3 items.
   class Small extends MemoryStorage {
     setItem(k, v) {
@@ -283,14 +283,14 @@ test('Store.write makes room by dropping entries without unsent edits', () => {
   }
   const local = new Small();
   const store = new Store({ local, session: new MemoryStorage(), locks: null, newId: () => 'x' });
-  assert.ok(store.write({ ...savedState('a', { pending: [1, 'p'] }) }));
-  assert.ok(store.write({ ...savedState('b') }));
+  assert.ok(await store.write({ ...savedState('a', { pending: [1, 'p'] }) }));
+  assert.ok(await store.write({ ...savedState('b') }));
   local.setItem('collabd:user', '{}'); // not ours: never dropped
-  assert.ok(store.write({ ...savedState('c', { pending: [1, 'q'] }) }), 'room made');
+  assert.ok(await store.write({ ...savedState('c', { pending: [1, 'q'] }) }), 'room made');
   assert.equal(local.getItem(entryKey('d', 'b')), null, 'the synchronized entry went');
   assert.notEqual(local.getItem(entryKey('d', 'a')), null, 'unsent edits stay');
   assert.notEqual(local.getItem('collabd:user'), null);
-  assert.equal(store.write({ ...savedState('e', { pending: [1, 'r'] }) }), false, 'full of unsent edits');
+  assert.equal(await store.write({ ...savedState('e', { pending: [1, 'r'] }) }), false, 'full of unsent edits');
 });
 
 test('token patterns follow Go path.Match; tokenClaims decodes the payload', async () => {
@@ -322,4 +322,125 @@ test('token patterns follow Go path.Match; tokenClaims decodes the payload', asy
   assert.equal(access('other', { sub: 'x', edit: ['team-*'] }), 'none');
   assert.equal(access('x', null), 'edit');
   assert.equal(tokenClaims('garbage'), null);
+});
+
+// MemoryKV is an asynchronous entry store over a Map that keeps copies, as
+// IndexedDB does.
+class MemoryKV {
+  constructor() {
+    this.m = new Map();
+  }
+  async keys(prefix) {
+    return [...this.m.keys()].filter((k) => k.startsWith(prefix));
+  }
+  async get(k) {
+    return this.m.has(k) ? structuredClone(this.m.get(k)) : undefined;
+  }
+  async put(k, v) {
+    this.m.set(k, structuredClone(v));
+  }
+  async del(k) {
+    this.m.delete(k);
+  }
+}
+
+test('Store over an asynchronous store: entries written there, localStorage entries taken over once', async () => {
+  const local = new MemoryStorage();
+  const db = new MemoryKV();
+  const locks = new MemoryLocks();
+  // Entries an older version left in localStorage: a closed tab with unsent
+  // edits, one without, an unreadable one, and one whose newer copy is
+  // already in the store; plus things that are not entries.
+  local.setItem(entryKey('d', 'old'), JSON.stringify(savedState('old', { pending: [3, 'x'], text: 'abcx', saved: 5 })));
+  local.setItem(entryKey('d', 'synced'), JSON.stringify(savedState('synced', { saved: 1 })));
+  local.setItem(entryKey('d', 'broken'), '{not json');
+  local.setItem(entryKey('e', 'tab'), JSON.stringify({ ...savedState('tab', { saved: 1, text: 'stale' }), doc: 'e' }));
+  await db.put(entryKey('e', 'tab'), { ...savedState('tab', { saved: 9, text: 'newer' }), doc: 'e' });
+  local.setItem('collabd:user', '{"name":"A","color":"#188038"}');
+
+  const store = new Store({ local, session: new MemoryStorage(), locks, db, newId: () => 'fresh' });
+  const { slot, orphans } = await store.claim('d');
+  assert.equal(store.migrated, 3);
+  assert.deepEqual(Object.keys(Object.fromEntries(local.m)), ['collabd:user'], 'localStorage keeps no entry');
+  // The closed tab's entry is adopted with its unsent edit.
+  assert.equal(slot.client, 'old');
+  assert.equal(slot.saved.text, 'abcx');
+  assert.ok(hasUnsent(slot.saved));
+  assert.equal(orphans.length, 0);
+  assert.equal(await db.get(entryKey('d', 'synced')), undefined, 'an orphan with nothing unsent is dropped');
+  assert.equal((await db.get(entryKey('e', 'tab'))).text, 'newer', 'a newer entry in the store is not replaced');
+  // Taken over once: a second store finds nothing more to move.
+  const again = new Store({ local, session: new MemoryStorage(), locks, db, newId: () => 'fresh2' });
+  await again.claim('e');
+  assert.equal(again.migrated, 0);
+  // Writes go to the store, not to localStorage.
+  assert.equal(await store.write(savedState('fresh', { pending: [1, 'y'], text: 'aybc' })), true);
+  assert.equal((await db.get(entryKey('d', 'fresh'))).text, 'aybc');
+  assert.equal(local.getItem(entryKey('d', 'fresh')), null);
+});
+
+test('Store: a store that refuses every write reports false; storageKV is the fallback', async () => {
+  const full = new MemoryKV();
+  full.put = async () => {
+    throw new Error('QuotaExceededError');
+  };
+  const store = new Store({ local: new MemoryStorage(), session: new MemoryStorage(), locks: null, db: full, newId: () => 'x' });
+  assert.equal(await store.write(savedState('x', { pending: [1, 'p'] })), false);
+  const local = new MemoryStorage();
+  const kv = storageKV(local);
+  await kv.put('k', { a: 1 });
+  assert.deepEqual(await kv.get('k'), { a: 1 });
+  assert.deepEqual(await kv.keys('k'), ['k']);
+  await kv.del('k');
+  assert.equal(await kv.get('k'), undefined);
+});
+
+test('Store: a delta record after a full write gives the current text; a stale one is ignored', async () => {
+  const { compose } = await import('../../src/ot/operation.js');
+  const db = new MemoryKV();
+  const store = new Store({ local: new MemoryStorage(), session: new MemoryStorage(), locks: null, db, newId: () => 'x' });
+  await store.write(savedState('t', { pending: [3, 'x'], text: 'abcx', saved: 10 }));
+  // Two local edits since, composed as the session does (from the empty op).
+  let delta = compose([], [4, '😀']);
+  delta = compose(delta, [1, -1]);
+  assert.deepEqual(delta, [1, -1, 2, '😀']);
+  const state = { ...savedState('t', { pending: [3, 'x'] }).state, buffer: [1, -1, 2, '😀'] };
+  assert.equal(await store.writeDelta({ doc: 'd', client: 't', base: 10, state, edits: 3, saved: 11, delta }), true);
+  let got = await store.read('d', 't');
+  assert.equal(got.text, 'acx😀');
+  assert.equal(got.saved, 11);
+  assert.equal(got.edits, 3);
+  assert.deepEqual(got.state.buffer, [1, -1, 2, '😀']);
+  // A newer full write makes the old delta stale.
+  await store.write(savedState('t', { pending: [3, 'y'], text: 'abcy', saved: 12 }));
+  got = await store.read('d', 't');
+  assert.equal(got.text, 'abcy');
+  // A delta that does not fit its base falls back to the full entry.
+  await store.writeDelta({ doc: 'd', client: 't', base: 12, state, edits: 1, saved: 13, delta: [100, 'z'] });
+  assert.equal((await store.read('d', 't')).text, 'abcy');
+  await store.remove('d', 't');
+  assert.equal(await db.get(entryKey('d', 't')), undefined);
+  assert.equal(await db.get(deltaKey('d', 't')), undefined);
+});
+
+test('Store: the synchronous pagehide copy is taken over when newer than entry plus delta, dropped when older', async () => {
+  const local = new MemoryStorage();
+  const db = new MemoryKV();
+  const store = new Store({ local, session: new MemoryStorage(), locks: null, db, newId: () => 'x' });
+  await store.claim('d');
+  await store.write(savedState('t', { pending: [3, 'x'], text: 'abcx', saved: 10 }));
+  await store.writeDelta({ doc: 'd', client: 't', base: 10, state: savedState('t', { pending: [3, 'xy'] }).state, edits: 2, saved: 30, delta: [4, 'y'] });
+  // An older copy (saved 20 < 30): IndexedDB's state wins, the copy goes.
+  assert.ok(store.writeNow(savedState('t', { pending: [3, 'x'], text: 'abcx-old', saved: 20 })));
+  const s2 = new Store({ local, session: new MemoryStorage(), locks: null, db, newId: () => 'y' });
+  await s2.takeOver();
+  assert.equal((await s2.read('d', 't')).text, 'abcxy');
+  assert.equal(local.getItem(entryKey('d', 't')), null);
+  // A newer copy (saved 40): it replaces entry and delta.
+  assert.ok(store.writeNow(savedState('t', { pending: [3, 'xyz'], text: 'abcxyz', saved: 40 })));
+  await s2.takeOver();
+  const got = await s2.read('d', 't');
+  assert.equal(got.text, 'abcxyz');
+  assert.equal(got.saved, 40);
+  assert.equal(local.getItem(entryKey('d', 't')), null);
 });

@@ -49,7 +49,7 @@ func render() []byte {
 // checks them. Change internal/contract/contract.go, run
 // ` + "`go generate ./internal/contract`" + `, then ` + "`npm run build`" + ` in frontend/.
 
-/** Error codes of an ack's error.code; unauthorized comes only with connect_error. */
+/** Error codes of an ack's error.code (unauthorized: in a connect_error, or the ack of auth:refresh). */
 export const CODE = Object.freeze({
 `)
 	for _, c := range contract.Codes() {

@@ -1,0 +1,1 @@
+import{e as r}from"./chunk-QLJYTG5I.js";import"./chunk-STJRC6B2.js";import"./chunk-KUQZ2TM7.js";import"./chunk-SNDVINHG.js";import"./chunk-L4DQWKC6.js";function p(t){return r({typescript:t,jsx:!0})}export{p as support};

@@ -1,0 +1,5 @@
+import { css } from '@codemirror/lang-css';
+
+export function support() {
+  return css();
+}

@@ -1,0 +1,5 @@
+import { go } from '@codemirror/lang-go';
+
+export function support() {
+  return go();
+}

@@ -1,0 +1,5 @@
+import { html } from '@codemirror/lang-html';
+
+export function support() {
+  return html();
+}

@@ -1,0 +1,5 @@
+import { javascript } from '@codemirror/lang-javascript';
+
+export function support(typescript) {
+  return javascript({ typescript, jsx: true });
+}

@@ -1,0 +1,5 @@
+import { json } from '@codemirror/lang-json';
+
+export function support() {
+  return json();
+}

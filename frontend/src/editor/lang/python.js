@@ -1,0 +1,5 @@
+import { python } from '@codemirror/lang-python';
+
+export function support() {
+  return python();
+}
