@@ -127,11 +127,13 @@ type JetStreamConfig struct {
 	// write with more records is appended as several messages. 0 means
 	// 512 KiB, capped below the server's max_payload.
 	MaxMessageBytes int
-	// PublishTimeout bounds one publish attempt; 0 means 5 s.
-	PublishTimeout time.Duration
-	// PublishAttempts bounds the attempts of one append when JetStream
-	// answers "unavailable" or not at all (a leader election); 0 means 8.
-	PublishAttempts int
+	// Timeout bounds one request to JetStream (a publish attempt, a
+	// read): a request that reached a server as it shut down is never
+	// answered. 0 means 5 s.
+	Timeout time.Duration
+	// Attempts bounds the attempts of one request when JetStream answers
+	// "unavailable" or not at all (a leader election); 0 means 8.
+	Attempts int
 }
 
 func (c JetStreamConfig) withDefaults() JetStreamConfig {
@@ -150,11 +152,11 @@ func (c JetStreamConfig) withDefaults() JetStreamConfig {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 512 << 10
 	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Second
 	}
-	if c.PublishAttempts <= 0 {
-		c.PublishAttempts = 8
+	if c.Attempts <= 0 {
+		c.Attempts = 8
 	}
 	return c
 }
@@ -396,7 +398,9 @@ func retryable(err error) bool {
 
 // last returns where doc's log ends on the stream, and remembers it.
 func (s *JetStream) last(ctx context.Context, doc string) (logPos, time.Time, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, s.subject(doc))
+	m, err := call(s, ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return s.stream.GetLastMsgForSubject(ctx, s.subject(doc))
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		s.remember(doc, logPos{}, true)
 		return logPos{}, time.Time{}, nil
@@ -593,21 +597,12 @@ func (s *JetStream) append(ctx context.Context, doc string, data []byte, first u
 	crand.Read(idb[:])
 	id := hex.EncodeToString(idb[:])
 	subj := s.subject(doc)
-	backoff := 20 * time.Millisecond
 	var err error
-	for attempt := 0; attempt < s.cfg.PublishAttempts; attempt++ {
-		if attempt > 0 {
-			// Jittered exponential backoff: nodes retrying after the same
-			// leader election do not come back in step.
-			d := backoff/2 + rand.N(backoff)
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return 0, fmt.Errorf("storage: %q: append: outcome unknown: %w (last error: %v)", doc, ctx.Err(), err)
-			}
-			backoff = min(2*backoff, time.Second)
+	for attempt := 0; attempt < s.cfg.Attempts; attempt++ {
+		if attempt > 0 && !sleepBackoff(ctx, attempt) {
+			return 0, fmt.Errorf("storage: %q: append: outcome unknown: %w (last error: %v)", doc, ctx.Err(), err)
 		}
-		actx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
 		var ack *jetstream.PubAck
 		ack, err = s.js.PublishMsg(actx, msg, jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(p.seq))
@@ -625,11 +620,63 @@ func (s *JetStream) append(ctx context.Context, doc string, data []byte, first u
 	return 0, fmt.Errorf("storage: %q: append (outcome unknown): %w", doc, err)
 }
 
+// sleepBackoff waits before retry number attempt (1, 2, ...): jittered
+// and exponential from 20 ms to 1 s, so that nodes retrying after the same
+// leader election do not come back in step. It is false when ctx ended.
+func sleepBackoff(ctx context.Context, attempt int) bool {
+	b := min(20*time.Millisecond<<min(attempt-1, 6), time.Second)
+	t := time.NewTimer(b/2 + rand.N(b))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// call runs the JetStream request f, each attempt bounded by
+// cfg.Timeout, and retries it while JetStream is unavailable. Only
+// requests that are safe to repeat go through it (reads, puts of whole
+// values, purges, and compare-and-sets whose callers re-read on conflict).
+func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	var v T
+	var err error
+	for attempt := 0; attempt < s.cfg.Attempts; attempt++ {
+		if attempt > 0 && !sleepBackoff(ctx, attempt) {
+			break
+		}
+		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		v, err = f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+// getMsg returns the first message of subj at or after stream sequence seq.
+func (s *JetStream) getMsg(ctx context.Context, seq uint64, subj string) (*jetstream.RawStreamMsg, error) {
+	return call(s, ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+	})
+}
+
+func (s *JetStream) kvGet(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	return call(s, ctx, func(ctx context.Context) (jetstream.KeyValueEntry, error) { return s.kv.Get(ctx, key) })
+}
+
+func (s *JetStream) kvPurge(ctx context.Context, key string) error {
+	_, err := call(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.kv.Purge(ctx, key) })
+	return err
+}
+
 // lostRace is called when the subject's last sequence is not p.seq: the
 // message that took the slot after p.seq is either an earlier attempt of
 // ours (id matches: success) or another node's (a *StaleError).
 func (s *JetStream) lostRace(ctx context.Context, doc, id string, first uint64, p logPos) (uint64, error) {
-	m, err := s.stream.GetMsg(ctx, p.seq+1, jetstream.WithGetMsgSubject(s.subject(doc)))
+	m, err := s.getMsg(ctx, p.seq+1, s.subject(doc))
 	if err == nil && m.Header.Get(jetstream.MsgIDHeader) == id {
 		return m.Sequence, nil
 	}
@@ -682,7 +729,7 @@ func appendSnapIndex(b []byte, idx []snapEntry) []byte {
 
 // snapIndex returns doc's snapshot index and its KV revision (0: none).
 func (s *JetStream) snapIndex(ctx context.Context, doc string) ([]snapEntry, uint64, error) {
-	e, err := s.kv.Get(ctx, snapIndexKey(doc))
+	e, err := s.kvGet(ctx, snapIndexKey(doc))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -700,7 +747,10 @@ func (s *JetStream) snapIndex(ctx context.Context, doc string) ([]snapEntry, uin
 // compare-and-set on the index key (two nodes may snapshot one document
 // at once). A seq of 0 is replaced by the best lower bound the index has.
 func (s *JetStream) putSnapshot(ctx context.Context, doc string, sn Snapshot, seq uint64) error {
-	if _, err := s.kv.Put(ctx, snapKey(doc, sn.Rev), appendSnapshot(nil, sn.Text)); err != nil {
+	put := func(ctx context.Context) (uint64, error) {
+		return s.kv.Put(ctx, snapKey(doc, sn.Rev), appendSnapshot(nil, sn.Text))
+	}
+	if _, err := call(s, ctx, put); err != nil {
 		return fmt.Errorf("storage: %q: snapshot %d: %w", doc, sn.Rev, err)
 	}
 	for range 16 {
@@ -722,9 +772,9 @@ func (s *JetStream) putSnapshot(ctx context.Context, doc string, sn Snapshot, se
 		idx = slices.Insert(idx, i, snapEntry{rev: sn.Rev, seq: seq})
 		v := appendSnapIndex(nil, idx)
 		if kvRev == 0 {
-			_, err = s.kv.Create(ctx, snapIndexKey(doc), v)
+			_, err = call(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Create(ctx, snapIndexKey(doc), v) })
 		} else {
-			_, err = s.kv.Update(ctx, snapIndexKey(doc), v, kvRev)
+			_, err = call(s, ctx, func(ctx context.Context) (uint64, error) { return s.kv.Update(ctx, snapIndexKey(doc), v, kvRev) })
 		}
 		if err == nil {
 			return nil
@@ -756,7 +806,7 @@ func (s *JetStream) snapshotAtOrBelow(ctx context.Context, doc string, idx []sna
 		i++
 	}
 	for i--; i >= 0; i-- {
-		e, err := s.kv.Get(ctx, snapKey(doc, idx[i].rev))
+		e, err := s.kvGet(ctx, snapKey(doc, idx[i].rev))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
@@ -792,7 +842,7 @@ func (s *JetStream) scan(ctx context.Context, doc string, from, lo, hi uint64) (
 	out := make([]Record, 0, min(hi-lo+1, 1024))
 	want := lo
 	for seq := max(from, 1); want <= hi; {
-		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		m, err := s.getMsg(ctx, seq, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, fmt.Errorf("%w: %q: log ends before revision %d", ErrNotFound, doc, want)
 		}
@@ -831,7 +881,7 @@ func (s *JetStream) scan(ctx context.Context, doc string, from, lo, hi uint64) (
 func (s *JetStream) locate(ctx context.Context, doc string, from, rev uint64) (uint64, error) {
 	subj := s.subject(doc)
 	for seq := max(from, 1); ; {
-		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		m, err := s.getMsg(ctx, seq, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return 0, fmt.Errorf("%w: %q: log ends before revision %d", ErrConflict, doc, rev)
 		}
@@ -855,7 +905,7 @@ func (s *JetStream) locate(ctx context.Context, doc string, from, rev uint64) (u
 
 // firstTime returns the time of doc's first record (Meta.Created).
 func (s *JetStream) firstTime(ctx context.Context, doc string) (time.Time, error) {
-	m, err := s.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(s.subject(doc)))
+	m, err := s.getMsg(ctx, 1, s.subject(doc))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("storage: %q: first message: %w", doc, err)
 	}
@@ -1090,7 +1140,9 @@ func (s *JetStream) List(ctx context.Context) ([]DocInfo, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.cfg.Subject+".>"))
+	info, err := call(s, ctx, func(ctx context.Context) (*jetstream.StreamInfo, error) {
+		return s.stream.Info(ctx, jetstream.WithSubjectFilter(s.cfg.Subject+".>"))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: list: %w", err)
 	}
@@ -1125,16 +1177,19 @@ func (s *JetStream) deleteDoc(ctx context.Context, doc string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(doc))); err != nil {
+	purge := func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(doc)))
+	}
+	if _, err := call(s, ctx, purge); err != nil {
 		return fmt.Errorf("storage: %q: purge: %w", doc, err)
 	}
 	s.forget(doc)
 	for _, e := range idx {
-		if err := s.kv.Purge(ctx, snapKey(doc, e.rev)); err != nil {
+		if err := s.kvPurge(ctx, snapKey(doc, e.rev)); err != nil {
 			return fmt.Errorf("storage: %q: purge snapshot %d: %w", doc, e.rev, err)
 		}
 	}
-	if err := s.kv.Purge(ctx, snapIndexKey(doc)); err != nil {
+	if err := s.kvPurge(ctx, snapIndexKey(doc)); err != nil {
 		return fmt.Errorf("storage: %q: purge snapshot index: %w", doc, err)
 	}
 	return nil
