@@ -180,8 +180,8 @@ type JetStream struct {
 	// append. A stale entry costs one failed compare-and-set and a lookup.
 	pos map[string]logPos
 
-	// gets counts stream messages read by scans (tests use it to prove
-	// that reads start at a snapshot).
+	// gets counts the stream messages read by sequence (tests use it to
+	// prove that reads start at a snapshot).
 	gets atomic.Int64
 }
 
@@ -417,12 +417,14 @@ func (s *JetStream) last(ctx context.Context, doc string) (logPos, time.Time, er
 	return p, recs[len(recs)-1].Time, nil
 }
 
-// remember stores p as doc's end of log; unless fresh (read from the
-// stream just now), it only moves forward.
+// remember stores p as doc's end of log. It only moves forward, but for
+// a fresh lookup that found the subject empty.
 func (s *JetStream) remember(doc string, p logPos, fresh bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.pos[doc]; ok && !fresh && cur.seq > p.seq {
+	// A lookup answered before one of our own appends must not move the
+	// position back; only an empty subject (a delete) does.
+	if cur, ok := s.pos[doc]; ok && cur.seq > p.seq && (!fresh || p.seq != 0) {
 		return
 	}
 	s.pos[doc] = p
@@ -516,7 +518,8 @@ func (s *JetStream) commitOne(ctx context.Context, w *Write) error {
 		return s.deleteDoc(ctx, w.Doc)
 	}
 	p, ok := s.cached(w.Doc)
-	if !ok || (len(w.Records) > 0 && w.Records[0].Rev != p.head+1) {
+	if !ok || (len(w.Records) > 0 && w.Records[0].Rev != p.head+1) ||
+		(len(w.Records) == 0 && w.Snapshot != nil && w.Snapshot.Rev > p.head) {
 		var err error
 		if p, _, err = s.last(ctx, w.Doc); err != nil {
 			return err
@@ -658,6 +661,7 @@ func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, 
 
 // getMsg returns the first message of subj at or after stream sequence seq.
 func (s *JetStream) getMsg(ctx context.Context, seq uint64, subj string) (*jetstream.RawStreamMsg, error) {
+	s.gets.Add(1)
 	return call(s, ctx, func(ctx context.Context) (*jetstream.RawStreamMsg, error) {
 		return s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
 	})
@@ -758,16 +762,20 @@ func (s *JetStream) putSnapshot(ctx context.Context, doc string, sn Snapshot, se
 		if err != nil {
 			return err
 		}
-		i, found := slices.BinarySearchFunc(idx, sn.Rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
-		if found {
-			return nil
-		}
 		if seq == 0 {
 			// Not known from the write: find the message once, so that
 			// every later read starts there.
 			if seq, err = s.locate(ctx, doc, startSeq(idx, sn.Rev), sn.Rev); err != nil {
 				return err
 			}
+		}
+		i, found := slices.BinarySearchFunc(idx, sn.Rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+		if found && idx[i].seq == seq {
+			return nil
+		}
+		if found {
+			// Left by a deleted incarnation of the document.
+			idx = slices.Delete(idx, i, i+1)
 		}
 		idx = slices.Insert(idx, i, snapEntry{rev: sn.Rev, seq: seq})
 		v := appendSnapIndex(nil, idx)
@@ -806,6 +814,11 @@ func (s *JetStream) snapshotAtOrBelow(ctx context.Context, doc string, idx []sna
 		i++
 	}
 	for i--; i >= 0; i-- {
+		if ok, err := s.entryHolds(ctx, doc, idx[i]); err != nil {
+			return Snapshot{}, 0, err
+		} else if !ok {
+			continue
+		}
 		e, err := s.kvGet(ctx, snapKey(doc, idx[i].rev))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
@@ -820,6 +833,25 @@ func (s *JetStream) snapshotAtOrBelow(ctx context.Context, doc string, idx []sna
 		return Snapshot{Rev: idx[i].rev, Text: text}, idx[i].seq, nil
 	}
 	return Snapshot{}, 0, nil
+}
+
+// entryHolds reports whether the index entry e belongs to the log on the
+// stream now: the message at e.seq is on doc's subject and holds e.rev. An
+// entry of a deleted incarnation of the document (a snapshot that raced the
+// delete) points at a purged message, and is ignored.
+func (s *JetStream) entryHolds(ctx context.Context, doc string, e snapEntry) (bool, error) {
+	m, err := s.getMsg(ctx, e.seq, s.subject(doc))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: %q: read: %w", doc, err)
+	}
+	first, last, err := msgRange(m.Data)
+	if err != nil {
+		return false, fmt.Errorf("%q: %w", doc, err)
+	}
+	return m.Sequence == e.seq && first <= e.rev && e.rev <= last, nil
 }
 
 // startSeq returns a stream sequence at or before the message holding
@@ -849,7 +881,6 @@ func (s *JetStream) scan(ctx context.Context, doc string, from, lo, hi uint64) (
 		if err != nil {
 			return nil, fmt.Errorf("storage: %q: read: %w", doc, err)
 		}
-		s.gets.Add(1)
 		seq = m.Sequence + 1
 		first, last, err := msgRange(m.Data)
 		if err != nil {
@@ -888,7 +919,6 @@ func (s *JetStream) locate(ctx context.Context, doc string, from, rev uint64) (u
 		if err != nil {
 			return 0, fmt.Errorf("storage: %q: read: %w", doc, err)
 		}
-		s.gets.Add(1)
 		first, last, err := msgRange(m.Data)
 		if err != nil {
 			return 0, fmt.Errorf("%q: %w", doc, err)
