@@ -164,8 +164,16 @@ func (c JetStreamConfig) withDefaults() JetStreamConfig {
 // JetStream is the NATS JetStream implementation of Store: every document's
 // op log is one subject of one stream, appended with a compare-and-set on
 // the subject's last stream sequence, and snapshots live in a KV bucket
-// (see docs/architecture.md, "The op log on JetStream"). It is safe for
-// concurrent use, also by several processes on several nodes.
+// (see docs/architecture.md, "The op log on JetStream").
+//
+// It is safe for concurrent use, by goroutines and by other instances on
+// other nodes sharing the stream: appends to one document from anywhere
+// are serialized by JetStream, and all but one of those racing for a
+// revision fail with a *StaleError. Readers see every append JetStream
+// acknowledged before they started (reads go to the stream's leader).
+// Commit runs the writes of different documents concurrently. It starts
+// no goroutine of its own beyond a Commit's lifetime; the NATS connection
+// belongs to the caller, who closes it after Close.
 type JetStream struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -598,7 +606,11 @@ func (s *JetStream) chunk(recs []Record) (int, error) {
 func (s *JetStream) append(ctx context.Context, doc string, data []byte, first uint64, p logPos) (uint64, error) {
 	var idb [12]byte
 	crand.Read(idb[:])
-	id := hex.EncodeToString(idb[:])
+	return s.appendID(ctx, doc, hex.EncodeToString(idb[:]), data, first, p)
+}
+
+// appendID is append with the message id given.
+func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, first uint64, p logPos) (uint64, error) {
 	subj := s.subject(doc)
 	var err error
 	for attempt := 0; attempt < s.cfg.Attempts; attempt++ {

@@ -710,3 +710,40 @@ func TestJetStreamSnapshotOfDeletedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJetStreamLostAck: an append whose ack was lost and whose retry finds
+// the slot taken tells its own earlier attempt (same Nats-Msg-Id: success
+// at that sequence) from another node's message (a *StaleError).
+func TestJetStreamLostAck(t *testing.T) {
+	ctx := context.Background()
+	srv := runNATS(t, natsOpts(t.TempDir(), false))
+	s := openJSTest(t, srv.ClientURL(), JetStreamConfig{})
+	if err := s.Commit(ctx, []Write{{Doc: "ack", Records: []Record{rec(1, "c", 1, 0, "a")}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := s.last(ctx, "ack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := appendOps(nil, []Record{rec(2, "c", 2, 1, "b")})
+	// The first attempt reached the stream; its ack did not reach us.
+	ack, err := s.js.Publish(ctx, s.subject("ack"), data, jetstream.WithMsgID("attempt-1"), jetstream.WithExpectLastSequencePerSubject(p.seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A retry with another id finds another node's message; a retry of
+	// the same attempt fails its compare-and-set (or is de-duplicated)
+	// and is recognized as ours.
+	seq, err := s.appendID(ctx, "ack", "attempt-1x", data, 2, p)
+	var se *StaleError
+	if !errors.As(err, &se) || se.Head != 2 {
+		t.Fatalf("another id: %d %v", seq, err)
+	}
+	seq, err = s.appendID(ctx, "ack", "attempt-1", data, 2, p)
+	if err != nil || seq != ack.Sequence {
+		t.Fatalf("own id: %d %v, want %d", seq, err, ack.Sequence)
+	}
+	if got, err := s.TextAt(ctx, "ack", 2); err != nil || got != "ab" {
+		t.Fatalf("text %q %v", got, err)
+	}
+}
