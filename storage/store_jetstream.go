@@ -224,13 +224,16 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		DenyDelete:  true,
 		Duplicates:  2 * time.Minute,
 	}
-	stream, err := js.CreateStream(ctx, scfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		stream, err = js.Stream(ctx, cfg.Stream)
-		if err == nil {
-			err = compatibleStream(stream.CachedInfo().Config, scfg)
+	stream, err := untilReady(ctx, cfg.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+		stream, err := js.CreateStream(ctx, scfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			stream, err = js.Stream(ctx, cfg.Stream)
+			if err == nil {
+				err = compatibleStream(stream.CachedInfo().Config, scfg)
+			}
 		}
-	}
+		return stream, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: jetstream stream %s: %w", cfg.Stream, err)
 	}
@@ -241,14 +244,31 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamCon
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
-	kv, err := js.CreateKeyValue(ctx, kcfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.SnapshotBucket)
-	}
+	kv, err := untilReady(ctx, cfg.Timeout, func(ctx context.Context) (jetstream.KeyValue, error) {
+		kv, err := js.CreateKeyValue(ctx, kcfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.SnapshotBucket)
+		}
+		return kv, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: jetstream bucket %s: %w", cfg.SnapshotBucket, err)
 	}
 	return &JetStream{js: js, stream: stream, kv: kv, cfg: cfg, pos: make(map[string]logPos)}, nil
+}
+
+// untilReady retries f, each attempt bounded by timeout, while JetStream
+// is unavailable and ctx lasts: a cluster that has just started answers
+// nothing until it has elected its meta leader.
+func untilReady[T any](ctx context.Context, timeout time.Duration, f func(context.Context) (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		v, err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) || !sleepBackoff(ctx, attempt) {
+			return v, err
+		}
+	}
 }
 
 // compatibleStream refuses an existing stream this store cannot work with.

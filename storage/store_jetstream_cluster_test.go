@@ -71,22 +71,27 @@ func TestJetStreamClusterLeaderLoss(t *testing.T) {
 	servers, url := runNATSCluster(t)
 	t.Cleanup(func() { t.Logf("test and cleanup %v", time.Since(start)) })
 	cfg := JetStreamConfig{Replicas: 3, Timeout: 2 * time.Second, Attempts: 30}
-	// The cluster needs a meta leader before it creates streams.
-	var stores []*JetStream
-	deadline := time.Now().Add(30 * time.Second)
-	for len(stores) < 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s, err := OpenJetStream(ctx, connectJS(t, url), cfg)
-		cancel()
+	// Nodes started with the cluster: OpenJetStream waits for JetStream
+	// to elect its meta leader.
+	// They start at the same moment.
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel0()
+	stores := make([]*JetStream, 3)
+	openErrs := make([]error, 3)
+	var owg sync.WaitGroup
+	for i := range stores {
+		js := connectJS(t, url)
+		owg.Add(1)
+		go func() {
+			defer owg.Done()
+			stores[i], openErrs[i] = OpenJetStream(ctx0, js, cfg)
+		}()
+	}
+	owg.Wait()
+	for _, err := range openErrs {
 		if err != nil {
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-			continue
+			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
-		stores = append(stores, s)
 	}
 	t.Logf("cluster up, stores open after %v", time.Since(start))
 
