@@ -476,7 +476,10 @@ func (s *JetStream) forget(doc string) {
 // snapshot. Writes of different documents are independent (JetStream has
 // no transaction across subjects): they run concurrently and the error is
 // a *WriteErrors when there are several writes and some failed. A write
-// that lost the race fails with a *StaleError and appended nothing.
+// that lost the race fails with a *StaleError and appended nothing, unless
+// it was split into several messages (over MaxMessageBytes) and a later
+// one lost: the error then says which revisions were appended, and the
+// catch-up finds them under the writer's own (client, seq).
 //
 // Commit returns once JetStream acknowledged: the stream's replicas (a
 // quorum with R3) hold the records, but a server fsyncs only every
@@ -563,6 +566,9 @@ func (s *JetStream) commitOne(ctx context.Context, w *Write) error {
 			return fmt.Errorf("%w: %q: first record %d, head %d", ErrConflict, w.Doc, first, p.head)
 		}
 		newHead = w.Records[n-1].Rev
+	}
+	if w.Snapshot == nil && len(w.Records) == 0 && newHead == 0 {
+		return fmt.Errorf("%w: %q: empty write to a missing document", ErrConflict, w.Doc)
 	}
 	if sn := w.Snapshot; sn != nil && (newHead == 0 || sn.Rev == 0 || sn.Rev > newHead) {
 		return fmt.Errorf("%w: %q: snapshot %d, head %d", ErrConflict, w.Doc, sn.Rev, newHead)

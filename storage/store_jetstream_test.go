@@ -227,6 +227,9 @@ func TestJetStreamQueryAndCommitErrors(t *testing.T) {
 		{"snapshot of a missing doc", func() error {
 			return s.Commit(ctx, []Write{{Doc: "nope", Snapshot: &Snapshot{Rev: 1}}})
 		}, ErrConflict},
+		{"empty write to a missing doc", func() error {
+			return s.Commit(ctx, []Write{{Doc: "nope"}})
+		}, ErrConflict},
 		{"two writes of one doc", func() error {
 			return s.Commit(ctx, []Write{{Doc: "e", Delete: true}, {Doc: "e", Delete: true}})
 		}, ErrInvalid},
