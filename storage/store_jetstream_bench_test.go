@@ -1,0 +1,67 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkJetStreamCommit: one record per Commit to one document, on an
+// embedded R1 server, with JetStream's default sync (every 2 minutes) and
+// with SyncAlways (an fsync per append). Sequential: this is the latency
+// of an append, the bound of one hot document's throughput.
+func BenchmarkJetStreamCommit(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run(fmt.Sprint("syncAlways=", sync), func(b *testing.B) {
+			srv := runNATS(b, natsOpts(b.TempDir(), sync))
+			s := openJSTest(b, srv.ClientURL(), JetStreamConfig{})
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				w := Write{Doc: "bench", Records: []Record{rec(uint64(i+1), "c", uint64(i+1), i, "x")}}
+				if err := s.Commit(ctx, []Write{w}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkJetStreamCommitDocs: one Commit of one record to each of 100
+// documents (what the committer sends under load), appended concurrently.
+func BenchmarkJetStreamCommitDocs(b *testing.B) {
+	srv := runNATS(b, natsOpts(b.TempDir(), false))
+	s := openJSTest(b, srv.ClientURL(), JetStreamConfig{})
+	ctx := context.Background()
+	writes := make([]Write, 100)
+	b.ResetTimer()
+	for i := range b.N {
+		for d := range writes {
+			writes[d] = Write{Doc: fmt.Sprint("d", d), Records: []Record{rec(uint64(i+1), "c", uint64(i+1), i, "x")}}
+		}
+		if err := s.Commit(ctx, writes); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(writes)), "µs/record")
+}
+
+// BenchmarkJetStreamTextAt: the text at a random revision of a 2,000
+// revision document with a snapshot every 100 (at most 99 records
+// replayed, one message each).
+func BenchmarkJetStreamTextAt(b *testing.B) {
+	srv := runNATS(b, natsOpts(b.TempDir(), false))
+	s := openJSTest(b, srv.ClientURL(), JetStreamConfig{})
+	h := makeHistory(b, 11, 2000)
+	commitHistory(b, s, "long", h, 1, 100)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		rev := 1 + r.Uint64N(2000)
+		if _, err := s.TextAt(ctx, "long", rev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
