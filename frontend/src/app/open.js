@@ -27,6 +27,8 @@ export async function openDocument({ parent, doc, user, url, extensions = [] }) 
   const connect = connector(url);
   const readOnly = access(doc) === 'view';
   const session = new DocSession({ doc, store, slot, user, connect, readOnly });
+  /** the server's origin, for the HTTP API ('' : this page's) */
+  session.base = url || '';
   const editor = createEditor({
     parent,
     doc: session.initialText ?? '',

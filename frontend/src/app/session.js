@@ -581,11 +581,22 @@ export class DocSession {
       }
       this.socket.timeout(timeoutMs).emit(event, { doc: this.doc, ...payload }, (err, ack) => {
         if (err) reject(Object.assign(new Error('no answer from the server'), { code: 'timeout' }));
-        else if (!ack || !ack.ok) reject(Object.assign(new Error(ack && ack.error ? ack.error.message : 'failed'), { code: ack && ack.error ? ack.error.code : CODE.INTERNAL }));
+        else if (!ack || !ack.ok) reject(requestError(ack));
         else resolve(ack);
       });
     });
   }
+}
+
+/**
+ * requestError makes the Error of a failed ack: message, code, and for
+ * gone the earliest revision still kept.
+ */
+export function requestError(ack) {
+  const e = ack && ack.error ? ack.error : {};
+  const err = Object.assign(new Error(e.message || 'failed'), { code: e.code || CODE.INTERNAL });
+  if (Number.isSafeInteger(e.earliest)) err.earliest = e.earliest;
+  return err;
 }
 
 /** insertedLength is the number of UTF-16 units an op inserts. */

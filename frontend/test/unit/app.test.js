@@ -273,6 +273,25 @@ test('history entries group one author\'s consecutive revisions', async () => {
   assert.deepEqual(groupRevs([]), []);
 });
 
+test('history: the folded range is one line of its own; a folded revision says so', async () => {
+  const { groupRevs, loadError } = await import('../../src/app/history.js');
+  const t = '2026-11-26T01:00:00Z';
+  const revs = [
+    { rev: 20, client: 'a', user: 'Ann', time: t, ins: 1, del: 0 },
+    { rev: 19, client: 'a', user: 'Ann', time: t, ins: 1, del: 0 },
+    { rev: 18, from: 1, folded: true, client: '', user: '', time: '', ins: 0, del: 0 },
+  ];
+  assert.deepEqual(
+    groupRevs(revs).map((g) => [g.first, g.rev, !!g.folded]),
+    [
+      [19, 20, false],
+      [1, 18, true],
+    ],
+  );
+  assert.match(loadError(Object.assign(new Error('x'), { code: 'gone', earliest: 18 })), /folded by the retention policy.*#18/);
+  assert.equal(loadError(Object.assign(new Error('boom'), { code: 'internal' })), 'Could not load: boom');
+});
+
 test('Store.write makes room by dropping entries without unsent edits', async () => {
   // A storage that holds at most 3 items.
   class Small extends MemoryStorage {
