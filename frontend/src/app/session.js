@@ -6,10 +6,12 @@
 // event); nothing polls. Acks are handled inside their callbacks,
 // synchronously, before the next broadcast is processed.
 
+import { Text } from '@codemirror/state';
 import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
-import { compose, transformIndex } from '../ot/operation.js';
-import { CODE, MAX_SELECTIONS } from './contract.js';
-import { missedSince } from './recover.js';
+import { changeSetFromOp } from '../ot/codemirror.js';
+import { apply as applyOp, compose, transformIndex } from '../ot/operation.js';
+import { CODE, MAX_HISTORY_LIMIT, MAX_SELECTIONS } from './contract.js';
+import { insertsOnly, missedSince, textsToOp } from './recover.js';
 import { unapplyIndex } from './presence.js';
 
 /** How many server ops to keep for moving presence positions forward. */
@@ -94,6 +96,22 @@ export class DocSession {
     this.saveCounts = { full: 0, delta: 0 };
     /** joins answered with the text whose unsent edits were rebased (see recover) */
     this.recovered = 0;
+    /**
+     * the server's text at a revision ({rev, doc}: a CodeMirror Text, so
+     * keeping it costs nothing while synchronized, and a remote op applies
+     * in O(log n)): the base of the unacknowledged edits, for a rebase
+     * when the server no longer keeps that revision (gone). null: unknown
+     * (after a reload with unsent edits).
+     */
+    this.base = null;
+    /** rebases after a gone (the base revision was folded by the retention policy) */
+    this.goneRebases = 0;
+    /** a non-blocking notice for the reader (what happened to their edits), or null */
+    this.notice = null;
+    /** join without rev once (a resuming join answered gone) */
+    this.joinFresh = false;
+    /** records that arrived while joining, for the base */
+    this.baseEarly = [];
   }
 
   /** text to show before joining: the saved text, or null when nothing is known. */
@@ -191,7 +209,9 @@ export class DocSession {
     this.joined = false;
     const j = this.client.join();
     const payload = { doc: this.doc, client: j.client, user: this.user };
-    if (!this.fresh) payload.rev = j.rev;
+    if (!this.fresh && !this.joinFresh) payload.rev = j.rev;
+    this.joinFresh = false;
+    this.baseEarly = [];
     this.socket.emit('doc:join', payload, (ack) => {
       if (gen !== this.joinGen || !this.socket.connected) return;
       this.onJoined(ack);
@@ -206,6 +226,12 @@ export class DocSession {
         this.fail('You do not have access to this document.');
         return;
       }
+      if (code === CODE.GONE) {
+        // Our revision was folded: join for the text, then rebase (recover).
+        this.joinFresh = true;
+        this.rejoin();
+        return;
+      }
       this.fail(`Could not open the document (${code}); retrying.`);
       this.later('retry', () => this.rejoin(), this.backoff());
       return;
@@ -215,6 +241,8 @@ export class DocSession {
       if (Array.isArray(ack.ops)) {
         for (const r of ack.ops) this.remember(r.rev, r.op);
         out = this.client.resume(ack.ops);
+        for (const r of [...ack.ops, ...this.baseEarly]) this.advanceBase(r.rev, r.op);
+        this.baseEarly = [];
       } else if (typeof ack.text === 'string') {
         if (this.client.unsent) {
           // The server's log no longer reaches back to our revision.
@@ -252,6 +280,7 @@ export class DocSession {
     for (const m of this.members.values()) this.drawMember(m);
     if (this.client.state === SYNCHRONIZED) this.edits = 0;
     if (out.send) this.submit(out.send);
+    this.syncBase();
     this.lastPresence = '';
     this.sendPresence();
     this.scheduleSave();
@@ -271,16 +300,128 @@ export class DocSession {
     const c = this.client;
     const stale = () => gen !== this.joinGen || !this.socket.connected;
     try {
-      const { missed, applied } = await missedSince(c, ack, (event, payload) => this.request(event, payload));
-      if (stale()) return;
+      let rebased;
+      try {
+        const { missed, applied } = await missedSince(c, ack, (event, payload) => this.request(event, payload));
+        if (stale()) return;
+        rebased = () => c.rebase(ack.rev, missed, applied);
+      } catch (err) {
+        if (err.code !== CODE.GONE) throw err;
+        if (stale()) return;
+        rebased = await this.goneRebase(ack);
+        if (!rebased) return;
+      }
       this.recent.clear();
-      const out = c.rebase(ack.rev, missed, applied);
+      const out = rebased();
+      if (c.pending) {
+        this.base = { rev: ack.rev, doc: textOf(ack.text) };
+        for (const r of this.baseEarly) this.advanceBase(r.rev, r.op);
+      }
+      this.baseEarly = [];
       this.recovered++;
       this.joinedWith(ack, out);
     } catch (err) {
       if (stale()) return;
       c.disconnect();
       this.fail(`Your offline edits could not be merged (${err.message}); they are kept in this tab.`);
+    }
+  }
+
+  /**
+   * goneRebase prepares the rebase of the unacknowledged edits when the
+   * server no longer keeps their base revision (folded by the retention
+   * policy: doc:diff and doc:revision answer gone). It is a 3-way merge:
+   * the base text (kept here, this.base), the local text, and the server's
+   * text from the join ack; the local edits are transformed over the
+   * change from the base to the server's text and sent as a new op (a new
+   * seq). Without a known base (a reload with unsent edits), the local
+   * insertions are kept and the local deletions are given up. It returns
+   * a function doing the rebase (OTClient.rebase), or null when the join is
+   * stale. The notice says what happened.
+   */
+  async goneRebase(ack) {
+    const c = this.client;
+    const gen = this.joinGen;
+    const from = c.rev;
+    const local = this.editor.text();
+    // Was the pending op applied? Only the kept part of the history can say.
+    let applied = false;
+    let unsure = false;
+    if (c.pending && c.pending.sent) {
+      const found = await this.ownKeptRevision(from, ack.rev);
+      if (gen !== this.joinGen || !this.socket.connected) return null;
+      applied = found === true;
+      unsure = found === null;
+    }
+    let missed;
+    let lostDeletes = false;
+    if (this.base && this.base.rev === from) {
+      const base = this.base.doc.toString();
+      missed = textsToOp(applied ? applyOp(base, c.pending.op) : base, ack.text);
+    } else {
+      // The base is unknown: keep what was typed, give up what was deleted.
+      const kept = insertsOnly(c.localOp(), local);
+      lostDeletes = kept.dropped;
+      c.pending = { seq: c.pending.seq, op: kept.op, sent: c.pending.sent };
+      c.buffer = null;
+      applied = false;
+      missed = textsToOp(kept.base, ack.text);
+    }
+    this.goneRebases++;
+    const parts = [
+      `Your edits were based on revision #${from}, which the server no longer keeps (its retention policy folded it).`,
+      `Your text was kept and merged into the current version (#${ack.rev}) as a new edit.`,
+    ];
+    if (lostDeletes) parts.push('What you deleted offline may have come back: please check.');
+    else if (unsure) parts.push('Your last edit may appear twice: please check.');
+    else parts.push('Please check the result.');
+    this.notice = parts.join(' ');
+    return () => c.rebase(ack.rev, missed, applied, true);
+  }
+
+  /**
+   * ownKeptRevision reports whether the kept history after revision from
+   * holds an op of this client (true), does not (false), or cannot tell
+   * because it reaches the folded range first (null).
+   */
+  async ownKeptRevision(from, head) {
+    let before = head + 1;
+    for (let pages = 0; pages < 50 && before > from + 1; pages++) {
+      const { revs } = await this.request('doc:history', { before, limit: MAX_HISTORY_LIMIT });
+      if (revs.length === 0) return null;
+      for (const r of revs) {
+        if (r.folded) return null;
+        if (r.rev <= from) return false;
+        if (r.client === this.client.client) return true;
+      }
+      before = revs[revs.length - 1].rev;
+    }
+    return null;
+  }
+
+  /** dismissNotice hides the notice. */
+  dismissNotice() {
+    this.notice = null;
+    this.changed();
+  }
+
+  // syncBase notes the editor's text as the base while nothing is unsent.
+  syncBase() {
+    if (this.client.state === SYNCHRONIZED && this.editor && this.editor.view) this.base = { rev: this.client.rev, doc: this.editor.view.state.doc };
+  }
+
+  // advanceBase moves the base over the server's op of revision rev.
+  advanceBase(rev, op) {
+    const b = this.base;
+    if (!b || rev <= b.rev) return;
+    if (rev !== b.rev + 1) {
+      this.base = null;
+      return;
+    }
+    try {
+      this.base = { rev, doc: changeSetFromOp(op, b.doc, '\n').apply(b.doc) };
+    } catch {
+      this.base = null;
     }
   }
 
@@ -338,6 +479,9 @@ export class DocSession {
         throw err;
       }
       if (op && this.client.rev === ack.rev) this.remember(ack.rev, op);
+      if (op) this.advanceBase(ack.rev, op);
+      else this.base = null;
+      this.syncBase();
       if (this.client.state === SYNCHRONIZED) this.edits = 0;
       if (next) this.submit(next);
       this.scheduleSave();
@@ -366,6 +510,13 @@ export class DocSession {
       this.edits = 0;
       this.fail('You can view this document but not edit it; your changes were not saved.');
       this.join();
+      return;
+    }
+    if (code === CODE.GONE) {
+      // The op's base revision was folded: the server can neither transform
+      // it nor tell whether it was applied. Rejoin (the ack has the text)
+      // and rebase the local text on it as a new op (recover, goneRebase).
+      this.rejoin();
       return;
     }
     if (code === CODE.RATE_LIMITED) {
@@ -398,12 +549,17 @@ export class DocSession {
       return;
     }
     this.remember(rec.rev, rec.op);
+    // While joining, records may be newer than the ack's: the base follows
+    // them after the ack.
+    if (this.joined) this.advanceBase(rec.rev, rec.op);
+    else this.baseEarly.push(rec);
     if (out.apply) {
       this.applyRemote(out.apply);
       this.lastRemote = { arrived, applied: now() };
     }
     if (out.send) this.submit(out.send);
     if (this.client.state === SYNCHRONIZED) this.edits = 0;
+    this.syncBase();
     this.scheduleSave();
     this.changed();
   }
@@ -597,6 +753,11 @@ export function requestError(ack) {
   const err = Object.assign(new Error(e.message || 'failed'), { code: e.code || CODE.INTERNAL });
   if (Number.isSafeInteger(e.earliest)) err.earliest = e.earliest;
   return err;
+}
+
+/** textOf makes a CodeMirror Text of a string ("\n" the only line break, as in the editor). */
+function textOf(s) {
+  return Text.of(s.split('\n'));
 }
 
 /** insertedLength is the number of UTF-16 units an op inserts. */

@@ -132,3 +132,111 @@ describe('named versions in the history panel', { skip, concurrency: false }, ()
     }
   });
 });
+
+describe('revisions folded by the retention policy (gone)', { skip, concurrency: false }, () => {
+  /** @type {import('playwright-core').Browser} */
+  let browser;
+  let server;
+  let data;
+
+  before(async () => {
+    data = tempDir('collabd-e2e-data-');
+    // Keep only the last 5 revisions of each document, folding every 100 ms.
+    server = await startServer(built.bin, data, '127.0.0.1:0', ['--retain-revisions', '5', '--retention-interval', '100ms']);
+    browser = await launch();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+    rmSync(data, { recursive: true, force: true });
+  });
+
+  // folded waits until the server answers 410 gone for revision rev of doc.
+  async function folded(doc, rev) {
+    const end = Date.now() + 15_000;
+    for (;;) {
+      const res = await fetch(`${server.url}/api/docs/${doc}/revisions/${rev}`);
+      if (res.status === 410) return (await res.json()).error.earliest;
+      if (Date.now() > end) throw new Error(`revision ${rev} of ${doc} not folded: ${res.status}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  test('offline edits whose base was folded meanwhile are rebased, not lost; the page says so; the history shows the fold', async () => {
+    const doc = 'e2e-gone';
+    const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const ctxB = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const pages = [];
+    try {
+      await withShots('gone', pages, async () => {
+        const a = await openDoc(ctxA, server.url, doc, 'Alice');
+        pages.push(a);
+        const b = await openDoc(ctxB, server.url, doc, 'Bob');
+        pages.push(b);
+        await typeAtLineEnd(a, 1, 'top\nmiddle\nbottom');
+        await converge([a, b]);
+        assert.equal(await a.locator('#sync-notice').isVisible(), false);
+
+        // A goes offline and edits (a deletion and insertions at two places).
+        await goOffline(ctxA, a);
+        const base = await a.evaluate(() => window.collabd.session.client.rev);
+        await typeAtLineEnd(a, 1, ' (Alice, offline)');
+        await a.keyboard.press('Backspace');
+        await a.keyboard.press('Backspace');
+        await typeAtLineEnd(a, 3, ' end');
+        assert.equal(await text(a), 'top (Alice, offlin\nmiddle\nbottom end');
+
+        // B's edits push A's base revision past the retention horizon, and
+        // past the server's in-memory log of recent ops (128 to 160 per
+        // document), which would still let A's join resume: B types, then
+        // adds 200 characters one acknowledged op at a time.
+        await typeAtLineEnd(b, 2, ' and more from Bob', 40);
+        await waitOnline(b);
+        await b.evaluate(async (n) => {
+          const { session, editor } = window.collabd;
+          for (let i = 0; i < n; i++) {
+            const line = editor.view.state.doc.line(2);
+            editor.view.dispatch({ changes: { from: line.to, insert: 'x' }, userEvent: 'input.type' });
+            await new Promise((resolve) => {
+              const off = session.onChange(() => {
+                if (session.pendingEdits === 0) {
+                  off();
+                  resolve();
+                }
+              });
+            });
+          }
+        }, 200);
+        assert.ok((await b.evaluate(() => window.collabd.session.client.rev)) > base + 200);
+        const earliest = await folded(doc, base);
+        assert.ok(earliest > base);
+
+        await ctxA.setOffline(false);
+        const final = await converge([a, b]);
+        assert.equal(final, `top (Alice, offlin\nmiddle and more from Bob${'x'.repeat(200)}\nbottom end`);
+        assert.equal(await apiText(server, doc), final);
+        assert.equal(await a.evaluate(() => JSON.stringify([window.collabd.session.goneRebases, window.collabd.session.recovered])), "[1,1]");
+        const notice = a.locator('#sync-notice');
+        await notice.waitFor();
+        assert.match(await notice.textContent(), new RegExp(`based on revision #${base}, which the server no longer keeps`));
+        assert.equal(await a.locator('#banner').isVisible(), false, 'no error banner');
+        await notice.getByRole('button', { name: 'Dismiss' }).click();
+        await notice.waitFor({ state: 'hidden' });
+
+        // The history: one line for the folded range; a folded revision's text says why it is missing.
+        await b.getByRole('button', { name: 'History' }).click();
+        const line = b.locator('.revs li.folded');
+        await line.waitFor();
+        assert.match(await line.textContent(), /^Revisions 1–\d+, folded$/);
+        const oldest = b.locator('.revs .rev').last();
+        await oldest.click();
+        await b.locator('#compare-with').selectOption('before');
+        await b.locator('.rev-detail .error', { hasText: 'folded by the retention policy' }).waitFor();
+      });
+    } finally {
+      await ctxA.close();
+      await ctxB.close();
+    }
+  });
+});
