@@ -18,6 +18,7 @@ const STATUS_TEXT = {
   online: 'Connected',
   reconnecting: 'Reconnecting…',
   offline: 'Offline',
+  expired: 'Access expired',
 };
 
 export async function editorPage(root, doc) {
@@ -209,6 +210,18 @@ export async function editorPage(root, doc) {
     render();
   }
   syncDismiss.addEventListener('click', () => session.dismissNotice());
+  // A token stored by another tab (opened with #token=...) renews an ended one here.
+  window.addEventListener('storage', (e) => {
+    if (e.key !== 'collabd:token' || !e.newValue) return;
+    if (!session.expired && !(session.error && /Not authorized/.test(session.error))) return;
+    session.useToken(e.newValue).then(
+      () => {
+        session.notice = 'Your access was renewed with the token opened in another tab; your edits were kept.';
+        session.changed();
+      },
+      (err) => session.fail(`The new token was refused (${err.message}).`),
+    );
+  });
   session.onChange(render);
   session.onChange(() => history.follow());
   render();

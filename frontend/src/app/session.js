@@ -51,8 +51,13 @@ export class DocSession {
    * @param {{name: string, color: string}} opts.user
    * @param {() => any} opts.connect returns a new socket.io-client socket (not yet connected)
    * @param {boolean} [opts.readOnly] the user may only view (known from the token)
+   * @param {() => Promise<string> | string} [opts.getToken] a fresh token, when the token ends
    */
-  constructor({ doc, store, slot, user, connect, readOnly = false }) {
+  constructor({ doc, store, slot, user, connect, readOnly = false, getToken = null }) {
+    this.getToken = getToken;
+    /** the server ended this connection's token (auth:expired) and it was not renewed yet */
+    this.expired = false;
+    this.renewing = false;
     this.doc = doc;
     this.store = store;
     this.slot = slot;
@@ -135,7 +140,7 @@ export class DocSession {
    * says there is no network).
    */
   get status() {
-    if (this.socket && this.socket.connected) return this.joined ? 'online' : 'joining';
+    if (this.socket && this.socket.connected) return this.expired ? 'expired' : this.joined ? 'online' : 'joining';
     if (typeof navigator !== 'undefined' && navigator.onLine === false) return 'offline';
     return this.everConnected ? 'reconnecting' : 'connecting';
   }
@@ -155,6 +160,7 @@ export class DocSession {
     this.socket = socket;
     socket.on('connect', () => {
       this.everConnected = true;
+      this.expired = false; // a new connection: its token was accepted
       this.retryMs = 1000;
       this.join();
     });
@@ -165,9 +171,14 @@ export class DocSession {
       if (reason === 'io server disconnect' && !this.closed) this.later('retry', () => socket.connect(), this.backoff());
     });
     socket.on('connect_error', (err) => {
-      if (err && err.message === CODE.UNAUTHORIZED) this.fail('Not authorized to open this document.');
+      if (err && err.message === CODE.UNAUTHORIZED) {
+        // The token ended while disconnected: renew it if the page can.
+        if (this.getToken && !this.renewing) void this.renewToken('expired');
+        else if (!this.renewing) this.fail('Not authorized to open this document.');
+      }
       this.changed();
     });
+    socket.on('auth:expired', (e) => this.onExpired(e));
     socket.io.on('reconnect_attempt', () => this.changed());
     socket.on('doc:op', (rec) => this.onRecord(rec));
     socket.on('doc:presence', (p) => this.onPresence(p));
@@ -425,6 +436,73 @@ export class DocSession {
     }
   }
 
+  // ---- tokens that end (auth:expired, auth:refresh)
+
+  /**
+   * onExpired handles auth:expired: the server ended our memberships and
+   * answers everything but auth:refresh with forbidden. Edits stay local
+   * (pending, saved). With getToken the session asks it for a new token,
+   * sends auth:refresh, rejoins and resends; without, the editor turns
+   * read-only and the notice says why.
+   */
+  onExpired(e) {
+    this.expired = true;
+    this.joinGen++;
+    this.joined = false;
+    this.client.disconnect();
+    for (const client of this.members.keys()) this.editor.setRemoteCursor(client, '', '', null);
+    this.members.clear();
+    this.saveNow();
+    const why = e && e.reason === 'revoked' ? 'revoked' : 'expired';
+    if (this.getToken) {
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'}; renewing it… Your edits are kept.`;
+      void this.renewToken(why);
+    } else {
+      this.editor.setReadOnly(true);
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'}: the document is read-only until you open it with a new token. Unsent edits are kept in this tab.`;
+    }
+    this.changed();
+  }
+
+  /** renewToken gets a new token from getToken and uses it. */
+  async renewToken(why = 'expired') {
+    if (this.renewing || !this.getToken) return;
+    this.renewing = true;
+    try {
+      const token = await this.getToken();
+      if (typeof token !== 'string' || token === '') throw new Error('no token');
+      await this.useToken(token);
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'} and was renewed; your edits were kept.`;
+    } catch (err) {
+      this.editor.setReadOnly(true);
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'} and could not be renewed (${err.message}): the document is read-only. Unsent edits are kept in this tab.`;
+    } finally {
+      this.renewing = false;
+      this.changed();
+    }
+  }
+
+  /**
+   * useToken replaces the connection's token: auth:refresh on the open
+   * connection, then a rejoin that resends the pending edits (same seq:
+   * exactly once); on a closed connection, the next connect uses it.
+   */
+  async useToken(token) {
+    const socket = this.socket;
+    socket.auth = { ...(socket.auth || {}), token };
+    if (!socket.connected) {
+      if (!socket.active) socket.connect();
+      return;
+    }
+    await this.request('auth:refresh', { token });
+    if (socket !== this.socket) return;
+    this.expired = false;
+    if (this.error && /Not authorized/.test(this.error)) this.error = null;
+    if (!this.readOnly) this.editor.setReadOnly(false);
+    this.client.disconnect();
+    this.join();
+  }
+
   /** rejoin joins again on the same socket (after an error). */
   rejoin() {
     if (!this.socket || !this.socket.connected) return;
@@ -510,6 +588,11 @@ export class DocSession {
       this.edits = 0;
       this.fail('You can view this document but not edit it; your changes were not saved.');
       this.join();
+      return;
+    }
+    if (code === CODE.FORBIDDEN && (this.expired || /^token (expired|revoked)/.test(ack.error.message || ''))) {
+      // The token ended (auth:expired): not a viewer. The edits stay
+      // pending and go out again after the token is renewed and we rejoin.
       return;
     }
     if (code === CODE.GONE) {

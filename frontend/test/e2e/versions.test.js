@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 
 import { buildServer, converge, goOffline, launch, openDoc, startServer, tempDir, text, typeAtLineEnd, waitOnline, withShots } from './harness.js';
 
@@ -237,6 +238,134 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
     } finally {
       await ctxA.close();
       await ctxB.close();
+    }
+  });
+});
+
+describe('tokens that end (auth:expired, auth:refresh)', { skip, concurrency: false }, () => {
+  const SECRET = 'e2e-expiry-secret-0123456789abcdef';
+  /** @type {import('playwright-core').Browser} */
+  let browser;
+  let server;
+  let data;
+
+  before(async () => {
+    data = tempDir('collabd-e2e-data-');
+    server = await startServer(built.bin, data, '127.0.0.1:0', ['--auth-secret', SECRET]);
+    browser = await launch();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+    rmSync(data, { recursive: true, force: true });
+  });
+
+  function mint(...args) {
+    const res = spawnSync(built.bin, ['token', '--auth-secret', SECRET, ...args], { encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr);
+    return res.stdout.trim();
+  }
+
+  async function serverText(doc, token) {
+    const res = await fetch(`${server.url}/api/docs/${doc}`, { headers: { Authorization: `Bearer ${token}` } });
+    return (await res.json()).text;
+  }
+
+  test('embedded with getToken: the token ends, the editor renews it, rejoins and sends the edits made meanwhile', async () => {
+    const doc = 'exp-embedded';
+    const long = mint('--user', 'ann', '--edit', 'exp-*', '--ttl', '1h');
+    const ctx = await browser.newContext();
+    const pages = [];
+    try {
+      await withShots('expiry-embedded', pages, async () => {
+        const p = await ctx.newPage();
+        pages.push(p);
+        let renewals = 0;
+        await p.exposeFunction('mintToken', () => {
+          renewals++;
+          return mint('--user', 'ann', '--edit', 'exp-*', '--ttl', '1h');
+        });
+        await p.goto(`${server.url}/`);
+        await p.waitForFunction(() => window.collabd && typeof window.collabd.open === 'function');
+        const short = mint('--user', 'ann', '--edit', 'exp-*', '--ttl', '5s');
+        await p.evaluate(
+          async ({ doc, token }) => {
+            const el = document.createElement('div');
+            el.id = 'embed';
+            el.style.height = '200px';
+            document.body.append(el);
+            // The embedding page's way to a fresh token: its backend (here the test), after a while.
+            const getToken = async () => {
+              await new Promise((r) => setTimeout(r, 1500));
+              return window.mintToken();
+            };
+            window.embedded = await window.collabd.open({ parent: el, doc, user: { name: 'ann', color: '#1a73e8' }, token, getToken });
+          },
+          { doc, token: short },
+        );
+        const synced = () => p.waitForFunction(() => window.embedded.session.status === 'online' && window.embedded.session.pendingEdits === 0, null, { timeout: 20_000 });
+        await synced();
+        await p.locator('#embed .cm-content').click();
+        await p.keyboard.type('before expiry', { delay: 10 });
+        await synced();
+        assert.equal(await serverText(doc, long), 'before expiry');
+
+        // The server ends the token (auth:expired); while the page renews it, the person keeps typing.
+        await p.waitForFunction(() => window.embedded.session.expired, null, { timeout: 15_000 });
+        assert.match(await p.evaluate(() => window.embedded.session.notice), /expired; renewing it/);
+        await p.keyboard.type(', during renewal', { delay: 10 });
+        assert.ok((await p.evaluate(() => window.embedded.session.pendingEdits)) > 0, 'edits wait while the token is renewed');
+        await synced();
+        assert.equal(await p.evaluate(() => window.embedded.editor.text()), 'before expiry, during renewal');
+        assert.equal(await serverText(doc, long), 'before expiry, during renewal');
+        assert.equal(renewals, 1);
+        assert.match(await p.evaluate(() => window.embedded.session.notice), /expired and was renewed; your edits were kept/);
+        // Still live after the renewal.
+        await p.keyboard.type('!', { delay: 10 });
+        await synced();
+        assert.equal(await serverText(doc, long), 'before expiry, during renewal!');
+      });
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  test('the editor page without a way to renew: read-only with a notice; a token opened in another tab renews it', async () => {
+    const doc = 'exp-page';
+    const long = mint('--user', 'bob', '--edit', 'exp-*', '--ttl', '1h');
+    const ctx = await browser.newContext();
+    const pages = [];
+    try {
+      await withShots('expiry-page', pages, async () => {
+        const a = await ctx.newPage();
+        pages.push(a);
+        await a.goto(`${server.url}/d/${doc}#token=${mint('--user', 'bob', '--edit', 'exp-*', '--ttl', '4s')}`);
+        await waitOnline(a);
+        await typeAtLineEnd(a, 1, 'typed by bob');
+        await waitOnline(a);
+
+        await a.locator('#status[data-state="expired"]').waitFor({ timeout: 15_000 });
+        assert.match(await a.locator('#status').textContent(), /Access expired/);
+        const notice = a.locator('#sync-notice');
+        await notice.waitFor();
+        assert.match(await notice.textContent(), /expired: the document is read-only until you open it with a new token/);
+        assert.equal(await a.locator('.cm-content').getAttribute('contenteditable'), 'false');
+
+        // Another tab of the same browser opens the document with a new token: this one goes on.
+        const b = await ctx.newPage();
+        pages.push(b);
+        await b.goto(`${server.url}/d/${doc}#token=${long}`);
+        await waitOnline(b);
+        await a.locator('#status[data-state="online"]').waitFor({ timeout: 15_000 });
+        assert.equal(await a.locator('.cm-content').getAttribute('contenteditable'), 'true');
+        assert.match(await notice.textContent(), /renewed with the token opened in another tab/);
+        await typeAtLineEnd(a, 1, ', and more');
+        assert.equal(await converge([a, b]), 'typed by bob, and more');
+        assert.equal(await serverText(doc, long), 'typed by bob, and more');
+      });
+    } finally {
+      await ctx.close();
     }
   });
 });
