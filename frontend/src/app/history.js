@@ -489,7 +489,7 @@ export class HistoryPanel {
       } catch (err) {
         if (err.code !== CODE.GONE) throw err;
         const { text } = await this.session.request('doc:version', { name: v.name });
-        rev = await putText(this.session.doc, this.session.client.rev, text, this.session.base || '');
+        rev = await putText(this.session.doc, this.session.client.rev, text, this.session.origin || '');
       }
       this.versionNote.textContent = `Restored “${v.name}” as revision #${rev}.`;
       await this.load(true);

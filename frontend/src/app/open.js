@@ -32,7 +32,7 @@ export async function openDocument({ parent, doc, user, url, extensions = [], to
   const readOnly = access(doc, tokenClaims(t)) === 'view';
   const session = new DocSession({ doc, store, slot, user, connect, readOnly, getToken });
   /** the server's origin, for the HTTP API ('' : this page's) */
-  session.base = url || '';
+  session.origin = url || '';
   const editor = createEditor({
     parent,
     doc: session.initialText ?? '',

@@ -4,7 +4,8 @@
 // removed only once every edit is acknowledged.
 
 import { OTClient, RevisionGapError } from '../ot/client.js';
-import { missedSince } from './recover.js';
+import { CODE } from './contract.js';
+import { insertsOnly, missedSince, textsToOp } from './recover.js';
 
 /**
  * flushOrphan resubmits an orphan's edits. It returns a promise that resolves
@@ -97,7 +98,26 @@ export function flushOrphan({ doc, slot, store, connect, user }) {
             if (out.send) submit(out.send);
             else check();
           })
-          .catch(() => finish(false));
+          .catch((err) => {
+            if (done) return;
+            if (!err || err.message !== CODE.GONE) {
+              finish(false);
+              return;
+            }
+            // The orphan's revision was folded by the retention policy and
+            // its base text is not saved: keep its insertions (rebased on
+            // the server's text, sent as a new op), give up its deletions.
+            try {
+              const kept = insertsOnly(client.localOp(), slot.saved.text);
+              client.pending = { seq: client.pending.seq, op: kept.op, sent: client.pending.sent };
+              client.buffer = null;
+              const out = client.rebase(ack.rev, textsToOp(kept.base, ack.text), false, true);
+              if (out.send) submit(out.send);
+              else check();
+            } catch {
+              finish(false);
+            }
+          });
       });
     });
     socket.on('disconnect', () => client.disconnect());

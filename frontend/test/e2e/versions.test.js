@@ -164,6 +164,26 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
     }
   }
 
+  // manyRevisions makes n revisions from page p: an "x" at the end of line
+  // 2, one acknowledged op at a time.
+  function manyRevisions(p, n) {
+    return p.evaluate(async (n) => {
+      const { session, editor } = window.collabd;
+      for (let i = 0; i < n; i++) {
+        const line = editor.view.state.doc.line(2);
+        editor.view.dispatch({ changes: { from: line.to, insert: 'x' }, userEvent: 'input.type' });
+        await new Promise((resolve) => {
+          const off = session.onChange(() => {
+            if (session.pendingEdits === 0) {
+              off();
+              resolve();
+            }
+          });
+        });
+      }
+    }, n);
+  }
+
   test('offline edits whose base was folded meanwhile are rebased, not lost; the page says so; the history shows the fold', async () => {
     const doc = 'e2e-gone';
     const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
@@ -194,21 +214,7 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
         // adds 200 characters one acknowledged op at a time.
         await typeAtLineEnd(b, 2, ' and more from Bob', 40);
         await waitOnline(b);
-        await b.evaluate(async (n) => {
-          const { session, editor } = window.collabd;
-          for (let i = 0; i < n; i++) {
-            const line = editor.view.state.doc.line(2);
-            editor.view.dispatch({ changes: { from: line.to, insert: 'x' }, userEvent: 'input.type' });
-            await new Promise((resolve) => {
-              const off = session.onChange(() => {
-                if (session.pendingEdits === 0) {
-                  off();
-                  resolve();
-                }
-              });
-            });
-          }
-        }, 200);
+        await manyRevisions(b, 200);
         assert.ok((await b.evaluate(() => window.collabd.session.client.rev)) > base + 200);
         const earliest = await folded(doc, base);
         assert.ok(earliest > base);
@@ -234,6 +240,49 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
         await oldest.click();
         await b.locator('#compare-with').selectOption('before');
         await b.locator('.rev-detail .error', { hasText: 'folded by the retention policy' }).waitFor();
+      });
+    } finally {
+      await ctxA.close();
+      await ctxB.close();
+    }
+  });
+
+  test('after a reload offline the base is not known: the insertions are rebased, the deletions given up, and the notice says so', async () => {
+    const doc = 'e2e-gone-reload';
+    const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const ctxB = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const pages = [];
+    try {
+      await withShots('gone-reload', pages, async () => {
+        const a = await openDoc(ctxA, server.url, doc, 'Alice');
+        pages.push(a);
+        const b = await openDoc(ctxB, server.url, doc, 'Bob');
+        pages.push(b);
+        await typeAtLineEnd(a, 1, 'top\nmiddle\nbottom');
+        await converge([a, b]);
+        // The service worker keeps the page loadable offline.
+        await a.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+
+        await goOffline(ctxA, a);
+        const base = await a.evaluate(() => window.collabd.session.client.rev);
+        await typeAtLineEnd(a, 1, ' (offline)');
+        await typeAtLineEnd(a, 3, '');
+        for (let i = 0; i < 3; i++) await a.keyboard.press('Backspace');
+        await a.reload();
+        await a.waitForFunction(() => window.collabd && window.collabd.session && window.collabd.session.pendingEdits > 0);
+        assert.equal(await text(a), 'top (offline)\nmiddle\nbot');
+        assert.equal(await a.evaluate(() => JSON.stringify([window.collabd.session.base && window.collabd.session.base.rev, window.collabd.session.status])), '[null,"offline"]', 'no base after a reload');
+
+        await manyRevisions(b, 200);
+        await folded(doc, base);
+        await ctxA.setOffline(false);
+        const final = await converge([a, b]);
+        // The insertion is there; the deleted "tom" came back (the base was not known).
+        assert.equal(final, `top (offline)\nmiddle${'x'.repeat(200)}\nbottom`);
+        assert.equal(await a.evaluate(() => window.collabd.session.goneRebases), 1);
+        const notice = a.locator('#sync-notice');
+        await notice.waitFor();
+        assert.match(await notice.textContent(), /no longer keeps.*What you deleted offline may have come back/);
       });
     } finally {
       await ctxA.close();

@@ -194,6 +194,41 @@ test('diffsToOp and textsToOp', async () => {
   assert.deepEqual(textsToOp('a😀b', 'a😁b'), [1, '😁', -1]); // same high surrogate: whole code points
 });
 
+test('gone: a 3-way rebase keeps every local edit; insertsOnly keeps the insertions without the base', async () => {
+  const { insertsOnly, textsToOp } = await import('../../src/app/recover.js');
+  const { cpLength } = await import('../../src/ot/codepoints.js');
+  assert.deepEqual(insertsOnly([2, 'X', -1, 1, 'Y'], 'abXdY'), { base: 'abd', op: [2, 'X', 1, 'Y'], dropped: true });
+  assert.deepEqual(insertsOnly(['😀'], '😀abc'), { base: 'abc', op: ['😀'], dropped: false });
+  const rnd = makeRandom(14);
+  for (let n = 0; n < 300; n++) {
+    const base = randomText(rnd, rnd.int(30));
+    const local = randomOp(rnd, base);
+    const mine = apply(base, local);
+    const kept = insertsOnly(local, mine);
+    assert.equal(apply(kept.base, kept.op), mine);
+    assert.equal(cpLength(kept.base) + kept.op.filter((c) => typeof c === 'string').reduce((x, c) => x + cpLength(c), 0), cpLength(mine));
+
+    // The client's base revision is folded: it rejoins, its pending op (sent
+    // or not, never applied) goes out rebased over base -> server text, with
+    // a new seq.
+    const server = apply(base, randomOp(rnd, base));
+    const c = new OTClient({ client: 'me', rev: 7, seq: 3 });
+    c.join();
+    c.resetTo(7);
+    c.edit(local);
+    c.disconnect();
+    c.join();
+    const out = c.rebase(40, textsToOp(base, server), false, true);
+    const merged = out.apply ? apply(mine, out.apply) : mine;
+    if (c.pending) {
+      assert.equal(c.pending.seq, 5, 'a new seq after gone');
+      assert.equal(out.send.rev, 40);
+      assert.equal(apply(server, out.send.op), merged, 'the page and the server reach the same text');
+    } else assert.equal(merged, server);
+    for (const ins of local.filter((x) => typeof x === 'string')) assert.ok(merged.includes(ins), `local insertion ${JSON.stringify(ins)} kept`);
+  }
+});
+
 test('OTClient.rebase: local edits survive a rejoin answered with the text', async () => {
   const { textsToOp } = await import('../../src/app/recover.js');
   const rnd = makeRandom(99);
