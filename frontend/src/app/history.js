@@ -287,7 +287,10 @@ export class HistoryPanel {
     try {
       const ack = await this.session.request('doc:versions', {});
       this.versions = ack.versions || [];
-      this.versionNote.textContent = this.versions.length === 0 ? 'No named versions yet.' : '';
+      // The note keeps the outcome of the last action; only the empty list's line goes.
+      const empty = 'No named versions yet.';
+      if (this.versions.length === 0) this.versionNote.textContent = empty;
+      else if (this.versionNote.textContent === empty || this.versionNote.textContent.startsWith('Could not load')) this.versionNote.textContent = '';
       if (this.selectedVersion !== null && !this.versions.some((v) => v.name === this.selectedVersion)) {
         this.selectedVersion = null;
         this.detail.replaceChildren();
@@ -408,7 +411,6 @@ export class HistoryPanel {
       const ack = await this.session.request('doc:version:create', rev ? { name, rev } : { name });
       this.versionNote.textContent = `Named revision #${ack.version.rev} “${ack.version.name}”.`;
       await this.loadVersions();
-      if (this.versions.length) this.versionNote.textContent = `Named revision #${ack.version.rev} “${ack.version.name}”.`;
     } catch (err) {
       this.versionNote.textContent = err.code === CODE.CONFLICT ? `There is already a version named “${name}”.` : `Could not name the version: ${err.message}`;
     }

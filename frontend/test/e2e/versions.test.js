@@ -247,6 +247,52 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
     }
   });
 
+  test('a named version outlives the fold: its text, its changes and a restore still work', async () => {
+    const doc = 'e2e-gone-version';
+    const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const ctxB = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    const pages = [];
+    try {
+      await withShots('gone-version', pages, async () => {
+        const a = await openDoc(ctxA, server.url, doc, 'Alice');
+        pages.push(a);
+        const b = await openDoc(ctxB, server.url, doc, 'Bob');
+        pages.push(b);
+        await typeAtLineEnd(a, 1, 'kept text\nline two');
+        const v = await converge([a, b]);
+        const named = await a.evaluate(() => window.collabd.session.client.rev);
+        await a.getByRole('button', { name: 'History' }).click();
+        await a.getByRole('button', { name: 'Name current version' }).click();
+        await a.locator('#version-name').fill('before the flood');
+        await a.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+        await a.locator('.versions .version', { hasText: 'before the flood' }).waitFor();
+
+        await manyRevisions(b, 200);
+        await folded(doc, named - 1);
+        await converge([a, b]);
+        await a.locator('.panel-head').getByRole('button', { name: 'Refresh' }).click();
+        await a.locator('.revs li.folded').waitFor();
+        await a.locator('.versions .version', { hasText: 'before the flood' }).click();
+        await a.locator('.rev-detail pre.diff ins').first().waitFor();
+        await a.getByRole('button', { name: 'Full text' }).click();
+        await a.locator('.rev-detail pre.rev-text').waitFor();
+        assert.equal(await a.locator('.rev-detail pre.rev-text').textContent(), v);
+        await a.getByRole('button', { name: 'Restore this version' }).click();
+        await a.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
+        await a.locator('.version-note', { hasText: 'Restored “before the flood”' }).waitFor();
+        await b.waitForFunction((w) => window.collabd.editor.text() === w, v, { timeout: 15_000 });
+        assert.equal(await converge([a, b]), v);
+        assert.equal(await apiText(server, doc), v);
+        // It went in as doc:restore of the folded revision: the server reads its text from the version.
+        const h = await (await fetch(`${server.url}/api/docs/${doc}/history?limit=1`)).json();
+        assert.match(h.revs[0].client, /^~restore\./);
+      });
+    } finally {
+      await ctxA.close();
+      await ctxB.close();
+    }
+  });
+
   test('after a reload offline the base is not known: the insertions are rebased, the deletions given up, and the notice says so', async () => {
     const doc = 'e2e-gone-reload';
     const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
