@@ -172,9 +172,12 @@ export class DocSession {
     });
     socket.on('connect_error', (err) => {
       if (err && err.message === CODE.UNAUTHORIZED) {
-        // The token ended while disconnected: renew it if the page can.
-        if (this.getToken && !this.renewing) void this.renewToken('expired');
-        else if (!this.renewing) this.fail('Not authorized to open this document.');
+        // The token ended while disconnected: renew it if the page can
+        // (with the backoff: a backend handing out refused tokens is not
+        // asked in a loop).
+        if (this.getToken) {
+          if (!this.renewing) this.later('renew', () => this.renewToken('expired'), this.backoff());
+        } else this.fail('Not authorized to open this document.');
       }
       this.changed();
     });

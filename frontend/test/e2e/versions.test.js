@@ -426,6 +426,56 @@ describe('tokens that end (auth:expired, auth:refresh)', { skip, concurrency: fa
     }
   });
 
+  test('embedded with getToken: the token ends while offline; the refused reconnect renews it and sends the offline edits', async () => {
+    const doc = 'exp-offline';
+    const long = mint('--user', 'ann', '--edit', 'exp-*', '--ttl', '1h');
+    const ctx = await browser.newContext();
+    const pages = [];
+    try {
+      await withShots('expiry-offline', pages, async () => {
+        const p = await ctx.newPage();
+        pages.push(p);
+        let renewals = 0;
+        await p.exposeFunction('mintToken', () => {
+          renewals++;
+          return mint('--user', 'ann', '--edit', 'exp-*', '--ttl', '1h');
+        });
+        await p.goto(`${server.url}/`);
+        await p.waitForFunction(() => window.collabd && typeof window.collabd.open === 'function');
+        const short = mint('--user', 'ann', '--edit', 'exp-*', '--ttl', '4s');
+        await p.evaluate(
+          async ({ doc, token }) => {
+            const el = document.createElement('div');
+            el.id = 'embed';
+            el.style.height = '200px';
+            document.body.append(el);
+            window.embedded = await window.collabd.open({ parent: el, doc, user: { name: 'ann', color: '#1a73e8' }, token, getToken: () => window.mintToken() });
+          },
+          { doc, token: short },
+        );
+        const synced = () => p.waitForFunction(() => window.embedded.session.status === 'online' && window.embedded.session.pendingEdits === 0, null, { timeout: 20_000 });
+        await synced();
+        await p.locator('#embed .cm-content').click();
+        await p.keyboard.type('online', { delay: 10 });
+        await synced();
+
+        await ctx.setOffline(true);
+        await p.evaluate(() => window.embedded.session.socket.io.engine.close());
+        await p.keyboard.type(', offline', { delay: 10 });
+        // Past the token's end, still offline.
+        await new Promise((r) => setTimeout(r, 4500));
+        assert.equal(renewals, 0);
+        await ctx.setOffline(false);
+        await synced();
+        assert.equal(renewals, 1, 'one renewal after the refused reconnect');
+        assert.equal(await serverText(doc, long), 'online, offline');
+        assert.equal(await p.evaluate(() => window.embedded.session.error), null);
+      });
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test('the editor page without a way to renew: read-only with a notice; a token opened in another tab renews it', async () => {
     const doc = 'exp-page';
     const long = mint('--user', 'bob', '--edit', 'exp-*', '--ttl', '1h');
