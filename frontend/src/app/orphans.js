@@ -104,14 +104,20 @@ export function flushOrphan({ doc, slot, store, connect, user }) {
               finish(false);
               return;
             }
-            // The orphan's revision was folded by the retention policy and
-            // its base text is not saved: keep its insertions (rebased on
-            // the server's text, sent as a new op), give up its deletions.
+            // The orphan's revision was folded by the retention policy: a
+            // 3-way rebase on the saved base text (sent as a new op), or
+            // without one, keep its insertions and give up its deletions.
             try {
-              const kept = insertsOnly(client.localOp(), slot.saved.text);
-              client.pending = { seq: client.pending.seq, op: kept.op, sent: client.pending.sent };
-              client.buffer = null;
-              const out = client.rebase(ack.rev, textsToOp(kept.base, ack.text), false, true);
+              const sb = slot.saved.serverBase;
+              let missed;
+              if (sb && typeof sb.text === 'string' && sb.rev === client.rev) missed = textsToOp(sb.text, ack.text);
+              else {
+                const kept = insertsOnly(client.localOp(), slot.saved.text);
+                client.pending = { seq: client.pending.seq, op: kept.op, sent: client.pending.sent };
+                client.buffer = null;
+                missed = textsToOp(kept.base, ack.text);
+              }
+              const out = client.rebase(ack.rev, missed, false, true);
               if (out.send) submit(out.send);
               else check();
             } catch {

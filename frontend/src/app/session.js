@@ -111,6 +111,8 @@ export class DocSession {
     this.base = null;
     /** rebases after a gone (the base revision was folded by the retention policy) */
     this.goneRebases = 0;
+    const sb = saved && saved.serverBase;
+    if (sb && typeof sb.text === 'string' && saved.state && sb.rev === saved.state.rev) this.base = { rev: sb.rev, doc: textOf(sb.text) };
     /** a non-blocking notice for the reader (what happened to their edits), or null */
     this.notice = null;
     /** join without rev once (a resuming join answered gone) */
@@ -522,6 +524,9 @@ export class DocSession {
     if (this.socket) this.socket.sendBuffer = [];
     for (const client of this.members.keys()) this.editor.setRemoteCursor(client, '', '', null);
     this.members.clear();
+    // A full write: the edits made from now on (offline) are deltas on it,
+    // and it holds the base of the unsent edits (see serverBase).
+    this.deltaBase = null;
     this.saveNow();
     this.changed();
   }
@@ -757,7 +762,7 @@ export class DocSession {
     const state = this.client.toJSON();
     if (sync) {
       const d = this.deltaBase;
-      this.store.writeNow({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved: Math.max(Date.now(), (d ? d.saved : 0) + 1) });
+      this.store.writeNow({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved: Math.max(Date.now(), (d ? d.saved : 0) + 1), ...this.serverBase() });
       // If the page stays (back-forward cache), the copy may be taken over
       // into IndexedDB by another tab: deltas on the old base would be
       // ignored then, so the next save is a full one.
@@ -774,7 +779,7 @@ export class DocSession {
       // IndexedDB copies the entry (structured clone) and writes it off the
       // main thread; building it costs the text as one string.
       const saved = Math.max(Date.now(), (d ? d.saved : 0) + 1);
-      written = this.store.write({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved });
+      written = this.store.write({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved, ...this.serverBase() });
       const base = { saved, op: [] };
       this.deltaBase = base;
       this.saveCounts.full++;
@@ -786,6 +791,16 @@ export class DocSession {
     written.then((ok) => {
       if (!ok && this.client.unsent) this.fail('This browser refused to store your unsent edits (storage full).');
     });
+  }
+
+  /**
+   * serverBase returns {serverBase} for a full write while edits are unsent
+   * and the base is known, else {} (while synchronized the text is the base).
+   */
+  serverBase() {
+    const b = this.base;
+    if (!this.client.unsent || !b || b.rev !== this.client.rev) return {};
+    return { serverBase: { rev: b.rev, text: b.doc.toString() } };
   }
 
   // ---- helpers

@@ -293,7 +293,7 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
     }
   });
 
-  test('after a reload offline the base is not known: the insertions are rebased, the deletions given up, and the notice says so', async () => {
+  test('after a reload offline: the base saved with the edits still gives an exact rebase', async () => {
     const doc = 'e2e-gone-reload';
     const ctxA = await browser.newContext({ viewport: { width: 1200, height: 760 } });
     const ctxB = await browser.newContext({ viewport: { width: 1200, height: 760 } });
@@ -317,18 +317,18 @@ describe('revisions folded by the retention policy (gone)', { skip, concurrency:
         await a.reload();
         await a.waitForFunction(() => window.collabd && window.collabd.session && window.collabd.session.pendingEdits > 0);
         assert.equal(await text(a), 'top (offline)\nmiddle\nbot');
-        assert.equal(await a.evaluate(() => JSON.stringify([window.collabd.session.base && window.collabd.session.base.rev, window.collabd.session.status])), '[null,"offline"]', 'no base after a reload');
+        assert.equal(await a.evaluate(() => JSON.stringify([window.collabd.session.base && window.collabd.session.base.rev, window.collabd.session.status])), JSON.stringify([base, 'offline']), 'the base came back with the entry');
 
         await manyRevisions(b, 200);
         await folded(doc, base);
         await ctxA.setOffline(false);
         const final = await converge([a, b]);
-        // The insertion is there; the deleted "tom" came back (the base was not known).
-        assert.equal(final, `top (offline)\nmiddle${'x'.repeat(200)}\nbottom`);
+        // The insertion and the deletion are both there.
+        assert.equal(final, `top (offline)\nmiddle${'x'.repeat(200)}\nbot`);
         assert.equal(await a.evaluate(() => window.collabd.session.goneRebases), 1);
         const notice = a.locator('#sync-notice');
         await notice.waitFor();
-        assert.match(await notice.textContent(), /no longer keeps.*What you deleted offline may have come back/);
+        assert.match(await notice.textContent(), /no longer keeps.*Please check the result/);
       });
     } finally {
       await ctxA.close();

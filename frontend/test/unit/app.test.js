@@ -477,6 +477,24 @@ test('Store: a delta record after a full write gives the current text; a stale o
   assert.equal(await db.get(deltaKey('d', 't')), undefined);
 });
 
+test('Store: the base of unsent edits (serverBase) comes from a synchronized full write or is saved with the entry', async () => {
+  const db = new MemoryKV();
+  const store = new Store({ local: new MemoryStorage(), session: new MemoryStorage(), locks: null, db, newId: () => 'x' });
+  // A full write while synchronized at rev 3, then offline edits as a delta.
+  await store.write(savedState('t', { text: 'abc', saved: 10 }));
+  await store.writeDelta({ doc: 'd', client: 't', base: 10, state: savedState('t', { pending: [3, 'x'] }).state, edits: 1, saved: 11, delta: [3, 'x'] });
+  let got = await store.read('d', 't');
+  assert.equal(got.text, 'abcx');
+  assert.deepEqual(got.serverBase, { rev: 3, text: 'abc' });
+  // A full write with unsent edits keeps the base it was given.
+  await store.write({ ...savedState('t', { pending: [1, 'y'], text: 'aybcx', saved: 12 }), serverBase: { rev: 3, text: 'abcx' } });
+  got = await store.read('d', 't');
+  assert.deepEqual(got.serverBase, { rev: 3, text: 'abcx' });
+  // Without one, nothing is made up.
+  await store.write(savedState('t', { pending: [1, 'y'], text: 'aybc', saved: 13 }));
+  assert.equal((await store.read('d', 't')).serverBase, undefined);
+});
+
 test('Store: the synchronous pagehide copy is taken over when newer than entry plus delta, dropped when older', async () => {
   const local = new MemoryStorage();
   const db = new MemoryKV();
