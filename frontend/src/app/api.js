@@ -74,8 +74,7 @@ export async function putText(doc, rev, text, base = '') {
  * the page's server, not yet connected.
  * @param {string} [url] the server; the page's own origin by default
  */
-export function connector(url) {
-  const t = token();
+export function connector(url, t = token()) {
   return () =>
     io(url, {
       autoConnect: false,

@@ -18,6 +18,7 @@ const STATUS_TEXT = {
   online: 'Connected',
   reconnecting: 'Reconnecting…',
   offline: 'Offline',
+  expired: 'Access expired',
 };
 
 export async function editorPage(root, doc) {
@@ -27,6 +28,11 @@ export async function editorPage(root, doc) {
   const historyBtn = h('button', { id: 'history-toggle', type: 'button', class: 'btn', 'aria-expanded': 'false', 'aria-controls': 'history' }, 'History');
   const banner = h('p', { id: 'banner', class: 'banner', role: 'alert', hidden: true });
   const notice = h('p', { id: 'notice', class: 'notice', role: 'status', hidden: true });
+  // What happened to the reader's edits (a rebase after gone, a token that
+  // ended): non-blocking, until dismissed.
+  const syncText = h('span', { class: 'sync-notice-text' });
+  const syncDismiss = h('button', { type: 'button', class: 'btn small', 'aria-label': 'Dismiss this notice' }, 'Dismiss');
+  const syncNotice = h('div', { id: 'sync-notice', class: 'notice sync-notice', role: 'status', hidden: true }, syncText, syncDismiss);
   const editorEl = h('div', { id: 'editor', class: 'editor' });
   const panel = h('aside', { id: 'history', class: 'history', hidden: true });
   const mode = modeFor(doc);
@@ -55,6 +61,7 @@ export async function editorPage(root, doc) {
       historyBtn,
     ),
     banner,
+    syncNotice,
     notice,
     h('div', { class: 'workspace' }, h('main', { class: 'editor-wrap' }, split), panel),
   );
@@ -174,6 +181,8 @@ export async function editorPage(root, doc) {
     status.dataset.pending = String(n);
     const label = status.querySelector('.status-text');
     if (label.textContent !== text) label.textContent = text;
+    syncNotice.hidden = !session.notice;
+    if (syncText.textContent !== (session.notice || '')) syncText.textContent = session.notice || '';
     banner.hidden = !session.error;
     if (banner.textContent !== (session.error || '')) banner.textContent = session.error || '';
     const key = JSON.stringify([me, [...session.members.values()].map((m) => [m.client, m.user])]);
@@ -200,6 +209,19 @@ export async function editorPage(root, doc) {
     session.rejoin();
     render();
   }
+  syncDismiss.addEventListener('click', () => session.dismissNotice());
+  // A token stored by another tab (opened with #token=...) renews an ended one here.
+  window.addEventListener('storage', (e) => {
+    if (e.key !== 'collabd:token' || !e.newValue) return;
+    if (!session.expired && !(session.error && /Not authorized/.test(session.error))) return;
+    session.useToken(e.newValue).then(
+      () => {
+        session.notice = 'Your access was renewed with the token opened in another tab; your edits were kept.';
+        session.changed();
+      },
+      (err) => session.fail(`The new token was refused (${err.message}).`),
+    );
+  });
   session.onChange(render);
   session.onChange(() => history.follow());
   render();

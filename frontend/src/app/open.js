@@ -4,7 +4,7 @@
 
 import { createEditor } from '../editor/editor.js';
 import { loadLanguage, modeFor } from '../editor/modes.js';
-import { access, connector } from './api.js';
+import { access, connector, token as storedToken, tokenClaims } from './api.js';
 import { randomId } from './ids.js';
 import { flushOrphan } from './orphans.js';
 import { DocSession } from './session.js';
@@ -19,14 +19,20 @@ import { Store } from './store.js';
  * @param {{name: string, color: string}} opts.user
  * @param {string} [opts.url] the server (default: this page's origin)
  * @param {import('@codemirror/state').Extension} [opts.extensions] more CodeMirror extensions
+ * @param {string} [opts.token] the access token (default: the one stored by the collabd pages)
+ * @param {() => Promise<string> | string} [opts.getToken] returns a fresh token when the
+ *   server says the current one ended (auth:expired) or refuses it on a reconnect
  * @returns {Promise<{session: DocSession, editor: ReturnType<typeof createEditor>, mode: import('../editor/modes.js').Mode, language: Promise<import('../editor/modes.js').Mode>, close(): void}>}
  */
-export async function openDocument({ parent, doc, user, url, extensions = [] }) {
+export async function openDocument({ parent, doc, user, url, extensions = [], token, getToken }) {
   const store = new Store({ newId: randomId });
   const { slot, orphans } = await store.claim(doc);
-  const connect = connector(url);
-  const readOnly = access(doc) === 'view';
-  const session = new DocSession({ doc, store, slot, user, connect, readOnly });
+  const t = typeof token === 'string' ? token : storedToken();
+  const connect = connector(url, t);
+  const readOnly = access(doc, tokenClaims(t)) === 'view';
+  const session = new DocSession({ doc, store, slot, user, connect, readOnly, getToken });
+  /** the server's origin, for the HTTP API ('' : this page's) */
+  session.origin = url || '';
   const editor = createEditor({
     parent,
     doc: session.initialText ?? '',

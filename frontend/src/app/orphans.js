@@ -4,7 +4,8 @@
 // removed only once every edit is acknowledged.
 
 import { OTClient, RevisionGapError } from '../ot/client.js';
-import { missedSince } from './recover.js';
+import { CODE } from './contract.js';
+import { insertsOnly, missedSince, textsToOp } from './recover.js';
 
 /**
  * flushOrphan resubmits an orphan's edits. It returns a promise that resolves
@@ -97,7 +98,32 @@ export function flushOrphan({ doc, slot, store, connect, user }) {
             if (out.send) submit(out.send);
             else check();
           })
-          .catch(() => finish(false));
+          .catch((err) => {
+            if (done) return;
+            if (!err || err.message !== CODE.GONE) {
+              finish(false);
+              return;
+            }
+            // The orphan's revision was folded by the retention policy: a
+            // 3-way rebase on the saved base text (sent as a new op), or
+            // without one, keep its insertions and give up its deletions.
+            try {
+              const sb = slot.saved.serverBase;
+              let missed;
+              if (sb && typeof sb.text === 'string' && sb.rev === client.rev) missed = textsToOp(sb.text, ack.text);
+              else {
+                const kept = insertsOnly(client.localOp(), slot.saved.text);
+                client.pending = { seq: client.pending.seq, op: kept.op, sent: client.pending.sent };
+                client.buffer = null;
+                missed = textsToOp(kept.base, ack.text);
+              }
+              const out = client.rebase(ack.rev, missed, false, true);
+              if (out.send) submit(out.send);
+              else check();
+            } catch {
+              finish(false);
+            }
+          });
       });
     });
     socket.on('disconnect', () => client.disconnect());

@@ -43,6 +43,35 @@ export function textsToOp(a, b) {
 }
 
 /**
+ * insertsOnly keeps the insertions of op, an op on an unknown base text
+ * whose result is text: it returns {base, op, dropped}, where base is text
+ * without op's insertions, op takes base to text (retains and inserts
+ * only), and dropped says whether op deleted anything (those deletions
+ * cannot be redone without the base text).
+ * @param {import('../ot/operation.js').Op} op
+ * @param {string} text
+ */
+export function insertsOnly(op, text) {
+  const cps = Array.from(text);
+  const out = new Builder();
+  const base = [];
+  let pos = 0;
+  let dropped = false;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      out.insert(c);
+      pos += cpLength(c);
+    } else if (c > 0) {
+      out.retain(c);
+      base.push(cps.slice(pos, pos + c).join(''));
+      pos += c;
+    } else if (c < 0) dropped = true;
+  }
+  base.push(cps.slice(pos).join(''));
+  return { base: base.join(''), op: out.done(), dropped };
+}
+
+/**
  * missedSince finds out what happened between an OT client's revision and
  * the head of a join ack that carried the text ({rev, text}) while the
  * client has unacknowledged edits, for OTClient.rebase. request(event,
@@ -74,7 +103,8 @@ async function ownRevision(request, client, from, head) {
     const { revs } = await request('doc:history', { before, limit: MAX_HISTORY_LIMIT });
     if (revs.length === 0) return false;
     for (const r of revs) {
-      if (r.rev <= from) return false;
+      // The folded range: the rest is not kept (doc:diff will answer gone).
+      if (r.folded || r.rev <= from) return false;
       if (r.client === client) return true;
     }
     before = revs[revs.length - 1].rev;

@@ -6,10 +6,12 @@
 // event); nothing polls. Acks are handled inside their callbacks,
 // synchronously, before the next broadcast is processed.
 
+import { Text } from '@codemirror/state';
 import { OTClient, RevisionGapError, SYNCHRONIZED } from '../ot/client.js';
-import { compose, transformIndex } from '../ot/operation.js';
-import { CODE, MAX_SELECTIONS } from './contract.js';
-import { missedSince } from './recover.js';
+import { changeSetFromOp } from '../ot/codemirror.js';
+import { apply as applyOp, compose, transformIndex } from '../ot/operation.js';
+import { CODE, MAX_HISTORY_LIMIT, MAX_SELECTIONS } from './contract.js';
+import { insertsOnly, missedSince, textsToOp } from './recover.js';
 import { unapplyIndex } from './presence.js';
 
 /** How many server ops to keep for moving presence positions forward. */
@@ -49,8 +51,13 @@ export class DocSession {
    * @param {{name: string, color: string}} opts.user
    * @param {() => any} opts.connect returns a new socket.io-client socket (not yet connected)
    * @param {boolean} [opts.readOnly] the user may only view (known from the token)
+   * @param {() => Promise<string> | string} [opts.getToken] a fresh token, when the token ends
    */
-  constructor({ doc, store, slot, user, connect, readOnly = false }) {
+  constructor({ doc, store, slot, user, connect, readOnly = false, getToken = null }) {
+    this.getToken = getToken;
+    /** the server ended this connection's token (auth:expired) and it was not renewed yet */
+    this.expired = false;
+    this.renewing = false;
     this.doc = doc;
     this.store = store;
     this.slot = slot;
@@ -94,6 +101,24 @@ export class DocSession {
     this.saveCounts = { full: 0, delta: 0 };
     /** joins answered with the text whose unsent edits were rebased (see recover) */
     this.recovered = 0;
+    /**
+     * the server's text at a revision ({rev, doc}: a CodeMirror Text, so
+     * keeping it costs nothing while synchronized, and a remote op applies
+     * in O(log n)): the base of the unacknowledged edits, for a rebase
+     * when the server no longer keeps that revision (gone). null: unknown
+     * (after a reload with unsent edits).
+     */
+    this.base = null;
+    /** rebases after a gone (the base revision was folded by the retention policy) */
+    this.goneRebases = 0;
+    const sb = saved && saved.serverBase;
+    if (sb && typeof sb.text === 'string' && saved.state && sb.rev === saved.state.rev) this.base = { rev: sb.rev, doc: textOf(sb.text) };
+    /** a non-blocking notice for the reader (what happened to their edits), or null */
+    this.notice = null;
+    /** join without rev once (a resuming join answered gone) */
+    this.joinFresh = false;
+    /** records that arrived while joining, for the base */
+    this.baseEarly = [];
   }
 
   /** text to show before joining: the saved text, or null when nothing is known. */
@@ -117,7 +142,7 @@ export class DocSession {
    * says there is no network).
    */
   get status() {
-    if (this.socket && this.socket.connected) return this.joined ? 'online' : 'joining';
+    if (this.socket && this.socket.connected) return this.expired ? 'expired' : this.joined ? 'online' : 'joining';
     if (typeof navigator !== 'undefined' && navigator.onLine === false) return 'offline';
     return this.everConnected ? 'reconnecting' : 'connecting';
   }
@@ -137,6 +162,7 @@ export class DocSession {
     this.socket = socket;
     socket.on('connect', () => {
       this.everConnected = true;
+      this.expired = false; // a new connection: its token was accepted
       this.retryMs = 1000;
       this.join();
     });
@@ -147,9 +173,17 @@ export class DocSession {
       if (reason === 'io server disconnect' && !this.closed) this.later('retry', () => socket.connect(), this.backoff());
     });
     socket.on('connect_error', (err) => {
-      if (err && err.message === CODE.UNAUTHORIZED) this.fail('Not authorized to open this document.');
+      if (err && err.message === CODE.UNAUTHORIZED) {
+        // The token ended while disconnected: renew it if the page can
+        // (with the backoff: a backend handing out refused tokens is not
+        // asked in a loop).
+        if (this.getToken) {
+          if (!this.renewing) this.later('renew', () => this.renewToken('expired'), this.backoff());
+        } else this.fail('Not authorized to open this document.');
+      }
       this.changed();
     });
+    socket.on('auth:expired', (e) => this.onExpired(e));
     socket.io.on('reconnect_attempt', () => this.changed());
     socket.on('doc:op', (rec) => this.onRecord(rec));
     socket.on('doc:presence', (p) => this.onPresence(p));
@@ -191,7 +225,9 @@ export class DocSession {
     this.joined = false;
     const j = this.client.join();
     const payload = { doc: this.doc, client: j.client, user: this.user };
-    if (!this.fresh) payload.rev = j.rev;
+    if (!this.fresh && !this.joinFresh) payload.rev = j.rev;
+    this.joinFresh = false;
+    this.baseEarly = [];
     this.socket.emit('doc:join', payload, (ack) => {
       if (gen !== this.joinGen || !this.socket.connected) return;
       this.onJoined(ack);
@@ -206,6 +242,12 @@ export class DocSession {
         this.fail('You do not have access to this document.');
         return;
       }
+      if (code === CODE.GONE) {
+        // Our revision was folded: join for the text, then rebase (recover).
+        this.joinFresh = true;
+        this.rejoin();
+        return;
+      }
       this.fail(`Could not open the document (${code}); retrying.`);
       this.later('retry', () => this.rejoin(), this.backoff());
       return;
@@ -215,6 +257,8 @@ export class DocSession {
       if (Array.isArray(ack.ops)) {
         for (const r of ack.ops) this.remember(r.rev, r.op);
         out = this.client.resume(ack.ops);
+        for (const r of [...ack.ops, ...this.baseEarly]) this.advanceBase(r.rev, r.op);
+        this.baseEarly = [];
       } else if (typeof ack.text === 'string') {
         if (this.client.unsent) {
           // The server's log no longer reaches back to our revision.
@@ -252,6 +296,7 @@ export class DocSession {
     for (const m of this.members.values()) this.drawMember(m);
     if (this.client.state === SYNCHRONIZED) this.edits = 0;
     if (out.send) this.submit(out.send);
+    this.syncBase();
     this.lastPresence = '';
     this.sendPresence();
     this.scheduleSave();
@@ -271,10 +316,24 @@ export class DocSession {
     const c = this.client;
     const stale = () => gen !== this.joinGen || !this.socket.connected;
     try {
-      const { missed, applied } = await missedSince(c, ack, (event, payload) => this.request(event, payload));
-      if (stale()) return;
+      let rebased;
+      try {
+        const { missed, applied } = await missedSince(c, ack, (event, payload) => this.request(event, payload));
+        if (stale()) return;
+        rebased = () => c.rebase(ack.rev, missed, applied);
+      } catch (err) {
+        if (err.code !== CODE.GONE) throw err;
+        if (stale()) return;
+        rebased = await this.goneRebase(ack);
+        if (!rebased) return;
+      }
       this.recent.clear();
-      const out = c.rebase(ack.rev, missed, applied);
+      const out = rebased();
+      if (c.pending) {
+        this.base = { rev: ack.rev, doc: textOf(ack.text) };
+        for (const r of this.baseEarly) this.advanceBase(r.rev, r.op);
+      }
+      this.baseEarly = [];
       this.recovered++;
       this.joinedWith(ack, out);
     } catch (err) {
@@ -282,6 +341,171 @@ export class DocSession {
       c.disconnect();
       this.fail(`Your offline edits could not be merged (${err.message}); they are kept in this tab.`);
     }
+  }
+
+  /**
+   * goneRebase prepares the rebase of the unacknowledged edits when the
+   * server no longer keeps their base revision (folded by the retention
+   * policy: doc:diff and doc:revision answer gone). It is a 3-way merge:
+   * the base text (kept here, this.base), the local text, and the server's
+   * text from the join ack; the local edits are transformed over the
+   * change from the base to the server's text and sent as a new op (a new
+   * seq). Without a known base (a reload with unsent edits), the local
+   * insertions are kept and the local deletions are given up. It returns
+   * a function doing the rebase (OTClient.rebase), or null when the join is
+   * stale. The notice says what happened.
+   */
+  async goneRebase(ack) {
+    const c = this.client;
+    const gen = this.joinGen;
+    const from = c.rev;
+    const local = this.editor.text();
+    // Was the pending op applied? Only the kept part of the history can say.
+    let applied = false;
+    let unsure = false;
+    if (c.pending && c.pending.sent) {
+      const found = await this.ownKeptRevision(from, ack.rev);
+      if (gen !== this.joinGen || !this.socket.connected) return null;
+      applied = found === true;
+      unsure = found === null;
+    }
+    let missed;
+    let lostDeletes = false;
+    if (this.base && this.base.rev === from) {
+      const base = this.base.doc.toString();
+      missed = textsToOp(applied ? applyOp(base, c.pending.op) : base, ack.text);
+    } else {
+      // The base is unknown: keep what was typed, give up what was deleted.
+      const kept = insertsOnly(c.localOp(), local);
+      lostDeletes = kept.dropped;
+      c.pending = { seq: c.pending.seq, op: kept.op, sent: c.pending.sent };
+      c.buffer = null;
+      applied = false;
+      missed = textsToOp(kept.base, ack.text);
+    }
+    this.goneRebases++;
+    const parts = [
+      `Your edits were based on revision #${from}, which the server no longer keeps (its retention policy folded it).`,
+      `Your text was kept and merged into the current version (#${ack.rev}) as a new edit.`,
+    ];
+    if (lostDeletes) parts.push('What you deleted offline may have come back: please check.');
+    else if (unsure) parts.push('Your last edit may appear twice: please check.');
+    else parts.push('Please check the result.');
+    this.notice = parts.join(' ');
+    return () => c.rebase(ack.rev, missed, applied, true);
+  }
+
+  /**
+   * ownKeptRevision reports whether the kept history after revision from
+   * holds an op of this client (true), does not (false), or cannot tell
+   * because it reaches the folded range first (null).
+   */
+  async ownKeptRevision(from, head) {
+    let before = head + 1;
+    for (let pages = 0; pages < 50 && before > from + 1; pages++) {
+      const { revs } = await this.request('doc:history', { before, limit: MAX_HISTORY_LIMIT });
+      if (revs.length === 0) return null;
+      for (const r of revs) {
+        if (r.folded) return null;
+        if (r.rev <= from) return false;
+        if (r.client === this.client.client) return true;
+      }
+      before = revs[revs.length - 1].rev;
+    }
+    return null;
+  }
+
+  /** dismissNotice hides the notice. */
+  dismissNotice() {
+    this.notice = null;
+    this.changed();
+  }
+
+  // syncBase notes the editor's text as the base while nothing is unsent.
+  syncBase() {
+    if (this.client.state === SYNCHRONIZED && this.editor && this.editor.view) this.base = { rev: this.client.rev, doc: this.editor.view.state.doc };
+  }
+
+  // advanceBase moves the base over the server's op of revision rev.
+  advanceBase(rev, op) {
+    const b = this.base;
+    if (!b || rev <= b.rev) return;
+    if (rev !== b.rev + 1) {
+      this.base = null;
+      return;
+    }
+    try {
+      this.base = { rev, doc: changeSetFromOp(op, b.doc, '\n').apply(b.doc) };
+    } catch {
+      this.base = null;
+    }
+  }
+
+  // ---- tokens that end (auth:expired, auth:refresh)
+
+  /**
+   * onExpired handles auth:expired: the server ended our memberships and
+   * answers everything but auth:refresh with forbidden. Edits stay local
+   * (pending, saved). With getToken the session asks it for a new token,
+   * sends auth:refresh, rejoins and resends; without, the editor turns
+   * read-only and the notice says why.
+   */
+  onExpired(e) {
+    this.expired = true;
+    this.joinGen++;
+    this.joined = false;
+    this.client.disconnect();
+    for (const client of this.members.keys()) this.editor.setRemoteCursor(client, '', '', null);
+    this.members.clear();
+    this.saveNow();
+    const why = e && e.reason === 'revoked' ? 'revoked' : 'expired';
+    if (this.getToken) {
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'}; renewing it… Your edits are kept.`;
+      void this.renewToken(why);
+    } else {
+      this.editor.setReadOnly(true);
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'}: the document is read-only until you open it with a new token. Unsent edits are kept in this tab.`;
+    }
+    this.changed();
+  }
+
+  /** renewToken gets a new token from getToken and uses it. */
+  async renewToken(why = 'expired') {
+    if (this.renewing || !this.getToken) return;
+    this.renewing = true;
+    try {
+      const token = await this.getToken();
+      if (typeof token !== 'string' || token === '') throw new Error('no token');
+      await this.useToken(token);
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'} and was renewed; your edits were kept.`;
+    } catch (err) {
+      this.editor.setReadOnly(true);
+      this.notice = `Your access ${why === 'revoked' ? 'was revoked' : 'expired'} and could not be renewed (${err.message}): the document is read-only. Unsent edits are kept in this tab.`;
+    } finally {
+      this.renewing = false;
+      this.changed();
+    }
+  }
+
+  /**
+   * useToken replaces the connection's token: auth:refresh on the open
+   * connection, then a rejoin that resends the pending edits (same seq:
+   * exactly once); on a closed connection, the next connect uses it.
+   */
+  async useToken(token) {
+    const socket = this.socket;
+    socket.auth = { ...(socket.auth || {}), token };
+    if (!socket.connected) {
+      if (!socket.active) socket.connect();
+      return;
+    }
+    await this.request('auth:refresh', { token });
+    if (socket !== this.socket) return;
+    this.expired = false;
+    if (this.error && /Not authorized/.test(this.error)) this.error = null;
+    if (!this.readOnly) this.editor.setReadOnly(false);
+    this.client.disconnect();
+    this.join();
   }
 
   /** rejoin joins again on the same socket (after an error). */
@@ -300,6 +524,9 @@ export class DocSession {
     if (this.socket) this.socket.sendBuffer = [];
     for (const client of this.members.keys()) this.editor.setRemoteCursor(client, '', '', null);
     this.members.clear();
+    // A full write: the edits made from now on (offline) are deltas on it,
+    // and it holds the base of the unsent edits (see serverBase).
+    this.deltaBase = null;
     this.saveNow();
     this.changed();
   }
@@ -338,6 +565,9 @@ export class DocSession {
         throw err;
       }
       if (op && this.client.rev === ack.rev) this.remember(ack.rev, op);
+      if (op) this.advanceBase(ack.rev, op);
+      else this.base = null;
+      this.syncBase();
       if (this.client.state === SYNCHRONIZED) this.edits = 0;
       if (next) this.submit(next);
       this.scheduleSave();
@@ -366,6 +596,18 @@ export class DocSession {
       this.edits = 0;
       this.fail('You can view this document but not edit it; your changes were not saved.');
       this.join();
+      return;
+    }
+    if (code === CODE.FORBIDDEN && (this.expired || /^token (expired|revoked)/.test(ack.error.message || ''))) {
+      // The token ended (auth:expired): not a viewer. The edits stay
+      // pending and go out again after the token is renewed and we rejoin.
+      return;
+    }
+    if (code === CODE.GONE) {
+      // The op's base revision was folded: the server can neither transform
+      // it nor tell whether it was applied. Rejoin (the ack has the text)
+      // and rebase the local text on it as a new op (recover, goneRebase).
+      this.rejoin();
       return;
     }
     if (code === CODE.RATE_LIMITED) {
@@ -398,12 +640,17 @@ export class DocSession {
       return;
     }
     this.remember(rec.rev, rec.op);
+    // While joining, records may be newer than the ack's: the base follows
+    // them after the ack.
+    if (this.joined) this.advanceBase(rec.rev, rec.op);
+    else this.baseEarly.push(rec);
     if (out.apply) {
       this.applyRemote(out.apply);
       this.lastRemote = { arrived, applied: now() };
     }
     if (out.send) this.submit(out.send);
     if (this.client.state === SYNCHRONIZED) this.edits = 0;
+    this.syncBase();
     this.scheduleSave();
     this.changed();
   }
@@ -515,7 +762,7 @@ export class DocSession {
     const state = this.client.toJSON();
     if (sync) {
       const d = this.deltaBase;
-      this.store.writeNow({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved: Math.max(Date.now(), (d ? d.saved : 0) + 1) });
+      this.store.writeNow({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved: Math.max(Date.now(), (d ? d.saved : 0) + 1), ...this.serverBase() });
       // If the page stays (back-forward cache), the copy may be taken over
       // into IndexedDB by another tab: deltas on the old base would be
       // ignored then, so the next save is a full one.
@@ -532,7 +779,7 @@ export class DocSession {
       // IndexedDB copies the entry (structured clone) and writes it off the
       // main thread; building it costs the text as one string.
       const saved = Math.max(Date.now(), (d ? d.saved : 0) + 1);
-      written = this.store.write({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved });
+      written = this.store.write({ doc: this.doc, client: this.client.client, state, text: this.editor.text(), edits: this.edits, saved, ...this.serverBase() });
       const base = { saved, op: [] };
       this.deltaBase = base;
       this.saveCounts.full++;
@@ -544,6 +791,16 @@ export class DocSession {
     written.then((ok) => {
       if (!ok && this.client.unsent) this.fail('This browser refused to store your unsent edits (storage full).');
     });
+  }
+
+  /**
+   * serverBase returns {serverBase} for a full write while edits are unsent
+   * and the base is known, else {} (while synchronized the text is the base).
+   */
+  serverBase() {
+    const b = this.base;
+    if (!this.client.unsent || !b || b.rev !== this.client.rev) return {};
+    return { serverBase: { rev: b.rev, text: b.doc.toString() } };
   }
 
   // ---- helpers
@@ -581,11 +838,27 @@ export class DocSession {
       }
       this.socket.timeout(timeoutMs).emit(event, { doc: this.doc, ...payload }, (err, ack) => {
         if (err) reject(Object.assign(new Error('no answer from the server'), { code: 'timeout' }));
-        else if (!ack || !ack.ok) reject(Object.assign(new Error(ack && ack.error ? ack.error.message : 'failed'), { code: ack && ack.error ? ack.error.code : CODE.INTERNAL }));
+        else if (!ack || !ack.ok) reject(requestError(ack));
         else resolve(ack);
       });
     });
   }
+}
+
+/**
+ * requestError makes the Error of a failed ack: message, code, and for
+ * gone the earliest revision still kept.
+ */
+export function requestError(ack) {
+  const e = ack && ack.error ? ack.error : {};
+  const err = Object.assign(new Error(e.message || 'failed'), { code: e.code || CODE.INTERNAL });
+  if (Number.isSafeInteger(e.earliest)) err.earliest = e.earliest;
+  return err;
+}
+
+/** textOf makes a CodeMirror Text of a string ("\n" the only line break, as in the editor). */
+function textOf(s) {
+  return Text.of(s.split('\n'));
 }
 
 /** insertedLength is the number of UTF-16 units an op inserts. */

@@ -48,7 +48,7 @@ function tabKey(doc) {
 }
 
 /** Saved is what an entry holds. */
-/** @typedef {{doc: string, client: string, state: any, text: string, edits: number, saved: number}} Saved */
+/** @typedef {{doc: string, client: string, state: any, text: string, edits: number, saved: number, serverBase?: {rev: number, text: string}}} Saved */
 
 /**
  * @typedef {object} Slot an entry held by this page
@@ -310,6 +310,12 @@ export class Store {
       return null;
     }
     if (!(s && s.doc === doc && s.client === client && typeof s.text === 'string' && s.state)) return null;
+    // The server's text at a revision, the base of the unsent edits (for a
+    // rebase when the server no longer keeps that revision): saved with a
+    // full write made while edits were unsent, or the text of a full write
+    // made while synchronized. The reader uses it only when its rev is the
+    // state's rev.
+    if (!s.serverBase && !s.state.pending) s = { ...s, serverBase: { rev: s.state.rev, text: s.text } };
     if (d && d.base === s.saved && Array.isArray(d.delta) && d.state) {
       try {
         return { ...s, state: d.state, edits: d.edits, saved: d.saved, text: apply(s.text, d.delta) };

@@ -283,9 +283,12 @@ export class OTClient {
    * @param {number} rev
    * @param {Op} missed
    * @param {boolean} applied
+   * @param {boolean} [newSeq] send the rebased edits with a new seq, not the
+   *   pending op's (after gone: the server cannot tell whether that seq was
+   *   applied, so the edits go out as a new op)
    * @returns {{apply: Op | null, send: Submission | null}}
    */
-  rebase(rev, missed, applied) {
+  rebase(rev, missed, applied, newSeq = false) {
     checkRev(rev);
     if (this.connection !== JOINING) throw new ProtocolError('rebase without join');
     missed = normalize(validate(missed));
@@ -306,7 +309,7 @@ export class OTClient {
         this.pending = null;
       } else {
         local = this.localOp();
-        this.seq = this.pending.seq - 1; // the same seq goes out again
+        if (!newSeq) this.seq = this.pending.seq - 1; // the same seq goes out again
         this.pending = null;
       }
       this.buffer = null;

@@ -478,8 +478,11 @@ describe('editor in the browser', { skip, concurrency: false }, () => {
       mkdirSync(imgDir, { recursive: true });
       await a.screenshot({ path: join(imgDir, 'editor.png') });
 
+      // A named version of the first revision, for the picture.
+      await a.evaluate(() => window.collabd.session.request('doc:version:create', { name: 'First draft', rev: 1 }));
       await a.getByRole('button', { name: 'History' }).click();
       await a.locator('.revs .rev').first().waitFor();
+      await a.locator('.versions .version', { hasText: 'First draft' }).waitFor();
       // Bob's entry, compared with the version before it: his changes.
       await a.locator('.revs .rev', { hasText: 'Bob' }).first().click();
       await a.locator('#compare-with').selectOption('before');

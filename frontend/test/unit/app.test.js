@@ -194,6 +194,41 @@ test('diffsToOp and textsToOp', async () => {
   assert.deepEqual(textsToOp('a😀b', 'a😁b'), [1, '😁', -1]); // same high surrogate: whole code points
 });
 
+test('gone: a 3-way rebase keeps every local edit; insertsOnly keeps the insertions without the base', async () => {
+  const { insertsOnly, textsToOp } = await import('../../src/app/recover.js');
+  const { cpLength } = await import('../../src/ot/codepoints.js');
+  assert.deepEqual(insertsOnly([2, 'X', -1, 1, 'Y'], 'abXdY'), { base: 'abd', op: [2, 'X', 1, 'Y'], dropped: true });
+  assert.deepEqual(insertsOnly(['😀'], '😀abc'), { base: 'abc', op: ['😀'], dropped: false });
+  const rnd = makeRandom(14);
+  for (let n = 0; n < 300; n++) {
+    const base = randomText(rnd, rnd.int(30));
+    const local = randomOp(rnd, base);
+    const mine = apply(base, local);
+    const kept = insertsOnly(local, mine);
+    assert.equal(apply(kept.base, kept.op), mine);
+    assert.equal(cpLength(kept.base) + kept.op.filter((c) => typeof c === 'string').reduce((x, c) => x + cpLength(c), 0), cpLength(mine));
+
+    // The client's base revision is folded: it rejoins, its pending op (sent
+    // or not, never applied) goes out rebased over base -> server text, with
+    // a new seq.
+    const server = apply(base, randomOp(rnd, base));
+    const c = new OTClient({ client: 'me', rev: 7, seq: 3 });
+    c.join();
+    c.resetTo(7);
+    c.edit(local);
+    c.disconnect();
+    c.join();
+    const out = c.rebase(40, textsToOp(base, server), false, true);
+    const merged = out.apply ? apply(mine, out.apply) : mine;
+    if (c.pending) {
+      assert.equal(c.pending.seq, 5, 'a new seq after gone');
+      assert.equal(out.send.rev, 40);
+      assert.equal(apply(server, out.send.op), merged, 'the page and the server reach the same text');
+    } else assert.equal(merged, server);
+    for (const ins of local.filter((x) => typeof x === 'string')) assert.ok(merged.includes(ins), `local insertion ${JSON.stringify(ins)} kept`);
+  }
+});
+
 test('OTClient.rebase: local edits survive a rejoin answered with the text', async () => {
   const { textsToOp } = await import('../../src/app/recover.js');
   const rnd = makeRandom(99);
@@ -271,6 +306,25 @@ test('history entries group one author\'s consecutive revisions', async () => {
     ],
   );
   assert.deepEqual(groupRevs([]), []);
+});
+
+test('history: the folded range is one line of its own; a folded revision says so', async () => {
+  const { groupRevs, loadError } = await import('../../src/app/history.js');
+  const t = '2026-11-26T01:00:00Z';
+  const revs = [
+    { rev: 20, client: 'a', user: 'Ann', time: t, ins: 1, del: 0 },
+    { rev: 19, client: 'a', user: 'Ann', time: t, ins: 1, del: 0 },
+    { rev: 18, from: 1, folded: true, client: '', user: '', time: '', ins: 0, del: 0 },
+  ];
+  assert.deepEqual(
+    groupRevs(revs).map((g) => [g.first, g.rev, !!g.folded]),
+    [
+      [19, 20, false],
+      [1, 18, true],
+    ],
+  );
+  assert.match(loadError(Object.assign(new Error('x'), { code: 'gone', earliest: 18 })), /folded by the retention policy.*#18/);
+  assert.equal(loadError(Object.assign(new Error('boom'), { code: 'internal' })), 'Could not load: boom');
 });
 
 test('Store.write makes room by dropping entries without unsent edits', async () => {
@@ -421,6 +475,24 @@ test('Store: a delta record after a full write gives the current text; a stale o
   await store.remove('d', 't');
   assert.equal(await db.get(entryKey('d', 't')), undefined);
   assert.equal(await db.get(deltaKey('d', 't')), undefined);
+});
+
+test('Store: the base of unsent edits (serverBase) comes from a synchronized full write or is saved with the entry', async () => {
+  const db = new MemoryKV();
+  const store = new Store({ local: new MemoryStorage(), session: new MemoryStorage(), locks: null, db, newId: () => 'x' });
+  // A full write while synchronized at rev 3, then offline edits as a delta.
+  await store.write(savedState('t', { text: 'abc', saved: 10 }));
+  await store.writeDelta({ doc: 'd', client: 't', base: 10, state: savedState('t', { pending: [3, 'x'] }).state, edits: 1, saved: 11, delta: [3, 'x'] });
+  let got = await store.read('d', 't');
+  assert.equal(got.text, 'abcx');
+  assert.deepEqual(got.serverBase, { rev: 3, text: 'abc' });
+  // A full write with unsent edits keeps the base it was given.
+  await store.write({ ...savedState('t', { pending: [1, 'y'], text: 'aybcx', saved: 12 }), serverBase: { rev: 3, text: 'abcx' } });
+  got = await store.read('d', 't');
+  assert.deepEqual(got.serverBase, { rev: 3, text: 'abcx' });
+  // Without one, nothing is made up.
+  await store.write(savedState('t', { pending: [1, 'y'], text: 'aybc', saved: 13 }));
+  assert.equal((await store.read('d', 't')).serverBase, undefined);
 });
 
 test('Store: the synchronous pagehide copy is taken over when newer than entry plus delta, dropped when older', async () => {
