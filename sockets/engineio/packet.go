@@ -217,14 +217,12 @@ type Packet struct {
 	Binary bool
 }
 
-// decodeTextPacket decodes one text packet (a WebSocket text frame, or one
-// record of a polling payload without the "b" binary form). data is the
-// packet's bytes; the returned Packet's Data aliases it.
+// decodeTextPacket decodes one text packet (a WebSocket text message, or
+// one record of a polling payload without the "b" binary form) whose bytes
+// are valid UTF-8: the WebSocket frame reader checks its text messages,
+// DecodePayload its records. The returned Packet's Data aliases data.
 func decodeTextPacket(data []byte) (Packet, error) {
 	if len(data) == 0 || data[0] < typeOpen || data[0] > typeNoop {
-		return Packet{}, ErrParse
-	}
-	if !utf8.Valid(data) {
 		return Packet{}, ErrParse
 	}
 	return Packet{Type: data[0], Data: data[1:]}, nil
@@ -264,6 +262,9 @@ func DecodePayload(body []byte) ([]Packet, error) {
 			}
 			pkts = append(pkts, Packet{Type: typeMessage, Data: dec[:k], Binary: true})
 		} else {
+			if !utf8.Valid(rec) {
+				return nil, ErrParse
+			}
 			p, err := decodeTextPacket(rec)
 			if err != nil {
 				return nil, err
