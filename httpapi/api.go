@@ -378,18 +378,8 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, contract.CodeNotFound, "backups are not available")
 		return
 	}
-	if claims != nil {
-		docs, err := a.cfg.Hub.List(r.Context())
-		if err != nil {
-			a.failErr(w, r, err)
-			return
-		}
-		for _, d := range docs {
-			if claims.Level(d.ID) < auth.View {
-				a.fail(w, r, contract.CodeForbidden, "a backup needs view access to every document")
-				return
-			}
-		}
+	if !a.accessToAll(w, r, claims, auth.View, "a backup needs view access to every document") {
+		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="collabd-`+time.Now().UTC().Format("20060102T150405Z")+`.db"`)
@@ -420,6 +410,27 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // authenticate returns the token's claims (nil with auth off). On failure it
 // has written the response and ok is false.
+// accessToAll reports whether claims (nil: auth off) give at least level on
+// every stored document, for operations on the whole store; if not, it has
+// answered forbidden with msg.
+func (a *API) accessToAll(w http.ResponseWriter, r *http.Request, claims *auth.Claims, level auth.Level, msg string) bool {
+	if claims == nil {
+		return true
+	}
+	docs, err := a.cfg.Hub.List(r.Context())
+	if err != nil {
+		a.failErr(w, r, err)
+		return false
+	}
+	for _, d := range docs {
+		if claims.Level(d.ID) < level {
+			a.fail(w, r, contract.CodeForbidden, msg)
+			return false
+		}
+	}
+	return true
+}
+
 func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (claims *auth.Claims, ok bool) {
 	if a.cfg.Auth == nil {
 		return nil, true

@@ -39,18 +39,8 @@ func (a *API) compact(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, contract.CodeNotFound, "compaction is not available")
 		return
 	}
-	if claims != nil {
-		docs, err := a.cfg.Hub.List(r.Context())
-		if err != nil {
-			a.failErr(w, r, err)
-			return
-		}
-		for _, d := range docs {
-			if claims.Level(d.ID) < auth.Edit {
-				a.fail(w, r, contract.CodeForbidden, "a compaction needs edit access to every document")
-				return
-			}
-		}
+	if !a.accessToAll(w, r, claims, auth.Edit, "a compaction needs edit access to every document") {
+		return
 	}
 	res, err := a.cfg.Compact(r.Context())
 	if err != nil {
