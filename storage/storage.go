@@ -30,6 +30,10 @@ var (
 	// more. The error is a *GoneError, which says the earliest revision
 	// still available.
 	ErrGone = errors.New("storage: revision folded by the retention policy")
+	// ErrUnavailable: a store shared over the network (JetStream) cannot
+	// be reached now. Nothing was written by the failing call unless its
+	// error says the outcome is unknown; retrying later is safe.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
 
 // GoneError is ErrGone with the revision asked for and the earliest one
@@ -182,4 +186,18 @@ type Store interface {
 	Check(ctx context.Context) error
 	// Close releases the store. It is idempotent.
 	Close() error
+}
+
+// Follower is implemented by stores that several nodes share (JetStream):
+// it feeds a node the records every node appends, so that the node's live
+// documents keep up with the others' edits.
+type Follower interface {
+	// Follow calls fn with the records appended to any document from now
+	// on, per document in revision order (records of one append together),
+	// on one goroutine, until stop is called or ctx ends. Records appended
+	// by this process come back too. fn must not block for long. A record
+	// may arrive twice (after a reconnection); a record missed while the
+	// feed was broken is never skipped silently: the feed resumes where it
+	// stopped. After stop returns fn is not called again.
+	Follow(ctx context.Context, fn func(doc string, recs []Record)) (stop func(), err error)
 }

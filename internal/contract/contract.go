@@ -29,12 +29,17 @@ const (
 	// CONNECT error's data, in an HTTP 401, and in the ack of an
 	// auth:refresh whose token is refused (no other ack carries it).
 	CodeUnauthorized Code = "unauthorized"
+	// CodeUnavailable refuses a request the node cannot serve now because
+	// the storage it shares with other nodes (NATS JetStream) is
+	// unreachable: nothing was stored, retry later (on this node or
+	// another).
+	CodeUnavailable Code = "unavailable"
 )
 
 // Codes returns every code, in the order of the constants.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeNotFound, CodeForbidden, CodeTooLarge, CodeRateLimited,
-		CodeConflict, CodeInternal, CodeUnauthorized, CodeGone}
+		CodeConflict, CodeInternal, CodeUnauthorized, CodeGone, CodeUnavailable}
 }
 
 // HTTPStatus is the status of an HTTP API answer with code c; an unknown
@@ -60,6 +65,8 @@ func (c Code) HTTPStatus() int {
 		return 413 // http.StatusRequestEntityTooLarge
 	case CodeRateLimited:
 		return 429 // http.StatusTooManyRequests
+	case CodeUnavailable:
+		return 503 // http.StatusServiceUnavailable
 	}
 	return 500 // http.StatusInternalServerError
 }

@@ -46,13 +46,13 @@ func TestCodes(t *testing.T) {
 		seen[c] = true
 	}
 	// The codes docs/protocol.md lists for acks, plus unauthorized.
-	for _, c := range []Code{"bad_request", "not_found", "forbidden", "too_large", "rate_limited", "conflict", "internal", "unauthorized", "gone"} {
+	for _, c := range []Code{"bad_request", "not_found", "forbidden", "too_large", "rate_limited", "conflict", "internal", "unauthorized", "gone", "unavailable"} {
 		if !seen[c] {
 			t.Errorf("Codes() lacks %q", c)
 		}
 	}
-	if len(seen) != 9 {
-		t.Errorf("Codes() has %d codes, want 9", len(seen))
+	if len(seen) != 10 {
+		t.Errorf("Codes() has %d codes, want 10", len(seen))
 	}
 }
 

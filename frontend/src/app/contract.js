@@ -14,6 +14,7 @@ export const CODE = Object.freeze({
   INTERNAL: 'internal',
   UNAUTHORIZED: 'unauthorized',
   GONE: 'gone',
+  UNAVAILABLE: 'unavailable',
 });
 
 /** Document ids: 1 to 128 characters of A-Za-z0-9._~-. */
