@@ -312,6 +312,8 @@ func (h *Hub) readUpTo(d *document, target uint64) error {
 		}
 		d.mu.Unlock()
 		switch {
+		case h.closed.Load():
+			return ErrClosed
 		case gone:
 			return errGone
 		case after >= target && !inFlight:

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,7 +79,8 @@ func clusterHub(tb testing.TB, url string, cfg Config, jcfg storage.JetStreamCon
 }
 
 // TestClusterConverges: editors on three nodes edit two documents at once,
-// some resending their ops (to the same node or another one); every node
+// some ops made on older revisions, some resent (to the same node or
+// another one); every node
 // ends with the same text, the log is gap-free, every op is in it once, at
 // the revision its author was given, and every subscriber on every node
 // saw every revision once, in order.
@@ -120,12 +124,22 @@ func TestClusterConverges(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(w), 7))
 			client := fmt.Sprintf("w%d", w)
 			h := hubs[w%nodes]
+			type state struct {
+				rev  uint64
+				text ot.Text
+			}
+			seenStates := map[string][]state{} // what this worker saw, to base late ops on
 			for seq := uint64(1); seq <= perWorker; seq++ {
 				doc := docs[r.IntN(len(docs))]
 				head, text, err := h.Text(ctx, doc)
 				if err != nil {
 					t.Error(err)
 					return
+				}
+				seenStates[doc] = append(seenStates[doc], state{head, text})
+				if old := seenStates[doc]; len(old) > 1 && r.IntN(3) == 0 {
+					st := old[len(old)-1-r.IntN(min(len(old), 5))]
+					head, text = st.rev, st.text // a late op, made on an older revision
 				}
 				op, _ := randomOp(r, text.Len()).MarshalJSON()
 				s := Submission{Doc: doc, Client: client, Seq: seq, BaseRev: head, Op: op}
@@ -274,7 +288,7 @@ func TestClusterUnavailable(t *testing.T) {
 	dir := t.TempDir()
 	srv := startNATS(t, dir, -1)
 	url := srv.ClientURL()
-	h := clusterHub(t, url, Config{}, storage.JetStreamConfig{Timeout: 200 * time.Millisecond, Attempts: 2})
+	h := clusterHub(t, url, Config{}, storage.JetStreamConfig{Timeout: time.Second, Attempts: 2})
 	mustSubmit(t, h, sub("doc", "c", 1, 0, `["a"]`))
 	srv.Shutdown()
 	srv.WaitForShutdown()
@@ -298,10 +312,186 @@ func TestClusterUnavailable(t *testing.T) {
 	if _, text := textOf(t, h, "doc"); text != "ab" {
 		t.Fatalf("text %q", text)
 	}
+	// Before the restarted server's cleanup, which runs first.
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func parseNATSPort(url string) (int, error) {
 	var port int
 	_, err := fmt.Sscanf(url[len("nats://127.0.0.1:"):], "%d", &port)
 	return port, err
+}
+
+// startNATSCluster starts a 3-server JetStream cluster on 127.0.0.1 and
+// returns its servers and a client URL naming all of them.
+func startNATSCluster(tb testing.TB) ([]*natsserver.Server, string) {
+	tb.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	servers := make([]*natsserver.Server, 3)
+	for i := range servers {
+		s, err := natsserver.NewServer(&natsserver.Options{
+			ServerName: fmt.Sprint("n", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: natsserver.ClusterOpts{Name: "collab-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ",")),
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		go s.Start()
+		servers[i] = s
+		tb.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+	}
+	var urls []string
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			tb.Fatal("nats-server not ready")
+		}
+		urls = append(urls, s.ClientURL())
+	}
+	return servers, strings.Join(urls, ",")
+}
+
+// TestClusterLeaderLoss: two hubs on a 3-server JetStream cluster (R3)
+// edit one document; the stream's leader is shut down mid-run. Editors
+// resend an op that failed (same client and seq) until it is acknowledged,
+// as clients do. Afterwards every acknowledged op is in the log once, at
+// the revision its author was given, and both hubs have the log's text.
+func TestClusterLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-server cluster and a leader election")
+	}
+	servers, url := startNATSCluster(t)
+	jcfg := storage.JetStreamConfig{Replicas: 3, Timeout: 2 * time.Second, Attempts: 30}
+	hubs := []*Hub{
+		clusterHub(t, url, Config{}, jcfg),
+		clusterHub(t, url, Config{}, jcfg),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const doc = "r3.doc"
+	type ack struct {
+		client string
+		seq    uint64
+	}
+	var (
+		mu    sync.Mutex
+		acked = map[uint64]ack{}
+		count atomic.Int64
+		stop  atomic.Bool
+		wg    sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			h, client := hubs[w%2], fmt.Sprint("w", w)
+			for seq := uint64(1); !stop.Load() && ctx.Err() == nil; seq++ {
+				head, text, err := h.Text(ctx, doc)
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					seq--
+					continue
+				}
+				b := ot.NewBuilder()
+				b.Retain(text.Len())
+				b.Insert(fmt.Sprintf("<%s:%d>", client, seq))
+				op, _ := b.Build().MarshalJSON()
+				s := Submission{Doc: doc, Client: client, Seq: seq, BaseRev: head, Op: op}
+				for ctx.Err() == nil {
+					rev, err := h.Submit(ctx, s)
+					if err == nil {
+						mu.Lock()
+						acked[rev] = ack{client, seq}
+						mu.Unlock()
+						count.Add(1)
+						break
+					}
+					time.Sleep(20 * time.Millisecond) // unavailable during the election: resend
+				}
+			}
+		})
+	}
+	waitCount := func(n int64) {
+		for count.Load() < n {
+			if ctx.Err() != nil {
+				t.Fatalf("only %d ops acknowledged", count.Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitCount(30)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(ctx, storage.DefaultJetStreamStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("stream info %+v, %v", info, err)
+	}
+	leader := info.Cluster.Leader
+	for _, s := range servers {
+		if s.Name() == leader {
+			s.Shutdown()
+		}
+	}
+	waitCount(count.Load() + 30)
+	stop.Store(true)
+	wg.Wait()
+	recs, err := hubs[1].store.Records(ctx, doc, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[ack]bool{}
+	want := ""
+	for i, r := range recs {
+		if r.Rev != uint64(i+1) {
+			t.Fatalf("record %d has revision %d", i, r.Rev)
+		}
+		k := ack{r.Client, r.Seq}
+		if seen[k] {
+			t.Fatalf("%v stored twice", k)
+		}
+		seen[k] = true
+		op, err := ot.Parse(r.Op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, err = op.ApplyString(want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rev, a := range acked {
+		if rev > uint64(len(recs)) || recs[rev-1].Client != a.client || recs[rev-1].Seq != a.seq {
+			t.Fatalf("acknowledged %v at %d lost", a, rev)
+		}
+	}
+	for n, h := range hubs {
+		waitFor(t, func() bool { rev, _ := headOf(h, doc); return rev == uint64(len(recs)) })
+		if _, text := textOf(t, h, doc); text != want {
+			t.Fatalf("node %d has %q, the log %q", n, text, want)
+		}
+	}
+	t.Logf("leader %s shut down; %d records, %d acknowledged", leader, len(recs), len(acked))
 }
