@@ -49,11 +49,20 @@ const (
 	// maxAttempts bounds how often one op is sequenced again after other
 	// nodes won the race for its revision.
 	maxAttempts = 50
+	// backoffAfter is how many times an op is sequenced again at once
+	// before each new attempt waits a jittered backoff: two or three
+	// nodes gain nothing by waiting (the loser is late already), many
+	// nodes racing for one hot document do.
+	backoffAfter = 8
 	// catchUpBatch is the number of records one catch-up read asks for.
 	catchUpBatch = 1000
 	// settleWait bounds how long a catch-up waits for this node's append
 	// in flight to settle before it integrates what it read.
 	settleWait = 30 * time.Second
+	// feedGrace is how long a catch-up waits for the feed to bring the
+	// records it needs before it reads them from the store: the feed
+	// usually has them within a round trip, and a read costs several.
+	feedGrace = 20 * time.Millisecond
 )
 
 // resub is an op rolled back in cluster mode, to be sequenced again, with
@@ -85,10 +94,11 @@ func (h *Hub) onFeed(doc string, recs []storage.Record) {
 		return
 	}
 	d.buffer(recs)
-	applied := d.settleLocked()
+	applied, calls := d.settleLocked()
 	subs := d.subs
 	d.mu.Unlock()
 	feedSubs(subs, applied)
+	run(calls)
 }
 
 // feedSubs hands records to the subscribers. d.deliver must be held.
@@ -115,6 +125,15 @@ func (d *document) buffer(recs []storage.Record) {
 			d.remote = slices.Insert(d.remote, i, r)
 		}
 	}
+	d.notify()
+}
+
+// notify wakes a catch-up waiting for news of d. mu must be held.
+func (d *document) notify() {
+	if d.news != nil {
+		close(d.news)
+		d.news = nil
+	}
 }
 
 func cmpRev(a, b uint64) int {
@@ -131,11 +150,18 @@ func cmpRev(a, b uint64) int {
 // is in flight and no catch-up is running, and starts a catch-up when
 // they leave a gap or when ops had to be rolled back. It returns the
 // records integrated, for the subscribers. mu and deliver must be held.
-func (d *document) settleLocked() []storage.Record {
+//
+// The callbacks it returns (outcomes known at once) must be called once mu
+// is released.
+func (d *document) settleLocked() ([]storage.Record, []func()) {
 	if !d.loaded || d.catching || d.handed != d.committed || len(d.remote) == 0 {
-		return nil
+		return nil, nil
 	}
 	applied, resubs, gap := d.integrate()
+	var calls []func()
+	if !gap {
+		resubs, calls = d.resequenceLocked(resubs)
+	}
 	if gap || len(resubs) > 0 {
 		target := d.committed
 		if gap {
@@ -143,7 +169,51 @@ func (d *document) settleLocked() []storage.Record {
 		}
 		d.startCatchUp(target, resubs)
 	}
-	return applied
+	return applied, calls
+}
+
+// resequenceLocked sequences rolled back ops again at once, in their order,
+// each from its own base over the log as it now is: the ops go on riding
+// this node's next append instead of waiting for another goroutine. It
+// returns the ops it cannot sequence here (a base the in-memory log no
+// longer holds, or an op due for a backoff), for resequence, and the
+// callbacks of outcomes known at once (a resubmission already in the log,
+// an error), to be called once mu is released. mu must be held.
+func (d *document) resequenceLocked(resubs []resub) (rest []resub, calls []func()) {
+	for _, r := range resubs {
+		if r.src == nil || r.src.attempts > backoffAfter || r.src.base < d.oldest() || r.src.base > d.head {
+			rest = append(rest, r)
+			continue
+		}
+		s := r.sub
+		s.BaseRev, s.attempts = r.src.base, r.src.attempts
+		rev, w, _, err := d.check(&s, s.BaseRev)
+		if err == nil && rev == 0 {
+			rev, w, err = d.finish(&s, s.BaseRev, r.src.op)
+		}
+		switch {
+		case err != nil:
+			calls = append(calls, func() { r.fail(err) })
+		case w == nil: // already in the log, committed
+			calls = append(calls, func() {
+				for _, cb := range r.cbs {
+					cb(rev, nil)
+				}
+			})
+		default:
+			for _, cb := range r.cbs {
+				d.register(w, rev, cb)
+			}
+		}
+	}
+	return rest, calls
+}
+
+// run calls fns (callbacks collected under a lock).
+func run(fns []func()) {
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // integrate applies the buffered records that continue the committed log,
@@ -235,7 +305,6 @@ func (d *document) rollback() []resub {
 	clear(d.log[first:])
 	d.log = d.log[:first]
 	unhanded := d.head - d.handed
-	d.epoch++
 	d.head, d.handed, d.text = d.committed, d.committed, d.committedText
 	d.wait = nil
 	if d.snapRev > d.committed {
@@ -274,16 +343,21 @@ func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
 	d.catching = false
 	close(d.caught)
 	var applied []storage.Record
+	var calls []func()
 	if err == nil {
 		// Integrates what was read, unless an append of this node is in
-		// flight again (its outcome integrates it then); ops it rolls
-		// back go to a catch-up of their own.
-		applied = d.settleLocked()
+		// flight again (its outcome integrates it then), and sequences
+		// the ops again.
+		applied, calls = d.settleLocked()
+		var more []func()
+		resubs, more = d.resequenceLocked(resubs)
+		calls = append(calls, more...)
 	}
 	subs := d.subs
 	d.mu.Unlock()
 	feedSubs(subs, applied)
 	d.deliver.Unlock()
+	run(calls)
 	if err != nil {
 		ferr := storeError(err)
 		if e, ok := ferr.(*Error); !ok || e.Code == contract.CodeNotFound {
@@ -297,18 +371,27 @@ func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
 	h.resequence(resubs)
 }
 
-// readUpTo reads d's records after its committed revision, up to target at
-// least (further when the log goes on), into d.remote, then waits for
-// this node's append in flight, if any, to settle. It retries a failing
-// read with a backoff while the hub is open.
+// readUpTo brings d's records after its committed revision, up to target
+// at least, into d.remote — from the feed when it brings them within
+// feedGrace, else from the store — then waits for this node's append in
+// flight, if any, to settle. It retries a failing read with a backoff
+// while the hub is open.
 func (h *Hub) readUpTo(d *document, target uint64) error {
 	ctx := context.Background()
-	deadline := time.Now().Add(settleWait)
+	now := time.Now()
+	deadline, grace := now.Add(settleWait), now.Add(feedGrace)
 	for attempt := 1; ; attempt++ {
 		d.mu.Lock()
 		after, inFlight, gone := d.committed, d.handed != d.committed, d.gone
 		if n := len(d.remote); n > 0 && d.remote[n-1].Rev > after {
 			after = max(after, contiguousEnd(d.committed, d.remote))
+		}
+		var news chan struct{}
+		if !gone && (inFlight || (after < target && time.Now().Before(grace))) {
+			if d.news == nil {
+				d.news = make(chan struct{})
+			}
+			news = d.news
 		}
 		d.mu.Unlock()
 		switch {
@@ -321,9 +404,20 @@ func (h *Hub) readUpTo(d *document, target uint64) error {
 		case time.Now().After(deadline):
 			return fmt.Errorf("collab: %q: catching up to revision %d: %w", d.id, target, storage.ErrUnavailable)
 		}
-		if after >= target { // only waiting for the append in flight
-			time.Sleep(time.Millisecond)
-			continue
+		if news != nil { // the feed may bring them; the append in flight settles
+			wait := time.Until(deadline)
+			if after < target {
+				wait = max(time.Until(grace), 0)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-news:
+			case <-t.C:
+			}
+			t.Stop()
+			if after >= target || time.Now().Before(grace) {
+				continue
+			}
 		}
 		recs, err := h.store.Records(ctx, d.id, after, catchUpBatch)
 		if err != nil {
@@ -359,14 +453,16 @@ func contiguousEnd(committed uint64, recs []storage.Record) uint64 {
 }
 
 // backoff sleeps before retry number attempt (1, 2, ...): jittered and
-// exponential from 1 ms to 50 ms, so that nodes that lost the same race do
-// not come back in step.
+// exponential from 0.5 ms to 20 ms, so that nodes that lost the same race
+// do not come back in step.
 func backoff(attempt int) {
-	b := min(time.Millisecond<<min(attempt-1, 6), 50*time.Millisecond)
+	b := min(500*time.Microsecond<<min(attempt-1, 6), 20*time.Millisecond)
 	time.Sleep(b/2 + rand.N(b))
 }
 
-// resequence sequences rolled back ops again, in their order.
+// resequence sequences rolled back ops again, in their order, on the
+// calling goroutine: those resequenceLocked left (their bases must be read
+// from the store, or they are due for a backoff).
 func (h *Hub) resequence(resubs []resub) {
 	for _, r := range resubs {
 		if r.src == nil {
@@ -375,13 +471,12 @@ func (h *Hub) resequence(resubs []resub) {
 			r.fail(&Error{Code: contract.CodeInternal, Message: "cannot sequence the op again"})
 			continue
 		}
-		r.src.attempts++
 		if r.src.attempts > maxAttempts {
 			r.fail(&Error{Code: contract.CodeUnavailable, Message: fmt.Sprintf("other nodes appended first %d times; retry", maxAttempts)})
 			continue
 		}
-		if r.src.attempts >= 3 {
-			backoff(r.src.attempts - 2)
+		if r.src.attempts > backoffAfter {
+			backoff(r.src.attempts - backoffAfter)
 		}
 		s := r.sub
 		s.BaseRev, s.attempts = r.src.base, r.src.attempts
@@ -423,12 +518,18 @@ func (c *committer) staleItem(it *item, cause error) {
 	c.h.stale.Add(1)
 	d.deliver.Lock()
 	d.mu.Lock()
+	d.notify()
 	target := d.committed + 1
 	se, ok := errors.AsType[*storage.StaleError](cause)
 	if ok {
 		target = max(target, se.Head)
 	}
 	resubs := d.rollback()
+	for _, r := range resubs {
+		if r.src != nil {
+			r.src.attempts++ // counted per lost race
+		}
+	}
 	if ok && se.Head < d.committed {
 		// The log is shorter than what this node committed: the document
 		// was deleted on another node. Forget it; its clients rejoin.
@@ -442,6 +543,7 @@ func (c *committer) staleItem(it *item, cause error) {
 		return
 	}
 	var applied []storage.Record
+	var calls []func()
 	if d.catching {
 		// Not expected (sequencing waits while catching); the running
 		// catch-up integrates, these go after it.
@@ -451,6 +553,11 @@ func (c *committer) staleItem(it *item, cause error) {
 		var gap bool
 		applied, more, gap = d.integrate()
 		resubs = append(resubs, more...)
+		if !gap && d.committed >= target {
+			// The feed already brought the records that won: the ops go
+			// into the next append at once.
+			resubs, calls = d.resequenceLocked(resubs)
+		}
 		if gap || d.committed < target || len(resubs) > 0 {
 			d.startCatchUp(max(target, d.committed), resubs)
 		}
@@ -459,4 +566,5 @@ func (c *committer) staleItem(it *item, cause error) {
 	d.mu.Unlock()
 	feedSubs(subs, applied)
 	d.deliver.Unlock()
+	run(calls)
 }

@@ -346,10 +346,12 @@ func (c *committer) settleRemote(d *document) {
 		return
 	}
 	d.mu.Lock()
-	applied := d.settleLocked()
+	d.notify()
+	applied, calls := d.settleLocked()
 	subs := d.subs
 	d.mu.Unlock()
 	feedSubs(subs, applied)
+	run(calls)
 }
 
 // fail rolls the document of a failed write back to its committed state,
@@ -374,7 +376,6 @@ func (c *committer) fail(it *item, cause error) {
 	keep := len(d.log) - int(d.head-d.committed)
 	clear(d.log[keep:]) // drop the texts the rolled back entries hold
 	d.log = d.log[:keep]
-	d.epoch++
 	d.head, d.handed, d.text = d.committed, d.committed, d.committedText
 	d.wait = nil
 	if d.snapRev > d.committed {

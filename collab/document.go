@@ -60,14 +60,16 @@ type entry struct {
 	src *source
 }
 
-// source is an uncommitted op as it was submitted, kept in cluster mode:
-// when another node wins the race for the revisions it was given, the op
-// is rolled back and sequenced again from its own base, over the other
-// node's records (see cluster.go).
+// source is what an uncommitted op needs to be sequenced again, kept in
+// cluster mode: when another node wins the race for the revisions it was
+// given, the op is rolled back and sequenced again from base, over the
+// other node's records (see cluster.go). op is the submitted op
+// transformed up to base, the committed revision when it was sequenced
+// (or its own base, if newer).
 type source struct {
 	op       ot.Op
 	base     uint64
-	attempts int // times it was sequenced again
+	attempts int // lost races
 }
 
 // newEntry holds record r, whose op is op (parsed from r.Op).
@@ -129,9 +131,6 @@ type document struct {
 	wait *commitWait
 	// queued: the document is in the committer's dirty list.
 	queued bool
-	// epoch counts rollbacks (failed commits): an op transformed without
-	// the lock over ops of an older epoch must be sequenced again.
-	epoch uint64
 	// snapRev is the revision of the newest snapshot stored or in flight.
 	snapRev uint64
 	// tr is the scratch Transformer of finish.
@@ -151,6 +150,10 @@ type document struct {
 	// catching: a catch-up is running; sequencing waits for caught.
 	catching bool
 	caught   chan struct{}
+	// news, when not nil, is closed (and cleared) when the feed buffers
+	// records or an append of this document settles: a catch-up waits on
+	// it instead of polling.
+	news chan struct{}
 
 	// deliver serializes every advance of committed with the calls to
 	// the subscribers it makes, so that they get records in revision
@@ -230,9 +233,10 @@ func (d *document) oldest() uint64 { return d.head - uint64(len(d.log)) }
 // (ot.Op values are immutable), reads from the store the committed records
 // the log no longer holds, checks them for the op (exactly once), and
 // transforms the op over all of them, so that the op's base becomes the head
-// of that round. The lock is then taken again; once the op is close enough
-// to the head it is finished with the lock held. A failed commit (a
-// rollback of ops it was transformed over) starts it again from its base.
+// of that round. Rounds go over committed ops only, which no rollback
+// removes. The lock is then taken again; once the op is close enough to
+// the head (or only uncommitted ops are after its base) it is finished
+// with the lock held.
 //
 // When cb is not nil and the returned wait is not nil, cb has been
 // registered on the wait (with the document locked, so the committer
@@ -241,11 +245,9 @@ func (d *document) oldest() uint64 { return d.head - uint64(len(d.log)) }
 func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb func(uint64, error)) (uint64, *commitWait, error) {
 	var (
 		tr    *ot.Transformer // of the rounds without the lock
-		orig  = op
 		base  = s.BaseRev
 		first = true // op is still the submitted one, made on s.BaseRev
-		epoch uint64
-		ahead bool // caught up once because s.BaseRev was ahead of the head
+		ahead bool   // caught up once because s.BaseRev was ahead of the head
 	)
 	for {
 		d.mu.Lock()
@@ -266,11 +268,6 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 			}
 			continue
 		}
-		if !first && d.epoch != epoch {
-			// A failed commit rolled back ops this op was transformed
-			// over: start again.
-			op, base, first = orig, s.BaseRev, true
-		}
 		rev, w, _, err := d.check(s, base)
 		if err == nil && rev == 0 && first && base < d.head && d.head-base > uint64(d.h.cfg.MaxBehind) {
 			err = newError(contract.CodeConflict, "base revision %d is %d revisions behind the head %d (at most %d)", base, d.head-base, d.head, d.h.cfg.MaxBehind)
@@ -283,30 +280,33 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 			return rev, w, err
 		}
 		oldest := d.oldest()
-		if base >= oldest && d.head-base <= inlineTransform {
+		if base >= oldest && (d.head-base <= inlineTransform || base >= d.committed) {
 			if first {
 				if err := d.checkSpan(s, base, op); err != nil {
 					d.mu.Unlock()
 					return 0, nil, err
 				}
 			}
-			rev, w, err = d.finish(s, base, op, orig)
+			rev, w, err = d.finish(s, base, op)
 			if err == nil {
 				d.register(w, rev, cb)
 			}
 			d.mu.Unlock()
 			return rev, w, err
 		}
-		// A round without the lock: copy what it needs.
+		// A round without the lock, over committed ops only: a rollback
+		// (a failed commit, or in cluster mode another node's append)
+		// removes uncommitted ones, never these, so the round stays
+		// valid whatever happens meanwhile. Copy what it needs.
 		from := max(base, oldest)
-		baseLen := d.text.Len()
-		since := make([]ot.Op, 0, d.head-from)
-		for i := len(d.log) - int(d.head-from); i < len(d.log); i++ {
+		baseLen := d.committedText.Len()
+		since := make([]ot.Op, 0, d.committed-from)
+		end := len(d.log) - int(d.head-d.committed)
+		for i := end - int(d.committed-from); i < end; i++ {
 			baseLen -= d.log[i].growth()
 			since = append(since, d.log[i].op)
 		}
-		head := d.head
-		epoch = d.epoch
+		head := d.committed
 		d.mu.Unlock()
 
 		var stored []ot.Op
@@ -365,16 +365,34 @@ func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
 }
 
 // finish transforms op (made on base) over the ops sequenced since,
-// applies it and appends it; orig is the op as submitted (made on
-// s.BaseRev). mu must be held.
-func (d *document) finish(s *Submission, base uint64, op, orig ot.Op) (uint64, *commitWait, error) {
+// applies it and appends it. mu must be held.
+//
+// In cluster mode the entry keeps its source for sequencing it again: the
+// op transformed over the committed ops only, made on the committed
+// revision, which no rollback removes (an op sent again from its original
+// base could fall behind the in-memory log while other nodes win races).
+func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commitWait, error) {
+	var src *source
 	if base < d.head {
 		tr := &d.tr
 		tr.Reset(op)
-		for i := len(d.log) - int(d.head-base); i < len(d.log); i++ {
+		i := len(d.log) - int(d.head-base)
+		if d.h.cluster && base < d.committed {
+			for end := len(d.log) - int(d.head-d.committed); i < end; i++ {
+				tr.Over(d.log[i].op)
+			}
+			op, base = tr.Op(), d.committed
+			tr.Reset(op)
+		}
+		if d.h.cluster {
+			src = &source{op: op, base: base, attempts: s.attempts}
+		}
+		for ; i < len(d.log); i++ {
 			tr.Over(d.log[i].op)
 		}
 		op = tr.Op()
+	} else if d.h.cluster {
+		src = &source{op: op, base: base, attempts: s.attempts}
 	}
 	text, err := op.Apply(d.text)
 	if err != nil {
@@ -400,10 +418,6 @@ func (d *document) finish(s *Submission, base uint64, op, orig ot.Op) (uint64, *
 			d.log = make([]entry, 0, d.logCap())
 		}
 		d.trim()
-	}
-	var src *source
-	if d.h.cluster {
-		src = &source{op: orig, base: s.BaseRev, attempts: s.attempts}
 	}
 	d.head++
 	d.log = append(d.log, entry{

@@ -347,7 +347,7 @@ func (h *Hub) load(d *document) {
 		d.mu.Lock()
 		if err = d.init(st); err == nil && h.cluster {
 			d.loaded = true
-			d.settleLocked() // the records the feed brought meanwhile; no subscriber yet
+			d.settleLocked() // the records the feed brought meanwhile; no subscriber or op yet
 		}
 		d.mu.Unlock()
 		d.deliver.Unlock()

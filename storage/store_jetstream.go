@@ -481,6 +481,17 @@ func (s *JetStream) remember(doc string, p logPos, fresh bool) {
 	s.pos[doc] = p
 }
 
+// advance moves doc's remembered end of log forward to p, if doc is
+// remembered at all (the feed brings every document's appends; only those
+// this store has used are worth keeping).
+func (s *JetStream) advance(doc string, p logPos) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.pos[doc]; ok && p.seq > cur.seq {
+		s.pos[doc] = p
+	}
+}
+
 func (s *JetStream) cached(doc string) (logPos, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -675,7 +686,7 @@ func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, f
 			return ack.Sequence, nil
 		}
 		if isWrongLastSeq(err) {
-			return s.lostRace(ctx, doc, id, first, p)
+			return s.lostRace(ctx, doc, id, first, p, attempt > 0)
 		}
 		if ctx.Err() != nil || !retryable(err) {
 			break
@@ -741,14 +752,22 @@ func (s *JetStream) kvPurge(ctx context.Context, key string) error {
 
 // lostRace is called when the subject's last sequence is not p.seq: the
 // message that took the slot after p.seq is either an earlier attempt of
-// ours (id matches: success) or another node's (a *StaleError).
-func (s *JetStream) lostRace(ctx context.Context, doc, id string, first uint64, p logPos) (uint64, error) {
-	m, err := s.getMsg(ctx, p.seq+1, s.subject(doc))
-	if err == nil && m.Header.Get(jetstream.MsgIDHeader) == id {
-		return m.Sequence, nil
+// ours (id matches: success; only possible when retried) or another
+// node's (a *StaleError). The head it reports comes from the feed when
+// the feed has already seen a later append (no request: a hot document
+// edited through several nodes loses races often), else from the stream.
+func (s *JetStream) lostRace(ctx context.Context, doc, id string, first uint64, p logPos, retried bool) (uint64, error) {
+	if retried {
+		m, err := s.getMsg(ctx, p.seq+1, s.subject(doc))
+		if err == nil && m.Header.Get(jetstream.MsgIDHeader) == id {
+			return m.Sequence, nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, fmt.Errorf("storage: %q: append lost the race, then: %w", doc, err)
+		}
 	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, fmt.Errorf("storage: %q: append lost the race, then: %w", doc, err)
+	if cur, ok := s.cached(doc); ok && cur.seq > p.seq {
+		return 0, &StaleError{Doc: doc, Rev: first, Head: cur.head, Seq: cur.seq}
 	}
 	// Nothing after p.seq means the subject was purged (a delete).
 	now, _, err := s.last(ctx, doc)

@@ -734,17 +734,21 @@ func TestJetStreamLostAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A retry with another id finds another node's message; a retry of
-	// the same attempt fails its compare-and-set (or is de-duplicated)
-	// and is recognized as ours.
+	// An append with another id finds another node's message; the
+	// retry of an attempt whose compare-and-set fails (the first attempt
+	// took the slot) is recognized as ours. (appendID looks for its own
+	// id only when retrying: a first attempt's id is on no message.)
 	seq, err := s.appendID(ctx, "ack", "attempt-1x", data, 2, p)
 	var se *StaleError
 	if !errors.As(err, &se) || se.Head != 2 {
 		t.Fatalf("another id: %d %v", seq, err)
 	}
-	seq, err = s.appendID(ctx, "ack", "attempt-1", data, 2, p)
+	seq, err = s.lostRace(ctx, "ack", "attempt-1", 2, p, true)
 	if err != nil || seq != ack.Sequence {
 		t.Fatalf("own id: %d %v, want %d", seq, err, ack.Sequence)
+	}
+	if _, err = s.lostRace(ctx, "ack", "attempt-2", 2, p, true); !errors.As(err, &se) || se.Head != 2 {
+		t.Fatalf("a retry of another id: %v", err)
 	}
 	if got, err := s.TextAt(ctx, "ack", 2); err != nil || got != "ab" {
 		t.Fatalf("text %q %v", got, err)
