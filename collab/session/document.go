@@ -278,6 +278,10 @@ func (s *Service) removeMember(m *member, announce bool) bool {
 			d.sendOthers(m, enc)
 		}
 	}
+	if r := d.remote[m.client]; r != nil && m.live {
+		// The same client id on another node, shadowed until now.
+		d.unshadow(r)
+	}
 	empty := len(d.members) == 0
 	if empty {
 		d.closed = true

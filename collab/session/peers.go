@@ -86,8 +86,8 @@ type Presence struct {
 
 // Bounds of what a peer may send.
 const (
-	// MaxNodeIDBytes bounds a node id; ids are 1 to 64 bytes of
-	// A-Za-z0-9_- (a NATS subject token, readable in logs).
+	// MaxNodeIDBytes bounds a node id on the bus; ids are 1 to 64 bytes
+	// of A-Za-z0-9_- (readable in logs, a NATS subject token).
 	MaxNodeIDBytes = 64
 	// maxRemoteMembers bounds the remote members kept per document, so that
 	// a misbehaving peer cannot grow a node's memory without bound.
@@ -229,6 +229,19 @@ func (d *docState) remoteJoined(ev PeerEvent) {
 	}
 }
 
+// unshadow announces r, a remote member hidden by a local one with its
+// client id that just left. d.mu must be held.
+func (d *docState) unshadow(r *remoteMember) {
+	if enc, err := encodeEvent("doc:member", memberEvent{Doc: d.id, Client: r.client, User: r.user, Joined: true}); err == nil {
+		d.sendRemote(r.client, enc)
+	}
+	if r.presence != nil {
+		if enc, err := encodeEvent("doc:presence", r.presence); err == nil {
+			d.sendRemote(r.client, enc)
+		}
+	}
+}
+
 // announceRemoteLeft tells the local members that r left. d.mu must be held.
 func (d *docState) announceRemoteLeft(r *remoteMember) {
 	if enc, err := encodeEvent("doc:member", memberEvent{Doc: d.id, Client: r.client, User: r.user, Joined: false}); err == nil {
@@ -236,12 +249,15 @@ func (d *docState) announceRemoteLeft(r *remoteMember) {
 	}
 }
 
-// sendRemote sends enc, news of a remote member, to the live local members
-// but one with the same client id. A joining member learns the news when it
-// goes live (catchUpRemote). d.mu must be held.
+// sendRemote sends enc, news of a remote member, to the live local
+// members, unless a local member has the same client id. A joining member
+// learns the news when it goes live (catchUpRemote). d.mu must be held.
 func (d *docState) sendRemote(client string, enc *sockets.Encoded) {
+	if d.members[client] != nil {
+		return // shadowed by a local member with its client id
+	}
 	for _, m := range d.members {
-		if m.live && m.client != client {
+		if m.live {
 			_ = m.conn.sock.SendEncoded(enc, false)
 		}
 	}

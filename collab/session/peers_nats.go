@@ -1,6 +1,8 @@
 package session
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +31,7 @@ const maxPeerMessageBytes = 64 << 10
 // Errors of NATSPeers.
 var (
 	ErrPeersClosed = errors.New("session: the presence bus is closed")
-	ErrBadNodeID   = errors.New("session: a node id must be 1 to 64 bytes of A-Za-z0-9_-")
+	ErrBadNodeID   = errors.New("session: a node id must be 1 to 55 bytes of A-Za-z0-9_-")
 )
 
 // NATSPeersConfig configures NewNATSPeers. Zero fields take the defaults.
@@ -93,16 +95,25 @@ type natsWatch struct {
 	stopped bool
 }
 
-// NewNATSPeers starts the presence bus of node (1 to 64 bytes of
-// A-Za-z0-9_-, unique per process: a restarted node must take a new id) on
-// nc. Close stops it; it never closes nc.
+// NewNATSPeers starts the presence bus of node on nc. The node id is 1 to 55
+// bytes of A-Za-z0-9_- (a host name, say), unique in the cluster; the bus
+// appends a random "-xxxxxxxx" per start, so that a restarted node is a new
+// one to the others (Node returns the result). Close stops it; it never
+// closes nc.
 func NewNATSPeers(nc *nats.Conn, node string, cfg NATSPeersConfig) (*NATSPeers, error) {
 	if nc == nil {
 		return nil, errors.New("session: NewNATSPeers needs a NATS connection")
 	}
-	if !ValidNodeID(node) {
+	if len(node) > MaxNodeIDBytes-len(incarnationSuffix) || !ValidNodeID(node) {
 		return nil, ErrBadNodeID
 	}
+	var inc [4]byte
+	if _, err := rand.Read(inc[:]); err != nil {
+		return nil, fmt.Errorf("session: a node incarnation: %w", err)
+	}
+	// A restarted node is a new node to the others (they may still
+	// remember the old one's goodbye), whatever id it is given.
+	node += "-" + hex.EncodeToString(inc[:])
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPeersPrefix
 	}
@@ -140,7 +151,10 @@ func NewNATSPeers(nc *nats.Conn, node string, cfg NATSPeersConfig) (*NATSPeers, 
 	return p, nil
 }
 
-// Node returns the node id.
+// incarnationSuffix is the shape of what NewNATSPeers appends to a node id.
+const incarnationSuffix = "-xxxxxxxx"
+
+// Node returns the node id on the bus: the given id and its incarnation.
 func (p *NATSPeers) Node() string { return p.node }
 
 // docSubject is the subject of doc's events. Ids are A-Za-z0-9._~-; a '.'

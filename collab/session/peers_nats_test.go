@@ -290,9 +290,9 @@ func TestPeersMalformedMessagesDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A valid event that claims to come from node-a itself is dropped
+	// A valid event that claims to come from node A itself is dropped
 	// silently: a node never takes its own events.
-	own := `{"v":1,"k":"join","node":"node-a","doc":"` + clusterDoc + `","client":"mirror",` + user + `}`
+	own := `{"v":1,"k":"join","node":"` + na.peers.Node() + `","doc":"` + clusterDoc + `","client":"mirror",` + user + `}`
 	good := head + `"k":"presence","client":"cx",` + user + `,"rev":0,"sel":[{"anchor":4,"head":5}]}`
 	for _, m := range []string{own, good} {
 		if err := spy.Publish(subject, []byte(m)); err != nil {
@@ -323,5 +323,72 @@ func TestPeersMalformedMessagesDropped(t *testing.T) {
 	}
 	if strings.Contains(na.logs.String(), "mirror") {
 		t.Fatal("an event of this node's id was taken")
+	}
+}
+
+// When its last local member leaves, a node stops watching the document
+// and forgets its remote members; a new first member asks again.
+func TestPeersLastLeaveForgetsAndRejoinAsks(t *testing.T) {
+	url := runCoreNATS(t)
+	na := newClusterNode(t, url, "node-a", session.NATSPeersConfig{})
+	nb := newClusterNode(t, url, "node-b", session.NATSPeersConfig{})
+	subs := na.nc.NumSubscriptions() // the heartbeats
+
+	b := nb.client()
+	b.mustOK("doc:join", obj("doc", clusterDoc, "client", "cb", "user", obj("name", "Bob")))
+	b.mustOK("doc:presence", obj("doc", clusterDoc, "rev", 0, "sel", sel(5, 6)))
+
+	a := na.client()
+	ackA := a.mustOK("doc:join", obj("doc", clusterDoc, "client", "ca"))
+	a.learnJoined(ackA, "cb")
+	if n := na.nc.NumSubscriptions(); n != subs+1 {
+		t.Fatalf("%d subscriptions with a watched document, want %d", n, subs+1)
+	}
+	b.until(isMember("ca", true))
+	a.mustOK("doc:leave", obj("doc", clusterDoc))
+	b.until(isMember("ca", false))
+	if n := na.nc.NumSubscriptions(); n != subs {
+		t.Fatalf("%d subscriptions after the last member left, want %d", n, subs)
+	}
+	if st := na.svc.Stats(); st.Documents != 0 {
+		t.Fatalf("A still holds %d documents", st.Documents)
+	}
+
+	// Rejoining, a learns cb and its presence again, from B's answer.
+	ackA = a.mustOK("doc:join", obj("doc", clusterDoc, "client", "ca"))
+	for _, m := range ackA.Members {
+		if m.Client == "cb" && (len(m.Sel) != 1 || m.Sel[0].Anchor != 5) {
+			t.Fatalf("ack lists cb without its presence: %s", ackA.raw)
+		}
+	}
+	if len(ackA.Members) == 0 {
+		a.until(isMember("cb", true))
+		a.until(isPresence("cb", 5))
+	}
+}
+
+// A bus refuses ids that are not node ids, appends an incarnation to the
+// id, and refuses watches once closed.
+func TestNewNATSPeersRejectsBadNodeIDs(t *testing.T) {
+	url := runCoreNATS(t)
+	nc := connectNATS(t, url)
+	for _, id := range []string{"", "a.b", "a b", "ä", strings.Repeat("n", 56)} {
+		if p, err := session.NewNATSPeers(nc, id, session.NATSPeersConfig{}); err == nil {
+			_ = p.Close()
+			t.Errorf("node id %q accepted", id)
+		}
+	}
+	p, err := session.NewNATSPeers(nc, strings.Repeat("n", 55), session.NATSPeersConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !session.ValidNodeID(p.Node()) || !strings.HasPrefix(p.Node(), strings.Repeat("n", 55)+"-") {
+		t.Fatalf("Node() = %q", p.Node())
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Watch("notes", func(session.PeerEvent) {}); err == nil {
+		t.Fatal("Watch after Close succeeded")
 	}
 }
