@@ -392,3 +392,30 @@ func TestNewNATSPeersRejectsBadNodeIDs(t *testing.T) {
 		t.Fatal("Watch after Close succeeded")
 	}
 }
+
+// A node that went silent and speaks again is asked for its members: those
+// that said nothing meanwhile come back too.
+func TestPeersSilentNodeRevives(t *testing.T) {
+	url := runCoreNATS(t)
+	na := newClusterNode(t, url, "node-a", session.NATSPeersConfig{Heartbeat: 20 * time.Millisecond, Expiry: 200 * time.Millisecond})
+	// B beats once, at its start, and forgets nobody.
+	nb := newClusterNode(t, url, "node-b", session.NATSPeersConfig{Heartbeat: time.Hour, Expiry: time.Hour})
+
+	a := na.client()
+	a.mustOK("doc:join", obj("doc", clusterDoc, "client", "ca"))
+	b := nb.client()
+	b.mustOK("doc:join", obj("doc", clusterDoc, "client", "cb"))
+	b2 := nb.client()
+	b2.mustOK("doc:join", obj("doc", clusterDoc, "client", "cb2"))
+	a.until(isMember("cb2", true))
+
+	// B has been silent too long: both leave, in either order.
+	var left1, left2 bool
+	a.until(func(ev event) bool {
+		left1 = left1 || isMember("cb", false)(ev)
+		left2 = left2 || isMember("cb2", false)(ev)
+		return left1 && left2
+	})
+	b.mustOK("doc:presence", obj("doc", clusterDoc, "rev", 0, "sel", sel(9, 9)))
+	a.until(isMember("cb2", true)) // only B's answer to A's question brings it
+}
