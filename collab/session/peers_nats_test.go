@@ -53,7 +53,7 @@ type clusterNode struct {
 	peerLogs *syncBuffer
 }
 
-func newClusterNode(t *testing.T, url, id string, cfg session.NATSPeersConfig) *clusterNode {
+func newClusterNode(t testing.TB, url, id string, cfg session.NATSPeersConfig) *clusterNode {
 	t.Helper()
 	n := &clusterNode{nc: connectNATS(t, url), peerLogs: &syncBuffer{}}
 	cfg.Logger = zerolog.New(n.peerLogs)
@@ -418,4 +418,47 @@ func TestPeersSilentNodeRevives(t *testing.T) {
 	})
 	b.mustOK("doc:presence", obj("doc", clusterDoc, "rev", 0, "sel", sel(9, 9)))
 	a.until(isMember("cb2", true)) // only B's answer to A's question brings it
+}
+
+// BenchmarkNATSPeersPresence measures one presence event from one node's
+// bus to another's watch through an embedded nats-server, in a closed loop
+// (publish, wait for the delivery): the latency the bus adds to a
+// doc:presence crossing nodes.
+func BenchmarkNATSPeersPresence(b *testing.B) {
+	url := runCoreNATS(b)
+	pa, err := session.NewNATSPeers(connectNATS(b, url), "a", session.NATSPeersConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = pa.Close() })
+	pb, err := session.NewNATSPeers(connectNATS(b, url), "b", session.NATSPeersConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = pb.Close() })
+	got := make(chan uint64, 1)
+	stop, err := pb.Watch("bench", func(ev session.PeerEvent) {
+		if ev.Kind == session.PeerPresence {
+			got <- ev.Presence.Rev
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(stop)
+	user := session.User{Name: "Ann", Color: "#abc"}
+	sel := []session.Selection{{Anchor: 3, Head: 8}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		pa.Publish(session.PeerEvent{Kind: session.PeerPresence, Doc: "bench", Client: "c", User: user, Presence: &session.Presence{Rev: uint64(i), Sel: sel}})
+		select {
+		case rev := <-got:
+			if rev != uint64(i) {
+				b.Fatalf("rev %d, want %d", rev, i)
+			}
+		case <-time.After(10 * time.Second):
+			b.Fatal("presence not delivered")
+		}
+	}
 }
