@@ -236,14 +236,11 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 		for rev := d.handed + 1; rev <= d.head; rev++ {
 			e := d.at(rev)
 			recs = append(recs, e.record(rev))
-			if rev%every == 0 {
+			if d.snapshotDue(rev, e, every) {
 				it.snapRev, it.snapText = rev, e.text
 			}
 		}
 		it.lo, it.hi = start, len(recs)
-		if it.snapRev != 0 {
-			d.snapRev = it.snapRev
-		}
 		d.handed = d.head
 		d.wait = nil
 		d.mu.Unlock()
@@ -303,6 +300,36 @@ func (c *committer) settle(items []item, err error, took time.Duration) {
 			c.fail(it, e)
 		}
 	}
+}
+
+// replayOpCost is what opening a document pays per op to replay beyond its
+// bytes, in bytes of text: reading and parsing its record and applying it
+// cost about as much as reading 256 bytes of a snapshot or of a fresh
+// document's text (storage's BenchmarkOpenLargeHistory).
+const replayOpCost = 256
+
+// minSnapshotGap is the fewest revisions between snapshots taken for the
+// replay cost, so that a small document does not store its text every op.
+const minSnapshotGap = 16
+
+// replayCost is the cost of replaying the op opJSON on open, in bytes of
+// text read.
+func replayCost(opJSON []byte) int { return len(opJSON) + replayOpCost }
+
+// snapshotDue counts revision rev (entry e, not yet committed) into the
+// replay cost and reports whether a snapshot of its text is due: once
+// replaying the ops since the newest snapshot would cost more than reading
+// the text (but not before minSnapshotGap revisions), and every revisions
+// after it in any case. Opening a document then costs at most about
+// twice reading its text, however small its ops. mu must be held.
+func (d *document) snapshotDue(rev uint64, e *entry, every uint64) bool {
+	d.replay += replayCost(e.opJSON)
+	gap := rev - d.snapRev
+	if gap < every && (gap < minSnapshotGap || d.replay < e.text.ByteLen()) {
+		return false
+	}
+	d.snapRev, d.replay = rev, 0
+	return true
 }
 
 // ok reports whether a write's records are durable: no error, or only its

@@ -133,6 +133,9 @@ type document struct {
 	queued bool
 	// snapRev is the revision of the newest snapshot stored or in flight.
 	snapRev uint64
+	// replay estimates what replaying the ops after snapRev costs on open,
+	// in bytes of text read (see snapshotDue).
+	replay int
 	// tr is the scratch Transformer of finish.
 	tr ot.Transformer
 	// subs is copied on write so the committer can call it unlocked.
@@ -183,6 +186,7 @@ func (d *document) init(st storage.State) error {
 			if text, err = op.Apply(text); err != nil {
 				return fmt.Errorf("record %d: %w", r.Rev, err)
 			}
+			d.replay += replayCost(r.Op)
 		}
 		if r.Rev >= keepFrom {
 			d.log = append(d.log, newEntry(&r, op))

@@ -46,6 +46,13 @@ type Config struct {
 	// server passes the session glue's Delete, which also ends the
 	// memberships of connected editors.
 	Delete func(ctx context.Context, doc string) error
+	// VersionChanged, when non-nil, is called after the API created,
+	// renamed or deleted a named version of doc: action is "create",
+	// "rename" or "delete" (the doc:versions:changed event's), name the
+	// version's name before the change, v the version after it (nil after
+	// a delete). The server passes the session glue's VersionChanged, which
+	// tells the document's members. It must not block.
+	VersionChanged func(doc, action, name string, v *storage.Version)
 	// Ready reports whether /readyz answers 200; nil means always.
 	Ready func() bool
 	// OnError, when non-nil, is called with the code of every error response

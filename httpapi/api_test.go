@@ -32,6 +32,9 @@ type fixture struct {
 	srv    *httptest.Server
 	ready  atomic.Bool
 	errors sync.Map // code -> *atomic.Int64
+
+	changesMu sync.Mutex
+	changes   []string // VersionChanged calls: "doc action name -> version name"
 }
 
 // newFixture runs the API over a real hub and bbolt file; authority may be nil.
@@ -53,6 +56,15 @@ func newFixture(tb testing.TB, authority *auth.Authority, maxBody int64) *fixtur
 		OnError: func(code string) {
 			v, _ := f.errors.LoadOrStore(code, new(atomic.Int64))
 			v.(*atomic.Int64).Add(1)
+		},
+		VersionChanged: func(doc, action, name string, v *storage.Version) {
+			c := doc + " " + action + " " + name
+			if v != nil {
+				c += " -> " + v.Name
+			}
+			f.changesMu.Lock()
+			f.changes = append(f.changes, c)
+			f.changesMu.Unlock()
 		},
 	})
 	if err != nil {

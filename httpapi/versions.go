@@ -114,6 +114,7 @@ func (a *API) createVersion(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, r, err)
 		return
 	}
+	a.versionChanged(id, "create", body.Name, &v)
 	writeJSON(w, http.StatusCreated, v)
 }
 
@@ -147,6 +148,7 @@ func (a *API) renameVersion(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, r, err)
 		return
 	}
+	a.versionChanged(id, "rename", r.PathValue("name"), &v)
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -159,7 +161,15 @@ func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request) {
 		a.failErr(w, r, err)
 		return
 	}
+	a.versionChanged(id, "delete", r.PathValue("name"), nil)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// versionChanged calls the VersionChanged hook, if any.
+func (a *API) versionChanged(doc, action, name string, v *storage.Version) {
+	if a.cfg.VersionChanged != nil {
+		a.cfg.VersionChanged(doc, action, name, v)
+	}
 }
 
 // failGone answers 410 gone with the earliest revision still available.

@@ -110,6 +110,15 @@ func TestNamedVersionEndpoints(t *testing.T) {
 	if len(list.Versions) != 1 {
 		t.Fatalf("list after delete %+v", list.Versions)
 	}
+	// Every change that succeeded, and none that failed, was told.
+	want := []string{"d create Sent to client -> Sent to client", "d create v1 -> v1", "d create a/b -> a/b", "d delete a/b",
+		"d rename v1 -> v1 final", "d delete v1 final"}
+	f.changesMu.Lock()
+	told := strings.Join(f.changes, "|")
+	f.changesMu.Unlock()
+	if told != strings.Join(want, "|") {
+		t.Fatalf("VersionChanged calls %q, want %q", told, want)
+	}
 	// Deleting the document deletes its versions.
 	if r := f.do(t, "DELETE", "/api/docs/d", nil, editor...); r.status != http.StatusNoContent {
 		t.Fatalf("delete doc: %d %s", r.status, r.body)

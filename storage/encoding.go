@@ -126,8 +126,12 @@ func appendMeta(b []byte, m *Meta) []byte {
 	b = binary.AppendVarint(b, m.Updated.UnixNano())
 	b = binary.AppendUvarint(b, m.SnapRev)
 	if m.Folded > 0 {
-		// Added after version 1 shipped: absent in older values.
+		// Added after version 1 shipped: absent in older values, and the
+		// time after it absent in some.
 		b = binary.AppendUvarint(b, m.Folded)
+		if !m.FoldedTime.IsZero() {
+			b = binary.AppendVarint(b, m.FoldedTime.UnixNano())
+		}
 	}
 	return b
 }
@@ -144,6 +148,9 @@ func decodeMeta(v []byte) (Meta, error) {
 	m.SnapRev = d.uvarint()
 	if d.err == nil && len(d.b) > 0 {
 		m.Folded = d.uvarint()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.FoldedTime = time.Unix(0, d.varint()).UTC()
 	}
 	if d.err != nil {
 		return Meta{}, fmt.Errorf("meta: %w", d.err)

@@ -13,10 +13,12 @@ import (
 )
 
 // buildDoc writes revs revisions to doc in batches of 100 with a snapshot
-// at each (the sequencer's default), each op replacing one code point of
-// a text of length code points (so the text keeps its length), stamped
-// from start on, step apart. It returns the text at the head.
-func buildDoc(tb testing.TB, s *Bolt, doc string, revs, length int, start time.Time, step time.Duration) string {
+// every snapEvery revisions (100: collab's SnapshotEvery; the sequencer
+// snapshots a small text more often, down to every 16 revisions, as it
+// counts the replay cost), each op replacing one code point of a text of
+// length code points (so the text keeps its length), stamped from start
+// on, step apart. It returns the text at the head.
+func buildDoc(tb testing.TB, s *Bolt, doc string, revs, length, snapEvery int, start time.Time, step time.Duration) string {
 	tb.Helper()
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(uint64(revs), uint64(length)))
@@ -35,9 +37,10 @@ func buildDoc(tb testing.TB, s *Bolt, doc string, revs, length int, start time.T
 		}
 		batch = append(batch, Record{Rev: rev, Op: op.AppendJSON(nil), Client: "c", Seq: rev,
 			Time: start.Add(time.Duration(rev) * step), Ins: 1, Del: 1})
-		if rev%100 == 0 || rev == uint64(revs) {
+		snap := rev%uint64(snapEvery) == 0
+		if snap || rev%100 == 0 || rev == uint64(revs) {
 			w := Write{Doc: doc, Records: batch}
-			if rev%100 == 0 {
+			if snap {
 				w.Snapshot = &Snapshot{Rev: rev, Text: text.String()}
 			}
 			if err := s.Commit(ctx, []Write{w}); err != nil {
@@ -119,14 +122,14 @@ func BenchmarkOpenLargeHistory(b *testing.B) {
 	}
 	defer s.Close()
 	start := time.Now().Add(-time.Hour)
-	bigText := buildDoc(b, s, "big", revs, length, start, time.Microsecond)
+	bigText := buildDoc(b, s, "big", revs, length, 100, start, time.Microsecond)
 	if err := s.Commit(context.Background(), []Write{{Doc: "fresh", Records: []Record{{Rev: 1,
 		Op: fmt.Appendf(nil, "[%q]", bigText), Client: "c", Seq: 1, Time: start, Ins: length}}}}); err != nil {
 		b.Fatal(err)
 	}
 	// The same text after 1,000 revisions: past the 128 records the hub
 	// retains, like the big one.
-	if got := buildDoc(b, s, "1k", 1000, length, start, time.Microsecond); len(got) != length {
+	if got := buildDoc(b, s, "1k", 1000, length, 100, start, time.Microsecond); len(got) != length {
 		b.Fatal("1k document")
 	}
 	// The big document's head is not on a snapshot: 50 ops to replay.
@@ -168,13 +171,20 @@ func BenchmarkOpenLargeHistory(b *testing.B) {
 
 // BenchmarkRetentionDiskUse writes 1,000,000 ops over 100 documents
 // (10,000 each, stamped evenly over the last ten days, 200 code point
-// texts, snapshots every 100) and reports the data file after a
-// compaction without a policy and with a 1-day / 1,000-revision policy
-// (an op is folded once it is both older than a day and more than 1,000
-// revisions below its head):
+// texts, a snapshot every snap-every revisions: 100, SnapshotEvery, and
+// 16, what the sequencer does for such small texts) and reports the data
+// file after a compaction without a policy and with a 1-day /
+// 1,000-revision policy (an op is folded once it is both older than a day
+// and more than 1,000 revisions below its head):
 //
 //	go test -run '^$' -bench RetentionDiskUse -benchtime 1x ./storage
 func BenchmarkRetentionDiskUse(b *testing.B) {
+	for _, every := range []int{100, 16} {
+		b.Run(fmt.Sprintf("snap-every=%d", every), func(b *testing.B) { retentionDiskUse(b, every) })
+	}
+}
+
+func retentionDiskUse(b *testing.B, snapEvery int) {
 	const docs, perDoc, length = 100, 10_000, 200
 	for b.Loop() {
 		dir := b.TempDir()
@@ -187,7 +197,7 @@ func BenchmarkRetentionDiskUse(b *testing.B) {
 		start := now.Add(-10 * 24 * time.Hour)
 		step := 10 * 24 * time.Hour / perDoc
 		for i := range docs {
-			buildDoc(b, s, fmt.Sprintf("doc-%03d", i), perDoc, length, start, step)
+			buildDoc(b, s, fmt.Sprintf("doc-%03d", i), perDoc, length, snapEvery, start, step)
 		}
 		if err := s.Close(); err != nil {
 			b.Fatal(err)

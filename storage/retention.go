@@ -168,6 +168,12 @@ func foldTo(tx *bolt.Tx, d docView, h uint64) error {
 		return err
 	}
 	m := d.meta
+	// The history's folded line keeps the time of h's op.
+	r, _, _, _, err := viewRecord(h, d.log.Get(docKey(d.id, h)))
+	if err != nil {
+		return err
+	}
+	m.FoldedTime = r.Time
 	// Snapshots below h go, the one at h is (re)written.
 	var keys [][]byte
 	c := d.snaps.Cursor()

@@ -81,6 +81,10 @@ func TestFoldKeepsRevisionsAndNamedVersions(t *testing.T) {
 		if len(all) != 301 || !last.Folded || last.From != 1 || last.Rev != 700 || all[len(all)-2].Rev != 701 {
 			t.Fatalf("history: %d lines, last %+v", len(all), last)
 		}
+		// The folded line keeps the time of its newest op.
+		if want := t0.Add(700 * time.Second); !last.Time.Equal(want) {
+			t.Fatalf("folded line's time %v, want %v", last.Time, want)
+		}
 		st, err := s.Load(ctx, "doc", 128)
 		if err != nil || st.Snapshot.Rev != 1000 || len(st.Records) != 128 || st.Records[0].Rev != 873 {
 			t.Fatalf("load: snapshot %d, %d records, %v", st.Snapshot.Rev, len(st.Records), err)
@@ -115,6 +119,9 @@ func TestFoldKeepsRevisionsAndNamedVersions(t *testing.T) {
 	if err != nil || horizon != 949 {
 		t.Fatalf("fold by count and age: %d %v", horizon, err)
 	}
+	if page, err := s.History(ctx, "doc", 951, 5); err != nil || len(page) != 2 || !page[1].Folded || !page[1].Time.Equal(t0.Add(949*time.Second)) {
+		t.Fatalf("history after a second fold: %+v %v", page, err)
+	}
 	if text, err := s.TextAt(ctx, "doc", 900); err != nil || text != h.texts[900] {
 		t.Fatalf("named version 900 after folding past it: %v", err)
 	}
@@ -126,6 +133,22 @@ func TestFoldKeepsRevisionsAndNamedVersions(t *testing.T) {
 	commitT(t, s, Write{Doc: "doc", Records: more.recs[1000:]})
 	if err := s.Check(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMetaFoldedTime checks the meta encoding of the fold horizon's time,
+// and that a value written before it was kept still decodes (zero time).
+func TestMetaFoldedTime(t *testing.T) {
+	at := time.Date(2026, 12, 6, 10, 0, 0, 123, time.UTC)
+	for _, m := range []Meta{
+		{Head: 9, SnapRev: 5},
+		{Head: 9, SnapRev: 5, Folded: 5},
+		{Head: 9, SnapRev: 5, Folded: 5, FoldedTime: at},
+	} {
+		got, err := decodeMeta(appendMeta(nil, &m))
+		if err != nil || got.Head != m.Head || got.Folded != m.Folded || !got.FoldedTime.Equal(m.FoldedTime) {
+			t.Fatalf("%+v decodes as %+v, %v", m, got, err)
+		}
 	}
 }
 

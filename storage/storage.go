@@ -97,6 +97,10 @@ type Meta struct {
 	// Folded is the fold horizon: the ops of revisions 1 to Folded were
 	// folded into the snapshot at Folded by the retention policy (0: none).
 	Folded uint64
+	// FoldedTime is the time of revision Folded's op, kept when it was
+	// folded (zero when nothing is folded, or when it was folded by a
+	// version that did not keep it).
+	FoldedTime time.Time
 }
 
 // DocInfo is one line of a document listing.

@@ -697,7 +697,7 @@ func (s *Bolt) History(ctx context.Context, doc string, before uint64, limit int
 		}
 		if want == m.Folded && m.Folded > 0 && len(out) < limit {
 			// One line for the folded range.
-			out = append(out, Revision{Rev: m.Folded, From: 1, Folded: true})
+			out = append(out, Revision{Rev: m.Folded, From: 1, Folded: true, Time: m.FoldedTime})
 		}
 		return nil
 	})

@@ -261,15 +261,16 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	}
 	s.apiErrs = s.reg.Counter("collabd_http_errors_total", "HTTP API error responses.")
 	s.api, err = httpapi.New(httpapi.Config{
-		Hub:          s.hub,
-		Backup:       s.store.Backup,
-		Compact:      s.store.CompactOnline,
-		Delete:       s.purge,
-		Auth:         authority,
-		MaxBodyBytes: int64(cfg.MaxDocBytes),
-		Ready:        s.ready.Load,
-		OnError:      func(string) { s.apiErrs.Inc() },
-		Logger:       log.With().Str("component", "http").Logger(),
+		Hub:            s.hub,
+		Backup:         s.store.Backup,
+		Compact:        s.store.CompactOnline,
+		Delete:         s.purge,
+		VersionChanged: s.glue.svc.VersionChanged,
+		Auth:           authority,
+		MaxBodyBytes:   int64(cfg.MaxDocBytes),
+		Ready:          s.ready.Load,
+		OnError:        func(string) { s.apiErrs.Inc() },
+		Logger:         log.With().Str("component", "http").Logger(),
 	})
 	if err != nil {
 		return nil, err

@@ -6,7 +6,8 @@
 // submits ops with doc:op, shares its selection with doc:presence, leaves with
 // doc:leave, and reads history with doc:history, doc:revision and doc:diff;
 // doc:restore makes an old revision current again. The server sends doc:op
-// (the records of the other members' ops), doc:presence and doc:member.
+// (the records of the other members' ops), doc:presence and doc:member, and
+// doc:versions:changed when a named version changed (versions.go).
 //
 // # Ordering
 //

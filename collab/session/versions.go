@@ -14,6 +14,11 @@ import (
 // doc:version:delete need edit access (no membership: a token that may
 // edit the document suffices, as for the HTTP API). The author of a new
 // version is the token's user, else the name the socket joined with.
+//
+// A change (create, rename, delete), by a socket or through the HTTP API
+// (VersionChanged), is told to the document's members with a
+// doc:versions:changed event: every member whose join was answered, on
+// every socket but the one that made the change (its ack tells it).
 
 // VersionRequest is the payload {doc, name, rev?} of doc:version,
 // doc:version:create and doc:version:delete; {doc, name, to} of
@@ -74,6 +79,56 @@ func versionNameField(raw json.RawMessage, field string) (string, error) {
 		return "", errorf(contract.CodeBadRequest, "%q must be %s", field, contract.VersionNameRule)
 	}
 	return s, nil
+}
+
+// The actions of a doc:versions:changed event.
+const (
+	VersionCreated = "create"
+	VersionRenamed = "rename"
+	VersionDeleted = "delete"
+)
+
+// versionsChangedEvent is the doc:versions:changed event.
+type versionsChangedEvent struct {
+	Doc    string `json:"doc"`
+	Action string `json:"action"`
+	// Name is the version's name before the change: the new version's,
+	// the old name of a renamed one, the deleted one's.
+	Name string `json:"name"`
+	// Version is the version after the change; absent after a delete.
+	Version *storage.Version `json:"version,omitempty"`
+}
+
+// VersionChanged tells the members of doc that one of its named versions
+// changed: action is VersionCreated, VersionRenamed or VersionDeleted,
+// name the version's name before the change, v the version after it (nil
+// after a delete). The HTTP API calls it after a change it made; the
+// socket events call it themselves. It does not block.
+func (s *Service) VersionChanged(doc, action, name string, v *storage.Version) {
+	s.versionsChanged(nil, doc, action, name, v)
+}
+
+// versionsChanged sends doc:versions:changed to every live member of doc
+// but those on the socket skip (nil: none).
+func (s *Service) versionsChanged(skip *sockets.Socket, doc, action, name string, v *storage.Version) {
+	s.mu.Lock()
+	d := s.docs[doc]
+	s.mu.Unlock()
+	if d == nil {
+		return
+	}
+	enc, err := encodeEvent("doc:versions:changed", &versionsChangedEvent{Doc: doc, Action: action, Name: name, Version: v})
+	if err != nil {
+		s.log.Error().Err(err).Str("doc", doc).Msg("encoding doc:versions:changed")
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range d.members {
+		if m.live && m.conn.sock != skip {
+			_ = m.conn.sock.SendEncoded(enc, false)
+		}
+	}
 }
 
 type versionsAck struct {
@@ -154,6 +209,7 @@ func (s *Service) onVersionCreate(sock *sockets.Socket, req VersionRequest, ack 
 		if err != nil {
 			return nil, err
 		}
+		s.versionsChanged(sock, req.Doc, VersionCreated, req.Name, &v)
 		return versionAck{OK: true, Version: v}, nil
 	})
 }
@@ -169,6 +225,7 @@ func (s *Service) onVersionRename(sock *sockets.Socket, req VersionRequest, ack 
 		if err != nil {
 			return nil, err
 		}
+		s.versionsChanged(sock, req.Doc, VersionRenamed, req.Name, &v)
 		return versionAck{OK: true, Version: v}, nil
 	})
 }
@@ -179,6 +236,7 @@ func (s *Service) onVersionDelete(sock *sockets.Socket, req VersionRequest, ack 
 		if err := s.hub.DeleteVersion(ctx, req.Doc, req.Name); err != nil {
 			return nil, err
 		}
+		s.versionsChanged(sock, req.Doc, VersionDeleted, req.Name, nil)
 		return okAckJSON, nil
 	})
 }

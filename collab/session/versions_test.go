@@ -108,3 +108,82 @@ func TestNamedVersionEvents(t *testing.T) {
 		t.Fatalf("versions of a document never written: %+v", got.Versions)
 	}
 }
+
+// TestVersionChangesReachMembers checks that a created, renamed or deleted
+// named version is told to the document's members (other sockets of the
+// author, viewers) but not to the socket that made the change, from the
+// socket events and from VersionChanged (the HTTP API's path).
+func TestVersionChangesReachMembers(t *testing.T) {
+	auth := func(raw json.RawMessage) (session.Identity, error) {
+		var a struct{ Token string }
+		json.Unmarshal(raw, &a)
+		switch a.Token {
+		case "editor":
+			return session.Identity{User: "Eddie"}, nil
+		case "viewer":
+			return session.Identity{User: "vera", Access: func(string) session.Access { return session.AccessView }}, nil
+		}
+		return session.Identity{}, errors.New("bad token")
+	}
+	e := newEnv(t, envOpts{auth: auth})
+	dial := func(token string) *tclient {
+		c, err := e.dial(map[string]any{"token": token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ed, ed2, vw, other := dial("editor"), dial("editor"), dial("viewer"), dial("editor")
+	ed.mustOK("doc:join", obj("doc", "v", "client", "ed"))
+	ed.mustOK("doc:op", obj("doc", "v", "client", "ed", "seq", 1, "rev", 0, "op", raw(`["draft"]`)))
+	ed2.mustOK("doc:join", obj("doc", "v", "client", "ed2"))
+	vw.mustOK("doc:join", obj("doc", "v", "client", "vw"))
+	other.mustOK("doc:join", obj("doc", "w", "client", "other"))
+
+	type event struct {
+		Doc     string
+		Action  string
+		Name    string
+		Version *struct {
+			Name string
+			Rev  uint64
+			User string
+		}
+	}
+	next := func(c *tclient) event {
+		t.Helper()
+		var ev event
+		if err := json.Unmarshal(c.next("doc:versions:changed"), &ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	ed.mustOK("doc:version:create", obj("doc", "v", "name", "sent"))
+	for _, c := range []*tclient{ed2, vw} {
+		if ev := next(c); ev.Doc != "v" || ev.Action != session.VersionCreated || ev.Name != "sent" ||
+			ev.Version == nil || ev.Version.Name != "sent" || ev.Version.Rev != 1 || ev.Version.User != "Eddie" {
+			t.Fatalf("create: %+v", ev)
+		}
+	}
+	ed2.mustOK("doc:version:rename", obj("doc", "v", "name", "sent", "to", "final"))
+	// The author's socket got no event for its own create: the next one
+	// it sees is the rename.
+	for _, c := range []*tclient{ed, vw} {
+		if ev := next(c); ev.Action != session.VersionRenamed || ev.Name != "sent" || ev.Version == nil || ev.Version.Name != "final" {
+			t.Fatalf("rename: %+v", ev)
+		}
+	}
+	// The HTTP API's path: every member.
+	e.svc.VersionChanged("v", session.VersionDeleted, "final", nil)
+	for _, c := range []*tclient{ed, ed2, vw} {
+		if ev := next(c); ev.Action != session.VersionDeleted || ev.Name != "final" || ev.Version != nil {
+			t.Fatalf("delete: %+v", ev)
+		}
+	}
+	// A member of another document hears nothing of v: its first event
+	// is about its own document.
+	e.svc.VersionChanged("w", session.VersionDeleted, "x", nil)
+	if ev := next(other); ev.Doc != "w" {
+		t.Fatalf("member of w got %+v", ev)
+	}
+}

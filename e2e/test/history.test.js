@@ -77,6 +77,41 @@ test('history, revision, diff and restore', async () => {
   }
 });
 
+test('named versions: the other members hear of a change (doc:versions:changed), from a socket and from the HTTP API', async () => {
+  const a = await connect(server.url, { transports: ['websocket'] });
+  const b = await connect(server.url, { transports: ['polling'], upgrade: false });
+  try {
+    const seenA = [];
+    a.on('doc:versions:changed', (e) => seenA.push(e.action));
+    await call(a, 'doc:join', { doc: 'vers', client: 'ann', user: { name: 'Ann' } });
+    await call(b, 'doc:join', { doc: 'vers', client: 'bob', user: { name: 'Bob' } });
+    assert.deepEqual(await call(a, 'doc:op', { doc: 'vers', client: 'ann', seq: 1, rev: 0, op: ['draft'] }), { ok: true, rev: 1 });
+
+    let heard = next(b, 'doc:versions:changed');
+    const created = await call(a, 'doc:version:create', { doc: 'vers', name: 'Sent' });
+    assert.equal(created.ok, true);
+    assert.deepEqual(await heard, { doc: 'vers', action: 'create', name: 'Sent', version: created.version });
+    assert.equal(created.version.user, 'Ann');
+
+    // Bob renames: Ann hears it.
+    heard = next(a, 'doc:versions:changed');
+    const renamed = await call(b, 'doc:version:rename', { doc: 'vers', name: 'Sent', to: 'v1' });
+    assert.deepEqual(await heard, { doc: 'vers', action: 'rename', name: 'Sent', version: renamed.version });
+
+    // A deletion through the HTTP API reaches both.
+    const heardA = next(a, 'doc:versions:changed');
+    const heardB = next(b, 'doc:versions:changed');
+    const res = await fetch(`${server.url}/api/docs/vers/versions/v1`, { method: 'DELETE' });
+    assert.equal(res.status, 204);
+    for (const e of [await heardA, await heardB]) assert.deepEqual(e, { doc: 'vers', action: 'delete', name: 'v1' });
+    // Ann's socket was not told of her own create: it has its ack.
+    assert.deepEqual(seenA, ['rename', 'delete']);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
 test('presence and doc:member', async () => {
   const a = await connect(server.url);
   const b = await connect(server.url);

@@ -119,6 +119,26 @@ export class HistoryPanel {
       ),
     );
     root.setAttribute('aria-labelledby', 'history-title');
+    session.onVersionsChanged?.((e) => this.onVersionsChanged(e));
+  }
+
+  /**
+   * onVersionsChanged follows a change of the named versions made
+   * elsewhere (another editor, another tab, the HTTP API): the open panel
+   * reloads the list and says what happened; a closed one loads it when
+   * opened.
+   */
+  onVersionsChanged({ action, name, version }) {
+    if (this.root.hidden) return;
+    if (action === 'rename' && version && this.selectedVersion === name) this.selectedVersion = version.name;
+    let note = '';
+    if (action === 'create' && version) note = `${version.user || 'Someone'} named revision #${version.rev} “${version.name}”.`;
+    else if (action === 'rename' && version) note = `“${name}” was renamed to “${version.name}”.`;
+    else if (action === 'delete') note = `The version “${name}” was deleted.`;
+    void this.loadVersions().then(() => {
+      if (note) this.versionNote.textContent = note;
+      if (action === 'rename' && version && this.selectedVersion === version.name) return this.renderVersionDetail();
+    });
   }
 
   /**

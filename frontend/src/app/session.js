@@ -86,6 +86,8 @@ export class DocSession {
     this.lastPresence = '';
     /** @type {Set<() => void>} */
     this.listeners = new Set();
+    /** @type {Set<(e: {action: string, name: string, version?: object}) => void>} */
+    this.versionListeners = new Set();
     this.closed = false;
     /** figures for the benchmark: time of the last remote op's arrival and display */
     this.lastRemote = { arrived: 0, applied: 0 };
@@ -134,6 +136,16 @@ export class DocSession {
 
   changed() {
     for (const fn of this.listeners) fn();
+  }
+
+  /**
+   * onVersionsChanged registers fn to run when another socket or the HTTP
+   * API created, renamed or deleted a named version of the document
+   * (doc:versions:changed {doc, action, name, version?}).
+   */
+  onVersionsChanged(fn) {
+    this.versionListeners.add(fn);
+    return () => this.versionListeners.delete(fn);
   }
 
   /**
@@ -188,6 +200,10 @@ export class DocSession {
     socket.on('doc:op', (rec) => this.onRecord(rec));
     socket.on('doc:presence', (p) => this.onPresence(p));
     socket.on('doc:member', (m) => this.onMember(m));
+    socket.on('doc:versions:changed', (e) => {
+      if (!e || e.doc !== this.doc) return;
+      for (const fn of this.versionListeners) fn(e);
+    });
     if (typeof window !== 'undefined') {
       this.onNet = () => {
         if (navigator.onLine && !socket.connected && !socket.active) socket.connect();

@@ -64,6 +64,9 @@ describe('named versions in the history panel', { skip, concurrency: false }, ()
         assert.match(await va.textContent(), /Alice/);
         const named = await a.evaluate(() => window.collabd.session.client.rev);
         assert.equal(await va.getAttribute('data-rev'), String(named));
+        // B's open panel hears of it (doc:versions:changed) without a refresh.
+        await b.locator('.versions .version', { hasText: 'Sent to client' }).waitFor();
+        await b.locator('.version-note', { hasText: `Alice named revision #${named} “Sent to client”.` }).waitFor();
 
         // The text moves on (both pages edit).
         await a.locator('.cm-content').click();
@@ -73,7 +76,7 @@ describe('named versions in the history panel', { skip, concurrency: false }, ()
         const later = await converge([a, b]);
         assert.notEqual(later, v1);
 
-        // B refreshes its list: the version is there, with author and revision.
+        // After a refresh too, the version is there, with author and revision.
         await b.locator('.panel-head').getByRole('button', { name: 'Refresh' }).click();
         const vb = b.locator('.versions .version', { hasText: 'Sent to client' });
         await vb.waitFor();
@@ -101,6 +104,10 @@ describe('named versions in the history panel', { skip, concurrency: false }, ()
         await b.getByRole('dialog').getByRole('button', { name: 'Rename' }).click();
         await b.locator('.versions .version', { hasText: 'v1 final' }).waitFor();
         assert.equal(await b.locator('.versions .version', { hasText: 'Sent to client' }).count(), 0);
+        // A's open panel follows the rename.
+        await a.locator('.versions .version', { hasText: 'v1 final' }).waitFor();
+        await a.locator('.version-note', { hasText: '“Sent to client” was renamed to “v1 final”.' }).waitFor();
+        assert.equal(await a.locator('.versions .version', { hasText: 'Sent to client' }).count(), 0);
         const list = await (await fetch(`${server.url}/api/docs/${doc}/versions`)).json();
         assert.deepEqual(list.versions.map((v) => [v.name, v.rev]), [['v1 final', named]]);
 
@@ -126,6 +133,13 @@ describe('named versions in the history panel', { skip, concurrency: false }, ()
         assert.equal(await b.locator('.versions .version').count(), 1);
         const after = await (await fetch(`${server.url}/api/docs/${doc}/versions`)).json();
         assert.deepEqual(after.versions.map((v) => v.name), ['first keystroke']);
+        // A deletion through the HTTP API reaches both pages.
+        const del = await fetch(`${server.url}/api/docs/${doc}/versions/${encodeURIComponent('first keystroke')}`, { method: 'DELETE' });
+        assert.equal(del.status, 204);
+        for (const p of [a, b]) {
+          await p.locator('.version-note', { hasText: 'The version “first keystroke” was deleted.' }).waitFor();
+          assert.equal(await p.locator('.versions .version').count(), 0);
+        }
       });
     } finally {
       await ctxA.close();
