@@ -1285,9 +1285,11 @@ func (s *JetStream) History(ctx context.Context, doc string, before uint64, limi
 		return nil, nil // the folded range was on the previous page
 	}
 	lo = max(lo, h+1)
-	recs, err := s.scan(ctx, doc, startSeq(idx, lo), lo, top)
-	if err != nil {
-		return nil, err
+	var recs []Record
+	if lo <= top {
+		if recs, err = s.scan(ctx, doc, startSeq(idx, lo), lo, top); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Revision, 0, len(recs)+1)
 	for i := len(recs) - 1; i >= 0; i-- {
