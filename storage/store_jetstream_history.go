@@ -232,8 +232,18 @@ func (s *JetStream) PutVersion(ctx context.Context, doc string, v Version) error
 	})
 	if err != nil {
 		s.deleteObject(ctx, obs, obj) // best effort: an orphan text is only wasted space
+		return err
 	}
-	return err
+	// A delete of the document on another node may have removed the list
+	// between our read and our compare-and-set, which then created it
+	// afresh: take the name back rather than leave it on a deleted
+	// document. (A delete and a new log as long as v.Rev in that window
+	// still go unnoticed.)
+	if pos, _, err := s.last(ctx, doc); err == nil && pos.head < v.Rev {
+		return errors.Join(fmt.Errorf("%w: %q was deleted while naming a version", ErrNotFound, doc),
+			s.DeleteVersion(ctx, doc, v.Name))
+	}
+	return nil
 }
 
 func (s *JetStream) deleteObject(ctx context.Context, obs jetstream.ObjectStore, name string) error {
@@ -531,7 +541,7 @@ func (s *JetStream) Fold(ctx context.Context, doc string, p Retention, now time.
 		return 0, err
 	}
 	var horizon uint64
-	for {
+	for raced := 0; ; {
 		if err := s.usable(ctx); err != nil {
 			return horizon, err
 		}
@@ -541,14 +551,26 @@ func (s *JetStream) Fold(ctx context.Context, doc string, p Retention, now time.
 		}
 		horizon = m.Folded
 		h, err := s.foldTarget(ctx, doc, m, idx, p, now)
-		if err != nil || h <= m.Folded {
-			return horizon, err
+		if err == nil && h > m.Folded {
+			err = s.foldTo(ctx, doc, m, idx, h)
 		}
-		if err := s.foldTo(ctx, doc, m, idx, h); err != nil {
+		if err != nil && raced < 8 && s.foldedSince(ctx, doc, m.Folded) {
+			// Another node folded meanwhile and purged what this step
+			// was reading: start again from its horizon.
+			raced++
+			continue
+		}
+		if err != nil || h <= m.Folded {
 			return horizon, err
 		}
 		horizon = h
 	}
+}
+
+// foldedSince reports whether doc's horizon is now above h.
+func (s *JetStream) foldedSince(ctx context.Context, doc string, h uint64) bool {
+	m, _, _, ok, err := s.meta(ctx, doc)
+	return err == nil && ok && m.Folded > h
 }
 
 // foldTarget is the horizon p allows now, at most foldChunk revisions
