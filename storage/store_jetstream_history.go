@@ -163,7 +163,12 @@ func (s *JetStream) putVersionList(ctx context.Context, doc string, list []store
 // changed it meanwhile. edit returns the new list or an error that ends
 // the edit.
 func (s *JetStream) editVersions(ctx context.Context, doc string, edit func([]storedVersion) ([]storedVersion, error)) error {
-	for range 16 {
+	for attempt := range 16 {
+		// A replica behind the leader may answer the read (KV gets are
+		// direct): wait a little before reading again.
+		if attempt > 0 && !sleepBackoff(ctx, attempt) {
+			return ctx.Err()
+		}
 		list, kvRev, err := s.versionList(ctx, doc)
 		if err != nil {
 			return err
@@ -357,8 +362,20 @@ func (s *JetStream) versionText(ctx context.Context, doc string, v storedVersion
 		err = jetstream.ErrObjectNotFound
 	}
 	var b []byte
-	if err == nil {
+	// The object store answers reads from any replica: one behind may not
+	// have a text named a moment ago on another node yet.
+	for attempt := 0; err == nil && attempt < 4; attempt++ {
+		if attempt > 0 && !sleepBackoff(ctx, attempt) {
+			return "", ctx.Err()
+		}
 		b, err = call(s, ctx, func(ctx context.Context) ([]byte, error) { return obs.GetBytes(ctx, versionObject(doc, v.id)) })
+		if !errors.Is(err, jetstream.ErrObjectNotFound) {
+			break
+		}
+		err = nil
+	}
+	if err == nil && b == nil {
+		err = jetstream.ErrObjectNotFound
 	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return "", fmt.Errorf("%w: %q version %q: text missing", ErrCorrupt, doc, v.Name)

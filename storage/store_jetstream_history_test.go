@@ -134,6 +134,23 @@ func TestJetStreamNamedVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A text missing from the object store is reported, never read as
+	// empty.
+	list, _, err := s.versionList(ctx, "doc.v")
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	obs, err := s.objects(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Delete(ctx, versionObject("doc.v", list[0].id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := other.VersionText(ctx, "doc.v", list[0].Name); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("version whose text is missing: %v", err)
+	}
+
 	// Deleting the document deletes its versions, their texts and its
 	// retention policy; the id starts afresh.
 	if err := s.SetRetention(ctx, "doc.v", &Retention{KeepRevs: 9}); err != nil {
