@@ -1212,6 +1212,9 @@ func (s *JetStream) Load(ctx context.Context, doc string, keep int) (State, erro
 	}
 	if from <= p.head {
 		if st.Records, err = s.scan(ctx, doc, seq, from, p.head); err != nil {
+			if errors.Is(err, ErrCorrupt) && s.foldedSince(ctx, doc, m.Folded) {
+				return s.Load(ctx, doc, keep) // a fold purged what it read: each retry sees a higher horizon
+			}
 			return State{}, err
 		}
 	}
@@ -1246,7 +1249,7 @@ func (s *JetStream) Records(ctx context.Context, doc string, after uint64, limit
 	if h := foldedAt(idx, p.head); after < h {
 		return nil, &GoneError{Doc: doc, Rev: after, Earliest: h}
 	}
-	return s.scan(ctx, doc, startSeq(idx, after+1), after+1, min(p.head, after+uint64(limit)))
+	return s.scanFolded(ctx, doc, startSeq(idx, after+1), after+1, min(p.head, after+uint64(limit)))
 }
 
 // History returns up to limit revisions strictly below before (0 means
@@ -1287,7 +1290,7 @@ func (s *JetStream) History(ctx context.Context, doc string, before uint64, limi
 	lo = max(lo, h+1)
 	var recs []Record
 	if lo <= top {
-		if recs, err = s.scan(ctx, doc, startSeq(idx, lo), lo, top); err != nil {
+		if recs, err = s.scanFolded(ctx, doc, startSeq(idx, lo), lo, top); err != nil {
 			return nil, err
 		}
 	}
@@ -1354,7 +1357,7 @@ func (s *JetStream) TextAt(ctx context.Context, doc string, rev uint64) (string,
 	if err := s.check(ctx, doc); err != nil {
 		return "", err
 	}
-	return s.textAt(ctx, doc, rev)
+	return s.textAtFolded(ctx, doc, rev)
 }
 
 // Diff returns the semantically cleaned diff from the text at from to the
@@ -1363,11 +1366,11 @@ func (s *JetStream) Diff(ctx context.Context, doc string, from, to uint64) ([]ot
 	if err := s.check(ctx, doc); err != nil {
 		return nil, err
 	}
-	a, err := s.textAt(ctx, doc, from)
+	a, err := s.textAtFolded(ctx, doc, from)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.textAt(ctx, doc, to)
+	b, err := s.textAtFolded(ctx, doc, to)
 	if err != nil {
 		return nil, err
 	}

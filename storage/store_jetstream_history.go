@@ -501,6 +501,64 @@ func foldedAt(idx []snapEntry, head uint64) uint64 {
 	return e.rev
 }
 
+// Reads racing a fold. A read fetches the index, then the messages from
+// the stream sequence it names; a fold on another node may record a new
+// horizon and purge those messages in between, and the read then finds a
+// gap (ErrCorrupt). Such a read starts again from the index as it is
+// then, as long as each gap comes with a higher horizon (at most
+// foldRetries times); a gap with no fold behind it is returned.
+const foldRetries = 8
+
+// foldMoved reads doc's index after a gap and reports whether the
+// horizon is above *h, which it updates.
+func (s *JetStream) foldMoved(ctx context.Context, doc string, h *uint64) ([]snapEntry, bool) {
+	idx, _, err := s.snapIndex(ctx, doc)
+	if err != nil {
+		return nil, false
+	}
+	now := foldedAt(idx, ^uint64(0))
+	moved := now > *h
+	*h = now
+	return idx, moved
+}
+
+// scanFolded is scan for a read that needs the records lo to hi, from
+// stream sequence from of an index read before: after a gap behind which
+// a fold moved the horizon it answers *GoneError when the fold took lo,
+// else scans again from the new index.
+func (s *JetStream) scanFolded(ctx context.Context, doc string, from, lo, hi uint64) ([]Record, error) {
+	var h uint64
+	for attempt := 0; ; attempt++ {
+		recs, err := s.scan(ctx, doc, from, lo, hi)
+		if err == nil || !errors.Is(err, ErrCorrupt) || attempt == foldRetries {
+			return recs, err
+		}
+		idx, moved := s.foldMoved(ctx, doc, &h)
+		if !moved {
+			return nil, err
+		}
+		if lo <= h {
+			return nil, &GoneError{Doc: doc, Rev: lo - 1, Earliest: h}
+		}
+		from = startSeq(idx, lo)
+	}
+}
+
+// textAtFolded is textAt, run again after a gap behind which a fold
+// moved the horizon.
+func (s *JetStream) textAtFolded(ctx context.Context, doc string, rev uint64) (string, error) {
+	var h uint64
+	for attempt := 0; ; attempt++ {
+		text, err := s.textAt(ctx, doc, rev)
+		if err == nil || !errors.Is(err, ErrCorrupt) || attempt == foldRetries {
+			return text, err
+		}
+		if _, moved := s.foldMoved(ctx, doc, &h); !moved {
+			return "", err
+		}
+	}
+}
+
 // checkFolded verifies a folded document: the snapshot at the horizon
 // exists and the records after it replay onto it, matching every later
 // snapshot.

@@ -590,3 +590,62 @@ func TestJetStreamConcurrentFolds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJetStreamReadsRacingFolds: reads on one node while another folds
+// the document step by step: Load and the text at the head always work
+// (a read whose messages a fold purged starts again), and a read of an
+// older revision answers its text or gone, never a gap.
+func TestJetStreamReadsRacingFolds(t *testing.T) {
+	ctx := context.Background()
+	srv := runNATS(t, natsOpts(t.TempDir(), false))
+	reader := openJSTest(t, srv.ClientURL(), JetStreamConfig{})
+	folder := openJSTest(t, srv.ClientURL(), JetStreamConfig{})
+	h := makeHistory(t, 8, 1000)
+	commitHistory(t, folder, "busy", h, 7, 200)
+	now := h.recs[999].Time.Add(time.Hour)
+
+	done := make(chan struct{})
+	var foldErr error
+	go func() {
+		defer close(done)
+		for keep := uint64(975); keep >= 25; keep -= 25 {
+			if _, err := folder.Fold(ctx, "busy", Retention{KeepRevs: keep}, now); err != nil {
+				foldErr = err
+				return
+			}
+		}
+	}()
+	gone, reads := 0, 0
+	for i := 0; i < 5000; i++ {
+		select {
+		case <-done:
+			i = 5000
+		default:
+		}
+		reads++
+		st, err := reader.Load(ctx, "busy", 16)
+		if err != nil || st.Meta.Head != 1000 || len(st.Records) < 16 {
+			t.Fatalf("load: %v", err)
+		}
+		rev := uint64(1 + (i*37)%1000)
+		text, err := reader.TextAt(ctx, "busy", rev)
+		switch {
+		case errors.Is(err, ErrGone):
+			gone++
+		case err != nil || text != h.texts[rev]:
+			t.Fatalf("text at %d: %v", rev, err)
+		}
+		recs, err := reader.Records(ctx, "busy", rev-1, 3)
+		if err != nil && !errors.Is(err, ErrGone) || err == nil && (len(recs) == 0 || recs[0].Rev != rev) {
+			t.Fatalf("records after %d: %d, %v", rev-1, len(recs), err)
+		}
+	}
+	<-done
+	if foldErr != nil {
+		t.Fatal(foldErr)
+	}
+	if m, err := reader.Meta(ctx, "busy"); err != nil || m.Folded != 975 {
+		t.Fatalf("meta %+v %v", m, err)
+	}
+	t.Logf("%d rounds of reads during the folds, %d texts gone", reads, gone)
+}
