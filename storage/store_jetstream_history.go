@@ -644,8 +644,8 @@ func (s *JetStream) Fold(ctx context.Context, doc string, p Retention, now time.
 
 // foldedSince reports whether doc's horizon is now above h.
 func (s *JetStream) foldedSince(ctx context.Context, doc string, h uint64) bool {
-	m, _, _, ok, err := s.meta(ctx, doc)
-	return err == nil && ok && m.Folded > h
+	_, moved := s.foldMoved(ctx, doc, &h)
+	return moved
 }
 
 // foldTarget is the horizon p allows now, at most foldChunk revisions
