@@ -783,9 +783,19 @@ func (s *JetStream) lostRace(ctx context.Context, doc, id string, first uint64, 
 // version, then (uvarint rev, uvarint seq) pairs in ascending rev order.
 const snapIndexV1 = 1
 
-type snapEntry struct{ rev, seq uint64 }
+type snapEntry struct {
+	rev, seq uint64
+	// fold marks the snapshot at the fold horizon; created is then
+	// Meta.Created, whose message the fold purged (see
+	// store_jetstream_history.go, which also encodes them).
+	fold    bool
+	created int64
+}
 
 func decodeSnapIndex(v []byte) ([]snapEntry, error) {
+	if len(v) > 0 && v[0] == snapIndexV2 {
+		return decodeFoldedIndex(v)
+	}
 	if len(v) == 0 || v[0] != snapIndexV1 {
 		return nil, fmt.Errorf("%w: snapshot index: unknown format", ErrCorrupt)
 	}
@@ -805,6 +815,7 @@ func decodeSnapIndex(v []byte) ([]snapEntry, error) {
 }
 
 func appendSnapIndex(b []byte, idx []snapEntry) []byte {
+	b = appendFoldHeader(b, idx)
 	b = append(b, snapIndexV1)
 	for _, e := range idx {
 		b = binary.AppendUvarint(b, e.rev)
@@ -1152,11 +1163,13 @@ func (s *JetStream) meta(ctx context.Context, doc string) (Meta, logPos, []snapE
 		return Meta{}, p, nil, false, err
 	}
 	m := Meta{Head: p.head, Updated: updated}
-	if m.Created, err = s.firstTime(ctx, doc); err != nil {
-		return Meta{}, p, nil, false, err
-	}
 	idx, _, err := s.snapIndex(ctx, doc)
 	if err != nil {
+		return Meta{}, p, nil, false, err
+	}
+	if f, ok := foldEntry(idx, p.head); ok {
+		m.Folded, m.Created = f.rev, time.Unix(0, f.created).UTC()
+	} else if m.Created, err = s.firstTime(ctx, doc); err != nil {
 		return Meta{}, p, nil, false, err
 	}
 	// Entries beyond the head: a snapshot left by a write that raced a
@@ -1212,11 +1225,15 @@ func (s *JetStream) Load(ctx context.Context, doc string, keep int) (State, erro
 	} else if keep > 0 {
 		from = 1
 	}
+	from = max(from, m.Folded+1) // the ops before are folded
 	if from <= st.Snapshot.Rev {
 		seq = startSeq(idx, from)
 	}
 	if from <= p.head {
 		if st.Records, err = s.scan(ctx, doc, seq, from, p.head); err != nil {
+			if errors.Is(err, ErrCorrupt) && s.foldedSince(ctx, doc, m.Folded) {
+				return s.Load(ctx, doc, keep) // a fold purged what it read: each retry sees a higher horizon
+			}
 			return State{}, err
 		}
 	}
@@ -1248,7 +1265,10 @@ func (s *JetStream) Records(ctx context.Context, doc string, after uint64, limit
 	if err != nil {
 		return nil, err
 	}
-	return s.scan(ctx, doc, startSeq(idx, after+1), after+1, min(p.head, after+uint64(limit)))
+	if h := foldedAt(idx, p.head); after < h {
+		return nil, &GoneError{Doc: doc, Rev: after, Earliest: h}
+	}
+	return s.scanFolded(ctx, doc, startSeq(idx, after+1), after+1, min(p.head, after+uint64(limit)))
 }
 
 // History returns up to limit revisions strictly below before (0 means
@@ -1282,14 +1302,24 @@ func (s *JetStream) History(ctx context.Context, doc string, before uint64, limi
 	if err != nil {
 		return nil, err
 	}
-	recs, err := s.scan(ctx, doc, startSeq(idx, lo), lo, top)
-	if err != nil {
-		return nil, err
+	h := foldedAt(idx, p.head)
+	if top < h {
+		return nil, nil // the folded range was on the previous page
 	}
-	out := make([]Revision, 0, len(recs))
+	lo = max(lo, h+1)
+	var recs []Record
+	if lo <= top {
+		if recs, err = s.scanFolded(ctx, doc, startSeq(idx, lo), lo, top); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Revision, 0, len(recs)+1)
 	for i := len(recs) - 1; i >= 0; i-- {
 		r := &recs[i]
 		out = append(out, Revision{Rev: r.Rev, Client: r.Client, User: r.User, Time: r.Time, Ins: r.Ins, Del: r.Del})
+	}
+	if h > 0 && len(out) < limit {
+		out = append(out, Revision{Rev: h, From: 1, Folded: true}) // one line for the folded range
 	}
 	return out, nil
 }
@@ -1313,6 +1343,9 @@ func (s *JetStream) textAt(ctx context.Context, doc string, rev uint64) (string,
 	idx, _, err := s.snapIndex(ctx, doc)
 	if err != nil {
 		return "", err
+	}
+	if h := foldedAt(idx, p.head); rev < h {
+		return s.foldedText(ctx, doc, rev, h)
 	}
 	sn, seq, err := s.snapshotAtOrBelow(ctx, doc, idx, rev)
 	if err != nil {
@@ -1343,7 +1376,7 @@ func (s *JetStream) TextAt(ctx context.Context, doc string, rev uint64) (string,
 	if err := s.check(ctx, doc); err != nil {
 		return "", err
 	}
-	return s.textAt(ctx, doc, rev)
+	return s.textAtFolded(ctx, doc, rev)
 }
 
 // Diff returns the semantically cleaned diff from the text at from to the
@@ -1352,11 +1385,11 @@ func (s *JetStream) Diff(ctx context.Context, doc string, from, to uint64) ([]ot
 	if err := s.check(ctx, doc); err != nil {
 		return nil, err
 	}
-	a, err := s.textAt(ctx, doc, from)
+	a, err := s.textAtFolded(ctx, doc, from)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.textAt(ctx, doc, to)
+	b, err := s.textAtFolded(ctx, doc, to)
 	if err != nil {
 		return nil, err
 	}
@@ -1421,14 +1454,14 @@ func (s *JetStream) deleteDoc(ctx context.Context, doc string) error {
 	if err := s.kvPurge(ctx, snapIndexKey(doc)); err != nil {
 		return fmt.Errorf("storage: %q: purge snapshot index: %w", doc, err)
 	}
-	return nil
+	return s.deleteHistory(ctx, doc)
 }
 
-// Backup is not offered: JetStream's own backup (nats stream backup of the
-// op stream and of the bucket's KV_ stream) copies a consistent stream.
+// Backup is not offered: the error names the streams to copy with the
+// nats CLI (backupStreams), each a consistent copy of its stream.
 func (s *JetStream) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	return 0, fmt.Errorf("storage: backup is not supported in JetStream mode, use NATS's own (nats stream backup %s, and KV_%s): %w",
-		s.cfg.Stream, s.cfg.SnapshotBucket, errors.ErrUnsupported)
+	return 0, fmt.Errorf("storage: backup is not supported in JetStream mode; back up these streams with the nats CLI (nats stream backup STREAM DIR): %s: %w",
+		strings.Join(s.backupStreams(), ", "), errors.ErrUnsupported)
 }
 
 // Check verifies every document: its log is contiguous from 1 to the head
@@ -1451,6 +1484,12 @@ func (s *JetStream) checkDoc(ctx context.Context, doc string, head uint64) error
 	idx, _, err := s.snapIndex(ctx, doc)
 	if err != nil {
 		return err
+	}
+	if err := s.checkVersions(ctx, doc, head); err != nil {
+		return err
+	}
+	if h := foldedAt(idx, head); h > 0 {
+		return s.checkFolded(ctx, doc, head, idx, h)
 	}
 	recs, err := s.scan(ctx, doc, 1, 1, head)
 	if err != nil {

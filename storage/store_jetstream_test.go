@@ -754,39 +754,3 @@ func TestJetStreamLostAck(t *testing.T) {
 		t.Fatalf("text %q %v", got, err)
 	}
 }
-
-// TestJetStreamVersionsAndRetentionUnsupported: until the JetStream store
-// keeps named versions and folds history, it says so (ErrUnsupported),
-// and a policy that keeps everything is no error.
-func TestJetStreamVersionsAndRetentionUnsupported(t *testing.T) {
-	ctx := context.Background()
-	s := openJSTest(t, runNATS(t, natsOpts(t.TempDir(), false)).ClientURL(), JetStreamConfig{})
-	now := time.Now()
-	for name, err := range map[string]error{
-		"PutVersion":    s.PutVersion(ctx, "d", Version{Name: "v1", Rev: 1}),
-		"DeleteVersion": s.DeleteVersion(ctx, "d", "v1"),
-		"SetRetention":  s.SetRetention(ctx, "d", &Retention{KeepRevs: 5}),
-		"Fold": func() error {
-			_, err := s.Fold(ctx, "d", Retention{KeepRevs: 5}, now)
-			return err
-		}(),
-		"FoldAll": func() error {
-			_, err := s.FoldAll(ctx, Retention{KeepFor: time.Hour}, now)
-			return err
-		}(),
-		"Versions": func() error {
-			_, err := s.Versions(ctx, "d")
-			return err
-		}(),
-	} {
-		if !errors.Is(err, errors.ErrUnsupported) {
-			t.Errorf("%s: %v, want errors.ErrUnsupported", name, err)
-		}
-	}
-	if n, err := s.FoldAll(ctx, Retention{}, now); n != 0 || err != nil {
-		t.Errorf("FoldAll keeping everything: %d, %v", n, err)
-	}
-	if p, err := s.DocRetention(ctx, "d"); p != nil || err != nil {
-		t.Errorf("DocRetention: %v, %v", p, err)
-	}
-}
