@@ -209,8 +209,8 @@ func connectCluster(ctx context.Context, window time.Duration, c natsConfig, nod
 	}
 	cc.nc = nc
 	if nc.IsConnected() {
+		// The ConnectHandler logs it.
 		cc.once.Do(func() { close(cc.connected) })
-		log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS connected")
 	} else {
 		log.Warn().Str("servers", cc.servers).Msg("NATS not reachable yet; retrying")
 	}
