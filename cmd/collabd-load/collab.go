@@ -1240,8 +1240,12 @@ func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, lo
 			fmt.Fprintf(w, "  server context switches per committed op (/proc/PID/task/*/status): %.2f\n",
 				float64(res.ServerSwitches)/float64(res.Committed))
 		}
-		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, file-backed incl. the bbolt mmap %.1f MiB)",
-			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, float64(res.EndFile)/mib)
+		fileBacked := "file-backed incl. the bbolt mmap"
+		if res.HaveNATS {
+			fileBacked = "file-backed"
+		}
+		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, %s %.1f MiB)",
+			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, fileBacked, float64(res.EndFile)/mib)
 		if res.Nodes > 1 {
 			fmt.Fprintf(w, ", summed over the %d nodes", res.Nodes)
 		}
