@@ -153,7 +153,11 @@ func TestCollabTwoNodes(t *testing.T) {
 	if !res.HaveNATS || res.Nodes != 2 || res.NATSCPU <= 0 || res.ServerUser+res.ServerSys <= res.NATSCPU || res.NATSPeakRSS <= 0 {
 		t.Fatalf("cluster figures missing: %+v\n%s", res, report)
 	}
-	for _, want := range []string{"on all 2 nodes", "server node2:", "nats-server:", "cluster counters per committed op"} {
+	if len(res.CommittedByNode) != 2 || res.CommittedByNode[0] <= 0 || res.CommittedByNode[1] <= 0 ||
+		res.CommittedByNode[0]+res.CommittedByNode[1] != res.Committed || res.AckByNode[1].N == 0 {
+		t.Fatalf("committed by node %v of %d, ack by node %v\n%s", res.CommittedByNode, res.Committed, res.AckByNode, report)
+	}
+	for _, want := range []string{"on all 2 nodes", "editors on node2:", "server node2:", "nats-server:", "cluster counters per committed op"} {
 		if !strings.Contains(report, want) {
 			t.Fatalf("report lacks %q:\n%s", want, report)
 		}

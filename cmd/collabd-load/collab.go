@@ -137,7 +137,11 @@ type collabResult struct {
 	E2EIncomplete int            // measured ops some editor never applied
 	E2EUnknown    int            // broadcasts that matched no submission
 	Ack           latencySummary
-	ClientCPU     time.Duration
+	// With several nodes: the acks in the window and the ack latency of
+	// the editors on each node (editors are spread round-robin).
+	CommittedByNode []int64
+	AckByNode       []latencySummary
+	ClientCPU       time.Duration
 	// The machine's CPU time over the window (/proc/stat): the shares
 	// run, idle, and taken by the hypervisor for other guests (steal).
 	HaveHostCPU                   bool
@@ -175,6 +179,7 @@ type collabRun struct {
 
 	phase       atomic.Int32 // phaseWarmup, phaseMeasure, phaseStop
 	committed   atomic.Int64
+	byNode      []atomic.Int64 // committed, by the node of the editor; set before the load starts
 	submitted   atomic.Int64
 	rateLimited atomic.Int64
 	skipped     atomic.Int64
@@ -216,11 +221,12 @@ type docRun struct {
 
 // editor is one Socket.IO connection editing one document.
 type editor struct {
-	run *collabRun
-	doc *docRun
-	idx int
-	id  string // client id
-	cl  *sioclient.Client
+	run  *collabRun
+	doc  *docRun
+	idx  int
+	id   string // client id
+	cl   *sioclient.Client
+	node int // index of the node it is connected to; set before it connects
 
 	mu           sync.Mutex // guards the fields below
 	st           *otClient  // nil until joined
@@ -386,6 +392,7 @@ func (e *editor) onAck(seq uint64, args []byte) {
 	}
 	if e.run.phase.Load() == phaseMeasure {
 		e.run.committed.Add(1)
+		e.run.byNode[e.node].Add(1)
 	}
 	send, err := e.st.ack(a.Rev)
 	if err != nil {
@@ -649,6 +656,7 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		seed = mrand.Uint64()
 	}
 	run, docs, all := newEditors(c, seed)
+	run.byNode = make([]atomic.Int64, len(tgt.hosts))
 	printHeader(w, c, tgt, run.closed, seed)
 
 	// Connect and join every editor before anyone edits, so that every op
@@ -1167,6 +1175,7 @@ func collectResults(res *collabResult, run *collabRun, docs []*docRun, win *wind
 	res.RateLimited = run.rateLimited.Load()
 	res.Skipped = run.skipped.Load()
 	var e2e, e2eEdit, acks []time.Duration
+	ackByNode := make([][]time.Duration, len(run.byNode))
 	for _, d := range docs {
 		lat, latEdit, inc, unk := d.track.results()
 		e2e = append(e2e, lat...)
@@ -1176,10 +1185,17 @@ func collectResults(res *collabResult, run *collabRun, docs []*docRun, win *wind
 		for _, e := range d.editors {
 			e.mu.Lock()
 			acks = append(acks, e.ack.xs...)
+			ackByNode[e.node] = append(ackByNode[e.node], e.ack.xs...)
 			e.mu.Unlock()
 		}
 	}
 	res.E2E, res.E2EFromEdit, res.Ack = summarize(e2e), summarize(e2eEdit), summarize(acks)
+	if len(run.byNode) > 1 {
+		for k := range run.byNode {
+			res.CommittedByNode = append(res.CommittedByNode, run.byNode[k].Load())
+			res.AckByNode = append(res.AckByNode, summarize(ackByNode[k]))
+		}
+	}
 	if cw, ok := commitsBetween(win.m0, win.m1); ok {
 		res.HaveCommits, res.Commits = true, cw
 		if cw.MeanCommit > 0 {
@@ -1221,6 +1237,10 @@ func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, lo
 		}
 	}
 	fmt.Fprintf(w, "  author ack latency: %v\n", res.Ack)
+	for k, n := range res.CommittedByNode {
+		fmt.Fprintf(w, "    editors on node%d: %d committed ops in the window (%.0f%%), ack latency %v\n",
+			k+1, n, 100*float64(n)/float64(max(1, res.Committed)), res.AckByNode[k])
+	}
 	if res.HaveServer {
 		if res.HaveNATS {
 			perOp := func(d time.Duration) float64 { return us(d) / float64(max(1, res.Committed)) }
@@ -1296,6 +1316,7 @@ func connectAndJoin(ctx context.Context, hosts []string, all []*editor) error {
 	sem := make(chan struct{}, 32)
 	for i, e := range all {
 		host := hosts[i%len(hosts)]
+		e.node = i % len(hosts)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
