@@ -102,8 +102,13 @@ func TestRedactURL(t *testing.T) {
 // in dir, and shuts it down at cleanup unless the test did.
 func natsAt(tb testing.TB, port int, dir string) *natsserver.Server {
 	tb.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
+	return runNATSServer(tb, &natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
 		NoLog: true, NoSigs: true, SyncAlways: true})
+}
+
+func runNATSServer(tb testing.TB, opts *natsserver.Options) *natsserver.Server {
+	tb.Helper()
+	s, err := natsserver.NewServer(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -211,6 +216,10 @@ func TestClusterMode(t *testing.T) {
 	}
 	if code, _, _ := httpDo(t, "GET", p.url+"healthz", ""); code != http.StatusOK {
 		t.Fatalf("healthz while NATS is down: %d", code)
+	}
+	_, metrics, _ = httpDo(t, "GET", p.url+"metrics", "")
+	if v := metricValue(t, metrics, "collabd_nats_connected"); v != 0 {
+		t.Fatalf("collabd_nats_connected %v while NATS is down", v)
 	}
 	t.Run("op while NATS is down", func(t *testing.T) {
 		raw, err := c.Call(90*time.Second, "doc:op", map[string]any{"doc": "clustered", "client": "cli-1", "seq": 2, "rev": 1, "op": []any{10, "!"}})
@@ -324,5 +333,30 @@ func TestClusterTwoNodes(t *testing.T) {
 	}
 	if rec.Doc != "shared" || rec.Rev != 1 || rec.Client != "on-a" || string(rec.Op) != `["from a"]` {
 		t.Fatalf("member on b got %+v", rec)
+	}
+}
+
+// TestClusterPasswordInURL: a user and password in the NATS URL are used
+// and never logged; a wrong password ends the start with the server's
+// answer once the startup window is over.
+func TestClusterPasswordInURL(t *testing.T) {
+	const password = "s3cret-pw-in-url"
+	ns := runNATSServer(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, Username: "collabd", Password: password})
+	hostPort := strings.TrimPrefix(ns.ClientURL(), "nats://")
+	p := start(t, "", nil, "--nats", "nats://collabd:"+password+"@"+hostPort)
+	putDoc(t, p, "authed", "stored with a password", 0)
+	if body := waitStatus(t, p.url+"readyz", http.StatusOK); body != "ready\n" {
+		t.Fatalf("readyz %q", body)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if strings.Contains(p.logs(), password) {
+		t.Fatalf("the password is in the logs:\n%s", p.logs())
+	}
+
+	_, stderr, code := collabd(t, nil, "--addr", "127.0.0.1:0", "--data", t.TempDir(),
+		"--nats", "nats://collabd:wrong-"+password+"@"+hostPort, "--nats-startup-timeout", "2s")
+	if code == 0 || !strings.Contains(stderr, "NATS unreachable at nats://***@"+hostPort) || !strings.Contains(strings.ToLower(stderr), "authorization") || strings.Contains(stderr, password) {
+		t.Fatalf("wrong password: exit %d, stderr %q", code, stderr)
 	}
 }
