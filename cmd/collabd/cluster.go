@@ -188,7 +188,10 @@ func connectCluster(ctx context.Context, window time.Duration, c natsConfig, nod
 		nats.ReconnectBufSize(reconnectBufBytes),
 		nats.ConnectHandler(up("NATS connected")),
 		nats.ReconnectHandler(up("NATS reconnected")),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close at shutdown; the ClosedHandler logs it
+			}
 			cc.disconnects.Inc()
 			log.Warn().Err(err).Msg("NATS disconnected; reconnecting (ops are answered unavailable meanwhile)")
 		}),
