@@ -206,9 +206,31 @@ func connectCluster(ctx context.Context, window time.Duration, c natsConfig, nod
 			ev.Msg("NATS error")
 		}),
 	)
-	nc, err := nats.Connect(strings.Join(splitList(c.URLs), ","), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("NATS %s: %w", cc.servers, err)
+	// Connect itself may block beyond the window (a DNS lookup that hangs):
+	// give up on it then, and close what it returns later.
+	type connected struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan connected, 1)
+	go func() {
+		nc, err := nats.Connect(strings.Join(splitList(c.URLs), ","), opts...)
+		done <- connected{nc, err}
+	}()
+	var nc *nats.Conn
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("NATS %s: %w", cc.servers, r.err)
+		}
+		nc = r.nc
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("NATS unreachable at %s after %s (--nats-startup-timeout): connecting did not return", cc.servers, window)
 	}
 	cc.nc = nc
 	if nc.IsConnected() {
