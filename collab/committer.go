@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -137,14 +138,8 @@ func (c *committer) run() {
 			target = n + c.queued.Load()
 			if err != nil {
 				c.failed.Add(1)
-				c.fail(items, err)
-			} else {
-				c.ops.Add(uint64(n))
-				if obs := c.h.cfg.ObserveCommit; obs != nil {
-					obs(int(n), lastTime)
-				}
-				c.succeed(items)
 			}
+			c.settle(items, err, lastTime)
 			clear(items)
 			clear(writes)
 			clear(recs)
@@ -267,77 +262,137 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 	return items, writes, recs
 }
 
-// succeed advances the committed state, feeds the subscribers and then
-// releases the waiters, in revision order per document.
-func (c *committer) succeed(items []item) {
+// settle reports the outcome of a commit to its items. A store shared by
+// several nodes (storage.JetStream) applies each document's write on its
+// own: err is then a *storage.WriteErrors with one outcome per write, and
+// a write that lost the race to another node (storage.ErrStale) is
+// sequenced again (cluster.go). Any other store's error fails the whole
+// batch.
+func (c *committer) settle(items []item, err error, took time.Duration) {
+	errs := make([]error, len(items))
+	var we *storage.WriteErrors
+	switch {
+	case err == nil:
+	case errors.As(err, &we) && len(we.Errs) == len(items):
+		copy(errs, we.Errs)
+	default:
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	var n int
+	for i := range items {
+		if ok(errs[i]) {
+			n += len(items[i].recs)
+		}
+	}
+	if n > 0 {
+		c.ops.Add(uint64(n))
+		if obs := c.h.cfg.ObserveCommit; obs != nil {
+			obs(n, took)
+		}
+	}
 	for i := range items {
 		it := &items[i]
-		d := it.d
-		d.mu.Lock()
-		for rev := d.committed + 1; rev <= it.to; rev++ {
-			e := d.at(rev)
-			e.text, e.wait = ot.Text{}, nil
-		}
-		d.committed, d.committedText = it.to, it.text
-		d.trim()
-		subs := d.subs
-		cbs := it.wait.cbs
-		it.wait.cbs = nil
-		d.mu.Unlock()
-		for _, s := range subs {
-			for _, r := range it.recs {
-				s.fn(r)
-			}
-		}
-		if on := c.h.cfg.OnCommitted; on != nil {
-			on(d.id, it.recs)
-		}
-		// After the subscribers: when Submit returns, every subscriber
-		// has been handed the record.
-		close(it.wait.done)
-		for _, cb := range cbs {
-			cb.fn(cb.rev, nil)
+		switch e := errs[i]; {
+		case ok(e):
+			c.succeed(it)
+		case errors.Is(e, storage.ErrStale):
+			c.staleItem(it, e)
+		default:
+			c.fail(it, e)
 		}
 	}
 }
 
-// fail rolls every document of a failed batch back to its committed state,
-// dropping the records sequenced on top of the failed ones too, and fails
-// all their Submits with internal.
-func (c *committer) fail(items []item, cause error) {
-	err := &Error{Code: contract.CodeInternal, Message: "commit failed", Err: cause}
-	for i := range items {
-		it := &items[i]
-		d := it.d
-		d.mu.Lock()
-		pending, pendingWait := d.head-d.handed, d.wait
-		cbs := it.wait.cbs
-		it.wait.cbs = nil
-		if pendingWait != nil {
-			cbs = append(cbs, pendingWait.cbs...)
-			pendingWait.cbs = nil
-		}
-		keep := len(d.log) - int(d.head-d.committed)
-		clear(d.log[keep:]) // drop the texts the rolled back entries hold
-		d.log = d.log[:keep]
-		d.epoch++
-		d.head, d.handed, d.text = d.committed, d.committed, d.committedText
-		d.wait = nil
-		if d.snapRev > d.committed {
-			d.snapRev = 0 // unknown: the next eviction writes one
-		}
-		d.mu.Unlock()
-		c.queued.Add(-int64(pending))
-		it.wait.err = err
-		close(it.wait.done)
-		if pendingWait != nil {
-			pendingWait.err = err
-			close(pendingWait.done)
-		}
-		for _, cb := range cbs {
-			cb.fn(0, err)
-		}
+// ok reports whether a write's records are durable: no error, or only its
+// snapshot (an optimization of reads) is missing.
+func ok(err error) bool { return err == nil || errors.Is(err, storage.ErrSnapshotNotStored) }
+
+// succeed advances the committed state, feeds the subscribers and then
+// releases the waiters, in revision order.
+func (c *committer) succeed(it *item) {
+	d := it.d
+	d.deliver.Lock()
+	d.mu.Lock()
+	for rev := d.committed + 1; rev <= it.to; rev++ {
+		e := d.at(rev)
+		e.text, e.wait, e.src = ot.Text{}, nil, nil
 	}
+	d.committed, d.committedText = it.to, it.text
+	d.trim()
+	subs := d.subs
+	cbs := it.wait.cbs
+	it.wait.cbs = nil
+	d.mu.Unlock()
+	feedSubs(subs, it.recs)
+	if on := c.h.cfg.OnCommitted; on != nil {
+		on(d.id, it.recs)
+	}
+	// After the subscribers: when Submit returns, every subscriber
+	// has been handed the record.
+	close(it.wait.done)
+	for _, cb := range cbs {
+		cb.fn(cb.rev, nil)
+	}
+	c.settleRemote(d)
+	d.deliver.Unlock()
+}
+
+// settleRemote integrates the records other nodes appended meanwhile
+// (cluster mode). d.deliver must be held.
+func (c *committer) settleRemote(d *document) {
+	if !c.h.cluster {
+		return
+	}
+	d.mu.Lock()
+	applied := d.settleLocked()
+	subs := d.subs
+	d.mu.Unlock()
+	feedSubs(subs, applied)
+}
+
+// fail rolls the document of a failed write back to its committed state,
+// dropping the records sequenced on top of the failed ones too, and fails
+// their Submits: with unavailable when the store could not be reached (in
+// cluster mode), else with internal.
+func (c *committer) fail(it *item, cause error) {
+	err := &Error{Code: contract.CodeInternal, Message: "commit failed", Err: cause}
+	if errors.Is(cause, storage.ErrUnavailable) {
+		err = &Error{Code: contract.CodeUnavailable, Message: "the shared store is unreachable; resend the op (it is applied once)", Err: cause}
+	}
+	d := it.d
+	d.deliver.Lock()
+	d.mu.Lock()
+	pending, pendingWait := d.head-d.handed, d.wait
+	cbs := it.wait.cbs
+	it.wait.cbs = nil
+	if pendingWait != nil {
+		cbs = append(cbs, pendingWait.cbs...)
+		pendingWait.cbs = nil
+	}
+	keep := len(d.log) - int(d.head-d.committed)
+	clear(d.log[keep:]) // drop the texts the rolled back entries hold
+	d.log = d.log[:keep]
+	d.epoch++
+	d.head, d.handed, d.text = d.committed, d.committed, d.committedText
+	d.wait = nil
+	if d.snapRev > d.committed {
+		d.snapRev = 0 // unknown: the next eviction writes one
+	}
+	d.mu.Unlock()
+	c.queued.Add(-int64(pending))
+	it.wait.err = err
+	close(it.wait.done)
+	if pendingWait != nil {
+		pendingWait.err = err
+		close(pendingWait.done)
+	}
+	for _, cb := range cbs {
+		cb.fn(0, err)
+	}
+	c.settleRemote(d)
+	d.deliver.Unlock()
 }
 
 // logCap is the capacity of a document's log array: the retained count and

@@ -40,5 +40,16 @@
 //
 // Errors returned to callers are *Error values with a code of the wire
 // contract (internal/contract: bad_request, not_found, too_large, conflict,
-// internal), or the caller's context error.
+// gone, unavailable, internal), or the caller's context error.
+//
+// # Cluster mode
+//
+// When Config.Store implements storage.Follower (storage.JetStream), the
+// hub is one node of several sharing the store (cluster.go). The store's
+// per-document compare-and-set orders the appends of all nodes; other
+// nodes' records come in through the store's feed (or a catch-up read)
+// and reach the subscribers like local ones, in revision order. An append
+// that lost the race has its ops sequenced again over the records that
+// won, with the exactly-once rule, and their callbacks follow them. A
+// blocking Submit therefore waits on its own callback, not on its batch.
 package collab

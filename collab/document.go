@@ -55,6 +55,19 @@ type entry struct {
 	// snapshots).
 	text ot.Text
 	wait *commitWait
+	// src is set in cluster mode while the entry is uncommitted: what
+	// sequencing it again needs when another node appended first.
+	src *source
+}
+
+// source is an uncommitted op as it was submitted, kept in cluster mode:
+// when another node wins the race for the revisions it was given, the op
+// is rolled back and sequenced again from its own base, over the other
+// node's records (see cluster.go).
+type source struct {
+	op       ot.Op
+	base     uint64
+	attempts int // times it was sequenced again
 }
 
 // newEntry holds record r, whose op is op (parsed from r.Op).
@@ -128,6 +141,22 @@ type document struct {
 	lastUse  time.Time
 	gone     bool // evicted or deleted: look the id up again
 	deleting bool // a Delete is in progress: refuse ops
+
+	// Cluster mode (a store shared with other nodes; see cluster.go).
+	// loaded: init is done, so the feed's records can be integrated.
+	loaded bool
+	// remote holds records other nodes appended, from the store's feed
+	// or a catch-up read, not yet integrated: ascending, after committed.
+	remote []storage.Record
+	// catching: a catch-up is running; sequencing waits for caught.
+	catching bool
+	caught   chan struct{}
+
+	// deliver serializes every advance of committed with the calls to
+	// the subscribers it makes, so that they get records in revision
+	// order whether the committer or the feed advanced it. Taken before
+	// mu, never while mu is held.
+	deliver sync.Mutex
 }
 
 func newDocument(h *Hub, id string) *document {
@@ -216,9 +245,27 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 		base  = s.BaseRev
 		first = true // op is still the submitted one, made on s.BaseRev
 		epoch uint64
+		ahead bool // caught up once because s.BaseRev was ahead of the head
 	)
 	for {
 		d.mu.Lock()
+		if d.catching || (d.h.cluster && first && !ahead && s.BaseRev > d.head && !d.gone && !d.deleting) {
+			// Another node's records are being read in (cluster mode);
+			// an op based on a revision this node has not seen yet waits
+			// for them once.
+			if !d.catching {
+				ahead = true
+				d.startCatchUp(s.BaseRev, nil)
+			}
+			ch := d.caught
+			d.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return 0, nil, ctx.Err()
+			}
+			continue
+		}
 		if !first && d.epoch != epoch {
 			// A failed commit rolled back ops this op was transformed
 			// over: start again.
@@ -243,7 +290,7 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 					return 0, nil, err
 				}
 			}
-			rev, w, err = d.finish(s, base, op)
+			rev, w, err = d.finish(s, base, op, orig)
 			if err == nil {
 				d.register(w, rev, cb)
 			}
@@ -318,8 +365,9 @@ func (d *document) checkSpan(s *Submission, base uint64, op ot.Op) error {
 }
 
 // finish transforms op (made on base) over the ops sequenced since,
-// applies it and appends it. mu must be held.
-func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commitWait, error) {
+// applies it and appends it; orig is the op as submitted (made on
+// s.BaseRev). mu must be held.
+func (d *document) finish(s *Submission, base uint64, op, orig ot.Op) (uint64, *commitWait, error) {
 	if base < d.head {
 		tr := &d.tr
 		tr.Reset(op)
@@ -353,6 +401,10 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 		}
 		d.trim()
 	}
+	var src *source
+	if d.h.cluster {
+		src = &source{op: orig, base: s.BaseRev, attempts: s.attempts}
+	}
 	d.head++
 	d.log = append(d.log, entry{
 		op:     op,
@@ -363,6 +415,7 @@ func (d *document) finish(s *Submission, base uint64, op ot.Op) (uint64, *commit
 		nanos:  time.Now().UnixNano(),
 		text:   text,
 		wait:   d.wait,
+		src:    src,
 	})
 	d.text = text
 	d.h.c.added()

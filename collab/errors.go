@@ -18,7 +18,8 @@ var ErrClosed = errors.New("collab: hub closed")
 // codes the hub produces: bad_request, not_found, too_large, conflict
 // (a base revision ahead of the head or more than Config.MaxBehind behind
 // it), gone (a revision folded by the retention policy; Earliest says
-// the earliest one available) or internal. The socket layer and the HTTP
+// the earliest one available), unavailable (cluster mode: the shared
+// store cannot be reached; resend) or internal. The socket layer and the HTTP
 // API send Code and Message
 // to clients as they are; Err, when set, is the underlying cause for logs.
 type Error struct {
@@ -79,6 +80,8 @@ func storeError(err error) error {
 		return &Error{Code: contract.CodeConflict, Message: err.Error()}
 	case errors.Is(err, storage.ErrInvalid):
 		return &Error{Code: contract.CodeBadRequest, Message: err.Error()}
+	case errors.Is(err, storage.ErrUnavailable):
+		return &Error{Code: contract.CodeUnavailable, Message: "the shared store is unreachable; retry", Err: err}
 	}
 	return &Error{Code: contract.CodeInternal, Message: "storage failure", Err: err}
 }

@@ -49,7 +49,7 @@ func (h *Hub) evictIdle(now time.Time) {
 				continue // loading
 			}
 			d.mu.Lock()
-			idle := !d.gone && !d.deleting && d.head == d.committed && len(d.subs) == 0 &&
+			idle := !d.gone && !d.deleting && !d.catching && d.head == d.committed && len(d.subs) == 0 &&
 				now.Sub(d.lastUse) >= h.cfg.IdleTimeout
 			if idle {
 				d.gone = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,14 @@ type Hub struct {
 	closed    atomic.Bool
 	stop      chan struct{}  // closed by Close: stops the evictor
 	wg        sync.WaitGroup // the committer and evictor goroutines
+
+	// Cluster mode (cluster.go): the store is a storage.Follower shared
+	// with other nodes.
+	cluster  bool
+	stopFeed func()
+	catchUps sync.WaitGroup // catch-up goroutines
+	stale    atomic.Uint64  // appends that lost the race to another node
+	rebased  atomic.Uint64  // ops rolled back to be sequenced again
 }
 
 // New starts a hub over cfg.Store.
@@ -137,6 +146,13 @@ func New(cfg Config) (*Hub, error) {
 		h.shards[i].docs = make(map[string]*document)
 	}
 	h.c = newCommitter(h)
+	if f, ok := cfg.Store.(storage.Follower); ok {
+		stop, err := f.Follow(context.Background(), h.onFeed)
+		if err != nil {
+			return nil, fmt.Errorf("collab: following the shared store: %w", err)
+		}
+		h.cluster, h.stopFeed = true, stop
+	}
 	h.wg.Add(1)
 	go func() { defer h.wg.Done(); h.c.run() }()
 	if cfg.IdleTimeout > 0 {
@@ -158,6 +174,8 @@ type Submission struct {
 	BaseRev uint64          // the revision the op was made on
 	Op      json.RawMessage // the op in its JSON wire form
 	User    string          // display name, up to contract.MaxUserNameBytes bytes (optional)
+
+	attempts int // cluster mode: times the op was sequenced again
 }
 
 func validDoc(id string) error {
@@ -221,13 +239,18 @@ func (h *Hub) SubmitAsync(ctx context.Context, s Submission, done func(rev uint6
 		done(0, opError(err))
 		return
 	}
+	h.sequenceAsync(ctx, &s, op, done)
+}
+
+// sequenceAsync is SubmitAsync once s is checked and its op parsed.
+func (h *Hub) sequenceAsync(ctx context.Context, s *Submission, op ot.Op, done func(rev uint64, err error)) {
 	for {
 		d, err := h.acquire(ctx, s.Doc)
 		if err != nil {
 			done(0, err)
 			return
 		}
-		rev, w, err := d.sequence(ctx, &s, op, done)
+		rev, w, err := d.sequence(ctx, s, op, done)
 		switch {
 		case errors.Is(err, errGone):
 			continue
@@ -258,32 +281,21 @@ func (h *Hub) checkSub(s *Submission) error {
 	return nil
 }
 
-// submit sequences the parsed op of s and waits for its commit.
+// submit sequences the parsed op of s and waits for its commit. It waits
+// on the callback, not on the batch: in cluster mode an op may be
+// sequenced again at another revision (cluster.go).
 func (h *Hub) submit(ctx context.Context, s *Submission, op ot.Op) (uint64, error) {
-	for {
-		d, err := h.acquire(ctx, s.Doc)
-		if err != nil {
-			return 0, err
-		}
-		rev, w, err := d.sequence(ctx, s, op, nil)
-		if errors.Is(err, errGone) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if w == nil {
-			return rev, nil
-		}
-		select {
-		case <-w.done:
-			if w.err != nil {
-				return 0, w.err
-			}
-			return rev, nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	type outcome struct {
+		rev uint64
+		err error
+	}
+	ch := make(chan outcome, 1)
+	h.sequenceAsync(ctx, s, op, func(rev uint64, err error) { ch <- outcome{rev, err} })
+	select {
+	case o := <-ch:
+		return o.rev, o.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 }
 
@@ -329,7 +341,16 @@ func (h *Hub) load(d *document) {
 	// a trim), so opening costs the same whatever the depth of the history.
 	st, err := h.store.Load(context.Background(), d.id, 0)
 	if err == nil {
-		err = d.init(st)
+		// Locked for the feed (cluster mode), which may already buffer
+		// records for d.
+		d.deliver.Lock()
+		d.mu.Lock()
+		if err = d.init(st); err == nil && h.cluster {
+			d.loaded = true
+			d.settleLocked() // the records the feed brought meanwhile; no subscriber yet
+		}
+		d.mu.Unlock()
+		d.deliver.Unlock()
 	}
 	if err != nil {
 		d.loadErr = &Error{Code: contract.CodeInternal, Message: "cannot load document", Err: err}
@@ -437,6 +458,11 @@ func (h *Hub) Records(ctx context.Context, doc string, after uint64, limit int) 
 	}
 	var out []storage.Record
 	inMemory := false
+	if h.cluster {
+		if err := h.catchUpTo(ctx, doc, after); err != nil {
+			return nil, err
+		}
+	}
 	err := h.live(ctx, doc, func(d *document) error {
 		if after > d.committed {
 			return newError(contract.CodeNotFound, "revision %d is beyond the head %d", after, d.committed)
@@ -464,6 +490,34 @@ func (h *Hub) Records(ctx context.Context, doc string, after uint64, limit int) 
 	}
 	out, err = h.store.Records(ctx, doc, after, limit)
 	return out, storeError(err)
+}
+
+// catchUpTo makes sure, in cluster mode, that doc has been read up to rev
+// when the shared log has it: a client names a revision another node
+// acknowledged before this node's feed brought it.
+func (h *Hub) catchUpTo(ctx context.Context, doc string, rev uint64) error {
+	for tries := 0; tries < 2; tries++ {
+		var ch chan struct{}
+		err := h.live(ctx, doc, func(d *document) error {
+			switch {
+			case d.catching:
+				ch = d.caught
+			case rev > d.committed && tries == 0:
+				d.startCatchUp(rev, nil)
+				ch = d.caught
+			}
+			return nil
+		})
+		if err != nil || ch == nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // History returns up to limit revisions of doc below before (0: from the
@@ -593,6 +647,9 @@ type Stats struct {
 	CommittedOps uint64        // records committed
 	CommitTime   time.Duration // total time spent in store commits
 	FailedCommit uint64        // commits that failed
+	// Cluster mode: appends that lost the race to another node, and ops
+	// sequenced again after one.
+	Stale, Rebased uint64
 }
 
 // Stats returns the current counters.
@@ -602,6 +659,8 @@ func (h *Hub) Stats() Stats {
 		CommittedOps: h.c.ops.Load(),
 		CommitTime:   time.Duration(h.c.nanos.Load()),
 		FailedCommit: h.c.failed.Load(),
+		Stale:        h.stale.Load(),
+		Rebased:      h.rebased.Load(),
 	}
 	for i := range h.shards {
 		sh := &h.shards[i]
@@ -619,11 +678,14 @@ func (h *Hub) Stats() Stats {
 func (h *Hub) Close(ctx context.Context) error {
 	h.closeOnce.Do(func() {
 		h.closed.Store(true)
+		if h.stopFeed != nil {
+			h.stopFeed()
+		}
 		close(h.stop)
 		h.c.close()
 	})
 	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
+	go func() { h.wg.Wait(); h.catchUps.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():

@@ -188,9 +188,13 @@ type JetStream struct {
 	// append. A stale entry costs one failed compare-and-set and a lookup.
 	pos map[string]logPos
 
-	// gets counts the stream messages read by sequence (tests use it to
-	// prove that reads start at a snapshot).
+	// gets counts the stream messages read, by sequence or through a
+	// range consumer (tests use it to prove that reads start at a
+	// snapshot).
 	gets atomic.Int64
+	// undecodable counts the messages the follow feed skipped because
+	// they do not decode.
+	undecodable atomic.Int64
 }
 
 // logPos is where a document's log ends.
@@ -266,7 +270,7 @@ func untilReady[T any](ctx context.Context, timeout time.Duration, f func(contex
 		v, err := f(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !retryable(err) || !sleepBackoff(ctx, attempt) {
-			return v, err
+			return v, unavailable(err)
 		}
 	}
 }
@@ -422,6 +426,25 @@ func retryable(err error) bool {
 	}
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unreachable reports an error that says NATS or JetStream cannot be
+// reached now: a retryable error, or a connection that is closed,
+// draining or reconnecting (without room to buffer).
+func unreachable(err error) bool {
+	return retryable(err) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// unavailable wraps ErrUnavailable around an error of the last attempt of
+// a request when that error says JetStream could not be reached; other
+// errors (nil included) are returned as they are.
+func unavailable(err error) error {
+	if err == nil || !unreachable(err) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // last returns where doc's log ends on the stream, and remembers it.
@@ -641,7 +664,7 @@ func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, f
 	var err error
 	for attempt := 0; attempt < s.cfg.Attempts; attempt++ {
 		if attempt > 0 && !sleepBackoff(ctx, attempt) {
-			return 0, fmt.Errorf("storage: %q: append: outcome unknown: %w (last error: %v)", doc, ctx.Err(), err)
+			return 0, fmt.Errorf("storage: %q: append: outcome unknown: %w (last error: %w)", doc, ctx.Err(), unavailable(err))
 		}
 		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
@@ -658,7 +681,7 @@ func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, f
 			break
 		}
 	}
-	return 0, fmt.Errorf("storage: %q: append (outcome unknown): %w", doc, err)
+	return 0, fmt.Errorf("storage: %q: append (outcome unknown): %w", doc, unavailable(err))
 }
 
 // sleepBackoff waits before retry number attempt (1, 2, ...): jittered
@@ -677,7 +700,9 @@ func sleepBackoff(ctx context.Context, attempt int) bool {
 }
 
 // call runs the JetStream request f, each attempt bounded by
-// cfg.Timeout, and retries it while JetStream is unavailable. Only
+// cfg.Timeout, and retries it while JetStream is unavailable; when the
+// attempts are exhausted (or the connection is closed) its error wraps
+// ErrUnavailable. Only
 // requests that are safe to repeat go through it (reads, puts of whole
 // values, purges, and compare-and-sets whose callers re-read on conflict).
 func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
@@ -691,10 +716,10 @@ func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, 
 		v, err = f(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !retryable(err) {
-			return v, err
+			return v, unavailable(err)
 		}
 	}
-	return v, err
+	return v, unavailable(err)
 }
 
 // getMsg returns the first message of subj at or after stream sequence seq.
@@ -906,43 +931,160 @@ func startSeq(idx []snapEntry, rev uint64) uint64 {
 }
 
 // scan reads doc's messages from stream sequence from on and returns the
-// records with revisions in [lo, hi], which must all be there.
+// records with revisions in [lo, hi], which must all be there. The first
+// messages are read one request each (most reads need one or two); past
+// directReads, a range consumer fetches the rest in batches.
 func (s *JetStream) scan(ctx context.Context, doc string, from, lo, hi uint64) ([]Record, error) {
 	subj := s.subject(doc)
 	out := make([]Record, 0, min(hi-lo+1, 1024))
 	want := lo
-	for seq := max(from, 1); want <= hi; {
-		m, err := s.getMsg(ctx, seq, subj)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, fmt.Errorf("%w: %q: log ends before revision %d", ErrNotFound, doc, want)
+	rr := rangeReader{s: s, subj: subj}
+	defer rr.close()
+	for seq, n := max(from, 1), 0; want <= hi; n++ {
+		var batch []streamMsg
+		if n >= directReads {
+			// At most one message per revision still wanted, and one
+			// before them until a record was found (the message
+			// holding a snapshot's revision).
+			need := hi - want + 1
+			if want == lo {
+				need++
+			}
+			batch = rr.read(ctx, seq, need)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("storage: %q: read: %w", doc, err)
+		if len(batch) == 0 {
+			// Also where the range consumer has nothing (a replica
+			// behind the leader) or failed: the leader answers gets.
+			m, err := s.getMsg(ctx, seq, subj)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil, fmt.Errorf("%w: %q: log ends before revision %d", ErrNotFound, doc, want)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("storage: %q: read: %w", doc, err)
+			}
+			batch = []streamMsg{{seq: m.Sequence, data: m.Data}}
 		}
-		seq = m.Sequence + 1
-		first, last, err := msgRange(m.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", doc, err)
-		}
-		if last < want {
-			continue
-		}
-		if first > want {
-			return nil, fmt.Errorf("%w: %q: log gap: want %d, message %d starts at %d", ErrCorrupt, doc, want, m.Sequence, first)
-		}
-		recs, err := decodeOps(m.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", doc, err)
-		}
-		for _, r := range recs[want-first:] {
-			if r.Rev > hi {
+		for _, m := range batch {
+			if want > hi {
 				break
 			}
-			out = append(out, r)
-			want++
+			seq = m.seq + 1
+			first, last, err := msgRange(m.data)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", doc, err)
+			}
+			if last < want {
+				continue
+			}
+			if first > want {
+				return nil, fmt.Errorf("%w: %q: log gap: want %d, message %d starts at %d", ErrCorrupt, doc, want, m.seq, first)
+			}
+			recs, err := decodeOps(m.data)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", doc, err)
+			}
+			for _, r := range recs[want-first:] {
+				if r.Rev > hi {
+					break
+				}
+				out = append(out, r)
+				want++
+			}
 		}
 	}
 	return out, nil
+}
+
+// directReads is how many messages a scan reads with one get each before
+// it starts a range consumer (a consumer costs a request to create and
+// one to delete).
+const directReads = 2
+
+// rangeBatch bounds the messages of one fetch of a range consumer.
+const rangeBatch = 256
+
+// streamMsg is a message of a document's subject: its stream sequence
+// and payload.
+type streamMsg struct {
+	seq  uint64
+	data []byte
+}
+
+// rangeReader reads a subject forward in batches with an ephemeral pull
+// consumer, created at the first read and deleted by close. Any failure
+// (or a message missing from the consumer's delivery sequence) disables
+// it, and the scan goes on with gets, which report the error if there is
+// one.
+type rangeReader struct {
+	s      *JetStream
+	subj   string
+	cons   jetstream.Consumer
+	next   uint64 // stream sequence the consumer delivers from
+	dseq   uint64 // consumer sequence of the last message delivered
+	failed bool
+}
+
+// read returns up to limit messages of the subject from stream sequence
+// seq on, nil when the consumer has none or failed.
+func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
+	if r.failed || (r.cons != nil && seq != r.next) {
+		r.failed = true
+		return nil
+	}
+	if r.cons == nil {
+		cons, err := call(r.s, ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+			return r.s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+				FilterSubject:     r.subj,
+				DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+				OptStartSeq:       seq,
+				AckPolicy:         jetstream.AckNonePolicy,
+				MemoryStorage:     true,
+				Replicas:          1,
+				InactiveThreshold: rangeInactive,
+			})
+		})
+		if err != nil {
+			r.failed = true
+			return nil
+		}
+		r.cons, r.next = cons, seq
+	}
+	res, err := r.cons.FetchNoWait(int(min(limit, rangeBatch)))
+	if err != nil {
+		r.failed = true
+		return nil
+	}
+	var out []streamMsg
+	for m := range res.Messages() {
+		md, err := m.Metadata()
+		if r.failed || err != nil || md.Sequence.Consumer != r.dseq+1 {
+			r.failed = true // drain the batch, keep what came in order
+			continue
+		}
+		r.dseq = md.Sequence.Consumer
+		r.next = md.Sequence.Stream + 1
+		out = append(out, streamMsg{seq: md.Sequence.Stream, data: m.Data()})
+	}
+	if res.Error() != nil || len(out) == 0 {
+		r.failed = true
+	}
+	r.s.gets.Add(int64(len(out)))
+	return out
+}
+
+// rangeInactive is the inactivity after which the server deletes a range
+// consumer that close could not delete.
+const rangeInactive = 30 * time.Second
+
+// close deletes the consumer, if any (best effort: the server drops it
+// after rangeInactive anyway).
+func (r *rangeReader) close() {
+	if r.cons == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.Timeout)
+	defer cancel()
+	_ = r.s.stream.DeleteConsumer(ctx, r.cons.CachedInfo().Name)
 }
 
 // locate returns the stream sequence of the message holding revision rev,

@@ -65,3 +65,26 @@ func BenchmarkJetStreamTextAt(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkJetStreamRecords: Records of n records (one message each) from
+// a random revision of a 2,000-revision document with a snapshot every
+// 100 (the read starts at the snapshot at or below the revision).
+func BenchmarkJetStreamRecords(b *testing.B) {
+	srv := runNATS(b, natsOpts(b.TempDir(), false))
+	s := openJSTest(b, srv.ClientURL(), JetStreamConfig{})
+	h := makeHistory(b, 12, 2000)
+	commitHistory(b, s, "long", h, 1, 100)
+	ctx := context.Background()
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(3, 4))
+			for range b.N {
+				after := r.Uint64N(uint64(2000 - n + 1))
+				recs, err := s.Records(ctx, "long", after, n)
+				if err != nil || len(recs) != n {
+					b.Fatal(len(recs), err)
+				}
+			}
+		})
+	}
+}

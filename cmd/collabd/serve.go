@@ -434,6 +434,8 @@ func (s *server) registerMetrics() {
 	r.CounterFunc("collabd_ops_committed_total", "Op records committed to the store.", func() float64 { return float64(s.hub.Stats().CommittedOps) })
 	r.CounterFunc("collabd_commits_total", "Store commits (each one journal append and fdatasync).", func() float64 { return float64(s.hub.Stats().Commits) })
 	r.CounterFunc("collabd_commit_failures_total", "Store commits that failed.", func() float64 { return float64(s.hub.Stats().FailedCommit) })
+	r.CounterFunc("collabd_cluster_stale_total", "Cluster mode: appends that lost the race for a revision to another node.", func() float64 { return float64(s.hub.Stats().Stale) })
+	r.CounterFunc("collabd_cluster_rebased_total", "Cluster mode: ops sequenced again after another node appended first.", func() float64 { return float64(s.hub.Stats().Rebased) })
 	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
 	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue went past --write-queue-bytes.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
 	if s.bolt != nil {

@@ -31,8 +31,9 @@ const (
 	CodeUnauthorized Code = "unauthorized"
 	// CodeUnavailable refuses a request the node cannot serve now because
 	// the storage it shares with other nodes (NATS JetStream) is
-	// unreachable: nothing was stored, retry later (on this node or
-	// another).
+	// unreachable. An op answered with it was not acknowledged and may or
+	// may not be stored: resend it (same client and seq), it is applied
+	// once.
 	CodeUnavailable Code = "unavailable"
 )
 

@@ -1,0 +1,462 @@
+package collab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/collabd/collabd/internal/contract"
+	"github.com/collabd/collabd/ot"
+	"github.com/collabd/collabd/storage"
+)
+
+// Cluster mode: the store is shared with other nodes (it implements
+// storage.Follower, as storage.JetStream does). Every node sequences
+// every document; the store orders the appends of all nodes with a
+// compare-and-set per document, so a document's log stays one gap-free
+// sequence of revisions wherever its ops were sequenced.
+//
+// A document on this node is a client of that log. Its committed state is
+// the log as this node has seen it; the ops sequenced here on top of it
+// are appended by the committer. Two things bring other nodes' records in:
+//
+//   - the feed (storage.Follower), which delivers every append of every
+//     node; records of documents live here are buffered in remote and
+//     integrated as soon as nothing of this node is in flight for the
+//     document (an append in flight either wins the race, and the records
+//     behind it come next, or loses it);
+//   - a catch-up read from the store, when the feed is behind: after an
+//     append lost the race (storage.ErrStale), when the feed skipped a
+//     revision, or when a client names a revision this node has not seen.
+//
+// Integrating another node's record at committed+1 rolls back the ops
+// sequenced here and not yet appended (they were given revisions the
+// other node took) and sequences them again from their own base
+// revisions, over the records now committed: the usual transform, with
+// the usual exactly-once rule on (client, seq) — so an op a client
+// resubmitted on another node after a failover is recognized there.
+// Their callbacks follow them to their new revisions. An op re-sequenced
+// maxAttempts times without winning fails with unavailable; from the
+// third attempt each waits a jittered backoff first.
+//
+// Other nodes' records reach the subscribers like local ones, in revision
+// order (document.deliver); Config.OnCommitted sees only this node's.
+
+const (
+	// maxAttempts bounds how often one op is sequenced again after other
+	// nodes won the race for its revision.
+	maxAttempts = 50
+	// catchUpBatch is the number of records one catch-up read asks for.
+	catchUpBatch = 1000
+	// settleWait bounds how long a catch-up waits for this node's append
+	// in flight to settle before it integrates what it read.
+	settleWait = 30 * time.Second
+)
+
+// resub is an op rolled back in cluster mode, to be sequenced again, with
+// the callbacks waiting for its outcome.
+type resub struct {
+	sub Submission
+	src *source
+	cbs []func(uint64, error)
+}
+
+// onFeed receives the records other nodes (and this one) append, from the
+// store's feed: per document in revision order, on one goroutine.
+func (h *Hub) onFeed(doc string, recs []storage.Record) {
+	if len(recs) == 0 || h.closed.Load() {
+		return
+	}
+	sh := h.shard(doc)
+	sh.mu.RLock()
+	d := sh.docs[doc]
+	sh.mu.RUnlock()
+	if d == nil {
+		return // not live here: a load reads the store
+	}
+	d.deliver.Lock()
+	defer d.deliver.Unlock()
+	d.mu.Lock()
+	if d.gone {
+		d.mu.Unlock()
+		return
+	}
+	d.buffer(recs)
+	applied := d.settleLocked()
+	subs := d.subs
+	d.mu.Unlock()
+	feedSubs(subs, applied)
+}
+
+// feedSubs hands records to the subscribers. d.deliver must be held.
+func feedSubs(subs []*subscriber, recs []storage.Record) {
+	for _, s := range subs {
+		for _, r := range recs {
+			s.fn(r)
+		}
+	}
+}
+
+// buffer adds records from the feed or a catch-up to remote, keeping it
+// ascending and free of what is already committed or buffered. mu must be
+// held.
+func (d *document) buffer(recs []storage.Record) {
+	for _, r := range recs {
+		if r.Rev <= d.committed {
+			continue
+		}
+		i, found := slices.BinarySearchFunc(d.remote, r.Rev, func(x storage.Record, rev uint64) int {
+			return cmpRev(x.Rev, rev)
+		})
+		if !found {
+			d.remote = slices.Insert(d.remote, i, r)
+		}
+	}
+}
+
+func cmpRev(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// settleLocked integrates the buffered records when nothing of this node
+// is in flight and no catch-up is running, and starts a catch-up when
+// they leave a gap or when ops had to be rolled back. It returns the
+// records integrated, for the subscribers. mu and deliver must be held.
+func (d *document) settleLocked() []storage.Record {
+	if !d.loaded || d.catching || d.handed != d.committed || len(d.remote) == 0 {
+		return nil
+	}
+	applied, resubs, gap := d.integrate()
+	if gap || len(resubs) > 0 {
+		target := d.committed
+		if gap {
+			target = d.remote[0].Rev - 1
+		}
+		d.startCatchUp(target, resubs)
+	}
+	return applied
+}
+
+// integrate applies the buffered records that continue the committed log,
+// rolling back this node's unappended ops first when there are any. It
+// reports a gap when the buffer's first record is beyond committed+1. mu
+// and deliver must be held, nothing in flight (handed == committed).
+func (d *document) integrate() (applied []storage.Record, resubs []resub, gap bool) {
+	for len(d.remote) > 0 {
+		r := d.remote[0]
+		if r.Rev <= d.committed {
+			d.remote = d.remote[1:]
+			continue
+		}
+		if r.Rev > d.committed+1 {
+			return applied, resubs, true
+		}
+		if d.head > d.committed {
+			resubs = append(resubs, d.rollback()...)
+		}
+		op, err := ot.ParseLimit(r.Op, ot.ParseOptions{MaxBytes: -1, MaxComponents: -1})
+		var text ot.Text
+		if err == nil {
+			text, err = op.Apply(d.committedText)
+		}
+		if err != nil {
+			// The shared log holds a record this node cannot apply: its
+			// state is not the log's. Forget the document so that the
+			// next use loads it again from the store.
+			d.h.dropDocument(d)
+			d.remote = nil
+			return applied, resubs, false
+		}
+		d.remote = d.remote[1:]
+		d.appendCommitted(newEntry(&r, op))
+		d.head, d.committed, d.handed = r.Rev, r.Rev, r.Rev
+		d.text, d.committedText = text, text
+		applied = append(applied, r)
+	}
+	d.remote = nil // release the array
+	return applied, resubs, false
+}
+
+// appendCommitted appends a committed entry to the log (its revision is
+// head+1). mu must be held.
+func (d *document) appendCommitted(e entry) {
+	if len(d.log) == cap(d.log) {
+		if cap(d.log) == 0 {
+			d.log = make([]entry, 0, d.logCap())
+		}
+		d.trim()
+	}
+	d.log = append(d.log, e)
+}
+
+// rollback removes every uncommitted entry (committed+1 to head, handed or
+// not) and returns them as ops to sequence again, each with the
+// callbacks registered on its revision. The waits they shared are
+// released (their callbacks moved). mu must be held; the committer must not
+// hold any of them in flight (it calls rollback itself after a lost race).
+func (d *document) rollback() []resub {
+	n := int(d.head - d.committed)
+	if n == 0 {
+		return nil
+	}
+	first := len(d.log) - n
+	byRev := make(map[uint64][]func(uint64, error))
+	var waits []*commitWait
+	for i := first; i < len(d.log); i++ {
+		w := d.log[i].wait
+		if w == nil || slices.Contains(waits, w) {
+			continue
+		}
+		waits = append(waits, w)
+		for _, cb := range w.cbs {
+			byRev[cb.rev] = append(byRev[cb.rev], cb.fn)
+		}
+		w.cbs = nil
+	}
+	out := make([]resub, 0, n)
+	for i := first; i < len(d.log); i++ {
+		e := &d.log[i]
+		rev := d.committed + uint64(i-first) + 1
+		out = append(out, resub{
+			sub: Submission{Doc: d.id, Client: e.client, Seq: e.seq, User: e.user},
+			src: e.src,
+			cbs: byRev[rev],
+		})
+	}
+	clear(d.log[first:])
+	d.log = d.log[:first]
+	unhanded := d.head - d.handed
+	d.epoch++
+	d.head, d.handed, d.text = d.committed, d.committed, d.committedText
+	d.wait = nil
+	if d.snapRev > d.committed {
+		d.snapRev = 0
+	}
+	d.h.c.queued.Add(-int64(unhanded))
+	for _, w := range waits {
+		w.err = errRebased
+		close(w.done)
+	}
+	d.h.rebased.Add(uint64(len(out)))
+	return out
+}
+
+// errRebased is the error of a wait whose ops were rolled back to be
+// sequenced again; no caller returns it (their callbacks moved).
+var errRebased = errors.New("collab: rolled back to be sequenced again")
+
+// startCatchUp starts the goroutine that reads the records up to target
+// from the store (those the feed has not brought yet), integrates them
+// and then sequences resubs again. Sequencing waits meanwhile. mu must be
+// held; no catch-up may be running.
+func (d *document) startCatchUp(target uint64, resubs []resub) {
+	d.catching = true
+	d.caught = make(chan struct{})
+	d.h.catchUps.Add(1)
+	go d.h.catchUp(d, target, resubs)
+}
+
+// catchUp is the catch-up goroutine (startCatchUp).
+func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
+	defer h.catchUps.Done()
+	err := h.readUpTo(d, target)
+	d.deliver.Lock()
+	d.mu.Lock()
+	d.catching = false
+	close(d.caught)
+	var applied []storage.Record
+	if err == nil {
+		// Integrates what was read, unless an append of this node is in
+		// flight again (its outcome integrates it then); ops it rolls
+		// back go to a catch-up of their own.
+		applied = d.settleLocked()
+	}
+	subs := d.subs
+	d.mu.Unlock()
+	feedSubs(subs, applied)
+	d.deliver.Unlock()
+	if err != nil {
+		ferr := storeError(err)
+		if e, ok := ferr.(*Error); !ok || e.Code == contract.CodeNotFound {
+			ferr = &Error{Code: contract.CodeUnavailable, Message: "cannot read the other nodes' records", Err: err}
+		}
+		for _, r := range resubs {
+			r.fail(ferr)
+		}
+		return
+	}
+	h.resequence(resubs)
+}
+
+// readUpTo reads d's records after its committed revision, up to target at
+// least (further when the log goes on), into d.remote, then waits for
+// this node's append in flight, if any, to settle. It retries a failing
+// read with a backoff while the hub is open.
+func (h *Hub) readUpTo(d *document, target uint64) error {
+	ctx := context.Background()
+	deadline := time.Now().Add(settleWait)
+	for attempt := 1; ; attempt++ {
+		d.mu.Lock()
+		after, inFlight, gone := d.committed, d.handed != d.committed, d.gone
+		if n := len(d.remote); n > 0 && d.remote[n-1].Rev > after {
+			after = max(after, contiguousEnd(d.committed, d.remote))
+		}
+		d.mu.Unlock()
+		switch {
+		case h.closed.Load():
+			return ErrClosed
+		case gone:
+			return errGone
+		case after >= target && !inFlight:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("collab: %q: catching up to revision %d: %w", d.id, target, storage.ErrUnavailable)
+		}
+		if after >= target { // only waiting for the append in flight
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		recs, err := h.store.Records(ctx, d.id, after, catchUpBatch)
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) || h.closed.Load() {
+				return err
+			}
+			backoff(attempt)
+			continue
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("%w: %q has no revision %d yet", storage.ErrNotFound, d.id, target)
+		}
+		d.mu.Lock()
+		d.buffer(recs)
+		d.mu.Unlock()
+		if len(recs) < catchUpBatch && recs[len(recs)-1].Rev < target {
+			return fmt.Errorf("%w: %q ends at revision %d, before %d", storage.ErrNotFound, d.id, recs[len(recs)-1].Rev, target)
+		}
+	}
+}
+
+// contiguousEnd returns the newest revision that recs continue from
+// committed without a gap (committed when recs[0] does not follow it).
+func contiguousEnd(committed uint64, recs []storage.Record) uint64 {
+	end := committed
+	for _, r := range recs {
+		if r.Rev > end+1 {
+			break
+		}
+		end = max(end, r.Rev)
+	}
+	return end
+}
+
+// backoff sleeps before retry number attempt (1, 2, ...): jittered and
+// exponential from 1 ms to 50 ms, so that nodes that lost the same race do
+// not come back in step.
+func backoff(attempt int) {
+	b := min(time.Millisecond<<min(attempt-1, 6), 50*time.Millisecond)
+	time.Sleep(b/2 + rand.N(b))
+}
+
+// resequence sequences rolled back ops again, in their order.
+func (h *Hub) resequence(resubs []resub) {
+	for _, r := range resubs {
+		if r.src == nil {
+			// Not expected: every uncommitted entry has a source in
+			// cluster mode.
+			r.fail(&Error{Code: contract.CodeInternal, Message: "cannot sequence the op again"})
+			continue
+		}
+		r.src.attempts++
+		if r.src.attempts > maxAttempts {
+			r.fail(&Error{Code: contract.CodeUnavailable, Message: fmt.Sprintf("other nodes appended first %d times; retry", maxAttempts)})
+			continue
+		}
+		if r.src.attempts >= 3 {
+			backoff(r.src.attempts - 2)
+		}
+		s := r.sub
+		s.BaseRev, s.attempts = r.src.base, r.src.attempts
+		cbs := r.cbs
+		h.sequenceAsync(context.Background(), &s, r.src.op, func(rev uint64, err error) {
+			for _, cb := range cbs {
+				cb(rev, err)
+			}
+		})
+	}
+}
+
+// fail reports err to every callback of r.
+func (r *resub) fail(err error) {
+	for _, cb := range r.cbs {
+		cb(0, err)
+	}
+}
+
+// dropDocument removes d from the table: the next use loads it again. mu
+// must be held.
+func (h *Hub) dropDocument(d *document) {
+	d.gone = true
+	go func() {
+		sh := h.shard(d.id)
+		sh.mu.Lock()
+		if sh.docs[d.id] == d {
+			delete(sh.docs, d.id)
+		}
+		sh.mu.Unlock()
+	}()
+}
+
+// staleItem handles an item whose append lost the race: its ops (and those
+// sequenced since) are rolled back and sequenced again once this node has
+// the records that won. It runs on the committer goroutine.
+func (c *committer) staleItem(it *item, cause error) {
+	d := it.d
+	c.h.stale.Add(1)
+	d.deliver.Lock()
+	d.mu.Lock()
+	target := d.committed + 1
+	se, ok := errors.AsType[*storage.StaleError](cause)
+	if ok {
+		target = max(target, se.Head)
+	}
+	resubs := d.rollback()
+	if ok && se.Head < d.committed {
+		// The log is shorter than what this node committed: the document
+		// was deleted on another node. Forget it; its clients rejoin.
+		c.h.dropDocument(d)
+		d.mu.Unlock()
+		d.deliver.Unlock()
+		err := newError(contract.CodeConflict, "document %q was deleted on another node; rejoin", d.id)
+		for _, r := range resubs {
+			r.fail(err)
+		}
+		return
+	}
+	var applied []storage.Record
+	if d.catching {
+		// Not expected (sequencing waits while catching); the running
+		// catch-up integrates, these go after it.
+		go func(ch chan struct{}) { <-ch; c.h.resequence(resubs) }(d.caught)
+	} else {
+		var more []resub
+		var gap bool
+		applied, more, gap = d.integrate()
+		resubs = append(resubs, more...)
+		if gap || d.committed < target || len(resubs) > 0 {
+			d.startCatchUp(max(target, d.committed), resubs)
+		}
+	}
+	subs := d.subs
+	d.mu.Unlock()
+	feedSubs(subs, applied)
+	d.deliver.Unlock()
+}
