@@ -188,7 +188,10 @@ func connectCluster(ctx context.Context, window time.Duration, c natsConfig, nod
 		nats.ReconnectBufSize(reconnectBufBytes),
 		nats.ConnectHandler(up("NATS connected")),
 		nats.ReconnectHandler(up("NATS reconnected")),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close at shutdown; the ClosedHandler logs it
+			}
 			cc.disconnects.Inc()
 			log.Warn().Err(err).Msg("NATS disconnected; reconnecting (ops are answered unavailable meanwhile)")
 		}),
@@ -203,9 +206,31 @@ func connectCluster(ctx context.Context, window time.Duration, c natsConfig, nod
 			ev.Msg("NATS error")
 		}),
 	)
-	nc, err := nats.Connect(strings.Join(splitList(c.URLs), ","), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("NATS %s: %w", cc.servers, err)
+	// Connect itself may block beyond the window (a DNS lookup that hangs):
+	// give up on it then, and close what it returns later.
+	type connected struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan connected, 1)
+	go func() {
+		nc, err := nats.Connect(strings.Join(splitList(c.URLs), ","), opts...)
+		done <- connected{nc, err}
+	}()
+	var nc *nats.Conn
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("NATS %s: %w", cc.servers, r.err)
+		}
+		nc = r.nc
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("NATS unreachable at %s after %s (--nats-startup-timeout): connecting did not return", cc.servers, window)
 	}
 	cc.nc = nc
 	if nc.IsConnected() {

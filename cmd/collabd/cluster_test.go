@@ -2,9 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -102,8 +111,13 @@ func TestRedactURL(t *testing.T) {
 // in dir, and shuts it down at cleanup unless the test did.
 func natsAt(tb testing.TB, port int, dir string) *natsserver.Server {
 	tb.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
+	return runNATSServer(tb, &natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
 		NoLog: true, NoSigs: true, SyncAlways: true})
+}
+
+func runNATSServer(tb testing.TB, opts *natsserver.Options) *natsserver.Server {
+	tb.Helper()
+	s, err := natsserver.NewServer(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -211,6 +225,10 @@ func TestClusterMode(t *testing.T) {
 	}
 	if code, _, _ := httpDo(t, "GET", p.url+"healthz", ""); code != http.StatusOK {
 		t.Fatalf("healthz while NATS is down: %d", code)
+	}
+	_, metrics, _ = httpDo(t, "GET", p.url+"metrics", "")
+	if v := metricValue(t, metrics, "collabd_nats_connected"); v != 0 {
+		t.Fatalf("collabd_nats_connected %v while NATS is down", v)
 	}
 	t.Run("op while NATS is down", func(t *testing.T) {
 		raw, err := c.Call(90*time.Second, "doc:op", map[string]any{"doc": "clustered", "client": "cli-1", "seq": 2, "rev": 1, "op": []any{10, "!"}})
@@ -324,5 +342,115 @@ func TestClusterTwoNodes(t *testing.T) {
 	}
 	if rec.Doc != "shared" || rec.Rev != 1 || rec.Client != "on-a" || string(rec.Op) != `["from a"]` {
 		t.Fatalf("member on b got %+v", rec)
+	}
+}
+
+// TestClusterPasswordInURL: a user and password in the NATS URL are used
+// and never logged; a wrong password ends the start with the server's
+// answer once the startup window is over.
+func TestClusterPasswordInURL(t *testing.T) {
+	const password = "s3cret-pw-in-url"
+	ns := runNATSServer(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, Username: "collabd", Password: password})
+	hostPort := strings.TrimPrefix(ns.ClientURL(), "nats://")
+	p := start(t, "", nil, "--nats", "nats://collabd:"+password+"@"+hostPort)
+	putDoc(t, p, "authed", "stored with a password", 0)
+	if body := waitStatus(t, p.url+"readyz", http.StatusOK); body != "ready\n" {
+		t.Fatalf("readyz %q", body)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if strings.Contains(p.logs(), password) {
+		t.Fatalf("the password is in the logs:\n%s", p.logs())
+	}
+	if strings.Contains(p.logs(), "NATS disconnected") {
+		t.Fatalf("a clean stop logged a disconnection:\n%s", p.logs())
+	}
+
+	_, stderr, code := collabd(t, nil, "--addr", "127.0.0.1:0", "--data", t.TempDir(),
+		"--nats", "nats://collabd:wrong-"+password+"@"+hostPort, "--nats-startup-timeout", "2s")
+	if code == 0 || !strings.Contains(stderr, "NATS unreachable at nats://***@"+hostPort) || !strings.Contains(strings.ToLower(stderr), "authorization") || strings.Contains(stderr, password) {
+		t.Fatalf("wrong password: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// testPKI writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate (PEM files in dir) and returns the server's TLS config,
+// which requires a client certificate signed by the CA.
+func testPKI(tb testing.TB, dir string) (caFile, certFile, keyFile string, srv *tls.Config) {
+	tb.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		return path
+	}
+	now := time.Now()
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return der, k
+	}
+	srvDER, srvKey := issue(2, x509.ExtKeyUsageServerAuth)
+	cliDER, cliKey := issue(3, x509.ExtKeyUsageClientAuth)
+	cliKeyDER, err := x509.MarshalECPrivateKey(cliKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	caFile = write("ca.pem", "CERTIFICATE", caDER)
+	certFile = write("client.pem", "CERTIFICATE", cliDER)
+	keyFile = write("client-key.pem", "EC PRIVATE KEY", cliKeyDER)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	srv = &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}},
+		ClientCAs:    pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
+	}
+	return caFile, certFile, keyFile, srv
+}
+
+// TestClusterTLS: --nats-ca and --nats-cert/--nats-key reach a NATS server
+// that requires TLS with client certificates; without the client
+// certificate the start fails.
+func TestClusterTLS(t *testing.T) {
+	caFile, certFile, keyFile, tlsConf := testPKI(t, t.TempDir())
+	ns := runNATSServer(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, TLS: true, TLSVerify: true, TLSConfig: tlsConf, TLSTimeout: 5})
+	url := ns.ClientURL()
+	if !strings.HasPrefix(url, "tls://") {
+		t.Fatalf("server URL %s", url)
+	}
+	p := start(t, "", []string{"COLLABD_NATS_CA=" + caFile}, "--nats", url, "--nats-cert", certFile, "--nats-key", keyFile)
+	putDoc(t, p, "over-tls", "encrypted", 0)
+	if rev, text := getDoc(t, p, "over-tls"); rev != 1 || text != "encrypted" {
+		t.Fatalf("GET: rev %d text %q", rev, text)
+	}
+	if stdout, stderr, code := collabd(t, nil, "cat", "over-tls", "--nats", url, "--nats-ca", caFile, "--nats-cert", certFile, "--nats-key", keyFile); code != 0 || stdout != "encrypted" {
+		t.Fatalf("cat over TLS: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if _, stderr, code := collabd(t, nil, "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--nats", url, "--nats-ca", caFile, "--nats-startup-timeout", "2s"); code == 0 || !strings.Contains(stderr, "NATS unreachable at "+url) {
+		t.Fatalf("without a client certificate: exit %d, stderr %q", code, stderr)
 	}
 }

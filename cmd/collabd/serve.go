@@ -96,7 +96,7 @@ type serveConfig struct {
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address host:port (port 0 picks a free port)")
-	fs.StringVar(&c.Data, "data", "./data", "data directory (created if missing); the documents live in DATA/"+dbFile)
+	fs.StringVar(&c.Data, "data", "./data", "data directory (created if missing); the documents live in DATA/"+dbFile+" (in JetStream with --nats)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log format: json or console (default console when stderr is a terminal, else json)")
 	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret (at least 16 bytes) turning token authentication on; empty: open to everyone")
@@ -273,7 +273,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	if err := s.startWebhooks(cfg); err != nil {
 		return nil, err
 	}
-	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one journal append and fdatasync).",
+	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (bbolt: one journal append and fdatasync; --nats: the JetStream appends until acknowledged).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
 		Store:       s.store,
