@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/metrics"
 	"github.com/collabd/collabd/storage"
 )
@@ -323,4 +324,36 @@ func connectClient(ctx context.Context, c natsConfig) (*nats.Conn, *storage.JetS
 		return nil, nil, fmt.Errorf("JetStream at %s: %w", servers, err)
 	}
 	return nc, st, nil
+}
+
+// presence starts the presence bus of collab/session on the connection:
+// members and their cursors on other nodes are shown like local ones.
+func (cc *clusterConn) presence(node string, log zerolog.Logger) (*session.NATSPeers, error) {
+	p, err := session.NewNATSPeers(cc.nc, peerNodeID(node), session.NATSPeersConfig{
+		Logger: log.With().Str("component", "presence").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence across nodes: %w", err)
+	}
+	return p, nil
+}
+
+// peerNodeID turns a node name into an id the presence bus accepts
+// (A-Za-z0-9_-, short enough for the incarnation suffix it appends):
+// "host:8080" becomes "host-8080".
+func peerNodeID(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	const max = session.MaxNodeIDBytes - len("-xxxxxxxx")
+	if len(b) > max {
+		b = b[:max]
+	}
+	if len(b) == 0 {
+		return "collabd"
+	}
+	return string(b)
 }

@@ -25,9 +25,9 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/sockets"
-	"github.com/collabd/collabd/storage"
 )
 
 // TestNATSFlags: the cluster flags and their environment variables parse
@@ -278,8 +278,8 @@ func TestClusterNATSUnreachable(t *testing.T) {
 // TestClusterTwoNodes: two nodes on one NATS share the documents and run
 // the sockets' NATS adapter: a document written through one node is read
 // through the other, each node announces itself on the adapter's subject,
-// and (once the store follows other nodes' appends) an op sent to one node
-// reaches a member connected to the other.
+// and a member on one node sees the members, presence and ops of the other
+// node, and their leaving when that node stops.
 func TestClusterTwoNodes(t *testing.T) {
 	ns := natsAt(t, -1, t.TempDir())
 	natsURL := ns.ClientURL()
@@ -313,9 +313,6 @@ func TestClusterTwoNodes(t *testing.T) {
 		t.Fatalf("GET through b: rev %d text %q", rev, text)
 	}
 
-	if _, ok := any((*storage.JetStream)(nil)).(storage.Follower); !ok {
-		t.Skip("waiting for storage.JetStream to implement storage.Follower (the hub then follows other nodes' appends)")
-	}
 	evs := newEvents()
 	cb, err := sioclient.Dial(context.Background(), sioclient.Config{Addr: b.addr, OnEvent: evs.on})
 	if err != nil {
@@ -333,15 +330,74 @@ func TestClusterTwoNodes(t *testing.T) {
 	if ack := call(t, ca, "doc:join", map[string]any{"doc": "shared", "client": "on-a"}); ack["ok"] != true {
 		t.Fatalf("join on a: %v", ack)
 	}
+	if ack := call(t, ca, "doc:presence", map[string]any{"doc": "shared", "rev": 0, "sel": []any{}}); ack["ok"] != true {
+		t.Fatalf("presence on a: %v", ack)
+	}
 	if ack := call(t, ca, "doc:op", map[string]any{"doc": "shared", "client": "on-a", "seq": 1, "rev": 0, "op": []any{"from a"}}); ack["ok"] != true {
 		t.Fatalf("op on a: %v", ack)
 	}
+	// The member on b hears of a's member (presence bus), its presence
+	// and its op (the store's feed), in whatever order they cross.
+	got := map[string]string{}
+	deadline := time.After(20 * time.Second)
+	for got["doc:member"] == "" || got["doc:presence"] == "" || got["doc:op"] == "" {
+		select {
+		case ev := <-evs.ch:
+			if got[ev[0]] == "" {
+				got[ev[0]] = ev[1]
+			}
+		case <-deadline:
+			t.Fatalf("member on b got only %v", got)
+		}
+	}
+	var member struct {
+		Doc, Client string
+		Joined      bool
+	}
+	if err := json.Unmarshal([]byte(got["doc:member"]), &member); err != nil || member != (struct {
+		Doc, Client string
+		Joined      bool
+	}{"shared", "on-a", true}) {
+		t.Fatalf("doc:member on b: %s", got["doc:member"])
+	}
+	var presence struct{ Doc, Client string }
+	if err := json.Unmarshal([]byte(got["doc:presence"]), &presence); err != nil || presence.Doc != "shared" || presence.Client != "on-a" {
+		t.Fatalf("doc:presence on b: %s", got["doc:presence"])
+	}
 	var rec wireRec
-	if err := json.Unmarshal([]byte(evs.wait(t, "doc:op", 20*time.Second)), &rec); err != nil {
+	if err := json.Unmarshal([]byte(got["doc:op"]), &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Doc != "shared" || rec.Rev != 1 || rec.Client != "on-a" || string(rec.Op) != `["from a"]` {
-		t.Fatalf("member on b got %+v", rec)
+		t.Fatalf("doc:op on b: %+v", rec)
+	}
+
+	// a stops cleanly: b's member hears that a's member left.
+	a.stop(t, syscall.SIGTERM)
+	for {
+		select {
+		case ev := <-evs.ch:
+			if ev[0] == "doc:member" && strings.Contains(ev[1], `"joined":false`) && strings.Contains(ev[1], `"on-a"`) {
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no doc:member joined:false on b after a stopped")
+		}
+	}
+}
+
+func TestPeerNodeID(t *testing.T) {
+	long := strings.Repeat("h", 100)
+	for in, want := range map[string]string{
+		"host:8080":      "host-8080",
+		"vm-1.example_9": "vm-1-example_9",
+		"":               "collabd",
+		long:             long[:session.MaxNodeIDBytes-len("-xxxxxxxx")],
+	} {
+		got := peerNodeID(in)
+		if got != want || !session.ValidNodeID(got+"-12345678") {
+			t.Errorf("peerNodeID(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

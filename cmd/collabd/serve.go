@@ -184,8 +184,9 @@ type server struct {
 	cfg          serveConfig
 	log          zerolog.Logger
 	store        storage.Store
-	bolt         *storage.Bolt // the store in single-node mode, else nil
-	cluster      *clusterConn  // the NATS connection in cluster mode, else nil
+	bolt         *storage.Bolt      // the store in single-node mode, else nil
+	cluster      *clusterConn       // the NATS connection in cluster mode, else nil
+	peers        *session.NATSPeers // presence across nodes in cluster mode, else nil
 	hub          *collab.Hub
 	sio          *sockets.Server
 	glue         *glue
@@ -301,7 +302,14 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	if err != nil {
 		return nil, err
 	}
-	s.glue, err = attachSession(s.sio, s.hub, authority, cfg, log)
+	var peers session.Peers // nil: a single node
+	if s.cluster != nil {
+		if s.peers, err = s.cluster.presence(cfg.NodeName, log); err != nil {
+			return nil, err
+		}
+		peers = s.peers
+	}
+	s.glue, err = attachSession(s.sio, s.hub, authority, peers, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -442,6 +450,9 @@ func (s *server) registerMetrics() {
 		s.registerJournalMetrics()
 	}
 	s.glue.registerMetrics(r, s.apiErrs)
+	if p := s.peers; p != nil {
+		r.CounterFunc("collabd_presence_dropped_total", "Cluster mode: presence and membership events not published to the other nodes because the queue was full.", func() float64 { return float64(p.Dropped()) })
+	}
 	r.RegisterGoRuntime()
 }
 
@@ -532,6 +543,12 @@ func (s *server) closeAll(ctx context.Context) error {
 		case <-waited:
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("session: %w", ctx.Err()))
+		}
+	}
+	if s.peers != nil {
+		// After the sockets: their leaves are published, then a goodbye.
+		if err := s.peers.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("presence: %w", err))
 		}
 	}
 	if s.store != nil {

@@ -20,13 +20,17 @@ type docState struct {
 	id  string
 	svc *Service
 
-	mu      sync.Mutex         // guards members, pending, closed and every member's d.mu fields
+	mu      sync.Mutex         // guards members, pending, closed, remote and every member's d.mu fields
 	members map[string]*member // by client id
 	pending map[pendingKey]*pendingAck
 	closed  bool // no members left; removed from Service.docs
+	// remote are the members on other nodes (Config.Peers), by client id;
+	// nil on a single node. They die with the docState.
+	remote map[string]*remoteMember
 
-	subMu sync.Mutex // serializes Subscribe and Cancel; guards sub
-	sub   *collab.Subscription
+	subMu    sync.Mutex // serializes Subscribe and Cancel; guards sub and peerStop
+	sub      *collab.Subscription
+	peerStop func() // ends the watch of the presence bus; nil when not watching
 }
 
 type pendingKey struct {
@@ -132,13 +136,16 @@ func (d *docState) subscribe(ctx context.Context) (sub *collab.Subscription, fre
 		return nil, false, err
 	}
 	d.sub = &s
+	d.watchPeers()
 	return d.sub, true, nil
 }
 
-// cancel ends the subscription; called once the document has no members.
+// cancel ends the subscription and the watch of the presence bus; called
+// once the document has no members.
 func (d *docState) cancel() {
 	d.subMu.Lock()
 	defer d.subMu.Unlock()
+	d.unwatchPeers()
 	if d.sub != nil {
 		d.sub.Cancel()
 		d.sub = nil
@@ -185,12 +192,18 @@ func (s *Service) addMember(c *conn, doc, client string, user User, acc Access) 
 		if prev != nil && prev != old {
 			// This socket switches to another client id in doc.
 			delete(d.members, prev.client)
+			if prev.live {
+				d.publish(PeerLeft, prev, nil)
+			}
 			prev.gone = true
 			switched = prev
 			s.members.Add(-1)
 		}
 		if old != nil {
 			delete(d.members, client)
+			if old.live {
+				d.publish(PeerLeft, old, nil)
+			}
 			old.gone = true
 			if old.conn != c {
 				replaced = old
@@ -251,6 +264,9 @@ func (s *Service) removeMember(m *member, announce bool) bool {
 	if d.members[m.client] == m {
 		delete(d.members, m.client)
 	}
+	if m.live {
+		d.publish(PeerLeft, m, nil)
+	}
 	m.conn.mu.Lock()
 	if m.conn.docs[d.id] == m {
 		delete(m.conn.docs, d.id)
@@ -261,6 +277,10 @@ func (s *Service) removeMember(m *member, announce bool) bool {
 		if enc, err := encodeEvent("doc:member", memberEvent{Doc: d.id, Client: m.client, User: m.user, Joined: false}); err == nil {
 			d.sendOthers(m, enc)
 		}
+	}
+	if r := d.remote[m.client]; r != nil && m.live {
+		// The same client id on another node, shadowed until now.
+		d.unshadow(r)
 	}
 	empty := len(d.members) == 0
 	if empty {

@@ -110,6 +110,7 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 		}
 		others = append(others, mi)
 	}
+	others, listedRemote := d.remoteInfo(m.client, others)
 	d.mu.Unlock()
 	mj, err := json.Marshal(others)
 	if err != nil {
@@ -152,6 +153,10 @@ func (s *Service) onJoin(sock *sockets.Socket, req JoinRequest, ack *sockets.Ack
 	live = true
 	if enc, err := encodeEvent("doc:member", memberEvent{Doc: d.id, Client: m.client, User: m.user, Joined: true}); err == nil {
 		d.sendOthers(m, enc)
+	}
+	if d.svc.peers != nil {
+		d.catchUpRemote(m, listedRemote)
+		d.publish(PeerJoined, m, m.presence)
 	}
 	d.mu.Unlock()
 	s.log.Info().Str("sid", sock.ID()).Str("doc", req.Doc).Str("client", req.Client).Uint64("rev", head).Msg("joined")
@@ -323,6 +328,9 @@ func (s *Service) onPresence(sock *sockets.Socket, req PresenceRequest, ack *soc
 	}
 	m.presence = ev
 	d.sendOthers(m, enc)
+	if m.live {
+		d.publish(PeerPresence, m, ev)
+	}
 	d.mu.Unlock()
 	_ = ack.ReplyRaw(okAckJSON)
 }

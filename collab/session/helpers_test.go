@@ -45,6 +45,7 @@ type envOpts struct {
 	hubCfg  collab.Config
 	sockCfg sockets.Config
 	store   storage.Options
+	peers   session.Peers // nil: a single node
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -75,6 +76,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Limits:       o.limits,
 		Authenticate: o.auth,
 		Logger:       zerolog.New(e.logs).Level(zerolog.DebugLevel),
+		Peers:        o.peers,
 	})
 	if err != nil {
 		t.Fatal(err)

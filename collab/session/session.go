@@ -93,6 +93,10 @@ type Config struct {
 	// with CONNECT_ERROR {message:"unauthorized", data:{code:"unauthorized", reason: err.Error()}}.
 	Authenticate func(auth json.RawMessage) (Identity, error)
 	Logger       zerolog.Logger // one line per connection, join, leave, error; nothing per op at info level
+	// Peers, when non-nil, carries presence and membership to the other
+	// nodes of a cluster (NewNATSPeers); nil is a single node. The glue
+	// never closes it: close it after sockets.Server.Shutdown.
+	Peers Peers
 }
 
 // Stats are the Service's counters.
@@ -114,11 +118,12 @@ var (
 // Service is the session glue attached to one sockets.Server. See the package
 // documentation for its concurrency contract.
 type Service struct {
-	hub  *collab.Hub
-	nsp  *sockets.Namespace
-	lim  Limits
-	auth func(json.RawMessage) (Identity, error)
-	log  zerolog.Logger
+	hub   *collab.Hub
+	nsp   *sockets.Namespace
+	lim   Limits
+	auth  func(json.RawMessage) (Identity, error)
+	log   zerolog.Logger
+	peers Peers // nil on a single node
 
 	mu   sync.Mutex // guards docs
 	docs map[string]*docState
@@ -147,12 +152,13 @@ func Attach(srv *sockets.Server, cfg Config) (*Service, error) {
 		return nil, ErrNoHub
 	}
 	svc := &Service{
-		hub:  cfg.Hub,
-		nsp:  srv.Of("/"),
-		lim:  cfg.Limits.withDefaults(),
-		auth: cfg.Authenticate,
-		log:  cfg.Logger,
-		docs: make(map[string]*docState),
+		hub:   cfg.Hub,
+		nsp:   srv.Of("/"),
+		lim:   cfg.Limits.withDefaults(),
+		auth:  cfg.Authenticate,
+		log:   cfg.Logger,
+		peers: cfg.Peers,
+		docs:  make(map[string]*docState),
 	}
 	svc.conns = make(map[*conn]struct{})
 	if svc.auth != nil {

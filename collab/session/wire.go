@@ -244,34 +244,40 @@ func (r *PresenceRequest) UnmarshalJSON(b []byte) error {
 	if r.Rev, err = requiredInt(f.Rev, "rev", 0); err != nil {
 		return err
 	}
-	if absent(f.Sel) {
-		r.Sel = []Selection{}
-		return nil
+	r.Sel, err = selField(f.Sel)
+	return err
+}
+
+// selField decodes a "sel" array of {anchor, head}; absent is empty.
+func selField(raw json.RawMessage) ([]Selection, error) {
+	if absent(raw) {
+		return []Selection{}, nil
 	}
 	var items []json.RawMessage
-	if f.Sel[0] != '[' || json.Unmarshal(f.Sel, &items) != nil {
-		return errorf(contract.CodeBadRequest, `"sel" must be an array of {anchor, head}`)
+	if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		return nil, errorf(contract.CodeBadRequest, `"sel" must be an array of {anchor, head}`)
 	}
 	if len(items) > contract.MaxSelections {
-		return errorf(contract.CodeTooLarge, `"sel" has %d ranges, at most %d allowed`, len(items), contract.MaxSelections)
+		return nil, errorf(contract.CodeTooLarge, `"sel" has %d ranges, at most %d allowed`, len(items), contract.MaxSelections)
 	}
-	r.Sel = make([]Selection, len(items))
+	sel := make([]Selection, len(items))
+	var err error
 	for i, it := range items {
 		var sf struct {
 			Anchor json.RawMessage `json:"anchor"`
 			Head   json.RawMessage `json:"head"`
 		}
 		if !isObject(it) || json.Unmarshal(it, &sf) != nil || absent(sf.Anchor) || absent(sf.Head) {
-			return errorf(contract.CodeBadRequest, `"sel[%d]" must be {anchor, head}`, i)
+			return nil, errorf(contract.CodeBadRequest, `"sel[%d]" must be {anchor, head}`, i)
 		}
-		if r.Sel[i].Anchor, err = intField(sf.Anchor, fmt.Sprintf("sel[%d].anchor", i), 0); err != nil {
-			return err
+		if sel[i].Anchor, err = intField(sf.Anchor, fmt.Sprintf("sel[%d].anchor", i), 0); err != nil {
+			return nil, err
 		}
-		if r.Sel[i].Head, err = intField(sf.Head, fmt.Sprintf("sel[%d].head", i), 0); err != nil {
-			return err
+		if sel[i].Head, err = intField(sf.Head, fmt.Sprintf("sel[%d].head", i), 0); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return sel, nil
 }
 
 // DocRequest is a payload with only {doc} (doc:leave).
