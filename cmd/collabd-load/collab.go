@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -55,6 +56,8 @@ type collabConfig struct {
 	deadline    time.Duration // give up after this long in total
 	keepData    bool          // keep the started server's data directory
 	webhookSink string        // none, ok or hang: a webhook endpoint for the started collabd
+	nodes       int           // collabd nodes to start: 0 or 1 a single node on bbolt, 2 or more on a nats-server
+	natsServer  string        // nats-server binary for --nodes >= 2; "" builds it from the module
 	out         io.Writer     // the report
 	args        []string      // the flags, echoed in the report
 }
@@ -79,6 +82,8 @@ func parseCollabFlags(args []string) (collabConfig, error) {
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the random edits (0: random)")
 	fs.DurationVar(&c.deadline, "deadline", 5*time.Minute, "give up after this long in total")
 	fs.BoolVar(&c.keepData, "keep-data", false, "keep the started server's data directory")
+	fs.IntVar(&c.nodes, "nodes", 1, "collabd processes to start (with --collabd): 0 or 1, one node on its bbolt file; N >= 2, a nats-server (JetStream on a temporary store, default sync_interval) and N nodes with --nats on it, the editors spread over them round-robin")
+	fs.StringVar(&c.natsServer, "nats-server", "", "nats-server binary for --nodes >= 2 (default: go build of the module's nats-server tool, run inside the collabd module)")
 	fs.StringVar(&c.webhookSink, "webhook-sink", "none", "start a webhook endpoint and point the started collabd at it (--webhook-debounce 100ms): none, ok (answers 204) or hang (never answers)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -95,6 +100,12 @@ func parseCollabFlags(args []string) (collabConfig, error) {
 		return c, errors.New("--rate, --warmup must be >= 0, --duration > 0, --max-buffered and --max-ops >= 1")
 	case c.profile != "" && c.collabd == "":
 		return c, errors.New("--server-profile needs --collabd")
+	case c.nodes < 0:
+		return c, errors.New("--nodes must be >= 0")
+	case c.nodes >= 2 && c.collabd == "":
+		return c, errors.New("--nodes >= 2 needs --collabd (the nodes are started here)")
+	case c.nodes >= 2 && c.profile != "":
+		return c, errors.New("--server-profile profiles one node: not with --nodes >= 2")
 	}
 	return c, nil
 }
@@ -126,14 +137,25 @@ type collabResult struct {
 	E2EIncomplete int            // measured ops some editor never applied
 	E2EUnknown    int            // broadcasts that matched no submission
 	Ack           latencySummary
-	ClientCPU     time.Duration
+	// With several nodes: the acks in the window and the ack latency of
+	// the editors on each node (editors are spread round-robin).
+	CommittedByNode []int64
+	AckByNode       []latencySummary
+	ClientCPU       time.Duration
 	// The machine's CPU time over the window (/proc/stat): the shares
 	// run, idle, and taken by the hypervisor for other guests (steal).
 	HaveHostCPU                   bool
 	HostBusy, HostIdle, HostSteal float64
-	HaveServer                    bool // the server was started here: the figures below are set
-	ServerUser, ServerSys         time.Duration
+	HaveServer                    bool          // the server was started here: the figures below are set
+	ServerUser, ServerSys         time.Duration // summed over the nodes and the nats-server
 	CPUPerOp                      time.Duration
+	// Cluster runs (--nodes >= 2): the nats-server's share of the figures
+	// above, and its memory (not in PeakRSS and the others, which sum the
+	// collabd nodes).
+	Nodes                   int
+	HaveNATS                bool
+	NATSCPU                 time.Duration
+	NATSPeakRSS, NATSEndRSS int64
 	// Read-type and write-type system calls of the server over the
 	// window (/proc/PID/io), when readable.
 	HaveSyscalls              bool
@@ -157,6 +179,7 @@ type collabRun struct {
 
 	phase       atomic.Int32 // phaseWarmup, phaseMeasure, phaseStop
 	committed   atomic.Int64
+	byNode      []atomic.Int64 // committed, by the node of the editor; set before the load starts
 	submitted   atomic.Int64
 	rateLimited atomic.Int64
 	skipped     atomic.Int64
@@ -198,11 +221,12 @@ type docRun struct {
 
 // editor is one Socket.IO connection editing one document.
 type editor struct {
-	run *collabRun
-	doc *docRun
-	idx int
-	id  string // client id
-	cl  *sioclient.Client
+	run  *collabRun
+	doc  *docRun
+	idx  int
+	id   string // client id
+	cl   *sioclient.Client
+	node int // index of the node it is connected to; set before it connects
 
 	mu           sync.Mutex // guards the fields below
 	st           *otClient  // nil until joined
@@ -368,6 +392,7 @@ func (e *editor) onAck(seq uint64, args []byte) {
 	}
 	if e.run.phase.Load() == phaseMeasure {
 		e.run.committed.Add(1)
+		e.run.byNode[e.node].Add(1)
 	}
 	send, err := e.st.ack(a.Rev)
 	if err != nil {
@@ -579,12 +604,18 @@ func httpGet(ctx context.Context, u string) ([]byte, error) {
 	return b, nil
 }
 
-func scrapeCommits(ctx context.Context, base string) commitMetrics {
-	b, err := httpGet(ctx, base+"metrics")
-	if err != nil {
-		return commitMetrics{}
+// scrapeCommits reads /metrics of every node and sums the commit metrics
+// over them; nothing is found when a node does not answer.
+func scrapeCommits(ctx context.Context, bases []string) commitMetrics {
+	var all []promSample
+	for _, base := range bases {
+		b, err := httpGet(ctx, base+"metrics")
+		if err != nil {
+			return commitMetrics{}
+		}
+		all = append(all, parsePrometheus(b)...)
 	}
-	return commitMetricsOf(parsePrometheus(b))
+	return commitMetricsOf(all)
 }
 
 // runCollab runs the collab workload and prints its report to c.out: start
@@ -618,18 +649,19 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.HaveServer = tgt.proc != nil
+	res.HaveServer, res.Nodes, res.HaveNATS = tgt.proc != nil, len(tgt.nodes), tgt.nats != nil
 	defer tgt.close(w, res) // deferred before disconnectAll, so it runs after it
 	seed := c.seed
 	if seed == 0 {
 		seed = mrand.Uint64()
 	}
 	run, docs, all := newEditors(c, seed)
+	run.byNode = make([]atomic.Int64, len(tgt.hosts))
 	printHeader(w, c, tgt, run.closed, seed)
 
 	// Connect and join every editor before anyone edits, so that every op
 	// is broadcast to all the other editors of its document.
-	if err := connectAndJoin(ctx, tgt.host, all); err != nil {
+	if err := connectAndJoin(ctx, tgt.hosts, all); err != nil {
 		return nil, err
 	}
 	defer disconnectAll(all)
@@ -660,7 +692,7 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 		return res, drainErr
 	}
 	win.reportProfiles(w, c)
-	if err := checkConvergence(ctx, w, tgt.base, docs); err != nil {
+	if err := checkConvergence(ctx, w, tgt.bases, docs); err != nil {
 		return res, err
 	}
 	res.Converged = true
@@ -670,12 +702,16 @@ func runCollab(ctx context.Context, c collabConfig) (*collabResult, error) {
 // target is the server a run loads: a collabd started here (--collabd) or
 // a running one (--url).
 type target struct {
-	base        string   // base URL, with the trailing slash
-	host        string   // host:port, for Socket.IO
-	proc        *collabd // the started server; nil with --url
-	dataDir     string   // the started server's data directory
-	keepData    bool     // --keep-data: close leaves dataDir
-	profileAddr string   // the started server's --pprof-addr, with --server-profile
+	base        string      // base URL, with the trailing slash (the first node's)
+	host        string      // host:port, for Socket.IO (the first node's)
+	bases       []string    // every node's base URL
+	hosts       []string    // every node's host:port: editors go round-robin over them
+	proc        *collabd    // the started server (the first node); nil with --url
+	nodes       []*collabd  // every node started here (proc is the first)
+	nats        *natsServer // the started nats-server (--nodes >= 2)
+	dataDir     string      // the started server's data directory (with --nodes >= 2 the root of the nodes' and nats-server's)
+	keepData    bool        // --keep-data: close leaves dataDir
+	profileAddr string      // the started server's --pprof-addr, with --server-profile
 }
 
 // startTarget starts collabd on a fresh temporary data directory (with
@@ -686,7 +722,7 @@ func startTarget(ctx context.Context, c collabConfig) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &target{base: base, host: host}, nil
+		return &target{base: base, host: host, bases: []string{base}, hosts: []string{host}}, nil
 	}
 	dataDir, err := os.MkdirTemp("", "collabd-load-data-")
 	if err != nil {
@@ -706,13 +742,27 @@ func startTarget(ctx context.Context, c collabConfig) (*target, error) {
 		}
 		extra = append(extra, "--pprof-addr", t.profileAddr)
 	}
-	if t.proc, err = startCollabd(ctx, c.collabd, dataDir, extra, 30*time.Second); err != nil {
-		return nil, err
+	if c.nodes >= 2 {
+		if err := startCluster(ctx, c, dataDir, extra, t); err != nil {
+			return nil, err
+		}
+	} else {
+		p, err := startCollabd(ctx, c.collabd, dataDir, extra, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		t.nodes = []*collabd{p}
 	}
-	if t.base, t.host, err = baseAndHost(t.proc.URL); err != nil {
-		t.proc.kill() // cannot happen: listeningURL checked the URL
-		return nil, err
+	t.proc = t.nodes[0]
+	for _, n := range t.nodes {
+		base, host, err := baseAndHost(n.URL)
+		if err != nil {
+			t.stopServers(io.Discard, nil) // cannot happen: listeningURL checked the URL
+			return nil, err
+		}
+		t.bases, t.hosts = append(t.bases, base), append(t.hosts, host)
 	}
+	t.base, t.host = t.bases[0], t.hosts[0]
 	started = true
 	return t, nil
 }
@@ -736,13 +786,57 @@ func (t *target) close(w io.Writer, res *collabResult) {
 	if t.proc == nil {
 		return
 	}
-	code, err := t.proc.stop(30 * time.Second)
-	res.ExitCode = code
-	if err != nil {
-		fmt.Fprintln(w, "  stopping collabd:", err)
-	}
-	fmt.Fprintf(w, "  collabd exit code after SIGTERM: %d\n", code)
+	t.stopServers(w, res)
 	t.removeData()
+}
+
+// stopServers stops the started nodes (in parallel), then the nats-server,
+// and reports their exit codes; res (if not nil) gets the first nonzero
+// one of the nodes, else 0.
+func (t *target) stopServers(w io.Writer, res *collabResult) {
+	codes := make([]int, len(t.nodes))
+	errs := make([]error, len(t.nodes))
+	var wg sync.WaitGroup
+	for k, n := range t.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); codes[k], errs[k] = n.stop(30 * time.Second) }()
+	}
+	wg.Wait()
+	exit := 0
+	for k, code := range codes {
+		if errs[k] != nil {
+			fmt.Fprintln(w, "  stopping collabd:", errs[k])
+		}
+		if len(codes) == 1 {
+			fmt.Fprintf(w, "  collabd exit code after SIGTERM: %d\n", code)
+		} else {
+			fmt.Fprintf(w, "  collabd node%d exit code after SIGTERM: %d\n", k+1, code)
+		}
+		if exit == 0 {
+			exit = code
+		}
+	}
+	if res != nil {
+		res.ExitCode = exit
+	}
+	if t.nats != nil {
+		if err := t.nats.stop(30 * time.Second); err != nil {
+			fmt.Fprintln(w, "  stopping nats-server:", err)
+		}
+	}
+}
+
+// pids are the started processes whose CPU the report sums: the nodes,
+// then the nats-server.
+func (t *target) pids() []int {
+	var out []int
+	for _, n := range t.nodes {
+		out = append(out, n.PID)
+	}
+	if t.nats != nil {
+		out = append(out, t.nats.PID)
+	}
+	return out
 }
 
 func (t *target) removeData() {
@@ -784,9 +878,16 @@ func printHeader(w io.Writer, c collabConfig, t *target, closed bool, seed uint6
 	}
 	fmt.Fprintf(w, "== collab: %d docs x %d editors, %s, %v measured after %v warm-up\n", c.docs, c.editors, mode, c.duration, c.warmup)
 	fmt.Fprintf(w, "  command: collabd-load collab %s (seed %d)\n", strings.Join(c.args, " "), seed)
-	if t.proc != nil {
+	switch {
+	case t.nats != nil:
+		fmt.Fprintf(w, "  nats-server: pid %d at %s, JetStream store %s (default sync_interval: fsync in the background every 2 min)\n", t.nats.PID, t.nats.URL, t.nats.storeDir)
+		for k, n := range t.nodes {
+			fmt.Fprintf(w, "  server node%d: %s --nats %s pid %d at %s (data %s)\n", k+1, c.collabd, t.nats.URL, n.PID, n.URL, n.dataDir)
+		}
+		fmt.Fprintf(w, "  editors: round-robin over the %d nodes\n", len(t.nodes))
+	case t.proc != nil:
 		fmt.Fprintf(w, "  server: %s pid %d at %s (data %s)\n", c.collabd, t.proc.PID, t.proc.URL, t.dataDir)
-	} else {
+	default:
 		fmt.Fprintf(w, "  server: %s (not started here: no CPU/RSS figures)\n", t.base)
 	}
 }
@@ -885,14 +986,14 @@ type window struct {
 // acknowledged meanwhile), ends the phase and samples again. The
 // differences of CPU, system calls and context switches go into res.
 func measureWindow(ctx context.Context, c collabConfig, run *collabRun, t *target, res *collabResult) (*window, error) {
-	var s0 serverSample
+	var s0 []serverSample
 	if t.proc != nil {
 		var err error
-		if s0, err = sampleServer(t.proc.PID); err != nil {
+		if s0, err = sampleServers(t.pids()); err != nil {
 			return nil, err
 		}
 	}
-	win := &window{m0: scrapeCommits(ctx, t.base), heapErr: errors.New("not asked for")}
+	win := &window{m0: scrapeCommits(ctx, t.bases), heapErr: errors.New("not asked for")}
 	host0, hostErr := readHostCPU()
 	client0 := selfCPU()
 	if t.profileAddr != "" {
@@ -917,13 +1018,17 @@ func measureWindow(ctx context.Context, c collabConfig, run *collabRun, t *targe
 		res.HostBusy, res.HostIdle, res.HostSteal = hostShares(host0, host1)
 	}
 	if t.proc != nil {
-		s1, err := sampleServer(t.proc.PID)
+		s1, err := sampleServers(t.pids())
 		if err != nil {
 			return nil, err
 		}
-		res.addServerWindow(s0, s1)
+		res.addServerWindow(sumSamples(s0), sumSamples(s1))
+		if t.nats != nil {
+			a, b := s0[len(s0)-1], s1[len(s1)-1]
+			res.NATSCPU = b.user + b.sys - a.user - a.sys
+		}
 	}
-	win.m1 = scrapeCommits(ctx, t.base)
+	win.m1 = scrapeCommits(ctx, t.bases)
 	if t.profileAddr != "" {
 		win.heapErr = saveHeapProfile(ctx, t.profileAddr, c.profile+".heap")
 	}
@@ -950,6 +1055,34 @@ func sampleServer(pid int) (serverSample, error) {
 	s.reads, s.writes, s.ioErr = procSyscalls(pid)
 	s.switches, s.switchErr = procContextSwitches(pid)
 	return s, nil
+}
+
+// sampleServers samples every process of pids.
+func sampleServers(pids []int) ([]serverSample, error) {
+	out := make([]serverSample, len(pids))
+	for i, pid := range pids {
+		var err error
+		if out[i], err = sampleServer(pid); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sumSamples adds the counters of several processes; a counter one of
+// them could not read is unreadable in the sum.
+func sumSamples(ss []serverSample) serverSample {
+	var sum serverSample
+	for _, s := range ss {
+		sum.user += s.user
+		sum.sys += s.sys
+		sum.reads += s.reads
+		sum.writes += s.writes
+		sum.switches += s.switches
+		sum.ioErr = cmp.Or(sum.ioErr, s.ioErr)
+		sum.switchErr = cmp.Or(sum.switchErr, s.switchErr)
+	}
+	return sum
 }
 
 // addServerWindow puts what the server did between samples s0 and s1 into
@@ -1042,6 +1175,7 @@ func collectResults(res *collabResult, run *collabRun, docs []*docRun, win *wind
 	res.RateLimited = run.rateLimited.Load()
 	res.Skipped = run.skipped.Load()
 	var e2e, e2eEdit, acks []time.Duration
+	ackByNode := make([][]time.Duration, len(run.byNode))
 	for _, d := range docs {
 		lat, latEdit, inc, unk := d.track.results()
 		e2e = append(e2e, lat...)
@@ -1051,10 +1185,17 @@ func collectResults(res *collabResult, run *collabRun, docs []*docRun, win *wind
 		for _, e := range d.editors {
 			e.mu.Lock()
 			acks = append(acks, e.ack.xs...)
+			ackByNode[e.node] = append(ackByNode[e.node], e.ack.xs...)
 			e.mu.Unlock()
 		}
 	}
 	res.E2E, res.E2EFromEdit, res.Ack = summarize(e2e), summarize(e2eEdit), summarize(acks)
+	if len(run.byNode) > 1 {
+		for k := range run.byNode {
+			res.CommittedByNode = append(res.CommittedByNode, run.byNode[k].Load())
+			res.AckByNode = append(res.AckByNode, summarize(ackByNode[k]))
+		}
+	}
 	if cw, ok := commitsBetween(win.m0, win.m1); ok {
 		res.HaveCommits, res.Commits = true, cw
 		if cw.MeanCommit > 0 {
@@ -1065,10 +1206,17 @@ func collectResults(res *collabResult, run *collabRun, docs []*docRun, win *wind
 		if res.Committed > 0 {
 			res.CPUPerOp = (res.ServerUser + res.ServerSys) / time.Duration(res.Committed)
 		}
-		if rss, hwm, err := procMem(t.proc.PID); err == nil {
-			res.EndRSS, res.PeakRSS = rss, hwm
+		for _, n := range t.nodes {
+			if rss, hwm, err := procMem(n.PID); err == nil {
+				res.EndRSS, res.PeakRSS = res.EndRSS+rss, res.PeakRSS+hwm
+			}
+			if anon, file, err := procRSSSplit(n.PID); err == nil {
+				res.EndAnon, res.EndFile = res.EndAnon+anon, res.EndFile+file
+			}
 		}
-		res.EndAnon, res.EndFile, _ = procRSSSplit(t.proc.PID)
+		if t.nats != nil {
+			res.NATSEndRSS, res.NATSPeakRSS, _ = procMem(t.nats.PID)
+		}
 	}
 }
 
@@ -1089,9 +1237,21 @@ func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, lo
 		}
 	}
 	fmt.Fprintf(w, "  author ack latency: %v\n", res.Ack)
+	for k, n := range res.CommittedByNode {
+		fmt.Fprintf(w, "    editors on node%d: %d committed ops in the window (%.0f%%), ack latency %v\n",
+			k+1, n, 100*float64(n)/float64(max(1, res.Committed)), res.AckByNode[k])
+	}
 	if res.HaveServer {
-		fmt.Fprintf(w, "  server CPU: %v over the window (user %v, system %v) = %.1f µs per committed op\n",
-			(res.ServerUser + res.ServerSys).Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond), us(res.CPUPerOp))
+		if res.HaveNATS {
+			perOp := func(d time.Duration) float64 { return us(d) / float64(max(1, res.Committed)) }
+			total := res.ServerUser + res.ServerSys
+			fmt.Fprintf(w, "  server CPU (%d collabd nodes + nats-server): %v over the window (user %v, system %v) = %.1f µs per committed op: nodes %.1f, nats-server %.1f\n",
+				res.Nodes, total.Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond),
+				us(res.CPUPerOp), perOp(total-res.NATSCPU), perOp(res.NATSCPU))
+		} else {
+			fmt.Fprintf(w, "  server CPU: %v over the window (user %v, system %v) = %.1f µs per committed op\n",
+				(res.ServerUser + res.ServerSys).Round(time.Millisecond), res.ServerUser.Round(time.Millisecond), res.ServerSys.Round(time.Millisecond), us(res.CPUPerOp))
+		}
 		if res.HaveSyscalls && res.Committed > 0 {
 			fmt.Fprintf(w, "  server system calls per committed op (/proc/PID/io): %.2f read-type, %.2f write-type (fsyncs not counted)\n",
 				float64(res.ServerReads)/float64(res.Committed), float64(res.ServerWrites)/float64(res.Committed))
@@ -1100,8 +1260,19 @@ func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, lo
 			fmt.Fprintf(w, "  server context switches per committed op (/proc/PID/task/*/status): %.2f\n",
 				float64(res.ServerSwitches)/float64(res.Committed))
 		}
-		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, file-backed incl. the bbolt mmap %.1f MiB)\n",
-			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, float64(res.EndFile)/mib)
+		fileBacked := "file-backed incl. the bbolt mmap"
+		if res.HaveNATS {
+			fileBacked = "file-backed"
+		}
+		fmt.Fprintf(w, "  server RSS: peak (VmHWM) %.1f MiB, at the end %.1f MiB (anonymous %.1f MiB, %s %.1f MiB)",
+			float64(res.PeakRSS)/mib, float64(res.EndRSS)/mib, float64(res.EndAnon)/mib, fileBacked, float64(res.EndFile)/mib)
+		if res.Nodes > 1 {
+			fmt.Fprintf(w, ", summed over the %d nodes", res.Nodes)
+		}
+		fmt.Fprintln(w)
+		if res.HaveNATS {
+			fmt.Fprintf(w, "  nats-server RSS: peak %.1f MiB, at the end %.1f MiB\n", float64(res.NATSPeakRSS)/mib, float64(res.NATSEndRSS)/mib)
+		}
 	}
 	if res.HaveCommits {
 		perCommit := 0.0
@@ -1123,6 +1294,9 @@ func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, lo
 			fmt.Fprintf(w, "; p99 end-to-end = %.2f mean commit times", res.P99InCommits)
 		}
 		fmt.Fprintf(w, "\n  server counters over the window: %.0f ops committed, %.0f broadcasts dropped or slow clients closed\n", res.Commits.Ops, res.Commits.Dropped)
+		if res.HaveNATS || len(res.Commits.Cluster) > 0 {
+			writeClusterCounters(w, res)
+		}
 	} else {
 		fmt.Fprintln(w, "  commits: /metrics has no collabd_commit_seconds / collabd_commits_total")
 	}
@@ -1134,12 +1308,15 @@ func writeReport(w io.Writer, c collabConfig, closed bool, res *collabResult, lo
 	}
 }
 
-// connectAndJoin dials every editor and joins its document (a few at a time).
-func connectAndJoin(ctx context.Context, host string, all []*editor) error {
+// connectAndJoin dials every editor and joins its document (a few at a
+// time), editor i on hosts[i % len(hosts)].
+func connectAndJoin(ctx context.Context, hosts []string, all []*editor) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(all))
 	sem := make(chan struct{}, 32)
-	for _, e := range all {
+	for i, e := range all {
+		host := hosts[i%len(hosts)]
+		e.node = i % len(hosts)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -1231,22 +1408,35 @@ func drain(ctx context.Context, run *collabRun, docs []*docRun, timeout time.Dur
 	}
 }
 
+// serverDoc is the answer of GET /api/docs/{id}.
+type serverDoc struct {
+	Rev  uint64 `json:"rev"`
+	Text string `json:"text"`
+}
+
+func getDoc(ctx context.Context, base, id string) (serverDoc, error) {
+	var doc serverDoc
+	b, err := httpGet(ctx, base+"api/docs/"+url.PathEscape(id))
+	if err != nil {
+		return doc, err
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return doc, fmt.Errorf("GET /api/docs/%s: %w", id, err)
+	}
+	return doc, nil
+}
+
 // checkConvergence compares every editor's text and revision with
-// GET /api/docs/{id}.
-func checkConvergence(ctx context.Context, w io.Writer, base string, docs []*docRun) error {
-	bad := 0
+// GET /api/docs/{id} on the first node, and that with the answer of every
+// other node (which may lag a moment behind: each is asked again for at
+// most 5 s).
+func checkConvergence(ctx context.Context, w io.Writer, bases []string, docs []*docRun) error {
+	bad, badNodes := 0, 0
 	var revs, size int64
 	for _, d := range docs {
-		b, err := httpGet(ctx, base+"api/docs/"+url.PathEscape(d.id))
+		doc, err := getDoc(ctx, bases[0], d.id)
 		if err != nil {
 			return fmt.Errorf("convergence check: %w", err)
-		}
-		var doc struct {
-			Rev  uint64 `json:"rev"`
-			Text string `json:"text"`
-		}
-		if err := json.Unmarshal(b, &doc); err != nil {
-			return fmt.Errorf("convergence check: GET /api/docs/%s: %w", d.id, err)
 		}
 		revs += int64(doc.Rev)
 		size += int64(len(doc.Text))
@@ -1262,12 +1452,37 @@ func checkConvergence(ctx context.Context, w io.Writer, base string, docs []*doc
 				}
 			}
 		}
+		for k, base := range bases[1:] {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				other, err := getDoc(ctx, base, d.id)
+				if err != nil {
+					return fmt.Errorf("convergence check: node%d: %w", k+2, err)
+				}
+				if other == doc {
+					break
+				}
+				if time.Now().After(deadline) {
+					badNodes++
+					if badNodes <= 5 {
+						fmt.Fprintf(w, "  DIVERGED: node%d has %s at revision %d (%d bytes), node1 at %d (%d bytes)\n",
+							k+2, d.id, other.Rev, len(other.Text), doc.Rev, len(doc.Text))
+					}
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
 	}
-	if bad > 0 {
-		return fmt.Errorf("%w: %d editors", errDiverged, bad)
+	if bad > 0 || badNodes > 0 {
+		return fmt.Errorf("%w: %d editors, %d node answers", errDiverged, bad, badNodes)
 	}
-	fmt.Fprintf(w, "  convergence: OK, all %d editors of %d documents equal GET /api/docs/{id} (%d revisions, %d bytes of text in total)\n",
-		len(docs)*len(docs[0].editors), len(docs), revs, size)
+	nodes := ""
+	if len(bases) > 1 {
+		nodes = fmt.Sprintf(" on all %d nodes", len(bases))
+	}
+	fmt.Fprintf(w, "  convergence: OK, all %d editors of %d documents equal GET /api/docs/{id}%s (%d revisions, %d bytes of text in total)\n",
+		len(docs)*len(docs[0].editors), len(docs), nodes, revs, size)
 	return nil
 }
 

@@ -226,11 +226,14 @@ type commitMetrics struct {
 	Buckets map[float64]float64
 	Ops     float64 // collabd_ops_committed_total
 	Dropped float64 // collabd_broadcast_dropped_total + collabd_slow_clients_closed_total
+	// Cluster holds the counters of cluster mode, collabd_cluster_*_total,
+	// by name, summed over their label sets (and over the nodes scraped).
+	Cluster map[string]float64
 }
 
 // commitMetricsOf sums the commit metrics over their label sets.
 func commitMetricsOf(samples []promSample) commitMetrics {
-	m := commitMetrics{Buckets: map[float64]float64{}}
+	m := commitMetrics{Buckets: map[float64]float64{}, Cluster: map[string]float64{}}
 	for _, s := range samples {
 		switch s.Name {
 		case "collabd_commits_total":
@@ -257,6 +260,9 @@ func commitMetricsOf(samples []promSample) commitMetrics {
 			m.Dropped += s.Value
 			continue
 		default:
+			if strings.HasPrefix(s.Name, "collabd_cluster_") && strings.HasSuffix(s.Name, "_total") {
+				m.Cluster[s.Name] += s.Value
+			}
 			continue
 		}
 		m.Found = true
@@ -309,6 +315,9 @@ type commitWindow struct {
 	P50Commit, P99Commit time.Duration
 	Ops                  float64 // ops the server committed (collabd_ops_committed_total)
 	Dropped              float64 // broadcasts dropped and slow clients closed
+	// Cluster is the growth of each collabd_cluster_*_total counter
+	// present at the window's end.
+	Cluster map[string]float64
 }
 
 func commitsBetween(a, b commitMetrics) (commitWindow, bool) {
@@ -327,6 +336,10 @@ func commitsBetween(a, b commitMetrics) (commitWindow, bool) {
 		w.P99Commit = bucketQuantile(a.Buckets, b.Buckets, 0.99)
 	}
 	w.Ops, w.Dropped = b.Ops-a.Ops, b.Dropped-a.Dropped
+	w.Cluster = map[string]float64{}
+	for name, v := range b.Cluster {
+		w.Cluster[name] = v - a.Cluster[name]
+	}
 	return w, true
 }
 

@@ -64,6 +64,18 @@
 // editor's text must equal GET /api/docs/{id}, or the run fails. A started
 // server gets SIGTERM and its exit code is reported.
 //
+// --nodes N (N >= 2) runs cluster mode instead of one node on bbolt: it
+// starts a nats-server (--nats-server PATH, or built from the module's tool
+// line with go build) with JetStream on a temporary store and the default
+// sync_interval, and N collabd nodes at once with --nats URL --node-name
+// nodeK, each with its own data directory; editors are spread round-robin
+// over the nodes. The server figures are then summed over the nodes and the
+// nats-server (CPU also split between them), /metrics is summed over the
+// nodes, and the report adds the cluster counters per committed op
+// (collabd_cluster_stale_total, collabd_cluster_rebased_total, "n/a" when
+// absent, and any other collabd_cluster_*_total). Convergence is checked on
+// every node.
+//
 // --server-profile FILE starts the server with --pprof-addr and saves a CPU
 // profile of the window (and a heap profile at its end, FILE.heap);
 // --client-profile profiles the load program itself. Run it on an otherwise

@@ -50,10 +50,13 @@ type clientConfig struct {
 	AuthSecretFile string
 	JSON           bool
 	Timeout        time.Duration
+	// NATS: read the documents from JetStream (cluster mode) instead of
+	// the data file.
+	NATS natsConfig
 }
 
 // clientEnv lists the flags of the client commands read from the environment.
-var clientEnv = []string{"data", "server", "token", "auth-secret", "auth-secret-file"}
+var clientEnv = append([]string{"data", "server", "token", "auth-secret", "auth-secret-file"}, natsEnv...)
 
 func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 	fs.StringVar(&c.Data, "data", "./data", "data directory of the server")
@@ -63,15 +66,29 @@ func clientFlags(fs *flag.FlagSet, c *clientConfig) {
 	fs.StringVar(&c.AuthSecretFile, "auth-secret-file", "", "file holding the server's auth secret")
 	fs.BoolVar(&c.JSON, "json", false, "print JSON instead of text")
 	fs.DurationVar(&c.Timeout, "timeout", time.Minute, "bound on the whole command")
+	natsFlags(fs, &c.NATS)
 }
 
-// openSource picks the source: --server when given; else the data file,
+// openSource picks the source: --server when given; else JetStream with
+// --nats; else the data file,
 // opened read-only (bbolt shared lock) with a short timeout, or read-write
 // when a crashed server left commits in the journal (opening replays
 // them); if a server holds the file, the HTTP API at the default address.
 func openSource(c clientConfig, getenv func(string) string) (source, error) {
 	if c.Server != "" {
 		return newHTTPSource(c, c.Server)
+	}
+	if c.NATS.enabled() {
+		if err := c.NATS.validate(); err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+		defer cancel()
+		nc, st, err := connectClient(ctx, c.NATS)
+		if err != nil {
+			return nil, err
+		}
+		return storeSource{st: st, done: nc.Close}, nil
 	}
 	path := filepath.Join(c.Data, dbFile)
 	if _, err := os.Stat(path); err != nil {
@@ -85,7 +102,7 @@ func openSource(c clientConfig, getenv func(string) string) (source, error) {
 		st, err = storage.OpenBolt(path, storage.Options{Timeout: 300 * time.Millisecond})
 	}
 	if err == nil {
-		return boltSource{st}, nil
+		return storeSource{st: st}, nil
 	}
 	if !errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, err
@@ -116,12 +133,20 @@ func defaultServer(getenv func(string) string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// boltSource reads the data file directly.
-type boltSource struct{ st *storage.Bolt }
+// storeSource reads a store directly: the data file, or JetStream.
+type storeSource struct {
+	st   storage.Store
+	done func() // closes the NATS connection of a JetStream store, or nil
+}
 
-func (b boltSource) close() { b.st.Close() }
+func (b storeSource) close() {
+	b.st.Close()
+	if b.done != nil {
+		b.done()
+	}
+}
 
-func (b boltSource) history(ctx context.Context, doc string, before uint64, limit int) ([]storage.Revision, error) {
+func (b storeSource) history(ctx context.Context, doc string, before uint64, limit int) ([]storage.Revision, error) {
 	revs, err := b.st.History(ctx, doc, before, limit)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -129,7 +154,7 @@ func (b boltSource) history(ctx context.Context, doc string, before uint64, limi
 	return revs, err
 }
 
-func (b boltSource) text(ctx context.Context, doc string, rev *uint64) (uint64, string, error) {
+func (b storeSource) text(ctx context.Context, doc string, rev *uint64) (uint64, string, error) {
 	var r uint64
 	if rev != nil {
 		r = *rev
@@ -147,11 +172,11 @@ func (b boltSource) text(ctx context.Context, doc string, rev *uint64) (uint64, 
 	return r, t, err
 }
 
-func (b boltSource) diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error) {
+func (b storeSource) diff(ctx context.Context, doc string, from, to uint64) ([]ot.Diff, error) {
 	return b.st.Diff(ctx, doc, from, to)
 }
 
-func (b boltSource) backup(ctx context.Context, w io.Writer) error {
+func (b storeSource) backup(ctx context.Context, w io.Writer) error {
 	_, err := b.st.Backup(ctx, w)
 	return err
 }
@@ -287,6 +312,10 @@ func clientCommand(name, usage string, nargs int, args []string, getenv func(str
 		fmt.Fprintf(stderr, "collabd %s: want %d argument(s), got %d\n", name, nargs, len(pos))
 		fs.Usage()
 		return c, nil, nil, errUsage
+	}
+	if name == "backup" && c.NATS.enabled() && c.Server == "" {
+		return c, nil, nil, errors.New("backup copies the bbolt data file and does not apply with --nats: back up JetStream with NATS's own tools (nats stream backup " +
+			storage.DefaultJetStreamStream + ", and KV_" + storage.DefaultSnapshotBucket + ")")
 	}
 	if name != "backup" && !contract.ValidDocID(pos[0]) {
 		return c, nil, nil, fmt.Errorf("invalid document id %q (%s)", pos[0], contract.DocIDRule)

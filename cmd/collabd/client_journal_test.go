@@ -89,7 +89,7 @@ func TestOpenSourceReplaysJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.close()
-	if _, ok := src.(boltSource); !ok {
+	if _, ok := src.(storeSource); !ok {
 		t.Fatalf("source %T", src)
 	}
 	if err := src.backup(ctx, io.Discard); err != nil {

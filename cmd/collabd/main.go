@@ -21,6 +21,10 @@
 // HTTP API (--server, default http://127.0.0.1:8080 or COLLABD_ADDR's
 // address).
 //
+// With --nats URL (cluster mode, cluster.go) the server keeps the documents
+// in NATS JetStream and shares Socket.IO rooms with the other nodes over
+// NATS; history, cat, diff and purge then read JetStream directly.
+//
 // On SIGINT or SIGTERM the server stops gracefully: /readyz turns 503, it
 // stops accepting connections, closes every socket with "server shutting
 // down", commits the ops in flight, writes final snapshots and closes the
@@ -57,6 +61,8 @@ usage:
 
 'collabd COMMAND -h' lists a command's flags. Every flag is also read from
 the environment variable COLLABD_<FLAG> (e.g. COLLABD_ADDR, COLLABD_DATA).
+With --nats URL (COLLABD_NATS) serve runs in cluster mode, documents in NATS
+JetStream, and history, cat, diff and purge read them there.
 `
 
 // run executes one command line and returns the exit status.

@@ -38,6 +38,9 @@ func cmdCompact(args []string, getenv func(string) string, stdout, stderr io.Wri
 		fs.Usage()
 		return errUsage
 	}
+	if c.NATS.enabled() && c.Server == "" {
+		return errors.New("compact rewrites the bbolt data file and does not apply with --nats (JetStream manages its own files)")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	path := filepath.Join(c.Data, dbFile)
@@ -137,6 +140,24 @@ func cmdPurge(args []string, getenv func(string) string, stdout, stderr io.Write
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	server := c.Server
+	if server == "" && c.NATS.enabled() {
+		if err := c.NATS.validate(); err != nil {
+			return err
+		}
+		nc, st, err := connectClient(ctx, c.NATS)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if err := purgeFile(ctx, st, doc); err != nil {
+			return err
+		}
+		if c.JSON {
+			return writeJSONTo(stdout, map[string]any{"id": doc, "purged": true})
+		}
+		_, err = fmt.Fprintf(stdout, "purged %s from JetStream (with servers running, prefer DELETE /api/docs/%s through one: it also ends the document's memberships)\n", doc, doc)
+		return err
+	}
 	if server == "" {
 		path := filepath.Join(c.Data, dbFile)
 		if _, err := os.Stat(path); err != nil {
@@ -178,8 +199,8 @@ func cmdPurge(args []string, getenv func(string) string, stdout, stderr io.Write
 	return purged(stdout, c.JSON, doc, c.Data)
 }
 
-// purgeFile deletes doc from a store no server holds.
-func purgeFile(ctx context.Context, st *storage.Bolt, doc string) error {
+// purgeFile deletes doc from a store no server holds (or JetStream).
+func purgeFile(ctx context.Context, st storage.Store, doc string) error {
 	if _, err := st.Meta(ctx, doc); errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("document %q does not exist", doc)
 	} else if err != nil {
@@ -247,7 +268,7 @@ func catVersion(ctx context.Context, src source, doc, name string, asJSON bool, 
 	return err
 }
 
-func (b boltSource) version(ctx context.Context, doc, name string) (storage.Version, string, error) {
+func (b storeSource) version(ctx context.Context, doc, name string) (storage.Version, string, error) {
 	v, text, err := b.st.VersionText(ctx, doc, name)
 	if errors.Is(err, storage.ErrNotFound) {
 		return v, "", fmt.Errorf("%s has no version named %q", doc, name)

@@ -29,16 +29,17 @@ type retention struct {
 func (s *server) startRetention() {
 	r := &retention{stop: make(chan struct{}), done: make(chan struct{})}
 	s.retention = r
-	st := s.store
-	s.reg.GaugeFunc("collabd_stored_bytes", "Bytes of the data file and its journal on disk.", func() float64 { return float64(st.StoredBytes()) })
-	s.reg.CounterFunc("collabd_folded_revisions_total", "Revisions folded into snapshots by the retention policy since the start.", func() float64 {
-		n, _ := st.FoldedRevisions()
-		return float64(n)
-	})
-	s.reg.GaugeFunc("collabd_compactions", "Compactions of the data file (collabd compact, offline) over its life.", func() float64 {
-		n, _ := st.Compactions()
-		return float64(n)
-	})
+	if st := s.bolt; st != nil {
+		s.reg.GaugeFunc("collabd_stored_bytes", "Bytes of the data file and its journal on disk.", func() float64 { return float64(st.StoredBytes()) })
+		s.reg.CounterFunc("collabd_folded_revisions_total", "Revisions folded into snapshots by the retention policy since the start.", func() float64 {
+			n, _ := st.FoldedRevisions()
+			return float64(n)
+		})
+		s.reg.GaugeFunc("collabd_compactions", "Compactions of the data file (collabd compact, offline) over its life.", func() float64 {
+			n, _ := st.Compactions()
+			return float64(n)
+		})
+	}
 	r.purges = s.reg.Counter("collabd_purges_total", "Documents deleted with their whole history (DELETE /api/docs/{id}, collabd purge) since the start.")
 	interval := s.cfg.RetentionInterval
 	log := s.log.With().Str("component", "retention").Logger()

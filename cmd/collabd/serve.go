@@ -85,11 +85,18 @@ type serveConfig struct {
 	RetainDays        int
 	RetainRevisions   int
 	RetentionInterval time.Duration
+	// Cluster mode (cluster.go): the NATS connection, the replicas of the
+	// stream and bucket this node creates, how long startup waits for
+	// NATS, and the node's name in logs and in NATS.
+	NATS               natsConfig
+	NATSReplicas       int
+	NATSStartupTimeout time.Duration
+	NodeName           string
 }
 
 func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address host:port (port 0 picks a free port)")
-	fs.StringVar(&c.Data, "data", "./data", "data directory (created if missing); the documents live in DATA/"+dbFile)
+	fs.StringVar(&c.Data, "data", "./data", "data directory (created if missing); the documents live in DATA/"+dbFile+" (in JetStream with --nats)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log format: json or console (default console when stderr is a terminal, else json)")
 	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret (at least 16 bytes) turning token authentication on; empty: open to everyone")
@@ -121,6 +128,10 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.IntVar(&c.RetainDays, "retain-days", 0, "keep every op of the last N days; older ones are folded into snapshots (0: no bound by age; with --retain-revisions an op is folded only outside both)")
 	fs.IntVar(&c.RetainRevisions, "retain-revisions", 0, "keep the ops of each document's last N revisions; older ones are folded into snapshots (0: no bound by count)")
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", 10*time.Minute, "how often the background job folds the ops the retention policy lets go")
+	natsFlags(fs, &c.NATS)
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", 1, "replicas of the JetStream op log stream and snapshot bucket when this node creates them (3 on a 3-server NATS cluster)")
+	fs.DurationVar(&c.NATSStartupTimeout, "nats-startup-timeout", 30*time.Second, "how long startup waits for NATS and JetStream before giving up")
+	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in logs and in its NATS connection (default HOSTNAME:PORT)")
 }
 
 func (c *serveConfig) validate() error {
@@ -147,6 +158,23 @@ func (c *serveConfig) validate() error {
 		return errors.New("--retain-days and --retain-revisions must not be negative")
 	case c.RetentionInterval < time.Millisecond:
 		return errors.New("--retention-interval must be at least 1ms")
+	case c.NATSReplicas < 1 || c.NATSReplicas > 5:
+		return errors.New("--nats-replicas must be 1 to 5")
+	case c.NATSStartupTimeout <= 0:
+		return errors.New("--nats-startup-timeout must be positive")
+	}
+	if err := c.NATS.validate(); err != nil {
+		return err
+	}
+	if c.NATS.enabled() {
+		// The JetStream store keeps neither the webhook outbox nor folded
+		// history yet (storage/store_jetstream_history.go).
+		switch {
+		case len(c.WebhookURLs) > 0:
+			return errors.New("--webhook-url is not supported with --nats yet (the outbox lives in the bbolt file)")
+		case c.RetainDays > 0 || c.RetainRevisions > 0:
+			return errors.New("--retain-days and --retain-revisions are not supported with --nats yet (the JetStream store keeps every op)")
+		}
 	}
 	return nil
 }
@@ -155,7 +183,10 @@ func (c *serveConfig) validate() error {
 type server struct {
 	cfg          serveConfig
 	log          zerolog.Logger
-	store        *storage.Bolt
+	store        storage.Store
+	bolt         *storage.Bolt      // the store in single-node mode, else nil
+	cluster      *clusterConn       // the NATS connection in cluster mode, else nil
+	peers        *session.NATSPeers // presence across nodes in cluster mode, else nil
 	hub          *collab.Hub
 	sio          *sockets.Server
 	glue         *glue
@@ -208,6 +239,12 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 			return nil, fmt.Errorf("--auth-secret: %w", err)
 		}
 	}
+	if cfg.NATS.enabled() && cfg.NodeName == "" {
+		cfg.NodeName = defaultNodeName(cfg.Addr)
+	}
+	if cfg.NodeName != "" {
+		log = log.With().Str("node", cfg.NodeName).Logger()
+	}
 	s := &server{cfg: cfg, log: log, reg: metrics.NewRegistry(), serveDone: make(chan struct{})}
 	ok := false
 	defer func() {
@@ -217,18 +254,27 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	}()
 
 	dbPath := filepath.Join(cfg.Data, dbFile)
-	s.store, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second,
-		CheckpointInterval: cfg.CheckpointInterval, CheckpointBytes: cfg.CheckpointBytes})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("%s is locked: is another collabd using --data %s? (%w)", dbPath, cfg.Data, err)
+	var adapter func(*sockets.Namespace) sockets.Adapter // nil: in memory
+	if cfg.NATS.enabled() {
+		if err := s.openCluster(); err != nil {
+			return nil, err
 		}
-		return nil, err
+		adapter = sockets.NewNATSAdapter(s.cluster.nc, sockets.NATSAdapterOptions{})
+	} else {
+		s.bolt, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second,
+			CheckpointInterval: cfg.CheckpointInterval, CheckpointBytes: cfg.CheckpointBytes})
+		if err != nil {
+			if errors.Is(err, bolterrors.ErrTimeout) {
+				return nil, fmt.Errorf("%s is locked: is another collabd using --data %s? (%w)", dbPath, cfg.Data, err)
+			}
+			return nil, err
+		}
+		s.store = s.bolt
 	}
 	if err := s.startWebhooks(cfg); err != nil {
 		return nil, err
 	}
-	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (one journal append and fdatasync).",
+	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (bbolt: one journal append and fdatasync; --nats: the JetStream appends until acknowledged).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
 		Store:       s.store,
@@ -250,20 +296,35 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		AllowedOrigins:  splitList(cfg.AllowedOrigins),
 		Recovery:        sockets.Recovery{Enabled: cfg.Recovery, Window: sockets.DefaultRecoveryWindow},
 		BlockingReads:   cfg.WSBlockingReads,
+		Adapter:         adapter,
 		Logger:          newSlog(log.With().Str("component", "sockets").Logger()),
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.glue, err = attachSession(s.sio, s.hub, authority, cfg, log)
+	var peers session.Peers // nil: a single node
+	if s.cluster != nil {
+		if s.peers, err = s.cluster.presence(cfg.NodeName, log); err != nil {
+			return nil, err
+		}
+		peers = s.peers
+	}
+	s.glue, err = attachSession(s.sio, s.hub, authority, peers, cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	s.apiErrs = s.reg.Counter("collabd_http_errors_total", "HTTP API error responses.")
+	// Backups and compaction are of the bbolt file: NATS has its own
+	// (nats stream backup); without them the API answers 404.
+	var backup func(context.Context, io.Writer) (int64, error)
+	var compact func(context.Context) (storage.CompactResult, error)
+	if s.bolt != nil {
+		backup, compact = s.bolt.Backup, s.bolt.CompactOnline
+	}
 	s.api, err = httpapi.New(httpapi.Config{
 		Hub:            s.hub,
-		Backup:         s.store.Backup,
-		Compact:        s.store.CompactOnline,
+		Backup:         backup,
+		Compact:        compact,
 		Delete:         s.purge,
 		VersionChanged: s.glue.svc.VersionChanged,
 		Auth:           authority,
@@ -299,7 +360,11 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	mux.Handle("/socket.io/", s.sio)
 	mux.Handle("/api/", s.api)
 	mux.Handle("GET /healthz", s.api)
-	mux.Handle("GET /readyz", s.api)
+	if s.cluster != nil {
+		mux.Handle("GET /readyz", s.cluster.readyz(s.api))
+	} else {
+		mux.Handle("GET /readyz", s.api)
+	}
 	if cfg.MetricsAuth {
 		mux.Handle("GET /metrics", guardMetrics(s.reg, authority, admin))
 	} else {
@@ -342,8 +407,13 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		log.Warn().Err(err).Msg("cannot write " + urlFile)
 	}
 	fmt.Fprintf(stdout, "collabd listening on %s\n", url)
-	log.Info().Str("url", url).Str("data", dbPath).Bool("auth", authority != nil).Bool("recovery", cfg.Recovery).
-		Msg("collabd listening on " + url)
+	ev := log.Info().Str("url", url).Bool("auth", authority != nil).Bool("recovery", cfg.Recovery)
+	if s.cluster != nil {
+		ev = ev.Str("nats", s.cluster.servers)
+	} else {
+		ev = ev.Str("data", dbPath)
+	}
+	ev.Msg("collabd listening on " + url)
 	ok = true
 	return s, nil
 }
@@ -377,15 +447,20 @@ func (s *server) registerMetrics() {
 	r.CounterFunc("collabd_cluster_rebased_total", "Cluster mode: ops sequenced again after another node appended first.", func() float64 { return float64(s.hub.Stats().Rebased) })
 	r.CounterFunc("collabd_broadcast_dropped_total", "Volatile packets dropped because a receiver's queue was full.", func() float64 { return float64(s.sio.Stats().Dropped) })
 	r.CounterFunc("collabd_slow_clients_closed_total", "Connections closed because their send queue went past --write-queue-bytes.", func() float64 { return float64(s.sio.Stats().SlowClosed) })
-	s.registerJournalMetrics()
+	if s.bolt != nil {
+		s.registerJournalMetrics()
+	}
 	s.glue.registerMetrics(r, s.apiErrs)
+	if p := s.peers; p != nil {
+		r.CounterFunc("collabd_presence_dropped_total", "Cluster mode: presence and membership events not published to the other nodes because the queue was full.", func() float64 { return float64(p.Dropped()) })
+	}
 	r.RegisterGoRuntime()
 }
 
 // registerJournalMetrics exports the store's journal: how far bbolt is
 // behind it and what checkpoints cost.
 func (s *server) registerJournalMetrics() {
-	r, st := s.reg, s.store
+	r, st := s.reg, s.bolt
 	r.CounterFunc("collabd_journal_bytes_total", "Bytes appended to the journal.", func() float64 { return float64(st.JournalStats().Bytes) })
 	r.GaugeFunc("collabd_journal_pending_frames", "Journal frames (commits) not yet checkpointed into bbolt.", func() float64 { return float64(st.JournalStats().PendingFrames) })
 	r.GaugeFunc("collabd_journal_pending_bytes", "Bytes of the journal frames not yet checkpointed into bbolt.", func() float64 { return float64(st.JournalStats().PendingBytes) })
@@ -471,12 +546,42 @@ func (s *server) closeAll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("session: %w", ctx.Err()))
 		}
 	}
+	if s.peers != nil {
+		// After the sockets: their leaves are published, then a goodbye.
+		if err := s.peers.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("presence: %w", err))
+		}
+	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("store: %w", err))
 		}
 	}
+	if s.cluster != nil {
+		// Last: the sockets adapter's goodbye and the hub's final commits
+		// went through it. Flush what nats.go still buffers.
+		_ = s.cluster.nc.FlushTimeout(time.Second)
+		s.cluster.nc.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// openCluster connects to NATS and opens the JetStream store, both within
+// --nats-startup-timeout: NATS may be starting too.
+func (s *server) openCluster() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.NATSStartupTimeout)
+	defer cancel()
+	cc, err := connectCluster(ctx, s.cfg.NATSStartupTimeout, s.cfg.NATS, s.cfg.NodeName, s.log, s.reg)
+	if err != nil {
+		return err
+	}
+	s.cluster = cc
+	js, err := openClusterStore(ctx, cc.nc, s.cfg.NATSReplicas, cc.servers)
+	if err != nil {
+		return err
+	}
+	s.store = js
+	return nil
 }
 
 // onceCloseListener closes its listener once: both the shutdown sequence

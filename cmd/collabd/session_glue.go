@@ -19,8 +19,9 @@ import (
 type glue struct{ svc *session.Service }
 
 // attachSession registers the document events on sio's namespace "/", with
-// token authentication when authority is not nil.
-func attachSession(sio *sockets.Server, hub *collab.Hub, authority *auth.Authority, cfg serveConfig, log zerolog.Logger) (*glue, error) {
+// token authentication when authority is not nil, and presence across
+// nodes through peers (nil on a single node).
+func attachSession(sio *sockets.Server, hub *collab.Hub, authority *auth.Authority, peers session.Peers, cfg serveConfig, log zerolog.Logger) (*glue, error) {
 	burst := int(math.Ceil(2 * cfg.OpsPerSecond))
 	sc := session.Config{
 		Hub: hub,
@@ -32,6 +33,7 @@ func attachSession(sio *sockets.Server, hub *collab.Hub, authority *auth.Authori
 			MaxTextBytes:  cfg.MaxPayload,
 		},
 		Logger: log.With().Str("component", "session").Logger(),
+		Peers:  peers,
 	}
 	if authority != nil {
 		sc.Authenticate = func(raw json.RawMessage) (session.Identity, error) {

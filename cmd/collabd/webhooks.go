@@ -30,7 +30,7 @@ func (s *server) startWebhooks(cfg serveConfig) error {
 	wc := webhook.Config{
 		URLs:        cfg.WebhookURLs,
 		Secret:      secret,
-		Outbox:      s.store,
+		Outbox:      s.bolt, // validate refuses webhooks in cluster mode
 		Debounce:    cfg.WebhookDebounce,
 		MaxWait:     cfg.WebhookMaxWait,
 		MaxQueue:    cfg.WebhookMaxQueue,

@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, mkdir, readFile, writeFile, rename } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,30 +39,59 @@ export function rng(seed) {
   return { next, int: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)] };
 }
 
-let built = null;
+const built = new Map(); // package -> promise of its binary's path
 
 /**
- * collabdBinary builds cmd/collabd once per test run and returns its path.
- * The binary lives in one folder per checkout (no pile-up across runs); a
- * stamp with the test runner's pid (test files run one after the other, each
- * in a child of the runner) tells a later file of the same run to reuse it.
+ * goBinary builds the Go package pkg (a path inside the module, or a module
+ * package such as the nats-server tool) into a file named name, once per
+ * test run, and returns its path. The binaries live in one folder per
+ * checkout (no pile-up across runs); a stamp per binary with the test
+ * runner's pid (test files run one after the other, each in a child of the
+ * runner) tells a later file of the same run to reuse it.
  */
-export async function collabdBinary() {
-  if (built) return built;
-  const tag = createHash('sha256').update(repoRoot).digest('hex').slice(0, 12);
-  const dir = path.join(tmpdir(), `collabd-e2e-${tag}`);
-  await mkdir(dir, { recursive: true });
-  const bin = path.join(dir, 'collabd');
-  const stamp = path.join(dir, 'run');
-  const run = String(process.ppid);
-  const current = await readFile(stamp, 'utf8').catch(() => '');
-  if (current !== run) {
-    await execFileP('go', ['build', '-o', bin + '.tmp', './cmd/collabd'], { cwd: repoRoot, maxBuffer: 16 << 20 });
-    await rename(bin + '.tmp', bin);
-    await writeFile(stamp, run);
+function goBinary(name, pkg) {
+  if (!built.has(pkg)) {
+    built.set(pkg, (async () => {
+      const tag = createHash('sha256').update(repoRoot).digest('hex').slice(0, 12);
+      const dir = path.join(tmpdir(), `collabd-e2e-${tag}`);
+      await mkdir(dir, { recursive: true });
+      const bin = path.join(dir, name);
+      const stamp = path.join(dir, name === 'collabd' ? 'run' : `${name}.run`);
+      const run = String(process.ppid);
+      const current = await readFile(stamp, 'utf8').catch(() => '');
+      if (current !== run) {
+        await execFileP('go', ['build', '-o', bin + '.tmp', pkg], { cwd: repoRoot, maxBuffer: 16 << 20 });
+        await rename(bin + '.tmp', bin);
+        await writeFile(stamp, run);
+      }
+      return bin;
+    })());
   }
-  built = bin;
-  return bin;
+  return built.get(pkg);
+}
+
+/** collabdBinary builds cmd/collabd once per test run and returns its path. */
+export function collabdBinary() {
+  return goBinary('collabd', './cmd/collabd');
+}
+
+/**
+ * natsServerBinary builds nats-server from the Go module (the tool line of
+ * go.mod, at the version go.mod requires) once per test run and returns its
+ * path. It is never linked into collabd.
+ */
+export function natsServerBinary() {
+  return goBinary('nats-server', 'github.com/nats-io/nats-server/v2');
+}
+
+/**
+ * clusterMode reports whether the collabd binary has cluster mode (its
+ * serve flags list --nats).
+ */
+export async function clusterMode() {
+  const bin = await collabdBinary();
+  const out = await execFileP(bin, ['serve', '-h']).catch((err) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }));
+  return /^\s*-nats\b/m.test(out.stdout + out.stderr);
 }
 
 // Servers still running when the process exits (a failed test) are killed.
@@ -209,6 +238,167 @@ export class Server {
   }
 }
 
+/**
+ * NatsServer runs nats-server (built from the Go module) with JetStream on
+ * its own temporary store directory, from a config file, on a fixed
+ * loopback port so that it can be killed and restarted on the same address
+ * and store. syncAlways sets `sync_interval: always` (every write fsynced
+ * before it is acknowledged: a SIGKILL loses nothing acknowledged).
+ */
+export class NatsServer {
+  constructor({ dir, port, syncAlways }) {
+    this.dir = dir;
+    this.port = port;
+    this.syncAlways = syncAlways;
+    this.proc = null;
+    this.output = '';
+    this.url = `nats://127.0.0.1:${port}`;
+  }
+
+  static async start(opts = {}) {
+    const n = new NatsServer({
+      dir: await mkdtemp(path.join(tmpdir(), 'collabd-e2e-nats-')),
+      port: opts.port ?? (await freePort()),
+      syncAlways: !!opts.syncAlways,
+    });
+    const conf = [
+      `listen: "127.0.0.1:${n.port}"`,
+      'jetstream {',
+      `  store_dir: ${JSON.stringify(path.join(n.dir, 'js'))}`,
+      ...(n.syncAlways ? ['  sync_interval: always'] : []),
+      '}',
+      '',
+    ].join('\n');
+    n.conf = path.join(n.dir, 'nats.conf');
+    await writeFile(n.conf, conf);
+    try {
+      await n.launch();
+    } catch (err) {
+      await removeDir(n.dir);
+      throw err;
+    }
+    return n;
+  }
+
+  async launch() {
+    const bin = await natsServerBinary();
+    this.output = '';
+    const proc = spawn(bin, ['-c', this.conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    running.add(proc);
+    proc.once('exit', () => running.delete(proc));
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${this.output}`)), 20000);
+      const onData = (chunk) => {
+        this.output += chunk;
+        if (this.output.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      proc.stdout.on('data', onData);
+      proc.stderr.on('data', onData);
+      this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server exited (${code ?? signal}) while starting:\n${this.output}`));
+      });
+    });
+  }
+
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+    this.proc.kill(signal);
+    return this.exited;
+  }
+
+  /** restart starts it again on the same port and store (after stop). */
+  async restart() {
+    await this.stop('SIGKILL');
+    for (let i = 0; ; i++) {
+      try {
+        await this.launch();
+        return;
+      } catch (err) {
+        if (i >= 20) throw err;
+        await sleep(100);
+      }
+    }
+  }
+
+  async close() {
+    await this.stop('SIGTERM');
+    await removeDir(this.dir);
+  }
+}
+
+/**
+ * Balancer is a round-robin TCP load balancer on loopback in front of
+ * backend ports: each accepted connection goes to the next backend that
+ * accepts a connection (dead ones are skipped). It is not sticky, so
+ * clients behind it use the WebSocket transport only (one TCP connection
+ * per Engine.IO session). counts[port] says how many connections went where.
+ */
+export class Balancer {
+  constructor(ports) {
+    this.ports = ports;
+    this.nextIdx = 0;
+    this.counts = Object.fromEntries(ports.map((p) => [p, 0]));
+    this.conns = new Set();
+  }
+
+  static async start(ports) {
+    const b = new Balancer(ports);
+    b.server = createServer((c) => b.handle(c));
+    await new Promise((resolve, reject) => {
+      b.server.once('error', reject);
+      b.server.listen(0, '127.0.0.1', resolve);
+    });
+    b.url = `http://127.0.0.1:${b.server.address().port}`;
+    return b;
+  }
+
+  handle(client) {
+    client.pause();
+    this.conns.add(client);
+    client.on('error', () => client.destroy());
+    client.once('close', () => this.conns.delete(client));
+    const attempt = (left) => {
+      if (left === 0 || client.destroyed) {
+        client.destroy();
+        return;
+      }
+      const port = this.ports[this.nextIdx++ % this.ports.length];
+      const up = tcpConnect({ host: '127.0.0.1', port });
+      const failed = () => {
+        up.destroy();
+        attempt(left - 1);
+      };
+      up.once('error', failed);
+      up.once('connect', () => {
+        up.removeListener('error', failed);
+        this.counts[port]++;
+        this.conns.add(up);
+        up.on('error', () => up.destroy());
+        up.once('close', () => {
+          this.conns.delete(up);
+          client.destroy();
+        });
+        client.once('close', () => up.destroy());
+        client.pipe(up);
+        up.pipe(client);
+        client.resume();
+      });
+    };
+    attempt(this.ports.length);
+  }
+
+  async close() {
+    for (const c of this.conns) c.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
 /** transports are the three ways a client may connect. */
 export const transportModes = [
   { name: 'polling only', opts: { transports: ['polling'], upgrade: false } },
@@ -250,8 +440,17 @@ export function next(socket, name, timeoutMs = 10000) {
  * inside their callbacks. It rejoins by itself after every reconnect.
  */
 export class Editor {
-  constructor(url, doc, id, ioOpts = {}) {
+  /**
+   * retry lists error codes (e.g. unavailable) after which the editor
+   * rejoins on the same socket a little later, resending its pending op with
+   * the same seq; retries counts them by code.
+   */
+  constructor(url, doc, id, ioOpts = {}, { retry = [] } = {}) {
     this.doc = doc;
+    this.retry = new Set(retry);
+    this.retries = {};
+    this.retryTimer = null;
+    this.joinGen = 0;
     this.id = id;
     this.ot = new OTClient({ client: id, rev: 0 });
     this.text = '';
@@ -285,11 +484,14 @@ export class Editor {
 
   join() {
     const first = !this.joinedOnce;
+    const gen = ++this.joinGen;
     const { client, rev } = this.ot.join();
     const payload = { doc: this.doc, client };
     if (!first) payload.rev = rev;
     this.socket.emit('doc:join', payload, (ack) => this.guard(() => {
+      if (gen !== this.joinGen) return; // a later join superseded it
       if (!ack.ok) {
+        if (this.retryLater(ack.error)) return;
         this.errors.push(`join: ${JSON.stringify(ack.error)}`);
         return;
       }
@@ -320,6 +522,8 @@ export class Editor {
   emitOp(sub) {
     this.socket.emit('doc:op', { doc: this.doc, ...sub }, (ack) => this.guard(() => {
       if (!ack.ok) {
+        if (this.ot.pending?.seq !== sub.seq && this.retry.has(ack.error?.code)) return; // already resent
+        if (this.retryLater(ack.error)) return;
         this.errors.push(`op seq ${sub.seq}: ${JSON.stringify(ack.error)}`);
         return;
       }
@@ -328,6 +532,25 @@ export class Editor {
       if (wasPending) this.ackedOps++;
       if (nextSub) this.emitOp(nextSub);
     }));
+  }
+
+  /**
+   * retryLater counts an error whose code is in this.retry and schedules a
+   * rejoin on the same socket (one at a time), which resends the pending op
+   * with its seq; it returns false for other errors.
+   */
+  retryLater(error) {
+    const code = error?.code;
+    if (!this.retry.has(code)) return false;
+    this.retries[code] = (this.retries[code] ?? 0) + 1;
+    if (this.retryTimer) return true;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closed || !this.socket.connected) return; // the reconnect rejoins
+      this.ot.disconnect();
+      this.join();
+    }, 100 + Math.floor(Math.random() * 100));
+    return true;
   }
 
   /** edit applies op (code points, on the local text) and sends or buffers it. */
@@ -347,6 +570,8 @@ export class Editor {
   }
 
   close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
     this.socket.close();
   }
 }
