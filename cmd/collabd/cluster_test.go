@@ -15,9 +15,12 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +31,7 @@ import (
 	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/sockets"
+	"github.com/collabd/collabd/webhook"
 )
 
 // TestNATSFlags: the cluster flags and their environment variables parse
@@ -64,7 +68,6 @@ func TestNATSFlags(t *testing.T) {
 		{name: "missing creds file", args: []string{"--nats", "nats://a:4222", "--nats-creds", creds + ".missing"}, wantErr: "--nats-creds"},
 		{name: "zero replicas", args: []string{"--nats", "nats://a:4222", "--nats-replicas", "0"}, wantErr: "--nats-replicas"},
 		{name: "bad replicas in the environment", env: map[string]string{"COLLABD_NATS_REPLICAS": "three"}, wantErr: "COLLABD_NATS_REPLICAS"},
-		{name: "webhooks in cluster mode", args: []string{"--nats", "nats://a:4222", "--webhook-url", "http://127.0.0.1:1/", "--webhook-secret", "s"}, wantErr: "--webhook-url is not supported with --nats"},
 		{name: "retention in cluster mode", args: []string{"--nats", "nats://a:4222", "--retain-days", "3"}, wantErr: "not supported with --nats"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -426,6 +429,72 @@ func TestClusterPasswordInURL(t *testing.T) {
 		"--nats", "nats://collabd:wrong-"+password+"@"+hostPort, "--nats-startup-timeout", "2s")
 	if code == 0 || !strings.Contains(stderr, "NATS unreachable at nats://***@"+hostPort) || !strings.Contains(strings.ToLower(stderr), "authorization") || strings.Contains(stderr, password) {
 		t.Fatalf("wrong password: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestClusterWebhooks: with --webhook-url on two nodes, each change is
+// reported once, by the node that committed it, not by the node that
+// followed it; the outbox is a file of the node's own.
+func TestClusterWebhooks(t *testing.T) {
+	const secret = "cluster-webhook-secret"
+	var mu sync.Mutex
+	var evs []webhook.Event
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify([]byte(secret), r.Header.Get(webhook.HeaderSignature), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("signature: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		var ev webhook.Event
+		_ = json.Unmarshal(body, &ev)
+		mu.Lock()
+		evs = append(evs, ev)
+		mu.Unlock()
+	}))
+	defer rcv.Close()
+	waitEvents := func(n int) []webhook.Event {
+		t.Helper()
+		for range 500 {
+			mu.Lock()
+			got := slices.Clone(evs)
+			mu.Unlock()
+			if len(got) >= n {
+				return got
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("fewer than %d webhook events: %+v", n, evs)
+		return nil
+	}
+	ns := natsAt(t, -1, t.TempDir())
+	env := []string{"COLLABD_NATS=" + ns.ClientURL(), "COLLABD_WEBHOOK_URL=" + rcv.URL, "COLLABD_WEBHOOK_SECRET=" + secret, "COLLABD_WEBHOOK_DEBOUNCE=100ms"}
+	a := start(t, "", env, "--node-name", "a")
+	b := start(t, "", env, "--node-name", "b")
+	if _, err := os.Stat(filepath.Join(a.data, outboxFile)); err != nil {
+		t.Fatalf("no outbox file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.data, dbFile)); !os.IsNotExist(err) {
+		t.Fatalf("cluster mode opened %s: %v", dbFile, err)
+	}
+	putDoc(t, a, "hooked", "one", 0)
+	if got := waitEvents(2); got[0].Type != webhook.TypeCreated || got[1].Type != webhook.TypeChanged || got[1].ToRev != 1 {
+		t.Fatalf("events of a's PUT: %+v", got)
+	}
+	// b follows the append (its GET shows it) but does not report it.
+	if rev, text := getDoc(t, b, "hooked"); rev != 1 || text != "one" {
+		t.Fatalf("GET through b: rev %d text %q", rev, text)
+	}
+	putDoc(t, b, "hooked", "one two", 1)
+	got := waitEvents(3)
+	var changed []uint64
+	for _, ev := range got {
+		if ev.Type == webhook.TypeChanged {
+			changed = append(changed, ev.ToRev)
+		}
+	}
+	if got[0].Type != webhook.TypeCreated || !slices.Equal(changed, []uint64{1, 2}) || len(got) != 3 {
+		t.Fatalf("events %+v", got)
 	}
 }
 

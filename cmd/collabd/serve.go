@@ -34,6 +34,9 @@ import (
 const (
 	// dbFile is the bbolt file holding every document.
 	dbFile = "collabd.db"
+	// outboxFile is the bbolt file of the webhook outbox in cluster mode
+	// (the documents are in JetStream; each node reports its own commits).
+	outboxFile = "webhooks.db"
 	// urlFile holds the URL of the server using the directory, for the
 	// client subcommands; written (atomically) once the server listens,
 	// removed when it stops.
@@ -167,12 +170,9 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	if c.NATS.enabled() {
-		// The JetStream store keeps neither the webhook outbox nor folded
-		// history yet (storage/store_jetstream_history.go).
-		switch {
-		case len(c.WebhookURLs) > 0:
-			return errors.New("--webhook-url is not supported with --nats yet (the outbox lives in the bbolt file)")
-		case c.RetainDays > 0 || c.RetainRevisions > 0:
+		// The JetStream store does not fold history yet
+		// (storage/store_jetstream_history.go).
+		if c.RetainDays > 0 || c.RetainRevisions > 0 {
 			return errors.New("--retain-days and --retain-revisions are not supported with --nats yet (the JetStream store keeps every op)")
 		}
 	}
@@ -187,6 +187,7 @@ type server struct {
 	bolt         *storage.Bolt      // the store in single-node mode, else nil
 	cluster      *clusterConn       // the NATS connection in cluster mode, else nil
 	peers        *session.NATSPeers // presence across nodes in cluster mode, else nil
+	outbox       *storage.Bolt      // the webhook outbox in cluster mode with --webhook-url, else nil
 	hub          *collab.Hub
 	sio          *sockets.Server
 	glue         *glue
@@ -260,6 +261,15 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 			return nil, err
 		}
 		adapter = sockets.NewNATSAdapter(s.cluster.nc, sockets.NATSAdapterOptions{})
+		if len(cfg.WebhookURLs) > 0 {
+			path := filepath.Join(cfg.Data, outboxFile)
+			if s.outbox, err = storage.OpenBolt(path, storage.Options{Timeout: 2 * time.Second}); err != nil {
+				if errors.Is(err, bolterrors.ErrTimeout) {
+					return nil, fmt.Errorf("%s is locked: is another collabd using --data %s? (%w)", path, cfg.Data, err)
+				}
+				return nil, err
+			}
+		}
 	} else {
 		s.bolt, err = storage.OpenBolt(dbPath, storage.Options{Timeout: 2 * time.Second,
 			CheckpointInterval: cfg.CheckpointInterval, CheckpointBytes: cfg.CheckpointBytes})
@@ -550,6 +560,11 @@ func (s *server) closeAll(ctx context.Context) error {
 		// After the sockets: their leaves are published, then a goodbye.
 		if err := s.peers.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("presence: %w", err))
+		}
+	}
+	if s.outbox != nil {
+		if err := s.outbox.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("webhook outbox: %w", err))
 		}
 	}
 	if s.store != nil {

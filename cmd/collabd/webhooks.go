@@ -30,7 +30,7 @@ func (s *server) startWebhooks(cfg serveConfig) error {
 	wc := webhook.Config{
 		URLs:        cfg.WebhookURLs,
 		Secret:      secret,
-		Outbox:      s.bolt, // validate refuses webhooks in cluster mode
+		Outbox:      s.webhookOutbox(),
 		Debounce:    cfg.WebhookDebounce,
 		MaxWait:     cfg.WebhookMaxWait,
 		MaxQueue:    cfg.WebhookMaxQueue,
@@ -58,6 +58,19 @@ func (s *server) startWebhooks(cfg serveConfig) error {
 	r.CounterFunc("collabd_webhook_coalesced_total", "Webhook change events merged into a newer one because a URL's queue was full.", func() float64 { return float64(n.Stats().Coalesced) })
 	r.GaugeFunc("collabd_webhook_queue_length", "Webhook deliveries waiting or in flight, over every URL.", func() float64 { return float64(n.Stats().Queued) })
 	return nil
+}
+
+// webhookOutbox is where the notifier keeps its deliveries: the document
+// store's bbolt file on a single node. In cluster mode it is a bbolt file of
+// the node's own (outboxFile) that holds no documents: the notifier's
+// recovery then finds no changes a crash left unreported (List is empty),
+// because it could not tell this node's commits from the others'; the
+// deliveries it had queued survive restarts.
+func (s *server) webhookOutbox() webhook.Outbox {
+	if s.bolt != nil {
+		return s.bolt
+	}
+	return s.outbox
 }
 
 // onCommitted is the hub's OnCommitted: the notifier's, or nil.
