@@ -68,7 +68,8 @@ func TestNATSFlags(t *testing.T) {
 		{name: "missing creds file", args: []string{"--nats", "nats://a:4222", "--nats-creds", creds + ".missing"}, wantErr: "--nats-creds"},
 		{name: "zero replicas", args: []string{"--nats", "nats://a:4222", "--nats-replicas", "0"}, wantErr: "--nats-replicas"},
 		{name: "bad replicas in the environment", env: map[string]string{"COLLABD_NATS_REPLICAS": "three"}, wantErr: "COLLABD_NATS_REPLICAS"},
-		{name: "retention in cluster mode", args: []string{"--nats", "nats://a:4222", "--retain-days", "3"}, wantErr: "not supported with --nats"},
+		{name: "retention in cluster mode", args: []string{"--nats", "nats://a:4222", "--retain-days", "3", "--retain-revisions", "1000"},
+			want: func(c serveConfig) bool { return c.NATS.enabled() && c.RetainDays == 3 && c.RetainRevisions == 1000 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c serveConfig

@@ -169,13 +169,6 @@ func (c *serveConfig) validate() error {
 	if err := c.NATS.validate(); err != nil {
 		return err
 	}
-	if c.NATS.enabled() {
-		// The JetStream store does not fold history yet
-		// (storage/store_jetstream_history.go).
-		if c.RetainDays > 0 || c.RetainRevisions > 0 {
-			return errors.New("--retain-days and --retain-revisions are not supported with --nats yet (the JetStream store keeps every op)")
-		}
-	}
 	return nil
 }
 
