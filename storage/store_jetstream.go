@@ -134,6 +134,11 @@ type JetStreamConfig struct {
 	// Attempts bounds the attempts of one request when JetStream answers
 	// "unavailable" or not at all (a leader election); 0 means 8.
 	Attempts int
+	// Disconnected bounds how long a request waits for a lost NATS
+	// connection to come back before it fails with ErrUnavailable, so
+	// that clients hear at once that the store is away instead of after
+	// every attempt timed out; 0 means 2 s.
+	Disconnected time.Duration
 }
 
 func (c JetStreamConfig) withDefaults() JetStreamConfig {
@@ -157,6 +162,9 @@ func (c JetStreamConfig) withDefaults() JetStreamConfig {
 	}
 	if c.Attempts <= 0 {
 		c.Attempts = 8
+	}
+	if c.Disconnected <= 0 {
+		c.Disconnected = 2 * time.Second
 	}
 	return c
 }
@@ -677,6 +685,12 @@ func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, f
 		if attempt > 0 && !sleepBackoff(ctx, attempt) {
 			return 0, fmt.Errorf("storage: %q: append: outcome unknown: %w (last error: %w)", doc, ctx.Err(), unavailable(err))
 		}
+		if cerr := s.connected(ctx); cerr != nil {
+			if attempt > 0 {
+				return 0, fmt.Errorf("storage: %q: append (outcome unknown): %w", doc, cerr)
+			}
+			return 0, fmt.Errorf("storage: %q: append: %w", doc, cerr)
+		}
 		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
 		var ack *jetstream.PubAck
@@ -693,6 +707,28 @@ func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, f
 		}
 	}
 	return 0, fmt.Errorf("storage: %q: append (outcome unknown): %w", doc, unavailable(err))
+}
+
+// connected waits up to cfg.Disconnected for the NATS connection to be up
+// and fails with ErrUnavailable when it is not.
+func (s *JetStream) connected(ctx context.Context) error {
+	nc := s.js.Conn()
+	if nc.Status() == nats.CONNECTED {
+		return nil
+	}
+	deadline := time.Now().Add(s.cfg.Disconnected)
+	for {
+		st := nc.Status()
+		switch {
+		case st == nats.CONNECTED:
+			return nil
+		case st == nats.CLOSED || time.Now().After(deadline):
+			return fmt.Errorf("%w: the NATS connection is %s", ErrUnavailable, strings.ToLower(st.String()))
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // sleepBackoff waits before retry number attempt (1, 2, ...): jittered
@@ -722,6 +758,9 @@ func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, 
 	for attempt := 0; attempt < s.cfg.Attempts; attempt++ {
 		if attempt > 0 && !sleepBackoff(ctx, attempt) {
 			break
+		}
+		if cerr := s.connected(ctx); cerr != nil {
+			return v, cerr
 		}
 		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		v, err = f(actx)

@@ -250,8 +250,8 @@ test('nats-server SIGKILLed and restarted: nodes recover, nothing acknowledged i
     const outageRun = async () => {
       await nats.stop('SIGKILL');
       // Keep it down until every node says it is not ready and an op was
-      // refused as unavailable: the store gives up after its retries, about
-      // 40 s (docs/operations.md). Bounded: the check below fails otherwise.
+      // refused as unavailable (the store waits 2 s for the connection,
+      // docs/operations.md). Bounded: the check below fails otherwise.
       await untilReady(nodes, 503, 20000);
       during503 = true;
       const end = Date.now() + 60000;
