@@ -192,6 +192,9 @@ type JetStream struct {
 	// range consumer (tests use it to prove that reads start at a
 	// snapshot).
 	gets atomic.Int64
+	// ranges counts the range consumers created (tests tell the two
+	// ways of reading apart with it).
+	ranges atomic.Int64
 	// undecodable counts the messages the follow feed skipped because
 	// they do not decode.
 	undecodable atomic.Int64
@@ -950,7 +953,10 @@ func (s *JetStream) scan(ctx context.Context, doc string, from, lo, hi uint64) (
 			if want == lo {
 				need++
 			}
-			batch = rr.read(ctx, seq, need)
+			var err error
+			if batch, err = rr.read(ctx, seq, need); err != nil {
+				return nil, fmt.Errorf("storage: %q: read: %w", doc, err)
+			}
 		}
 		if len(batch) == 0 {
 			// Also where the range consumer has nothing (a replica
@@ -1025,11 +1031,13 @@ type rangeReader struct {
 }
 
 // read returns up to limit messages of the subject from stream sequence
-// seq on, nil when the consumer has none or failed.
-func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
+// seq on, none when the consumer has none or failed. Its error is
+// ErrUnavailable: creating the consumer failed for want of JetStream
+// (gets would fail the same way, after as many attempts again).
+func (r *rangeReader) read(ctx context.Context, seq, limit uint64) ([]streamMsg, error) {
 	if r.failed || (r.cons != nil && seq != r.next) {
 		r.failed = true
-		return nil
+		return nil, nil
 	}
 	if r.cons == nil {
 		cons, err := call(r.s, ctx, func(ctx context.Context) (jetstream.Consumer, error) {
@@ -1045,14 +1053,18 @@ func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
 		})
 		if err != nil {
 			r.failed = true
-			return nil
+			if errors.Is(err, ErrUnavailable) {
+				return nil, err
+			}
+			return nil, nil
 		}
 		r.cons, r.next = cons, seq
+		r.s.ranges.Add(1)
 	}
 	res, err := r.cons.FetchNoWait(int(min(limit, rangeBatch)))
 	if err != nil {
 		r.failed = true
-		return nil
+		return nil, nil
 	}
 	var out []streamMsg
 	for m := range res.Messages() {
@@ -1069,7 +1081,7 @@ func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
 		r.failed = true
 	}
 	r.s.gets.Add(int64(len(out)))
-	return out
+	return out, nil
 }
 
 // rangeInactive is the inactivity after which the server deletes a range
