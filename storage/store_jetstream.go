@@ -170,10 +170,14 @@ func (c JetStreamConfig) withDefaults() JetStreamConfig {
 // other nodes sharing the stream: appends to one document from anywhere
 // are serialized by JetStream, and all but one of those racing for a
 // revision fail with a *StaleError. Readers see every append JetStream
-// acknowledged before they started (reads go to the stream's leader).
-// Commit runs the writes of different documents concurrently. It starts
-// no goroutine of its own beyond a Commit's lifetime; the NATS connection
-// belongs to the caller, who closes it after Close.
+// acknowledged before they started (the head comes from the stream's
+// leader, and what a range consumer on a replica behind has not yet is
+// read from the leader). Commit runs the writes of different documents
+// concurrently. Besides a Commit's own, the only goroutine it starts is
+// a Follow feed's, which ends after its stop. A request that fails
+// because NATS or JetStream cannot be reached (after its attempts) wraps
+// ErrUnavailable. The NATS connection belongs to the caller, who closes
+// it after Close.
 type JetStream struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -428,16 +432,17 @@ func retryable(err error) bool {
 		return true
 	}
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, nats.ErrDisconnected)
 }
 
 // unreachable reports an error that says NATS or JetStream cannot be
-// reached now: a retryable error, or a connection that is closed,
-// draining or reconnecting (without room to buffer).
+// reached now: a retryable error, or a connection that is closed or
+// draining (not retried: it will not come back by itself).
 func unreachable(err error) bool {
 	return retryable(err) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) ||
-		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrDisconnected)
+		errors.Is(err, nats.ErrConnectionDraining)
 }
 
 // unavailable wraps ErrUnavailable around an error of the last attempt of
