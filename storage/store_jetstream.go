@@ -710,9 +710,9 @@ func sleepBackoff(ctx context.Context, attempt int) bool {
 // call runs the JetStream request f, each attempt bounded by
 // cfg.Timeout, and retries it while JetStream is unavailable; when the
 // attempts are exhausted (or the connection is closed) its error wraps
-// ErrUnavailable. Only
-// requests that are safe to repeat go through it (reads, puts of whole
-// values, purges, and compare-and-sets whose callers re-read on conflict).
+// ErrUnavailable. Only requests that are safe to repeat go through it
+// (reads, puts of whole values, purges, and compare-and-sets whose
+// callers re-read on conflict).
 func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
 	var v T
 	var err error
@@ -1094,9 +1094,9 @@ func (r *rangeReader) read(ctx context.Context, seq, limit uint64) ([]streamMsg,
 const rangeInactive = 30 * time.Second
 
 // close deletes the consumer, if any (best effort: the server drops it
-// after rangeInactive anyway).
+// after rangeInactive anyway, so not tried while disconnected).
 func (r *rangeReader) close() {
-	if r.cons == nil {
+	if r.cons == nil || r.s.js.Conn().Status() != nats.CONNECTED {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.Timeout)
