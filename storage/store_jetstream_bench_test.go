@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkJetStreamCommit: one record per Commit to one document, on an
@@ -149,4 +150,28 @@ func BenchmarkJetStreamFollow(b *testing.B) {
 		}
 		waitSeen(start + int64(b.N))
 	})
+}
+
+// BenchmarkJetStreamClusterTextAt: BenchmarkJetStreamTextAt on a
+// 3-server cluster with an R3 stream (creating a range consumer goes
+// through the meta leader there).
+func BenchmarkJetStreamClusterTextAt(b *testing.B) {
+	_, url := runNATSCluster(b)
+	ctx0, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := OpenJetStream(ctx0, connectJS(b, url), JetStreamConfig{Replicas: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := makeHistory(b, 11, 2000)
+	commitHistory(b, s, "long", h, 1, 100)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		rev := 1 + r.Uint64N(2000)
+		if _, err := s.TextAt(ctx, "long", rev); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
