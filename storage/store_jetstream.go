@@ -178,10 +178,14 @@ func (c JetStreamConfig) withDefaults() JetStreamConfig {
 // other nodes sharing the stream: appends to one document from anywhere
 // are serialized by JetStream, and all but one of those racing for a
 // revision fail with a *StaleError. Readers see every append JetStream
-// acknowledged before they started (reads go to the stream's leader).
-// Commit runs the writes of different documents concurrently. It starts
-// no goroutine of its own beyond a Commit's lifetime; the NATS connection
-// belongs to the caller, who closes it after Close.
+// acknowledged before they started (the head comes from the stream's
+// leader, and what a range consumer on a replica behind has not yet is
+// read from the leader). Commit runs the writes of different documents
+// concurrently. Besides a Commit's own, the only goroutine it starts is
+// a Follow feed's, which ends after its stop. A request that fails
+// because NATS or JetStream cannot be reached (after its attempts) wraps
+// ErrUnavailable. The NATS connection belongs to the caller, who closes
+// it after Close.
 type JetStream struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -200,6 +204,9 @@ type JetStream struct {
 	// range consumer (tests use it to prove that reads start at a
 	// snapshot).
 	gets atomic.Int64
+	// ranges counts the range consumers created (tests tell the two
+	// ways of reading apart with it).
+	ranges atomic.Int64
 	// undecodable counts the messages the follow feed skipped because
 	// they do not decode.
 	undecodable atomic.Int64
@@ -433,16 +440,17 @@ func retryable(err error) bool {
 		return true
 	}
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrReconnectBufExceeded) ||
+		errors.Is(err, nats.ErrDisconnected)
 }
 
 // unreachable reports an error that says NATS or JetStream cannot be
-// reached now: a retryable error, or a connection that is closed,
-// draining or reconnecting (without room to buffer).
+// reached now: a retryable error, or a connection that is closed or
+// draining (not retried: it will not come back by itself).
 func unreachable(err error) bool {
 	return retryable(err) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) ||
-		errors.Is(err, nats.ErrConnectionDraining) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrDisconnected)
+		errors.Is(err, nats.ErrConnectionDraining)
 }
 
 // unavailable wraps ErrUnavailable around an error of the last attempt of
@@ -749,9 +757,9 @@ func sleepBackoff(ctx context.Context, attempt int) bool {
 // call runs the JetStream request f, each attempt bounded by
 // cfg.Timeout, and retries it while JetStream is unavailable; when the
 // attempts are exhausted (or the connection is closed) its error wraps
-// ErrUnavailable. Only
-// requests that are safe to repeat go through it (reads, puts of whole
-// values, purges, and compare-and-sets whose callers re-read on conflict).
+// ErrUnavailable. Only requests that are safe to repeat go through it
+// (reads, puts of whole values, purges, and compare-and-sets whose
+// callers re-read on conflict).
 func call[T any](s *JetStream, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
 	var v T
 	var err error
@@ -1019,7 +1027,10 @@ func (s *JetStream) scan(ctx context.Context, doc string, from, lo, hi uint64) (
 			if want == lo {
 				need++
 			}
-			batch = rr.read(ctx, seq, need)
+			var err error
+			if batch, err = rr.read(ctx, seq, need); err != nil {
+				return nil, fmt.Errorf("storage: %q: read: %w", doc, err)
+			}
 		}
 		if len(batch) == 0 {
 			// Also where the range consumer has nothing (a replica
@@ -1094,11 +1105,13 @@ type rangeReader struct {
 }
 
 // read returns up to limit messages of the subject from stream sequence
-// seq on, nil when the consumer has none or failed.
-func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
+// seq on, none when the consumer has none or failed. Its error is
+// ErrUnavailable: creating the consumer failed for want of JetStream
+// (gets would fail the same way, after as many attempts again).
+func (r *rangeReader) read(ctx context.Context, seq, limit uint64) ([]streamMsg, error) {
 	if r.failed || (r.cons != nil && seq != r.next) {
 		r.failed = true
-		return nil
+		return nil, nil
 	}
 	if r.cons == nil {
 		cons, err := call(r.s, ctx, func(ctx context.Context) (jetstream.Consumer, error) {
@@ -1114,14 +1127,18 @@ func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
 		})
 		if err != nil {
 			r.failed = true
-			return nil
+			if errors.Is(err, ErrUnavailable) {
+				return nil, err
+			}
+			return nil, nil
 		}
 		r.cons, r.next = cons, seq
+		r.s.ranges.Add(1)
 	}
 	res, err := r.cons.FetchNoWait(int(min(limit, rangeBatch)))
 	if err != nil {
 		r.failed = true
-		return nil
+		return nil, nil
 	}
 	var out []streamMsg
 	for m := range res.Messages() {
@@ -1138,7 +1155,7 @@ func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
 		r.failed = true
 	}
 	r.s.gets.Add(int64(len(out)))
-	return out
+	return out, nil
 }
 
 // rangeInactive is the inactivity after which the server deletes a range
@@ -1146,9 +1163,9 @@ func (r *rangeReader) read(ctx context.Context, seq, limit uint64) []streamMsg {
 const rangeInactive = 30 * time.Second
 
 // close deletes the consumer, if any (best effort: the server drops it
-// after rangeInactive anyway).
+// after rangeInactive anyway, so not tried while disconnected).
 func (r *rangeReader) close() {
-	if r.cons == nil {
+	if r.cons == nil || r.s.js.Conn().Status() != nats.CONNECTED {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.Timeout)

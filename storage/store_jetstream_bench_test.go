@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkJetStreamCommit: one record per Commit to one document, on an
@@ -86,5 +88,90 @@ func BenchmarkJetStreamRecords(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkJetStreamFollow: records appended by one store instance and
+// delivered to another's follow feed (two connections, embedded R1
+// server). latency: each op appends one record and waits until the feed
+// has it. throughput: b.N single-record appends (16 documents, one
+// Commit each, 16 at a time), then a wait until the feed has them all;
+// ns/op is per record.
+func BenchmarkJetStreamFollow(b *testing.B) {
+	srv := runNATS(b, natsOpts(b.TempDir(), false))
+	follower := openJSTest(b, srv.ClientURL(), JetStreamConfig{})
+	writer := openJSTest(b, srv.ClientURL(), JetStreamConfig{})
+	ctx := context.Background()
+	var seen atomic.Int64
+	arrived := make(chan struct{}, 1)
+	stop, err := follower.Follow(ctx, func(doc string, recs []Record) {
+		seen.Add(int64(len(recs)))
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	waitSeen := func(n int64) {
+		for seen.Load() < n {
+			<-arrived
+		}
+	}
+	heads := map[string]uint64{}
+	commit := func(doc string) {
+		heads[doc]++
+		w := Write{Doc: doc, Records: []Record{rec(heads[doc], "c", heads[doc], int(heads[doc]-1), "x")}}
+		if err := writer.Commit(ctx, []Write{w}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("latency", func(b *testing.B) {
+		for range b.N {
+			next := seen.Load() + 1
+			commit("lat")
+			waitSeen(next)
+		}
+	})
+	b.Run("throughput", func(b *testing.B) {
+		start := seen.Load()
+		for i := 0; i < b.N; i += 16 {
+			writes := make([]Write, 0, 16)
+			for d := range min(16, b.N-i) {
+				doc := fmt.Sprint("tp", d)
+				heads[doc]++
+				writes = append(writes, Write{Doc: doc, Records: []Record{rec(heads[doc], "c", heads[doc], int(heads[doc]-1), "x")}})
+			}
+			if err := writer.Commit(ctx, writes); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waitSeen(start + int64(b.N))
+	})
+}
+
+// BenchmarkJetStreamClusterTextAt: BenchmarkJetStreamTextAt on a
+// 3-server cluster with an R3 stream (creating a range consumer goes
+// through the meta leader there).
+func BenchmarkJetStreamClusterTextAt(b *testing.B) {
+	_, url := runNATSCluster(b)
+	ctx0, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := OpenJetStream(ctx0, connectJS(b, url), JetStreamConfig{Replicas: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := makeHistory(b, 11, 2000)
+	commitHistory(b, s, "long", h, 1, 100)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		rev := 1 + r.Uint64N(2000)
+		if _, err := s.TextAt(ctx, "long", rev); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

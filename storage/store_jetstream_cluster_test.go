@@ -62,7 +62,8 @@ func runNATSCluster(tb testing.TB) ([]*server.Server, string) {
 // TestJetStreamClusterLeaderLoss: on a 3-server cluster with an R3 stream,
 // the stream leader is shut down while several nodes append; every
 // acknowledged record is on the log afterwards, at the revision its ack
-// named, and the log is gap-free.
+// named, and the log is gap-free. A follow feed running throughout
+// delivers the whole log of each document, in order (repeats allowed).
 func TestJetStreamClusterLeaderLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 3-server cluster and a leader election")
@@ -94,6 +95,12 @@ func TestJetStreamClusterLeaderLoss(t *testing.T) {
 		}
 	}
 	t.Logf("cluster up, stores open after %v", time.Since(start))
+	feed := newFeedLog(t, true)
+	stopFeed, err := stores[1].Follow(context.Background(), feed.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopFeed()
 
 	type ack struct {
 		client string
@@ -208,5 +215,8 @@ func TestJetStreamClusterLeaderLoss(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d records, %d acknowledged", doc, len(recs), len(acked[doc]))
+		feed.waitHeads(map[string]uint64{doc: p.head})
+		feed.check(doc, recs)
 	}
+	t.Logf("feed: %d records came twice", feed.repeated)
 }

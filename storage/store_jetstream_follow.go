@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -146,6 +147,7 @@ func (f *feed) run() {
 		}
 		// The ordered consumer gave up (its iterator ended or failed):
 		// start a new one after the last message handed over.
+		f.deleteConsumer()
 		attempt++
 		if !sleepBackoff(f.ctx, attempt) {
 			return
@@ -206,7 +208,7 @@ func (f *feed) deleteConsumer() {
 	f.itMu.Lock()
 	cons := f.cons
 	f.itMu.Unlock()
-	if cons == nil || f.s.js.Conn().IsClosed() {
+	if cons == nil || f.s.js.Conn().Status() != nats.CONNECTED {
 		return
 	}
 	info := cons.CachedInfo()
