@@ -319,6 +319,10 @@ func (d *document) rollback() []resub {
 	return out
 }
 
+// errDeletedElsewhere: a catch-up found the document's log shorter than
+// what this node committed.
+var errDeletedElsewhere = errors.New("collab: document deleted on another node")
+
 // errRebased is the error of a wait whose ops were rolled back to be
 // sequenced again; no caller returns it (their callbacks moved).
 var errRebased = errors.New("collab: rolled back to be sequenced again")
@@ -342,6 +346,18 @@ func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
 	d.mu.Lock()
 	d.catching = false
 	close(d.caught)
+	if errors.Is(err, errDeletedElsewhere) {
+		// Forget it; its clients rejoin (the id now names a new document).
+		resubs = append(resubs, d.rollback()...)
+		h.dropDocument(d)
+		d.mu.Unlock()
+		d.deliver.Unlock()
+		gone := newError(contract.CodeConflict, "document %q was deleted on another node; rejoin", d.id)
+		for _, r := range resubs {
+			r.fail(gone)
+		}
+		return
+	}
 	var applied []storage.Record
 	var calls []func()
 	if err == nil {
@@ -421,6 +437,14 @@ func (h *Hub) readUpTo(d *document, target uint64) error {
 		}
 		recs, err := h.store.Records(ctx, d.id, after, catchUpBatch)
 		if err != nil {
+			d.mu.Lock()
+			shorter := after <= d.committed
+			d.mu.Unlock()
+			if errors.Is(err, storage.ErrNotFound) && shorter {
+				// The log ends before what this node committed: the
+				// document was deleted on another node.
+				return errDeletedElsewhere
+			}
 			if errors.Is(err, storage.ErrNotFound) || h.closed.Load() {
 				return err
 			}

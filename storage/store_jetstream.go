@@ -599,6 +599,14 @@ func (s *JetStream) commitOne(ctx context.Context, w *Write) error {
 		return s.deleteDoc(ctx, w.Doc)
 	}
 	p, ok := s.cached(w.Doc)
+	if ok && len(w.Records) > 0 && w.Records[0].Rev <= p.head && w.Records[0].Rev > 1 {
+		// The feed (or an ack) already showed a later append: this one
+		// would lose its compare-and-set, so it is not sent. (After a
+		// delete on another node the head is behind; the caller's
+		// catch-up reads the log's end, which this store then learns.
+		// A first record starts a new log: the lookup below tells.)
+		return &StaleError{Doc: w.Doc, Rev: w.Records[0].Rev, Head: p.head, Seq: p.seq}
+	}
 	if !ok || (len(w.Records) > 0 && w.Records[0].Rev != p.head+1) ||
 		(len(w.Records) == 0 && w.Snapshot != nil && w.Snapshot.Rev > p.head) {
 		var err error
