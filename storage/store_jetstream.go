@@ -1383,7 +1383,14 @@ func (s *JetStream) History(ctx context.Context, doc string, before uint64, limi
 		out = append(out, Revision{Rev: r.Rev, Client: r.Client, User: r.User, Time: r.Time, Ins: r.Ins, Del: r.Del})
 	}
 	if h > 0 && len(out) < limit {
-		out = append(out, Revision{Rev: h, From: 1, Folded: true}) // one line for the folded range
+		// One line for the folded range, with the time of the horizon's
+		// op: the fold keeps the message holding it (the purge stops
+		// before it), so one get finds it.
+		line := Revision{Rev: h, From: 1, Folded: true}
+		if hr, err := s.scanFolded(ctx, doc, startSeq(idx, h), h, h); err == nil && len(hr) == 1 {
+			line.Time = hr[0].Time
+		}
+		out = append(out, line)
 	}
 	return out, nil
 }

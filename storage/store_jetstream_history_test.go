@@ -283,6 +283,9 @@ func checkFolded1000(t *testing.T, s *JetStream, doc string, h *history) {
 	if page, err := s.History(ctx, doc, 701, 10); err != nil || len(page) != 1 || !page[0].Folded {
 		t.Fatalf("history just above the horizon: %+v %v", page, err)
 	}
+	if !last.Time.Equal(h.recs[699].Time) {
+		t.Fatalf("the folded line's time is %v, want that of revision 700, %v", last.Time, h.recs[699].Time)
+	}
 	st, err := s.Load(ctx, doc, 128)
 	if err != nil || st.Snapshot.Rev != 1000 || len(st.Records) != 128 || st.Records[0].Rev != 873 || st.Meta.Folded != 700 {
 		t.Fatalf("load: snapshot %d, %d records, %v", st.Snapshot.Rev, len(st.Records), err)
