@@ -543,8 +543,9 @@ func (s *JetStream) Commit(ctx context.Context, writes []Write) error {
 		return err
 	}
 	if len(writes) == 1 {
-		return s.commitOne(ctx, &writes[0])
+		return s.commitOne(ctx, &writes[0], nil)
 	}
+	pre := s.sendFirst(writes)
 	errs := make([]error, len(writes))
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
@@ -553,7 +554,7 @@ func (s *JetStream) Commit(ctx context.Context, writes []Write) error {
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			errs[i] = s.commitOne(ctx, &writes[i])
+			errs[i] = s.commitOne(ctx, &writes[i], pre[i])
 			<-sem
 		}()
 	}
@@ -594,11 +595,83 @@ func validateWrites(writes []Write) error {
 	return nil
 }
 
-func (s *JetStream) commitOne(ctx context.Context, w *Write) error {
+// sent is the one message of a write that Commit published asynchronously
+// before waiting for any answer, at p.
+type sent struct {
+	id   string
+	data []byte
+	p    logPos
+	fut  jetstream.PubAckFuture
+}
+
+// sendFirst publishes, without waiting, the message of every write of a
+// batch that is one message long and continues the log as this store
+// knows it: the publishes of a commit across many documents leave in a
+// few writes to the socket instead of one request-reply each. Each
+// commitOne then only waits for its answer. The others get nil.
+func (s *JetStream) sendFirst(writes []Write) []*sent {
+	pre := make([]*sent, len(writes))
+	if s.js.Conn().Status() != nats.CONNECTED {
+		return pre
+	}
+	for i := range writes {
+		w := &writes[i]
+		if w.Delete || len(w.Records) == 0 {
+			continue
+		}
+		p, ok := s.cached(w.Doc)
+		if !ok || w.Records[0].Rev != p.head+1 {
+			continue
+		}
+		if n, err := s.chunk(w.Records); err != nil || n < len(w.Records) {
+			continue
+		}
+		m := &sent{id: newMsgID(), data: appendOps(nil, w.Records), p: p}
+		msg := &nats.Msg{Subject: s.subject(w.Doc), Data: m.data, Header: nats.Header{}}
+		fut, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(m.id), jetstream.WithExpectLastSequencePerSubject(p.seq))
+		if err != nil {
+			continue // not sent: commitOne appends it the usual way
+		}
+		m.fut = fut
+		pre[i] = m
+	}
+	return pre
+}
+
+// awaitSent waits for the answer to m, the message of a write holding
+// revisions from first on. Without an answer in time, or with one saying
+// JetStream was unavailable, the message may be stored: it is sent again
+// with the same id, as append's retries are.
+func (s *JetStream) awaitSent(ctx context.Context, doc string, m *sent, first uint64) (uint64, error) {
+	t := time.NewTimer(s.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case ack := <-m.fut.Ok():
+		return ack.Sequence, nil
+	case err := <-m.fut.Err():
+		if isWrongLastSeq(err) {
+			return s.lostRace(ctx, doc, m.id, first, m.p, false)
+		}
+		if !retryable(err) {
+			return 0, fmt.Errorf("storage: %q: append (outcome unknown): %w", doc, unavailable(err))
+		}
+	case <-t.C:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("storage: %q: append: outcome unknown: %w", doc, ctx.Err())
+	}
+	return s.appendID(ctx, doc, m.id, m.data, first, m.p, true)
+}
+
+// commitOne applies one write; pre, when not nil, is its message already
+// published by sendFirst.
+func (s *JetStream) commitOne(ctx context.Context, w *Write, pre *sent) error {
 	if w.Delete {
 		return s.deleteDoc(ctx, w.Doc)
 	}
 	p, ok := s.cached(w.Doc)
+	if pre != nil {
+		p, ok = pre.p, true
+	}
 	if ok && len(w.Records) > 0 && w.Records[0].Rev <= p.head && w.Records[0].Rev > 1 {
 		// The feed (or an ack) already showed a later append: this one
 		// would lose its compare-and-set, so it is not sent. (After a
@@ -641,7 +714,12 @@ func (s *JetStream) commitOne(ctx context.Context, w *Write) error {
 		if err != nil {
 			return err
 		}
-		seq, err := s.append(ctx, w.Doc, appendOps(nil, recs[:n]), recs[0].Rev, p)
+		var seq uint64
+		if pre != nil && len(recs) == len(w.Records) {
+			seq, err = s.awaitSent(ctx, w.Doc, pre, recs[0].Rev)
+		} else {
+			seq, err = s.append(ctx, w.Doc, appendOps(nil, recs[:n]), recs[0].Rev, p)
+		}
 		if err != nil {
 			if len(recs) < len(w.Records) {
 				err = fmt.Errorf("storage: %q: revisions %d-%d appended, the rest not: %w",
@@ -688,13 +766,19 @@ func (s *JetStream) chunk(recs []Record) (int, error) {
 // attempt's answer was lost and the retry finds the slot taken, the id of
 // the message in the slot says whether it is ours.
 func (s *JetStream) append(ctx context.Context, doc string, data []byte, first uint64, p logPos) (uint64, error) {
-	var idb [12]byte
-	crand.Read(idb[:])
-	return s.appendID(ctx, doc, hex.EncodeToString(idb[:]), data, first, p)
+	return s.appendID(ctx, doc, newMsgID(), data, first, p, false)
 }
 
-// appendID is append with the message id given.
-func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, first uint64, p logPos) (uint64, error) {
+// newMsgID returns a random Nats-Msg-Id.
+func newMsgID() string {
+	var idb [12]byte
+	crand.Read(idb[:])
+	return hex.EncodeToString(idb[:])
+}
+
+// appendID is append with the message id given; tried says that a message
+// with this id was sent before (it may be on the stream).
+func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, first uint64, p logPos, tried bool) (uint64, error) {
 	subj := s.subject(doc)
 	var err error
 	for attempt := 0; attempt < s.cfg.Attempts; attempt++ {
@@ -716,7 +800,7 @@ func (s *JetStream) appendID(ctx context.Context, doc, id string, data []byte, f
 			return ack.Sequence, nil
 		}
 		if isWrongLastSeq(err) {
-			return s.lostRace(ctx, doc, id, first, p, attempt > 0)
+			return s.lostRace(ctx, doc, id, first, p, tried || attempt > 0)
 		}
 		if ctx.Err() != nil || !retryable(err) {
 			break

@@ -738,7 +738,7 @@ func TestJetStreamLostAck(t *testing.T) {
 	// retry of an attempt whose compare-and-set fails (the first attempt
 	// took the slot) is recognized as ours. (appendID looks for its own
 	// id only when retrying: a first attempt's id is on no message.)
-	seq, err := s.appendID(ctx, "ack", "attempt-1x", data, 2, p)
+	seq, err := s.appendID(ctx, "ack", "attempt-1x", data, 2, p, false)
 	var se *StaleError
 	if !errors.As(err, &se) || se.Head != 2 {
 		t.Fatalf("another id: %d %v", seq, err)
@@ -751,6 +751,60 @@ func TestJetStreamLostAck(t *testing.T) {
 		t.Fatalf("a retry of another id: %v", err)
 	}
 	if got, err := s.TextAt(ctx, "ack", 2); err != nil || got != "ab" {
+		t.Fatalf("text %q %v", got, err)
+	}
+}
+
+// TestJetStreamAsyncLostAnswer: a message Commit published asynchronously
+// (sendFirst) whose answer never comes is sent again with the same id once
+// Timeout passes; when the first one was stored, the retry finds it and
+// the write succeeds at its sequence instead of failing as stale.
+func TestJetStreamAsyncLostAnswer(t *testing.T) {
+	ctx := context.Background()
+	srv := runNATS(t, natsOpts(t.TempDir(), false))
+	s := openJSTest(t, srv.ClientURL(), JetStreamConfig{Timeout: 300 * time.Millisecond})
+	if err := s.Commit(ctx, []Write{{Doc: "lost", Records: []Record{rec(1, "c", 1, 0, "a")}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := s.last(ctx, "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := appendOps(nil, []Record{rec(2, "c", 2, 1, "b")})
+	// The message reached the stream...
+	ack, err := s.js.Publish(ctx, s.subject("lost"), data, jetstream.WithMsgID("async-1"), jetstream.WithExpectLastSequencePerSubject(p.seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ...and its answer is lost: a future on a subject that a silent
+	// subscriber takes and never answers.
+	nc := s.js.Conn()
+	sub, err := nc.SubscribeSync("silent.sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	fut, err := s.js.PublishMsgAsync(&nats.Msg{Subject: "silent.sink", Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &sent{id: "async-1", data: data, p: p, fut: fut}
+	start := time.Now()
+	seq, err := s.awaitSent(ctx, "lost", m, 2)
+	if err != nil || seq != ack.Sequence {
+		t.Fatalf("awaitSent: %d %v, want the stored message's sequence %d", seq, err, ack.Sequence)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("answered before Timeout without an answer to wait for")
+	}
+	// And a batch commits through sendFirst: two documents, one write each.
+	if err := s.Commit(ctx, []Write{
+		{Doc: "lost", Records: []Record{rec(3, "c", 3, 2, "c")}},
+		{Doc: "other", Records: []Record{rec(1, "d", 1, 0, "x")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.TextAt(ctx, "lost", 3); err != nil || got != "abc" {
 		t.Fatalf("text %q %v", got, err)
 	}
 }
