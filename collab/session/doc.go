@@ -39,9 +39,11 @@
 // other nodes are shown to local members like local ones: the node watches
 // a document's peer events while it has local members of it, asks the
 // other nodes for their members when it starts, publishes its own members'
-// joins, leaves and presence, and forgets the members of a node that says
-// goodbye or misses its heartbeats. Remote members are not persisted and
-// count toward no limit. Without Peers none of this runs.
+// joins, leaves and presence and the changes of named versions made on it
+// (the others tell their members with doc:versions:changed), and forgets
+// the members of a node that says goodbye or misses its heartbeats. Remote
+// members are not persisted and count toward no limit. Without Peers none
+// of this runs.
 //
 // # Concurrency contract
 //
@@ -64,9 +66,10 @@
 // document's subMu, which only serializes Subscribe and Cancel of that
 // document and is never taken by the subscription callback. The callback takes
 // only the document's mu, which no goroutine holds while waiting for the hub.
-// Peers.Publish is called with a document's mu held and never blocks; the
-// events of other nodes arrive on the bus's goroutines and take only the
-// document's mu.
+// Peers.Publish is called with a document's mu held (a version change, not
+// ordered with members' events, without it) and never blocks; the events of
+// other nodes arrive on the bus's goroutines and take only the document's
+// mu.
 //
 // Every exported method of Service is safe for concurrent use.
 //

@@ -5,13 +5,17 @@ import (
 
 	"github.com/collabd/collabd/internal/contract"
 	"github.com/collabd/collabd/sockets"
+	"github.com/collabd/collabd/storage"
 )
 
 // Peers is the presence bus of a cluster: it carries the membership and
 // presence of each node's local members to the other nodes serving the same
-// documents. Nothing on it is persisted, and nothing on it grants access:
-// remote members are only shown to local members (doc:member, doc:presence
-// and the members of a doc:join ack). A nil Peers in Config is a single node.
+// documents, and the changes of their named versions (stored in the shared
+// store; the bus only tells the members). Nothing on it is persisted, and
+// nothing on it grants access: remote members are only shown to local
+// members (doc:member, doc:presence and the members of a doc:join ack), a
+// version change only told to them (doc:versions:changed). A nil Peers in
+// Config is a single node.
 //
 // NATSPeers is the implementation over core NATS.
 type Peers interface {
@@ -24,8 +28,9 @@ type Peers interface {
 	// the delivery; it is idempotent.
 	Watch(doc string, fn func(PeerEvent)) (stop func(), err error)
 	// Publish sends ev, an event of a local member (or, for PeerJoined, the
-	// answer to a PeerSync), to the other nodes watching ev.Doc. It must
-	// not block: the session calls it with a document's lock held, and the
+	// answer to a PeerSync; for PeerVersions, a change made on this node),
+	// to the other nodes watching ev.Doc. It must not block: the session
+	// calls it with a document's lock held (but for PeerVersions), and the
 	// events of one document go out in the order of the calls. ev.Node is
 	// set by the implementation.
 	Publish(ev PeerEvent)
@@ -50,6 +55,10 @@ const (
 	// heartbeats: every member it had is gone. Client and Doc are empty
 	// when the bus delivers it to a watch; it concerns every document.
 	PeerNodeGone
+	// PeerVersions: a named version of Doc was created, renamed or deleted
+	// on Node (Change is non-nil; Client and User are empty). The session
+	// tells its live members with doc:versions:changed.
+	PeerVersions
 )
 
 func (k PeerEventKind) String() string {
@@ -64,6 +73,8 @@ func (k PeerEventKind) String() string {
 		return "sync"
 	case PeerNodeGone:
 		return "node-gone"
+	case PeerVersions:
+		return "versions"
 	}
 	return "unknown"
 }
@@ -74,8 +85,19 @@ type PeerEvent struct {
 	Node     string // the node it comes from
 	Doc      string
 	Client   string
-	User     User      // PeerJoined, PeerPresence
-	Presence *Presence // PeerPresence; optional in PeerJoined
+	User     User           // PeerJoined, PeerPresence
+	Presence *Presence      // PeerPresence; optional in PeerJoined
+	Change   *VersionChange // PeerVersions
+}
+
+// VersionChange is a change of a named version, the content of a
+// doc:versions:changed event.
+type VersionChange struct {
+	Action string // VersionCreated, VersionRenamed or VersionDeleted
+	// Name is the version's name before the change.
+	Name string
+	// Version is the version after the change; nil after a delete.
+	Version *storage.Version
 }
 
 // Presence is a member's selection at a revision (doc:presence).
@@ -193,6 +215,19 @@ func (d *docState) onPeer(ev PeerEvent) {
 			if r.node == ev.Node {
 				delete(d.remote, client)
 				d.announceRemoteLeft(r)
+			}
+		}
+	case PeerVersions:
+		// Every live member: the socket that made the change is on the
+		// other node (it has its ack there).
+		enc, err := encodeEvent("doc:versions:changed", &versionsChangedEvent{Doc: d.id, Action: ev.Change.Action, Name: ev.Change.Name, Version: ev.Change.Version})
+		if err != nil {
+			d.svc.log.Error().Err(err).Str("doc", d.id).Msg("encoding doc:versions:changed")
+			return
+		}
+		for _, m := range d.members {
+			if m.live {
+				_ = m.conn.sock.SendEncoded(enc, false)
 			}
 		}
 	}
@@ -330,6 +365,11 @@ func checkPeerEvent(ev PeerEvent, doc string) error {
 	switch ev.Kind {
 	case PeerSync:
 		return nil
+	case PeerVersions:
+		if ev.Client != "" || ev.Presence != nil {
+			return errorf(contract.CodeBadRequest, "version change with member fields")
+		}
+		return checkVersionChange(ev.Change)
 	case PeerJoined, PeerLeft, PeerPresence:
 	default:
 		return errorf(contract.CodeBadRequest, "unknown kind %d", ev.Kind)
@@ -367,6 +407,47 @@ func checkPeerUser(u User) error {
 	}
 	if !validColor(u.Color) {
 		return errorf(contract.CodeBadRequest, "bad user colour")
+	}
+	return nil
+}
+
+// checkVersionChange holds a version change of another node to what the
+// hub makes of a local one: a known action, version names by
+// contract.ValidVersionName (storage's rule), a version after a create or
+// rename and none after a delete (a created one keeps its name), a
+// revision from 1 (a version names a revision from 1), an author of at
+// most contract.MaxUserNameRunes code points (empty when the token had
+// none) and a time that encodes as JSON (RFC 3339: years 0 to 9999).
+func checkVersionChange(c *VersionChange) error {
+	if c == nil {
+		return errorf(contract.CodeBadRequest, "version change without its content")
+	}
+	switch c.Action {
+	case VersionCreated, VersionRenamed, VersionDeleted:
+	default:
+		return errorf(contract.CodeBadRequest, "unknown version action")
+	}
+	if !contract.ValidVersionName(c.Name) {
+		return errorf(contract.CodeBadRequest, "bad version name")
+	}
+	v := c.Version
+	if c.Action == VersionDeleted {
+		if v != nil {
+			return errorf(contract.CodeBadRequest, "a deleted version after its delete")
+		}
+		return nil
+	}
+	switch {
+	case v == nil:
+		return errorf(contract.CodeBadRequest, "version change without the version")
+	case !contract.ValidVersionName(v.Name) || c.Action == VersionCreated && v.Name != c.Name:
+		return errorf(contract.CodeBadRequest, "bad version name")
+	case v.Rev == 0 || v.Rev > contract.MaxInteger:
+		return errorf(contract.CodeBadRequest, "bad version revision")
+	case !utf8.ValidString(v.User) || utf8.RuneCountInString(v.User) > contract.MaxUserNameRunes:
+		return errorf(contract.CodeBadRequest, "bad version author")
+	case v.Created.Year() < 0 || v.Created.Year() > 9999:
+		return errorf(contract.CodeBadRequest, "bad version time")
 	}
 	return nil
 }

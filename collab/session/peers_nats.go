@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/collabd/collabd/internal/contract"
+	"github.com/collabd/collabd/storage"
 )
 
 // Defaults of NATSPeersConfig.
@@ -336,6 +337,15 @@ func (p *NATSPeers) Publish(ev PeerEvent) {
 		if ev.Presence == nil {
 			return
 		}
+	case PeerVersions:
+		if err := checkVersionChange(ev.Change); err != nil {
+			p.log.Error().Err(err).Str("doc", ev.Doc).Msg("a version change not published")
+			return
+		}
+		m.Kind, m.Client = "versions", ""
+		m.Action, m.Name, m.Version = ev.Change.Action, ev.Change.Name, ev.Change.Version
+		p.enqueue(p.docSubject(ev.Doc), m)
+		return
 	default:
 		return
 	}
@@ -486,18 +496,23 @@ const peerBeat PeerEventKind = 100
 
 // peerMsg is a message of the presence bus, JSON:
 // {"v":1,"k":KIND,"node":..,"doc":..,"client":..,"user":{name,color},"rev":..,"sel":[..]}
-// KIND is join, leave, presence, sync (on a document's subject), beat or
-// bye (on the nodes subject). rev and sel are a presence: required in
-// presence, optional in join.
+// KIND is join, leave, presence, sync, versions (on a document's subject),
+// beat or bye (on the nodes subject). rev and sel are a presence: required
+// in presence, optional in join. A versions message carries instead
+// "action", "name" and, but after a delete, "version": {name,rev,user,time}
+// (the fields of doc:versions:changed).
 type peerMsg struct {
-	V      int         `json:"v"`
-	Kind   string      `json:"k"`
-	Node   string      `json:"node"`
-	Doc    string      `json:"doc,omitempty"`
-	Client string      `json:"client,omitempty"`
-	User   *User       `json:"user,omitempty"`
-	Rev    *uint64     `json:"rev,omitempty"`
-	Sel    []Selection `json:"sel,omitempty"`
+	V       int              `json:"v"`
+	Kind    string           `json:"k"`
+	Node    string           `json:"node"`
+	Doc     string           `json:"doc,omitempty"`
+	Client  string           `json:"client,omitempty"`
+	User    *User            `json:"user,omitempty"`
+	Rev     *uint64          `json:"rev,omitempty"`
+	Sel     []Selection      `json:"sel,omitempty"`
+	Action  string           `json:"action,omitempty"`
+	Name    string           `json:"name,omitempty"`
+	Version *storage.Version `json:"version,omitempty"`
 }
 
 // decodePeerMsg decodes and validates a message of the presence bus with
@@ -519,6 +534,10 @@ func decodePeerMsg(data []byte) (PeerEvent, error) {
 		User   json.RawMessage `json:"user"`
 		Rev    json.RawMessage `json:"rev"`
 		Sel    json.RawMessage `json:"sel"`
+		// versions
+		Action  json.RawMessage `json:"action"`
+		Name    json.RawMessage `json:"name"`
+		Version json.RawMessage `json:"version"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		return ev, fmt.Errorf("not a JSON object: %w", err)
@@ -546,6 +565,8 @@ func decodePeerMsg(data []byte) (PeerEvent, error) {
 		ev.Kind = PeerPresence
 	case "sync":
 		ev.Kind = PeerSync
+	case "versions":
+		ev.Kind = PeerVersions
 	case "beat":
 		ev.Kind, onDoc = peerBeat, false
 	case "bye":
@@ -553,14 +574,27 @@ func decodePeerMsg(data []byte) (PeerEvent, error) {
 	default:
 		return ev, fmt.Errorf("unknown kind %q", kind)
 	}
+	versionFields := !absent(f.Action) || !absent(f.Name) || !absent(f.Version)
 	if !onDoc {
-		if !absent(f.Doc) || !absent(f.Client) || !absent(f.User) || !absent(f.Rev) || !absent(f.Sel) {
+		if !absent(f.Doc) || !absent(f.Client) || !absent(f.User) || !absent(f.Rev) || !absent(f.Sel) || versionFields {
 			return ev, fmt.Errorf("%s carries document fields", kind)
 		}
 		return ev, nil
 	}
 	if ev.Doc, err = docField(f.Doc); err != nil {
 		return ev, err
+	}
+	if ev.Kind == PeerVersions {
+		if !absent(f.Client) || !absent(f.User) || !absent(f.Rev) || !absent(f.Sel) {
+			return ev, errors.New("versions carries member fields")
+		}
+		if ev.Change, err = decodeVersionChange(f.Action, f.Name, f.Version); err != nil {
+			return ev, err
+		}
+		return ev, nil
+	}
+	if versionFields {
+		return ev, fmt.Errorf("%s carries version fields", kind)
 	}
 	if ev.Kind == PeerSync {
 		if !absent(f.Client) || !absent(f.User) || !absent(f.Rev) || !absent(f.Sel) {
@@ -608,4 +642,54 @@ func decodePeerMsg(data []byte) (PeerEvent, error) {
 		ev.Presence = pr
 	}
 	return ev, nil
+}
+
+// decodeVersionChange decodes and validates the fields of a versions
+// message: "action", "name" and "version" {name, rev, user, time}, the
+// time in RFC 3339 (kept in UTC).
+func decodeVersionChange(action, name, version json.RawMessage) (*VersionChange, error) {
+	c := &VersionChange{}
+	var err error
+	if c.Action, err = stringField(action, "action"); err != nil {
+		return nil, err
+	}
+	if c.Name, err = versionNameField(name, "name"); err != nil {
+		return nil, err
+	}
+	if !absent(version) {
+		var vf struct {
+			Name json.RawMessage `json:"name"`
+			Rev  json.RawMessage `json:"rev"`
+			User json.RawMessage `json:"user"`
+			Time json.RawMessage `json:"time"`
+		}
+		if !isObject(version) || json.Unmarshal(version, &vf) != nil {
+			return nil, errors.New(`"version" must be an object {name, rev, user, time}`)
+		}
+		v := &storage.Version{}
+		if v.Name, err = versionNameField(vf.Name, "version.name"); err != nil {
+			return nil, err
+		}
+		if v.Rev, err = intField(vf.Rev, "version.rev", 1); err != nil {
+			return nil, err
+		}
+		if !absent(vf.User) {
+			if v.User, err = stringField(vf.User, "version.user"); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := stringField(vf.Time, "version.time"); err != nil {
+			return nil, err
+		}
+		// Strict RFC 3339, as encoding/json writes a time.
+		if err := v.Created.UnmarshalJSON(vf.Time); err != nil {
+			return nil, fmt.Errorf(`"version.time" must be an RFC 3339 time: %w`, err)
+		}
+		v.Created = v.Created.UTC()
+		c.Version = v
+	}
+	if err := checkVersionChange(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPeersDocSubject(t *testing.T) {
@@ -37,6 +38,13 @@ func FuzzDecodePeerMsg(f *testing.F) {
 		`{"v":1,"k":"beat","node":"n"}`, `{"v":1,"k":"bye","node":"n"}`,
 		`{"v":1,"k":"join","node":"n","doc":"notes","client":"\ud800","user":{"name":"x","color":"#000"}}`,
 		`{"v":1,"k":"presence","node":"n","doc":"notes","client":"c","user":{"name":"x","color":"#000"},"rev":1}`,
+		`{"v":1,"k":"versions","node":"n","doc":"notes","action":"create","name":"v1","version":{"name":"v1","rev":3,"user":"Ann","time":"2026-12-06T10:00:00.123Z"}}`,
+		`{"v":1,"k":"versions","node":"n","doc":"notes","action":"rename","name":"v1","version":{"name":"Sent to client","rev":1,"user":"","time":"2026-12-06T11:00:00+01:00"}}`,
+		`{"v":1,"k":"versions","node":"n","doc":"notes","action":"delete","name":"v1"}`,
+		`{"v":1,"k":"versions","node":"n","doc":"notes","action":"delete","name":"v1","version":{"name":"v1","rev":3,"user":"","time":"2026-12-06T10:00:00Z"}}`,
+		`{"v":1,"k":"versions","node":"n","doc":"notes","action":"create","name":"v1","version":{"name":"v2","rev":0,"user":"\u00e9","time":"0000-01-01T00:00:00+01:00"}}`,
+		`{"v":1,"k":"versions","node":"n","doc":"notes","action":"create","name":" ","client":"c"}`,
+		`{"v":1,"k":"join","node":"n","doc":"notes","client":"c","user":{"name":"x","color":"#000"},"action":"delete","name":"v1"}`,
 		`{"v":1}`, `[]`, `null`, `{"v":"1"}`,
 	} {
 		f.Add([]byte(s))
@@ -70,4 +78,39 @@ func FuzzDecodePeerMsg(f *testing.F) {
 			t.Fatalf("round trip: %+v, then %+v", ev, again)
 		}
 	})
+}
+
+// A versions message decodes to its change, the time in UTC, and encodes
+// back to the same change.
+func TestDecodePeerMsgVersions(t *testing.T) {
+	ev, err := decodePeerMsg([]byte(`{"v":1,"k":"versions","node":"n","doc":"notes","action":"rename","name":"v1",` +
+		`"version":{"name":"Sent to client","rev":4,"user":"Ann","time":"2026-12-06T11:00:00.5+01:00"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ev.Change
+	if ev.Kind != PeerVersions || ev.Node != "n" || ev.Doc != "notes" || ev.Client != "" || c == nil ||
+		c.Action != VersionRenamed || c.Name != "v1" || c.Version == nil || c.Version.Name != "Sent to client" ||
+		c.Version.Rev != 4 || c.Version.User != "Ann" || c.Version.Created.Location() != time.UTC ||
+		!c.Version.Created.Equal(time.Date(2026, 12, 6, 10, 0, 0, 5e8, time.UTC)) {
+		t.Fatalf("decoded %+v, change %+v", ev, c)
+	}
+	p := &NATSPeers{node: "n", docPrefix: "x.", out: make(chan peerOut, 1)}
+	p.Publish(ev)
+	o := <-p.out
+	if want := `{"v":1,"k":"versions","node":"n","doc":"notes","action":"rename","name":"v1","version":{"name":"Sent to client","rev":4,"user":"Ann","time":"2026-12-06T10:00:00.5Z"}}`; string(o.data) != want {
+		t.Fatalf("encoded %s\nwant    %s", o.data, want)
+	}
+	// A delete carries no version; a change the session would refuse is
+	// not published.
+	p.Publish(PeerEvent{Kind: PeerVersions, Doc: "notes", Change: &VersionChange{Action: VersionDeleted, Name: "v1"}})
+	if o := <-p.out; string(o.data) != `{"v":1,"k":"versions","node":"n","doc":"notes","action":"delete","name":"v1"}` {
+		t.Fatalf("encoded %s", o.data)
+	}
+	p.Publish(PeerEvent{Kind: PeerVersions, Doc: "notes", Change: &VersionChange{Action: VersionCreated, Name: "v1"}})
+	select {
+	case o := <-p.out:
+		t.Fatalf("published %s", o.data)
+	default:
+	}
 }

@@ -18,7 +18,9 @@ import (
 // A change (create, rename, delete), by a socket or through the HTTP API
 // (VersionChanged), is told to the document's members with a
 // doc:versions:changed event: every member whose join was answered, on
-// every socket but the one that made the change (its ack tells it).
+// every socket but the one that made the change (its ack tells it). In
+// cluster mode the change also goes out on the bus (a PeerVersions event),
+// and the other nodes tell their own members of the document.
 
 // VersionRequest is the payload {doc, name, rev?} of doc:version,
 // doc:version:create and doc:version:delete; {doc, name, to} of
@@ -109,8 +111,17 @@ func (s *Service) VersionChanged(doc, action, name string, v *storage.Version) {
 }
 
 // versionsChanged sends doc:versions:changed to every live member of doc
-// but those on the socket skip (nil: none).
+// but those on the socket skip (nil: none), and publishes the change to the
+// other nodes, which may have members of doc when this node has none.
 func (s *Service) versionsChanged(skip *sockets.Socket, doc, action, name string, v *storage.Version) {
+	if s.peers != nil {
+		c := &VersionChange{Action: action, Name: name}
+		if v != nil {
+			vc := *v
+			c.Version = &vc
+		}
+		s.peers.Publish(PeerEvent{Kind: PeerVersions, Doc: doc, Change: c})
+	}
 	s.mu.Lock()
 	d := s.docs[doc]
 	s.mu.Unlock()
