@@ -570,7 +570,7 @@ func validateWrites(writes []Write) error {
 			return fmt.Errorf("%w: two writes for %q in one batch", ErrInvalid, w.Doc)
 		}
 		seen[w.Doc] = struct{}{}
-		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil) {
+		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil || w.HeadSnapshot != nil) {
 			return fmt.Errorf("%w: delete of %q carries records", ErrInvalid, w.Doc)
 		}
 		for j := range w.Records {
@@ -589,6 +589,9 @@ func validateWrites(writes []Write) error {
 func (s *JetStream) commitOne(ctx context.Context, w *Write) error {
 	if w.Delete {
 		return s.deleteDoc(ctx, w.Doc)
+	}
+	if w.HeadSnapshot != nil {
+		return s.commitHead(ctx, w)
 	}
 	p, ok := s.cached(w.Doc)
 	if !ok || (len(w.Records) > 0 && w.Records[0].Rev != p.head+1) ||
