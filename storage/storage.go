@@ -115,7 +115,7 @@ type DocInfo struct {
 // the newest snapshot and the records after it (and possibly a few before it,
 // for the retained resubmission log).
 type State struct {
-	Meta     Meta
+	Meta Meta
 	// Snapshot is the newest snapshot, regular or the head slot's (Rev 0
 	// and empty text when there is none).
 	Snapshot Snapshot
