@@ -944,6 +944,9 @@ func cmpU64(a, b uint64) int {
 // index names but the bucket lacks (a replica behind, a concurrent
 // delete) is skipped for an older one.
 func (s *JetStream) snapshotAtOrBelow(ctx context.Context, doc string, idx []snapEntry, rev uint64) (Snapshot, uint64, error) {
+	if sn, seq, ok, err := s.headAtOrBelow(ctx, doc, idx, rev); err != nil || ok {
+		return sn, seq, err
+	}
 	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
 	if found {
 		i++
@@ -1496,6 +1499,9 @@ func (s *JetStream) deleteDoc(ctx context.Context, doc string) error {
 	if err := s.kvPurge(ctx, snapIndexKey(doc)); err != nil {
 		return fmt.Errorf("storage: %q: purge snapshot index: %w", doc, err)
 	}
+	if err := s.purgeHead(ctx, doc); err != nil {
+		return err
+	}
 	return s.deleteHistory(ctx, doc)
 }
 
@@ -1516,6 +1522,9 @@ func (s *JetStream) Check(ctx context.Context) error {
 	}
 	for _, d := range docs {
 		if err := s.checkDoc(ctx, d.ID, d.Head); err != nil {
+			return err
+		}
+		if err := s.checkHead(ctx, d.ID, d.Head); err != nil {
 			return err
 		}
 	}
