@@ -140,8 +140,10 @@ type Write struct {
 	// sequencer's snapshots between the regular ones, and the final one of
 	// an eviction or a close). It replaces the slot's snapshot in the same
 	// commit. One at or below the newest snapshot of either kind is
-	// ignored (it would save nothing), and a regular snapshot at or above
-	// the slot's revision empties the slot. Bounds as Snapshot.
+	// ignored (it would save nothing); reads start from the newest
+	// snapshot of either kind at or below the revision they need (Bolt
+	// also empties the slot once a regular snapshot reaches it). Bounds
+	// as Snapshot.
 	HeadSnapshot *Snapshot
 	// Delete removes the document with its log, snapshots and named
 	// versions. It excludes Records and both snapshots.
