@@ -139,7 +139,7 @@ type Write struct {
 	// one snapshot: the newest text that saves an open its replay (the
 	// sequencer's snapshots between the regular ones, and the final one of
 	// an eviction or a close). It replaces the slot's snapshot in the same
-	// commit. One at or below the newest snapshot of either kind is
+	// commit. One at or below the newest snapshot of either kind may be
 	// ignored (it would save nothing); reads start from the newest
 	// snapshot of either kind at or below the revision they need (Bolt
 	// also empties the slot once a regular snapshot reaches it). Bounds
