@@ -100,8 +100,10 @@ type item struct {
 	lo, hi   int
 	to       uint64  // newest revision in recs
 	text     ot.Text // text at to
-	snapRev  uint64  // snapshot to write, 0 for none
+	snapRev  uint64  // regular snapshot to write, 0 for none
 	snapText ot.Text
+	headRev  uint64 // head snapshot to write (into the slot), 0 for none
+	headText ot.Text
 	wait     *commitWait
 }
 
@@ -236,8 +238,12 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 		for rev := d.handed + 1; rev <= d.head; rev++ {
 			e := d.at(rev)
 			recs = append(recs, e.record(rev))
-			if d.snapshotDue(rev, e, every) {
+			switch d.snapshotDue(rev, e, every) {
+			case snapRegular:
 				it.snapRev, it.snapText = rev, e.text
+				it.headRev, it.headText = 0, ot.Text{} // older: it would save nothing
+			case snapHead:
+				it.headRev, it.headText = rev, e.text
 			}
 		}
 		it.lo, it.hi = start, len(recs)
@@ -253,6 +259,9 @@ func (c *committer) take(dirty []*document, items []item, writes []storage.Write
 		w := storage.Write{Doc: it.d.id, Records: it.recs}
 		if it.snapRev != 0 {
 			w.Snapshot = &storage.Snapshot{Rev: it.snapRev, Text: it.snapText.String()}
+		}
+		if it.headRev != 0 {
+			w.HeadSnapshot = &storage.Snapshot{Rev: it.headRev, Text: it.headText.String()}
 		}
 		writes = append(writes, w)
 	}
@@ -316,28 +325,52 @@ const minSnapshotGap = 16
 // text read.
 func replayCost(opJSON []byte) int { return len(opJSON) + replayOpCost }
 
+// Kinds of snapshot (snapshotDue, snapshotKind).
+const (
+	snapNone    = iota
+	snapRegular // kept with the history: storage.Write.Snapshot
+	snapHead    // into the document's head slot: storage.Write.HeadSnapshot
+)
+
+// snapshotKind is where a snapshot at rev goes: a regular one on every
+// multiple of every (TextAt and Diff rebuild old revisions from them, so
+// they are kept), the head slot otherwise (only the newest is kept).
+func snapshotKind(rev, every uint64) int {
+	if rev%every == 0 {
+		return snapRegular
+	}
+	return snapHead
+}
+
 // snapshotDue counts revision rev (entry e, not yet committed) into the
-// replay cost and reports whether a snapshot of its text is due: once
-// replaying the ops since the newest snapshot would cost more than reading
-// the text (but not before minSnapshotGap revisions), and every revisions
-// after it in any case. Opening a document then costs at most about
-// twice reading its text, however small its ops. mu must be held.
-func (d *document) snapshotDue(rev uint64, e *entry, every uint64) bool {
+// replay cost and says which snapshot of its text is due, if any: a
+// regular one every revisions, and a head one once replaying the ops
+// since the newest snapshot would cost more than reading the text (but
+// not before minSnapshotGap revisions). Opening a document then costs at
+// most about twice reading its text, however small its ops, while the
+// extra snapshots take at most one text per document: each head snapshot
+// replaces the previous one. mu must be held.
+func (d *document) snapshotDue(rev uint64, e *entry, every uint64) int {
 	if d.h.cluster {
-		// In cluster mode a snapshot costs three requests to JetStream
-		// (its text and a compare-and-set of the index) on the ack's
-		// path, and opening a document costs round trips that dwarf the
-		// replay: at 1 x 8 through two nodes the replay-cost cadence
-		// halved the throughput (collabd-load, docs/architecture.md).
-		return rev%every == 0
+		// In cluster mode a snapshot costs JetStream requests on the
+		// ack's path (a regular one three: its text and a compare-and-set
+		// of the index), and opening a document costs round trips that
+		// dwarf the replay: at 1 x 8 through two nodes the replay-cost
+		// cadence halved the throughput (collabd-load,
+		// docs/architecture.md). Only the regular ones, then.
+		if rev%every != 0 {
+			return snapNone
+		}
+		d.snapRev, d.replay = rev, 0
+		return snapRegular
 	}
 	d.replay += replayCost(e.opJSON)
-	gap := rev - d.snapRev
-	if gap < every && (gap < minSnapshotGap || d.replay < e.text.ByteLen()) {
-		return false
+	kind := snapshotKind(rev, every)
+	if kind == snapHead && (rev-d.snapRev < minSnapshotGap || d.replay < e.text.ByteLen()) {
+		return snapNone
 	}
 	d.snapRev, d.replay = rev, 0
-	return true
+	return kind
 }
 
 // ok reports whether a write's records are durable: no error, or only its

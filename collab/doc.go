@@ -36,7 +36,10 @@
 // Documents load lazily on first use (newest snapshot plus the ops after
 // it), stay in memory while used or subscribed, and are evicted after
 // Config.IdleTimeout with a final snapshot. Close stops accepting work,
-// waits for the commits in flight and writes final snapshots.
+// waits for the commits in flight and writes final snapshots. Snapshots on
+// multiples of Config.SnapshotEvery are kept with the history; the others
+// (for the replay cost, and the final ones) go into the document's head
+// slot in the store, which keeps only the newest.
 //
 // Errors returned to callers are *Error values with a code of the wire
 // contract (internal/contract: bad_request, not_found, too_large, conflict,

@@ -69,15 +69,23 @@ func (h *Hub) evictIdle(now time.Time) {
 	h.writeSnapshots(context.Background(), snaps)
 }
 
-// writeSnapshots stores snaps in one commit. A failure only costs replay
-// time on the next load, so it is not reported further.
+// writeSnapshots stores snaps in one commit: each into its document's head
+// slot (replacing the one there), unless it falls on a regular snapshot's
+// revision. A failure only costs replay time on the next load, so it is
+// not reported further.
 func (h *Hub) writeSnapshots(ctx context.Context, snaps []finalSnap) error {
 	if len(snaps) == 0 {
 		return nil
 	}
 	writes := make([]storage.Write, len(snaps))
 	for i, s := range snaps {
-		writes[i] = storage.Write{Doc: s.id, Snapshot: &storage.Snapshot{Rev: s.rev, Text: s.text.String()}}
+		writes[i] = storage.Write{Doc: s.id}
+		sn := &storage.Snapshot{Rev: s.rev, Text: s.text.String()}
+		if snapshotKind(s.rev, uint64(h.cfg.SnapshotEvery)) == snapRegular {
+			writes[i].Snapshot = sn
+		} else {
+			writes[i].HeadSnapshot = sn
+		}
 	}
 	return storeError(h.store.Commit(ctx, writes))
 }

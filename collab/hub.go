@@ -51,12 +51,15 @@ type Config struct {
 	// the head; an op further behind fails with conflict (transforming it
 	// would read and replay that many records). Default 10000.
 	MaxBehind int
-	// SnapshotEvery is the most revisions between snapshots (the text at
-	// any revision is rebuilt from the snapshot at or below it plus at
-	// most SnapshotEvery-1 ops). Snapshots come sooner, but at least 16
-	// revisions apart, once replaying the ops since the newest one would
-	// cost more than reading the text (opening a document stays within
-	// about twice the cost of reading its text). Default 100.
+	// SnapshotEvery is the revisions between the history's regular
+	// snapshots, on every multiple of it (the text at any revision is
+	// rebuilt from the snapshot at or below it plus at most
+	// SnapshotEvery-1 ops). Between them, at least 16 revisions apart, a
+	// snapshot goes into the document's head slot (replacing the one
+	// there) once replaying the ops since the newest one would cost more
+	// than reading the text: opening a document stays within about twice
+	// the cost of reading its text, for one extra text stored. Default
+	// 100.
 	SnapshotEvery int
 	// IdleTimeout is how long a document without submissions, reads or
 	// subscribers stays in memory before it is evicted (with a final

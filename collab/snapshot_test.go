@@ -1,14 +1,21 @@
 package collab
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
+	bolt "go.etcd.io/bbolt"
 )
 
 // cadenceDoc writes a text of length code points to doc, then n ops that
@@ -57,8 +64,8 @@ func cadenceDoc(t *testing.T, h *Hub, store *storage.Bolt, doc string, length, n
 // TestSnapshotCadence checks that snapshots follow the replay cost: a
 // document whose ops since its snapshot would cost more to replay than its
 // text to read gets a snapshot, but not more often than every
-// minSnapshotGap revisions, and never fewer than every SnapshotEvery; and
-// that the text at every revision is still right.
+// minSnapshotGap revisions, and one on every multiple of SnapshotEvery;
+// and that the text at every revision is still right.
 func TestSnapshotCadence(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
@@ -81,9 +88,18 @@ func TestSnapshotCadence(t *testing.T) {
 			if len(snaps) < 3 {
 				t.Fatalf("snapshots at %v", snaps)
 			}
+			// The regular snapshots fall on every multiple of
+			// SnapshotEvery whatever the gap; the head ones follow the
+			// replay cost.
 			for i := 1; i < len(snaps); i++ {
-				if gap := snaps[i] - snaps[i-1]; snaps[i-1] > 0 && (gap < tc.minGap || gap > tc.maxGap) {
+				regular := snaps[i]%DefaultSnapshotEvery == 0
+				if gap := snaps[i] - snaps[i-1]; snaps[i-1] > 0 && !regular && (gap < tc.minGap || gap > tc.maxGap) {
 					t.Fatalf("snapshots at %v: gap %d, want %d to %d", snaps, gap, tc.minGap, tc.maxGap)
+				}
+			}
+			for rev := uint64(DefaultSnapshotEvery); rev <= 250; rev += DefaultSnapshotEvery {
+				if !slices.Contains(snaps, rev) {
+					t.Fatalf("snapshots at %v: none at %d", snaps, rev)
 				}
 			}
 			for rev := 1; rev < len(texts); rev += 7 {
@@ -132,4 +148,116 @@ func TestSnapshotCadenceAfterReload(t *testing.T) {
 	if st.Snapshot.Rev != 48 || st.Snapshot.Text != text.String() {
 		t.Fatalf("newest snapshot at %d, want 48 with the text at 48", st.Snapshot.Rev)
 	}
+}
+
+// TestHeadSnapshotBounded writes a few hundred revisions to two documents
+// of 4 KiB, evicting them now and then (a final snapshot each time), then
+// closes the hub and counts the snapshots in the file: a regular one on
+// every multiple of SnapshotEvery and at most one more per document, the
+// head slot, holding the newest text; the text at every revision is right.
+func TestHeadSnapshotBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "collabd.db")
+	docs := []string{"p", "q"}
+	texts := map[string][]string{}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store, err := storage.OpenBolt(path, storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		h, err := New(Config{Store: store, IdleTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(9, 9))
+		for _, d := range docs {
+			init := strings.Repeat("a", 4096)
+			mustSubmit(t, h, Submission{Doc: d, Client: "c", Seq: 1, Op: fmt.Appendf(nil, "[%q]", init)})
+			texts[d] = []string{"", init}
+		}
+		seq := uint64(1)
+		for round := range 12 {
+			for range 20 + r.IntN(30) {
+				d := docs[r.IntN(len(docs))]
+				rev := uint64(len(texts[d]) - 1)
+				op := replaceOp(r.IntN(4096), rune('a'+r.IntN(26)))
+				parsed, _ := ot.Parse(op)
+				next, err := parsed.ApplyString(texts[d][rev])
+				if err != nil {
+					t.Fatal(err)
+				}
+				seq++
+				if got := mustSubmit(t, h, Submission{Doc: d, Client: "c", Seq: seq, BaseRev: rev, Op: op}); got != rev+1 {
+					t.Fatalf("round %d: got revision %d, want %d", round, got, rev+1)
+				}
+				texts[d] = append(texts[d], next)
+			}
+			if round%3 == 2 {
+				time.Sleep(2 * time.Minute) // evicted: a final snapshot each
+				synctest.Wait()
+				if n := h.Stats().LiveDocs; n != 0 {
+					t.Fatalf("%d live documents after the idle timeout", n)
+				}
+			}
+		}
+		for _, d := range docs {
+			for rev, want := range texts[d] {
+				if got, err := h.TextAt(ctx, d, uint64(rev)); err != nil || got != want {
+					t.Fatalf("%s: text at %d: %v", d, rev, err)
+				}
+			}
+		}
+		if err := h.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			st, err := store.Load(ctx, d, 0)
+			head := uint64(len(texts[d]) - 1)
+			if err != nil || st.Meta.Head != head || st.Snapshot.Rev != head || st.Snapshot.Text != texts[d][head] {
+				t.Fatalf("%s: after Close the newest snapshot is at %d (head %d): %v", d, st.Snapshot.Rev, st.Meta.Head, err)
+			}
+		}
+		if err := store.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The file's layout (docs/architecture.md, "Storage layout"): snap/
+	// holds the regular snapshots, head/ the slots.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		for _, d := range docs {
+			head := uint64(len(texts[d]) - 1)
+			var regular []uint64
+			c := tx.Bucket([]byte("snap")).Cursor()
+			prefix := append([]byte(d), 0)
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				regular = append(regular, binary.BigEndian.Uint64(k[len(prefix):]))
+			}
+			for i, rev := range regular {
+				if rev != uint64(i+1)*DefaultSnapshotEvery {
+					t.Errorf("%s (head %d): regular snapshots at %v", d, head, regular)
+					break
+				}
+			}
+			if want := int(head / DefaultSnapshotEvery); len(regular) != want {
+				t.Errorf("%s (head %d): %d regular snapshots, want %d", d, head, len(regular), want)
+			}
+			slot := tx.Bucket([]byte("head")).Get([]byte(d))
+			if head%DefaultSnapshotEvery != 0 && (len(slot) < 8 || binary.BigEndian.Uint64(slot) != head) {
+				t.Errorf("%s: head slot %x, want one at the head %d", d, slot, head)
+			}
+		}
+		if n := tx.Bucket([]byte("head")).Stats().KeyN; n > len(docs) {
+			t.Errorf("%d head slots for %d documents", n, len(docs))
+		}
+		return nil
+	})
 }

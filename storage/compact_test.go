@@ -65,6 +65,7 @@ func TestPurgeAndCompactLeaveNoTrace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "collabd.db")
 	marker := "MARKER-7f3a9c-secret"
+	headMarker := "HEAD-SLOT-51c0e2"
 	s, err := OpenBolt(path, Options{JournalSegmentSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +81,11 @@ func TestPurgeAndCompactLeaveNoTrace(t *testing.T) {
 		w := Write{Doc: "secret", Records: recs}
 		if batch%10 == 9 {
 			w.Snapshot = &Snapshot{Rev: rev + 50, Text: strings.Repeat(marker, 3)}
+		} else if batch%3 == 0 {
+			// The head slot: each replaces the last; the one of batch 18
+			// is checkpointed into bbolt, the one of batch 39 stays in
+			// the journal.
+			w.HeadSnapshot = &Snapshot{Rev: rev + 50, Text: fmt.Sprintf("%s %d", headMarker, batch)}
 		}
 		commitT(t, s, w, Write{Doc: "other", Records: keep})
 		rev += 50
@@ -99,11 +105,13 @@ func TestPurgeAndCompactLeaveNoTrace(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The test can fail: the marker is still on disk after the delete.
-	if found := filesHolding(t, dir, []byte(marker)); len(found) == 0 {
-		t.Fatal("marker not on disk before the compaction: the scan proves nothing")
-	} else {
-		t.Logf("before compaction the marker is in %v", found)
+	// The test can fail: the markers are still on disk after the delete.
+	for _, m := range []string{marker, headMarker} {
+		if found := filesHolding(t, dir, []byte(m)); len(found) == 0 {
+			t.Fatalf("%s not on disk before the compaction: the scan proves nothing", m)
+		} else {
+			t.Logf("before compaction %s is in %v", m, found)
+		}
 	}
 
 	res, err := Compact(ctx, path, time.Second)
@@ -114,8 +122,10 @@ func TestPurgeAndCompactLeaveNoTrace(t *testing.T) {
 	if res.After() >= res.Before() || res.FileAfter >= res.FileBefore || res.JournalAfter != 0 {
 		t.Fatalf("compaction did not shrink: %+v", res)
 	}
-	if found := filesHolding(t, dir, []byte(marker)); len(found) > 0 {
-		t.Fatalf("marker still in %v after purge and compaction", found)
+	for _, m := range []string{marker, headMarker} {
+		if found := filesHolding(t, dir, []byte(m)); len(found) > 0 {
+			t.Fatalf("%s still in %v after purge and compaction", m, found)
+		}
 	}
 	if got, _ := fileSize(path); got != res.FileAfter {
 		t.Fatalf("file is %d bytes, reported %d", got, res.FileAfter)

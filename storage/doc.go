@@ -1,5 +1,6 @@
 // Package storage keeps collabd's documents durable: per document an op log
-// keyed by revision, snapshots of the full text every so many revisions and
+// keyed by revision, snapshots of the full text every so many revisions, a
+// head slot that keeps one more (the newest, replaced by each new one) and
 // metadata, in one embedded bbolt file, with a write-ahead journal in front
 // of it (see docs/architecture.md for the layout).
 //

@@ -171,3 +171,10 @@ func decodeSnapshot(rev uint64, v []byte) (string, error) {
 	}
 	return string(v[1:]), nil
 }
+
+// appendHead appends the value of a head slot (bucketHead): the snapshot's
+// revision (8 bytes, big endian), then its snapshot encoding.
+func appendHead(b []byte, rev uint64, text string) []byte {
+	b = binary.BigEndian.AppendUint64(b, rev)
+	return appendSnapshot(b, text)
+}

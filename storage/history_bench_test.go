@@ -19,6 +19,13 @@ import (
 // length code points (so the text keeps its length), stamped from start
 // on, step apart. It returns the text at the head.
 func buildDoc(tb testing.TB, s *Bolt, doc string, revs, length, snapEvery int, start time.Time, step time.Duration) string {
+	return buildDocHead(tb, s, doc, revs, length, snapEvery, 0, start, step)
+}
+
+// buildDocHead is buildDoc with a head snapshot (the slot) every headEvery
+// revisions between the regular ones (0: none), as the sequencer writes
+// its replay-cost snapshots.
+func buildDocHead(tb testing.TB, s *Bolt, doc string, revs, length, snapEvery, headEvery int, start time.Time, step time.Duration) string {
 	tb.Helper()
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(uint64(revs), uint64(length)))
@@ -38,10 +45,14 @@ func buildDoc(tb testing.TB, s *Bolt, doc string, revs, length, snapEvery int, s
 		batch = append(batch, Record{Rev: rev, Op: op.AppendJSON(nil), Client: "c", Seq: rev,
 			Time: start.Add(time.Duration(rev) * step), Ins: 1, Del: 1})
 		snap := rev%uint64(snapEvery) == 0
-		if snap || rev%100 == 0 || rev == uint64(revs) {
+		head := !snap && headEvery > 0 && rev%uint64(headEvery) == 0
+		if snap || head || rev%100 == 0 || rev == uint64(revs) {
 			w := Write{Doc: doc, Records: batch}
 			if snap {
 				w.Snapshot = &Snapshot{Rev: rev, Text: text.String()}
+			}
+			if head {
+				w.HeadSnapshot = &Snapshot{Rev: rev, Text: text.String()}
 			}
 			if err := s.Commit(ctx, []Write{w}); err != nil {
 				tb.Fatal(err)
@@ -172,7 +183,9 @@ func BenchmarkOpenLargeHistory(b *testing.B) {
 // BenchmarkRetentionDiskUse writes 1,000,000 ops over 100 documents
 // (10,000 each, stamped evenly over the last ten days, 200 code point
 // texts, a snapshot every snap-every revisions: 100, SnapshotEvery, and
-// 16, what the sequencer does for such small texts) and reports the data
+// 16, what the sequencer did for such small texts before the head slot;
+// head-every=16: a regular one every 100 and the head slot's every 16, as
+// the sequencer does now) and reports the data
 // file after a compaction without a policy and with a 1-day /
 // 1,000-revision policy (an op is folded once it is both older than a day
 // and more than 1,000 revisions below its head):
@@ -180,11 +193,12 @@ func BenchmarkOpenLargeHistory(b *testing.B) {
 //	go test -run '^$' -bench RetentionDiskUse -benchtime 1x ./storage
 func BenchmarkRetentionDiskUse(b *testing.B) {
 	for _, every := range []int{100, 16} {
-		b.Run(fmt.Sprintf("snap-every=%d", every), func(b *testing.B) { retentionDiskUse(b, every) })
+		b.Run(fmt.Sprintf("snap-every=%d", every), func(b *testing.B) { retentionDiskUse(b, every, 0) })
 	}
+	b.Run("head-every=16", func(b *testing.B) { retentionDiskUse(b, 100, 16) })
 }
 
-func retentionDiskUse(b *testing.B, snapEvery int) {
+func retentionDiskUse(b *testing.B, snapEvery, headEvery int) {
 	const docs, perDoc, length = 100, 10_000, 200
 	for b.Loop() {
 		dir := b.TempDir()
@@ -197,7 +211,7 @@ func retentionDiskUse(b *testing.B, snapEvery int) {
 		start := now.Add(-10 * 24 * time.Hour)
 		step := 10 * 24 * time.Hour / perDoc
 		for i := range docs {
-			buildDoc(b, s, fmt.Sprintf("doc-%03d", i), perDoc, length, snapEvery, start, step)
+			buildDocHead(b, s, fmt.Sprintf("doc-%03d", i), perDoc, length, snapEvery, headEvery, start, step)
 		}
 		if err := s.Close(); err != nil {
 			b.Fatal(err)

@@ -82,12 +82,19 @@ type jWrite struct {
 	updated  time.Time
 	snap     *Snapshot
 	snapText []byte // the snapshot text, sliced out of the payload
+	head     *Snapshot
+	headText []byte // the head snapshot's text, sliced out of the payload
 }
 
 // Payload flags of one write.
 const (
 	pwDelete   = 1
 	pwSnapshot = 2
+	// pwHead: a head snapshot follows the regular one. Frames written
+	// before the head slot existed never set it, so they decode as they
+	// did; a binary that predates it refuses a frame that sets it (the
+	// unknown flag) rather than dropping the snapshot.
+	pwHead = 4
 )
 
 const payloadV1 = 1
@@ -95,7 +102,8 @@ const payloadV1 = 1
 // appendPayload encodes a batch: version, uvarint count, then per write:
 // uvarint length + id, flags byte, uvarint record count, [uvarint first
 // revision, per record uvarint length + appendRecord value], [uvarint
-// snapshot revision, uvarint length + text]. The writes must have passed
+// snapshot revision, uvarint length + text] when pwSnapshot, [uvarint head
+// snapshot revision, uvarint length + text] when pwHead. The writes must have passed
 // Commit's validation (records contiguous).
 func appendPayload(b []byte, writes []Write) []byte {
 	b = append(b, payloadV1)
@@ -111,6 +119,9 @@ func appendPayload(b []byte, writes []Write) []byte {
 		if w.Snapshot != nil {
 			flags |= pwSnapshot
 		}
+		if w.HeadSnapshot != nil {
+			flags |= pwHead
+		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(len(w.Records)))
 		if len(w.Records) > 0 {
@@ -121,10 +132,12 @@ func appendPayload(b []byte, writes []Write) []byte {
 				b = appendRecord(b, r)
 			}
 		}
-		if sn := w.Snapshot; sn != nil {
-			b = binary.AppendUvarint(b, sn.Rev)
-			b = binary.AppendUvarint(b, uint64(len(sn.Text)))
-			b = append(b, sn.Text...)
+		for _, sn := range [...]*Snapshot{w.Snapshot, w.HeadSnapshot} {
+			if sn != nil {
+				b = binary.AppendUvarint(b, sn.Rev)
+				b = binary.AppendUvarint(b, uint64(len(sn.Text)))
+				b = append(b, sn.Text...)
+			}
 		}
 	}
 	return b
@@ -181,7 +194,7 @@ func decodePayload(p []byte) ([]jWrite, error) {
 		}
 		flags := d.b[0]
 		d.b = d.b[1:]
-		if flags&^(pwDelete|pwSnapshot) != 0 {
+		if flags&^(pwDelete|pwSnapshot|pwHead) != 0 {
 			return nil, fmt.Errorf("%w: journal payload: flags %x", ErrCorrupt, flags)
 		}
 		w.del = flags&pwDelete != 0
@@ -219,10 +232,18 @@ func decodePayload(p []byte) ([]jWrite, error) {
 				w.snapText = text
 			}
 		}
+		if flags&pwHead != 0 {
+			rev := d.uvarint()
+			text := d.bytes()
+			if d.err == nil {
+				w.head = &Snapshot{Rev: rev}
+				w.headText = text
+			}
+		}
 		if d.err != nil {
 			return nil, d.err
 		}
-		if !contract.ValidDocID(w.doc) || (w.del && (len(w.recs) > 0 || w.snap != nil)) {
+		if !contract.ValidDocID(w.doc) || (w.del && (len(w.recs) > 0 || w.snap != nil || w.head != nil)) {
 			return nil, fmt.Errorf("%w: journal payload: bad write for %q", ErrCorrupt, w.doc)
 		}
 		out = append(out, w)
@@ -253,6 +274,9 @@ func (w *jWrite) shape() writeShape {
 	s := writeShape{del: w.del, n: len(w.recs), first: w.first, created: w.created, updated: w.updated}
 	if w.snap != nil {
 		s.hasSnap, s.snapRev = true, w.snap.Rev
+	}
+	if w.head != nil {
+		s.hasHead, s.headRev = true, w.head.Rev
 	}
 	return s
 }

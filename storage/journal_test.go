@@ -593,8 +593,11 @@ func crashChild(path string) {
 				w.Records = append(w.Records, Record{Rev: heads[d], Op: fmt.Appendf(nil, "[%q]", ins), Client: "c", Seq: heads[d], Time: time.Now()})
 				fmt.Fprintf(&line, "%s %d\n", d, heads[d])
 			}
-			if r.IntN(5) == 0 {
+			switch r.IntN(5) {
+			case 0:
 				w.Snapshot = &Snapshot{Rev: heads[d], Text: texts[d]}
+			case 1, 2: // the head slot, replaced again and again
+				w.HeadSnapshot = &Snapshot{Rev: heads[d], Text: texts[d]}
 			}
 			ws = append(ws, w)
 		}
@@ -686,6 +689,11 @@ func verifyJournalCrash(t *testing.T, path string, acked map[string]uint64) (rep
 		if err != nil || strings.Count(txt, ";") != int(m.Head) || !strings.HasPrefix(txt, fmt.Sprintf("%s:%d;", d, m.Head)) {
 			t.Fatalf("%s: text at head %d: %v", d, m.Head, err)
 		}
+		// Load starts from the newest snapshot (often the head slot's).
+		st, err := s.Load(ctx, d, 0)
+		if err != nil || st.Snapshot.Rev != m.SnapRev || strings.Count(st.Snapshot.Text, ";") != int(st.Snapshot.Rev) {
+			t.Fatalf("%s: loaded snapshot %d, meta %d: %v", d, st.Snapshot.Rev, m.SnapRev, err)
+		}
 	}
 	return replayed
 }
@@ -699,6 +707,7 @@ func FuzzJournalFrame(f *testing.F) {
 		{{Doc: "d", Records: h.recs[:3], Snapshot: &Snapshot{Rev: 2, Text: h.texts[2]}}},
 		{{Doc: "a", Delete: true}, {Doc: "b", Records: h.recs[3:8]}},
 		{{Doc: "x.y~z", Snapshot: &Snapshot{Rev: 1, Text: "日本語"}}},
+		{{Doc: "h", Records: h.recs[:4], Snapshot: &Snapshot{Rev: 2, Text: h.texts[2]}, HeadSnapshot: &Snapshot{Rev: 4, Text: h.texts[4]}}},
 	} {
 		frame := appendFrame(nil, epoch, 9, appendPayload(nil, ws))
 		f.Add(frame)
@@ -732,6 +741,9 @@ func FuzzJournalFrame(f *testing.F) {
 			if w.snap != nil {
 				back[i].Snapshot = &Snapshot{Rev: w.snap.Rev, Text: string(w.snapText)}
 			}
+			if w.head != nil {
+				back[i].HeadSnapshot = &Snapshot{Rev: w.head.Rev, Text: string(w.headText)}
+			}
 		}
 		again, err := decodePayload(appendPayload(nil, back))
 		if err != nil || len(again) != len(ws) {
@@ -740,7 +752,8 @@ func FuzzJournalFrame(f *testing.F) {
 		for i := range ws {
 			a, w := again[i], ws[i]
 			if a.doc != w.doc || a.del != w.del || a.first != w.first && len(w.recs) > 0 || len(a.recs) != len(w.recs) ||
-				(a.snap == nil) != (w.snap == nil) || a.snap != nil && (a.snap.Rev != w.snap.Rev || !bytes.Equal(a.snapText, w.snapText)) {
+				(a.snap == nil) != (w.snap == nil) || a.snap != nil && (a.snap.Rev != w.snap.Rev || !bytes.Equal(a.snapText, w.snapText)) ||
+				(a.head == nil) != (w.head == nil) || a.head != nil && (a.head.Rev != w.head.Rev || !bytes.Equal(a.headText, w.headText)) {
 				t.Fatalf("write %d changed: %+v -> %+v", i, w, a)
 			}
 			for j := range w.recs {

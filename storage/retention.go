@@ -192,6 +192,14 @@ func foldTo(tx *bolt.Tx, d docView, h uint64) error {
 	if err := d.snaps.Put(docKey(d.id, h), appendSnapshot(nil, text.String())); err != nil {
 		return err
 	}
+	// The horizon's snapshot is a regular one: only a later fold deletes
+	// it. A head slot at or below it goes (it would lie below the newest
+	// regular snapshot, or below the horizon).
+	if hr, _, ok := d.headSlot(); ok && hr <= h {
+		if err := d.heads.Delete([]byte(d.id)); err != nil {
+			return err
+		}
+	}
 	// The ops of revisions Folded+1 to h go. bbolt's cursor Delete keeps
 	// the cursor on the next key.
 	lc := d.log.Cursor()

@@ -93,7 +93,9 @@ type Meta struct {
 	Head    uint64    // revision of the newest record; 0 for an empty log
 	Created time.Time // time of the first write
 	Updated time.Time // time of the newest write
-	SnapRev uint64    // revision of the newest snapshot; 0 when there is none
+	// SnapRev is the revision of the newest snapshot, regular or in the
+	// head slot; 0 when there is none. The slot, when full, holds it.
+	SnapRev uint64
 	// Folded is the fold horizon: the ops of revisions 1 to Folded were
 	// folded into the snapshot at Folded by the retention policy (0: none).
 	Folded uint64
@@ -113,8 +115,10 @@ type DocInfo struct {
 // the newest snapshot and the records after it (and possibly a few before it,
 // for the retained resubmission log).
 type State struct {
-	Meta     Meta
-	Snapshot Snapshot // Rev 0 and empty text when there is none
+	Meta Meta
+	// Snapshot is the newest snapshot, regular or the head slot's (Rev 0
+	// and empty text when there is none).
+	Snapshot Snapshot
 	// Records are contiguous, ascending, end at Meta.Head and start at or
 	// below Snapshot.Rev+1.
 	Records []Record
@@ -126,11 +130,23 @@ type Write struct {
 	Doc string
 	// Records to append: ascending, contiguous, Records[0].Rev == head+1.
 	Records []Record
-	// Snapshot to store, at or below the head after Records are appended.
+	// Snapshot to store for good, at or below the head after Records are
+	// appended: one of the history's regular snapshots, from which TextAt
+	// and Diff rebuild old revisions (the sequencer writes one every
+	// SnapshotEvery revisions). Only the retention policy deletes it.
 	Snapshot *Snapshot
+	// HeadSnapshot goes into the document's head slot, which holds at most
+	// one snapshot: the newest text that saves an open its replay (the
+	// sequencer's snapshots between the regular ones, and the final one of
+	// an eviction or a close). It replaces the slot's snapshot in the same
+	// commit. One at or below the newest snapshot of either kind may be
+	// ignored (it would save nothing); reads start from the newest
+	// snapshot of either kind at or below the revision they need (Bolt
+	// also empties the slot once a regular snapshot reaches it). Bounds
+	// as Snapshot.
+	HeadSnapshot *Snapshot
 	// Delete removes the document with its log, snapshots and named
-	// versions. It excludes
-	// Records and Snapshot.
+	// versions. It excludes Records and both snapshots.
 	Delete bool
 }
 

@@ -29,6 +29,9 @@ var (
 	bucketMeta = []byte("meta") // document id -> metadata value
 	bucketLog  = []byte("log")  // id 0x00 rev(8, BE) -> record
 	bucketSnap = []byte("snap") // id 0x00 rev(8, BE) -> snapshot
+	// bucketHead is the head slot: id -> rev(8, BE) snapshot. Made by the
+	// first read-write open of a file that lacks it.
+	bucketHead = []byte("head")
 	// bucketJournal holds the journal's checkpoint: keyCheckpoint -> LSN
 	// (8 bytes, big endian) of the newest frame applied to this file.
 	bucketJournal = []byte("journal")
@@ -177,6 +180,15 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 	} else if !exists {
 		err = fmt.Errorf("%w: missing buckets", ErrCorrupt)
 	}
+	if err == nil && !opts.ReadOnly {
+		err = db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketHead) != nil {
+				return nil
+			}
+			_, err := tx.CreateBucket(bucketHead)
+			return err
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: init %s: %w", path, err)
@@ -288,7 +300,7 @@ func (s *Bolt) Commit(ctx context.Context, writes []Write) error {
 			}
 			seen[w.Doc] = struct{}{}
 		}
-		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil) {
+		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil || w.HeadSnapshot != nil) {
 			return fmt.Errorf("%w: delete of %q carries records", ErrInvalid, w.Doc)
 		}
 		for j := range w.Records {
@@ -353,12 +365,24 @@ func applyWrite(tx *bolt.Tx, w *Write, arena *[]byte) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := advanceMeta(w.Doc, cur, exists, shapeOf(w))
+	shape := shapeOf(w)
+	m, _, err := advanceMeta(w.Doc, cur, exists, shape)
 	if err != nil {
 		return err
 	}
 	if w.Delete {
 		return deleteDoc(tx, w.Doc)
+	}
+	switch slotAction(cur, shape) {
+	case slotPut:
+		sn := w.HeadSnapshot
+		if err := tx.Bucket(bucketHead).Put([]byte(w.Doc), appendHead(nil, sn.Rev, sn.Text)); err != nil {
+			return err
+		}
+	case slotDrop:
+		if err := tx.Bucket(bucketHead).Delete([]byte(w.Doc)); err != nil {
+			return err
+		}
 	}
 	if len(w.Records) > 0 {
 		lb := tx.Bucket(bucketLog)
@@ -390,9 +414,11 @@ func deleteDoc(tx *bolt.Tx, doc string) error {
 	if err := tx.Bucket(bucketMeta).Delete([]byte(doc)); err != nil {
 		return err
 	}
-	if b := tx.Bucket(bucketRet); b != nil {
-		if err := b.Delete([]byte(doc)); err != nil {
-			return err
+	for _, name := range [][]byte{bucketRet, bucketHead} {
+		if b := tx.Bucket(name); b != nil {
+			if err := b.Delete([]byte(doc)); err != nil {
+				return err
+			}
 		}
 	}
 	for _, name := range [][]byte{bucketLog, bucketSnap, bucketVer} {
@@ -428,6 +454,8 @@ type writeShape struct {
 	created, updated time.Time
 	hasSnap          bool
 	snapRev          uint64
+	hasHead          bool // a head snapshot
+	headRev          uint64
 }
 
 func shapeOf(w *Write) writeShape {
@@ -440,6 +468,9 @@ func shapeOf(w *Write) writeShape {
 	}
 	if w.Snapshot != nil {
 		s.hasSnap, s.snapRev = true, w.Snapshot.Rev
+	}
+	if w.HeadSnapshot != nil {
+		s.hasHead, s.headRev = true, w.HeadSnapshot.Rev
 	}
 	return s
 }
@@ -472,7 +503,43 @@ func advanceMeta(doc string, m Meta, exists bool, w writeShape) (Meta, bool, err
 		}
 		m.SnapRev = max(m.SnapRev, w.snapRev)
 	}
+	if w.hasHead {
+		if w.headRev > m.Head || w.headRev == 0 {
+			return Meta{}, false, fmt.Errorf("%w: %q: head snapshot %d, head %d", ErrConflict, doc, w.headRev, m.Head)
+		}
+		m.SnapRev = max(m.SnapRev, w.headRev)
+	}
 	return m, true, nil
+}
+
+// What a write does to its document's head slot (slotAction).
+const (
+	slotKeep = iota
+	slotPut  // store the write's head snapshot in the slot, replacing it
+	slotDrop // empty the slot: a regular snapshot at or above it came
+)
+
+// slotAction says what a write of shape w does to the head slot of a
+// document whose metadata was cur before it. The rule keeps an invariant
+// that needs nothing but the metadata: a full slot holds the newest
+// snapshot, at Meta.SnapRev, above every regular one. So a regular
+// snapshot at or above SnapRev makes the slot useless, and a head snapshot
+// is kept only above every snapshot.
+func slotAction(cur Meta, w writeShape) int {
+	if w.del {
+		return slotKeep // deleteDoc empties it
+	}
+	newest := cur.SnapRev
+	if w.hasSnap {
+		newest = max(newest, w.snapRev)
+	}
+	switch {
+	case w.hasHead && w.headRev > newest:
+		return slotPut
+	case w.hasSnap && w.snapRev >= cur.SnapRev:
+		return slotDrop
+	}
+	return slotKeep
 }
 
 // deleteRange deletes every key of b that starts with prefix.
@@ -495,6 +562,7 @@ type docView struct {
 	id         string
 	meta       Meta
 	log, snaps *bolt.Bucket
+	heads      *bolt.Bucket // nil in a file opened read-only that predates the head slot
 }
 
 // openDoc returns doc inside tx, or ErrNotFound.
@@ -507,7 +575,7 @@ func openDoc(tx *bolt.Tx, doc string) (docView, error) {
 	if err != nil {
 		return docView{}, fmt.Errorf("%q: %w", doc, err)
 	}
-	return docView{id: doc, meta: m, log: tx.Bucket(bucketLog), snaps: tx.Bucket(bucketSnap)}, nil
+	return docView{id: doc, meta: m, log: tx.Bucket(bucketLog), snaps: tx.Bucket(bucketSnap), heads: tx.Bucket(bucketHead)}, nil
 }
 
 // Meta returns the metadata of doc.
@@ -533,9 +601,35 @@ func (s *Bolt) Meta(ctx context.Context, doc string) (Meta, error) {
 	return m, err
 }
 
-// snapshotAtOrBelow returns the newest snapshot at or below rev (Rev 0 and
-// empty text when there is none).
+// snapshotAtOrBelow returns the newest snapshot at or below rev, regular or
+// the head slot's (Rev 0 and empty text when there is none).
 func (d docView) snapshotAtOrBelow(rev uint64) (Snapshot, error) {
+	if hr, v, ok := d.headSlot(); ok && hr <= rev {
+		// A full slot lies above every regular snapshot.
+		text, err := decodeSnapshot(hr, v)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("%q: head %w", d.id, err)
+		}
+		return Snapshot{Rev: hr, Text: text}, nil
+	}
+	return d.regularAtOrBelow(rev)
+}
+
+// headSlot returns the revision and the snapshot value (snapshot encoding)
+// in d's head slot; ok is false when it is empty.
+func (d docView) headSlot() (rev uint64, v []byte, ok bool) {
+	if d.heads == nil {
+		return 0, nil, false
+	}
+	hv := d.heads.Get([]byte(d.id))
+	if len(hv) < 8 {
+		return 0, nil, hv != nil // a short value: fails to decode as a snapshot
+	}
+	return binary.BigEndian.Uint64(hv), hv[8:], true
+}
+
+// regularAtOrBelow returns the newest regular snapshot at or below rev.
+func (d docView) regularAtOrBelow(rev uint64) (Snapshot, error) {
 	c := d.snaps.Cursor()
 	k, v := c.Seek(docKey(d.id, rev))
 	if r, ok := keyDocRev(k, d.id); !ok || r != rev {
@@ -856,9 +950,11 @@ func (s *Bolt) BackupFile(ctx context.Context, path string) error {
 // Check runs bbolt's page consistency check and then verifies, for every
 // document: the metadata decodes, the log is contiguous from 1 to the head,
 // every record decodes with a parsable op, every snapshot decodes as UTF-8
-// at or below the head and the newest one is the one metadata names. A
-// folded document's log starts after its fold horizon, where a snapshot
-// must lie, and no snapshot lies below it.
+// at or below the head and the newest one is the one metadata names (the
+// head slot's when it is full: it lies above every regular snapshot and
+// the fold horizon). A folded document's log starts after its fold
+// horizon, where a regular snapshot must lie, and no snapshot lies below
+// it.
 func (s *Bolt) Check(ctx context.Context) error {
 	if err := s.barrierAll(ctx); err != nil {
 		return err
@@ -874,14 +970,15 @@ func (s *Bolt) Check(ctx context.Context) error {
 		if len(errs) > 0 {
 			return fmt.Errorf("%w: bbolt check: %w", ErrCorrupt, errors.Join(errs...))
 		}
-		var logKeys, snapKeys int
+		var logKeys, snapKeys, headKeys int
 		err := tx.Bucket(bucketMeta).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			nl, ns, err := checkDoc(tx, string(k))
+			nl, ns, nh, err := checkDoc(tx, string(k))
 			logKeys += nl
 			snapKeys += ns
+			headKeys += nh
 			return err
 		})
 		if err != nil {
@@ -894,19 +991,22 @@ func (s *Bolt) Check(ctx context.Context) error {
 		if n := tx.Bucket(bucketSnap).Stats().KeyN; n != snapKeys {
 			return fmt.Errorf("%w: %d snapshot keys, %d belong to documents", ErrCorrupt, n, snapKeys)
 		}
+		if b := tx.Bucket(bucketHead); b != nil && b.Stats().KeyN != headKeys {
+			return fmt.Errorf("%w: %d head slots, %d belong to documents", ErrCorrupt, b.Stats().KeyN, headKeys)
+		}
 		return checkVersions(tx)
 	})
 }
 
-// checkDoc checks one document and returns how many log and snapshot keys
-// it has.
-func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
+// checkDoc checks one document and returns how many log, snapshot and head
+// slot keys it has.
+func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys, headKeys int, err error) {
 	if !contract.ValidDocID(doc) {
-		return 0, 0, fmt.Errorf("%w: bad document id %q", ErrCorrupt, doc)
+		return 0, 0, 0, fmt.Errorf("%w: bad document id %q", ErrCorrupt, doc)
 	}
 	d, err := openDoc(tx, doc)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	m := d.meta
 	prefix := docPrefix(doc)
@@ -915,19 +1015,19 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		rev, ok := keyDocRev(k, doc)
 		if !ok || rev != want {
-			return 0, 0, fmt.Errorf("%w: %q: log not contiguous at %d (key %x)", ErrCorrupt, doc, want, k)
+			return 0, 0, 0, fmt.Errorf("%w: %q: log not contiguous at %d (key %x)", ErrCorrupt, doc, want, k)
 		}
 		r, err := decodeRecord(rev, v, true)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%q: %w", doc, err)
+			return 0, 0, 0, fmt.Errorf("%q: %w", doc, err)
 		}
 		if _, err := ot.ParseLimit(r.Op, stored); err != nil {
-			return 0, 0, fmt.Errorf("%w: %q record %d: %v", ErrCorrupt, doc, rev, err)
+			return 0, 0, 0, fmt.Errorf("%w: %q record %d: %v", ErrCorrupt, doc, rev, err)
 		}
 		want++
 	}
 	if want-1 != m.Head {
-		return 0, 0, fmt.Errorf("%w: %q: log ends at %d, head says %d", ErrCorrupt, doc, want-1, m.Head)
+		return 0, 0, 0, fmt.Errorf("%w: %q: log ends at %d, head says %d", ErrCorrupt, doc, want-1, m.Head)
 	}
 	var newest uint64
 	foldSnap := m.Folded == 0
@@ -935,25 +1035,36 @@ func checkDoc(tx *bolt.Tx, doc string) (logKeys, snapKeys int, err error) {
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		rev, ok := keyDocRev(k, doc)
 		if !ok || rev == 0 || rev > m.Head {
-			return 0, 0, fmt.Errorf("%w: %q: snapshot key %x beyond head %d", ErrCorrupt, doc, k, m.Head)
+			return 0, 0, 0, fmt.Errorf("%w: %q: snapshot key %x beyond head %d", ErrCorrupt, doc, k, m.Head)
 		}
 		if rev < m.Folded {
-			return 0, 0, fmt.Errorf("%w: %q: snapshot %d below the fold horizon %d", ErrCorrupt, doc, rev, m.Folded)
+			return 0, 0, 0, fmt.Errorf("%w: %q: snapshot %d below the fold horizon %d", ErrCorrupt, doc, rev, m.Folded)
 		}
 		foldSnap = foldSnap || rev == m.Folded
 		if len(v) == 0 || v[0] != snapV1 || !utf8.Valid(v[1:]) {
-			return 0, 0, fmt.Errorf("%w: %q: snapshot %d does not decode", ErrCorrupt, doc, rev)
+			return 0, 0, 0, fmt.Errorf("%w: %q: snapshot %d does not decode", ErrCorrupt, doc, rev)
 		}
 		newest = rev
 		snapKeys++
 	}
+	if hr, v, ok := d.headSlot(); ok {
+		// The slot holds the newest snapshot, above every regular one
+		// and the fold horizon (slotAction, foldTo).
+		if hr <= newest || hr <= m.Folded || hr > m.Head {
+			return 0, 0, 0, fmt.Errorf("%w: %q: head snapshot %d: newest regular %d, fold horizon %d, head %d", ErrCorrupt, doc, hr, newest, m.Folded, m.Head)
+		}
+		if len(v) == 0 || v[0] != snapV1 || !utf8.Valid(v[1:]) {
+			return 0, 0, 0, fmt.Errorf("%w: %q: head snapshot %d does not decode", ErrCorrupt, doc, hr)
+		}
+		newest, headKeys = hr, 1
+	}
 	if newest != m.SnapRev {
-		return 0, 0, fmt.Errorf("%w: %q: newest snapshot %d, meta says %d", ErrCorrupt, doc, newest, m.SnapRev)
+		return 0, 0, 0, fmt.Errorf("%w: %q: newest snapshot %d, meta says %d", ErrCorrupt, doc, newest, m.SnapRev)
 	}
 	if !foldSnap {
-		return 0, 0, fmt.Errorf("%w: %q: no snapshot at the fold horizon %d", ErrCorrupt, doc, m.Folded)
+		return 0, 0, 0, fmt.Errorf("%w: %q: no snapshot at the fold horizon %d", ErrCorrupt, doc, m.Folded)
 	}
-	return int(m.Head - m.Folded), snapKeys, nil
+	return int(m.Head - m.Folded), snapKeys, headKeys, nil
 }
 
 // noText is the zero Text returned next to errors.

@@ -579,7 +579,7 @@ func validateWrites(writes []Write) error {
 			return fmt.Errorf("%w: two writes for %q in one batch", ErrInvalid, w.Doc)
 		}
 		seen[w.Doc] = struct{}{}
-		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil) {
+		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil || w.HeadSnapshot != nil) {
 			return fmt.Errorf("%w: delete of %q carries records", ErrInvalid, w.Doc)
 		}
 		for j := range w.Records {
@@ -667,6 +667,9 @@ func (s *JetStream) awaitSent(ctx context.Context, doc string, m *sent, first ui
 func (s *JetStream) commitOne(ctx context.Context, w *Write, pre *sent) error {
 	if w.Delete {
 		return s.deleteDoc(ctx, w.Doc)
+	}
+	if w.HeadSnapshot != nil {
+		return s.commitHead(ctx, w, pre)
 	}
 	p, ok := s.cached(w.Doc)
 	if pre != nil {
@@ -1041,6 +1044,9 @@ func cmpU64(a, b uint64) int {
 // index names but the bucket lacks (a replica behind, a concurrent
 // delete) is skipped for an older one.
 func (s *JetStream) snapshotAtOrBelow(ctx context.Context, doc string, idx []snapEntry, rev uint64) (Snapshot, uint64, error) {
+	if sn, seq, ok, err := s.headAtOrBelow(ctx, doc, idx, rev); err != nil || ok {
+		return sn, seq, err
+	}
 	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
 	if found {
 		i++
@@ -1609,6 +1615,9 @@ func (s *JetStream) deleteDoc(ctx context.Context, doc string) error {
 	if err := s.kvPurge(ctx, snapIndexKey(doc)); err != nil {
 		return fmt.Errorf("storage: %q: purge snapshot index: %w", doc, err)
 	}
+	if err := s.purgeHead(ctx, doc); err != nil {
+		return err
+	}
 	return s.deleteHistory(ctx, doc)
 }
 
@@ -1629,6 +1638,9 @@ func (s *JetStream) Check(ctx context.Context) error {
 	}
 	for _, d := range docs {
 		if err := s.checkDoc(ctx, d.ID, d.Head); err != nil {
+			return err
+		}
+		if err := s.checkHead(ctx, d.ID, d.Head); err != nil {
 			return err
 		}
 	}

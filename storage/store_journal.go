@@ -192,7 +192,7 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids) // key order: ids never contain the zero byte after them
-	mb, lb, sb := tx.Bucket(bucketMeta), tx.Bucket(bucketLog), tx.Bucket(bucketSnap)
+	mb, lb, sb, hb := tx.Bucket(bucketMeta), tx.Bucket(bucketLog), tx.Bucket(bucketSnap), tx.Bucket(bucketHead)
 	lb.FillPercent = logFillPercent
 	var key []byte // bbolt copies keys: one buffer serves every record
 	for _, id := range ids {
@@ -205,6 +205,16 @@ func applyFrames(tx *bolt.Tx, frames []journalFrame, last uint64) error {
 		}
 		for _, p := range d.snaps {
 			if err := sb.Put(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		switch d.slot {
+		case slotPut:
+			if err := hb.Put([]byte(id), d.head); err != nil {
+				return err
+			}
+		case slotDrop:
+			if err := hb.Delete([]byte(id)); err != nil {
 				return err
 			}
 		}
@@ -224,6 +234,8 @@ type txDoc struct {
 	exists bool
 	recs   []revValue
 	snaps  []keyValue
+	slot   int    // the head slot's last action (slotAction)
+	head   []byte // the slot's value when slot is slotPut
 }
 
 type keyValue struct{ k, v []byte }
@@ -248,14 +260,23 @@ func applyJWrite(tx *bolt.Tx, w *jWrite, docs map[string]*txDoc) error {
 		d = &txDoc{meta: cur, exists: exists}
 		docs[w.doc] = d
 	}
-	m, exists, err := advanceMeta(w.doc, d.meta, d.exists, w.shape())
+	shape := w.shape()
+	m, exists, err := advanceMeta(w.doc, d.meta, d.exists, shape)
 	if err != nil {
 		return err
+	}
+	switch a := slotAction(d.meta, shape); a {
+	case slotPut:
+		d.slot, d.head = a, appendHead(make([]byte, 0, 9+len(w.headText)), w.head.Rev, "")
+		d.head = append(d.head, w.headText...)
+	case slotDrop:
+		d.slot, d.head = a, nil
 	}
 	d.meta, d.exists = m, exists
 	if w.del {
 		clear(d.recs)
 		d.recs, d.snaps = d.recs[:0], nil
+		d.slot, d.head = slotKeep, nil // deleteDoc empties it
 		return deleteDoc(tx, w.doc)
 	}
 	for j, v := range w.recs {
