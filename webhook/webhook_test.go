@@ -467,6 +467,16 @@ func TestCrashReportsUnsentChanges(t *testing.T) {
 	if evs := r.events(); len(evs) != 2 || evs[1].ev.Doc != "new" {
 		t.Fatalf("first start reported %+v", evs)
 	}
+	// The receiver has both; the notifier records a delivery only once it
+	// has the answer, so wait for that too (else the crash below comes
+	// first and the event is rightly sent again after it).
+	deadline := time.Now().Add(5 * time.Second)
+	for s.n.Stats().Delivered < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries recorded: %d", s.n.Stats().Delivered)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	// The crash: the notifier stops, the edits after it are never seen by
 	// it, and a deletion neither.
 	s.n.Abandon()
