@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/internal/contract"
+	"github.com/collabd/collabd/internal/natstest"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -25,23 +25,7 @@ import (
 
 func startNATS(tb testing.TB, dir string, port int) *natsserver.Server {
 	tb.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		tb.Fatal("nats-server not ready")
-	}
-	tb.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Run(tb, natstest.Options(dir, port, false))
 }
 
 // clusterHub starts a hub on its own connection to url, closed at cleanup.
@@ -324,49 +308,11 @@ func parseNATSPort(url string) (int, error) {
 	return port, err
 }
 
-// startNATSCluster starts a 3-server JetStream cluster on 127.0.0.1 and
-// returns its servers and a client URL naming all of them.
+// startNATSCluster starts a 3-server JetStream cluster on 127.0.0.1
+// (natstest.RunCluster).
 func startNATSCluster(tb testing.TB) ([]*natsserver.Server, string) {
 	tb.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	servers := make([]*natsserver.Server, 3)
-	for i := range servers {
-		s, err := natsserver.NewServer(&natsserver.Options{
-			ServerName: fmt.Sprint("n", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: natsserver.ClusterOpts{Name: "collab-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		go s.Start()
-		servers[i] = s
-		tb.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-	}
-	var urls []string
-	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			tb.Fatal("nats-server not ready")
-		}
-		urls = append(urls, s.ClientURL())
-	}
-	return servers, strings.Join(urls, ",")
+	return natstest.RunCluster(tb)
 }
 
 // TestClusterLeaderLoss: two hubs on a 3-server JetStream cluster (R3)

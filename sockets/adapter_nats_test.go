@@ -13,6 +13,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/collabd/collabd/internal/natstest"
 	"github.com/collabd/collabd/sockets/parser"
 )
 
@@ -27,20 +28,7 @@ func runNATS(t testing.TB) string {
 // it down at cleanup (shutting it down earlier is fine).
 func startNATS(t testing.TB, port int) *natsserver.Server {
 	t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Run(t, natstest.Options("", port, false))
 }
 
 // natsConn connects to url; the connection is closed at cleanup.

@@ -4,59 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/internal/natstest"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// runNATSCluster starts a 3-server JetStream cluster on 127.0.0.1 (each
-// server routes to all three) and returns its servers and a client URL
-// naming all of them. Servers are shut down at cleanup.
+// runNATSCluster starts a 3-server JetStream cluster (natstest.RunCluster).
 func runNATSCluster(tb testing.TB) ([]*server.Server, string) {
 	tb.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	servers := make([]*server.Server, 3)
-	for i := range servers {
-		o := natsOpts(tb.TempDir(), false)
-		o.ServerName = fmt.Sprint("n", i)
-		o.Cluster = server.ClusterOpts{Name: "collabd-test", Host: "127.0.0.1", Port: ports[i]}
-		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-		s, err := server.NewServer(o)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		go s.Start()
-		servers[i] = s
-		tb.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-	}
-	var urls []string
-	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			tb.Fatal("nats-server not ready")
-		}
-		urls = append(urls, s.ClientURL())
-	}
-	return servers, strings.Join(urls, ",")
+	return natstest.RunCluster(tb)
 }
 
 // TestJetStreamClusterLeaderLoss: on a 3-server cluster with an R3 stream,

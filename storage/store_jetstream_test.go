@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/internal/contract"
+	"github.com/collabd/collabd/internal/natstest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,30 +19,13 @@ import (
 
 // natsOpts are the options of an embedded JetStream server storing in dir.
 func natsOpts(dir string, syncAlways bool) *server.Options {
-	return &server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir,
-		NoLog: true, NoSigs: true, SyncAlways: syncAlways,
-	}
+	return natstest.Options(dir, -1, syncAlways)
 }
 
-// runNATS starts an embedded nats-server, waits until it accepts
-// connections and shuts it down at cleanup.
+// runNATS starts an embedded nats-server, shut down at cleanup.
 func runNATS(tb testing.TB, opts *server.Options) *server.Server {
 	tb.Helper()
-	s, err := server.NewServer(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		tb.Fatal("nats-server not ready")
-	}
-	tb.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Run(tb, opts)
 }
 
 // connectJS opens a NATS connection to url (closed at cleanup).

@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/collabd/collabd/collab/session"
+	"github.com/collabd/collabd/internal/natstest"
 	"github.com/collabd/collabd/internal/sioclient"
 	"github.com/collabd/collabd/sockets"
 	"github.com/collabd/collabd/webhook"
@@ -121,20 +122,7 @@ func natsAt(tb testing.TB, port int, dir string) *natsserver.Server {
 
 func runNATSServer(tb testing.TB, opts *natsserver.Options) *natsserver.Server {
 	tb.Helper()
-	s, err := natsserver.NewServer(opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		tb.Fatal("nats-server not ready")
-	}
-	tb.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Run(tb, opts)
 }
 
 // waitStatus polls url until it answers want (bounded: 40 s), and

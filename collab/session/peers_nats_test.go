@@ -6,31 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/collabd/collabd/collab/session"
+	"github.com/collabd/collabd/internal/natstest"
 )
 
 // runCoreNATS starts an embedded nats-server (core NATS: presence needs no
 // JetStream) and returns its URL; it is shut down at cleanup.
 func runCoreNATS(t testing.TB) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s.ClientURL()
+	return natstest.Run(t, natstest.Options("", -1, false)).ClientURL()
 }
 
 func connectNATS(t testing.TB, url string) *nats.Conn {
