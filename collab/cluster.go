@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,7 +120,7 @@ func (d *document) buffer(recs []storage.Record) {
 			continue
 		}
 		i, found := slices.BinarySearchFunc(d.remote, r.Rev, func(x storage.Record, rev uint64) int {
-			return cmpRev(x.Rev, rev)
+			return cmp.Compare(x.Rev, rev)
 		})
 		if !found {
 			d.remote = slices.Insert(d.remote, i, r)
@@ -134,16 +135,6 @@ func (d *document) notify() {
 		close(d.news)
 		d.news = nil
 	}
-}
-
-func cmpRev(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // settleLocked integrates the buffered records when nothing of this node
@@ -347,15 +338,7 @@ func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
 	d.catching = false
 	close(d.caught)
 	if errors.Is(err, errDeletedElsewhere) {
-		// Forget it; its clients rejoin (the id now names a new document).
-		resubs = append(resubs, d.rollback()...)
-		h.dropDocument(d)
-		d.mu.Unlock()
-		d.deliver.Unlock()
-		gone := newError(contract.CodeConflict, "document %q was deleted on another node; rejoin", d.id)
-		for _, r := range resubs {
-			r.fail(gone)
-		}
+		h.forgetDeleted(d, append(resubs, d.rollback()...))
 		return
 	}
 	var applied []storage.Record
@@ -520,6 +503,20 @@ func (r *resub) fail(err error) {
 	}
 }
 
+// forgetDeleted handles d, deleted on another node: it is dropped (the id
+// now names a new document, loaded on next use) and its rolled back ops
+// fail with conflict, so their clients rejoin. d.deliver and d.mu must be
+// held; it releases them.
+func (h *Hub) forgetDeleted(d *document, resubs []resub) {
+	h.dropDocument(d)
+	d.mu.Unlock()
+	d.deliver.Unlock()
+	err := newError(contract.CodeConflict, "document %q was deleted on another node; rejoin", d.id)
+	for _, r := range resubs {
+		r.fail(err)
+	}
+}
+
 // dropDocument removes d from the table: the next use loads it again. mu
 // must be held.
 func (h *Hub) dropDocument(d *document) {
@@ -555,15 +552,8 @@ func (c *committer) staleItem(it *item, cause error) {
 		}
 	}
 	if ok && se.Head < d.committed {
-		// The log is shorter than what this node committed: the document
-		// was deleted on another node. Forget it; its clients rejoin.
-		c.h.dropDocument(d)
-		d.mu.Unlock()
-		d.deliver.Unlock()
-		err := newError(contract.CodeConflict, "document %q was deleted on another node; rejoin", d.id)
-		for _, r := range resubs {
-			r.fail(err)
-		}
+		// The log is shorter than what this node committed.
+		c.h.forgetDeleted(d, resubs)
 		return
 	}
 	var applied []storage.Record

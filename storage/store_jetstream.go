@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -1004,7 +1005,7 @@ func (s *JetStream) putSnapshot(ctx context.Context, doc string, sn Snapshot, se
 				return err
 			}
 		}
-		i, found := slices.BinarySearchFunc(idx, sn.Rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+		i, found := slices.BinarySearchFunc(idx, sn.Rev, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) })
 		if found && idx[i].seq == seq {
 			return nil
 		}
@@ -1029,16 +1030,6 @@ func (s *JetStream) putSnapshot(ctx context.Context, doc string, sn Snapshot, se
 	return fmt.Errorf("storage: %q: snapshot index: too many concurrent updates", doc)
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // snapshotAtOrBelow returns the newest snapshot at or below rev and the
 // stream sequence to scan from for the records after it. A snapshot the
 // index names but the bucket lacks (a replica behind, a concurrent
@@ -1047,7 +1038,7 @@ func (s *JetStream) snapshotAtOrBelow(ctx context.Context, doc string, idx []sna
 	if sn, seq, ok, err := s.headAtOrBelow(ctx, doc, idx, rev); err != nil || ok {
 		return sn, seq, err
 	}
-	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) })
 	if found {
 		i++
 	}
@@ -1095,7 +1086,7 @@ func (s *JetStream) entryHolds(ctx context.Context, doc string, e snapEntry) (bo
 // startSeq returns a stream sequence at or before the message holding
 // revision rev (1: scan from the subject's first message).
 func startSeq(idx []snapEntry, rev uint64) uint64 {
-	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) })
 	if found {
 		i++
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -156,7 +157,7 @@ func (s *JetStream) headAtOrBelow(ctx context.Context, doc string, idx []snapEnt
 	if err != nil {
 		return Snapshot{}, 0, false, fmt.Errorf("%q: %w", doc, err)
 	}
-	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+	i, found := slices.BinarySearchFunc(idx, rev, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) })
 	if found {
 		i++
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -331,7 +332,7 @@ func (s *JetStream) Versions(ctx context.Context, doc string) ([]Version, error)
 		out = append(out, v.Version)
 	}
 	slices.SortFunc(out, func(a, b Version) int {
-		if c := cmpU64(b.Rev, a.Rev); c != 0 {
+		if c := cmp.Compare(b.Rev, a.Rev); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Name, b.Name)
@@ -476,7 +477,7 @@ func decodeFoldedIndex(v []byte) ([]snapEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	i, found := slices.BinarySearchFunc(idx, h, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+	i, found := slices.BinarySearchFunc(idx, h, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) })
 	if !found {
 		return nil, fmt.Errorf("%w: snapshot index: no snapshot at the fold horizon %d", ErrCorrupt, h)
 	}
@@ -693,7 +694,7 @@ func (s *JetStream) foldTo(ctx context.Context, doc string, m Meta, idx []snapEn
 		return err
 	}
 	created := m.Created.UnixNano()
-	if i, found := slices.BinarySearchFunc(idx, h, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) }); !found || idx[i].seq != seq {
+	if i, found := slices.BinarySearchFunc(idx, h, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) }); !found || idx[i].seq != seq {
 		put := func(ctx context.Context) (uint64, error) {
 			return s.kv.Put(ctx, snapKey(doc, h), appendSnapshot(nil, text))
 		}
@@ -714,7 +715,7 @@ func (s *JetStream) foldTo(ctx context.Context, doc string, m Meta, idx []snapEn
 		if foldedAt(cur, m.Head) >= h {
 			return nil // another node folded as far meanwhile
 		}
-		i, _ := slices.BinarySearchFunc(cur, h+1, func(e snapEntry, r uint64) int { return cmpU64(e.rev, r) })
+		i, _ := slices.BinarySearchFunc(cur, h+1, func(e snapEntry, r uint64) int { return cmp.Compare(e.rev, r) })
 		dropped = slices.DeleteFunc(slices.Clone(cur[:i]), func(e snapEntry) bool { return e.rev == h })
 		next := append([]snapEntry{{rev: h, seq: seq, fold: true, created: created}}, cur[i:]...)
 		v := appendSnapIndex(nil, next)
