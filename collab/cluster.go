@@ -35,13 +35,14 @@ import (
 //
 // Integrating another node's record at committed+1 rolls back the ops
 // sequenced here and not yet appended (they were given revisions the
-// other node took) and sequences them again from their own base
-// revisions, over the records now committed: the usual transform, with
-// the usual exactly-once rule on (client, seq) — so an op a client
-// resubmitted on another node after a failover is recognized there.
-// Their callbacks follow them to their new revisions. An op re-sequenced
-// maxAttempts times without winning fails with unavailable; from the
-// third attempt each waits a jittered backoff first.
+// other node took) and sequences them again at once, under the lock, each
+// from its source (the op transformed to the committed revision it was
+// first sequenced on), over the records now committed: the usual
+// transform, with the usual exactly-once rule on (client, seq) — so an op
+// a client resubmitted on another node after a failover is recognized
+// there. Their callbacks follow them to their new revisions. After
+// backoffAfter lost races an op waits a jittered backoff before each new
+// attempt, and after maxAttempts it fails with unavailable.
 //
 // Other nodes' records reach the subscribers like local ones, in revision
 // order (document.deliver); Config.OnCommitted sees only this node's.
