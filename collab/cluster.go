@@ -165,15 +165,16 @@ func (d *document) settleLocked() ([]storage.Record, []func()) {
 }
 
 // resequenceLocked sequences rolled back ops again at once, in their order,
-// each from its own base over the log as it now is: the ops go on riding
+// each from its source over the log as it now is: the ops go on riding
 // this node's next append instead of waiting for another goroutine. It
 // returns the ops it cannot sequence here (a base the in-memory log no
-// longer holds, or an op due for a backoff), for resequence, and the
+// longer holds, an op due for a backoff, a document dropped meanwhile),
+// for resequence, and the
 // callbacks of outcomes known at once (a resubmission already in the log,
 // an error), to be called once mu is released. mu must be held.
 func (d *document) resequenceLocked(resubs []resub) (rest []resub, calls []func()) {
 	for _, r := range resubs {
-		if r.src == nil || r.src.attempts > backoffAfter || r.src.base < d.oldest() || r.src.base > d.head {
+		if r.src == nil || d.gone || r.src.attempts > backoffAfter || r.src.base < d.oldest() || r.src.base > d.committed {
 			rest = append(rest, r)
 			continue
 		}
@@ -358,6 +359,12 @@ func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
 	feedSubs(subs, applied)
 	d.deliver.Unlock()
 	run(calls)
+	if errors.Is(err, errGone) {
+		// Dropped meanwhile (evicted, or unusable): sequenced again on
+		// the document as the store has it, loaded anew.
+		h.resequence(resubs)
+		return
+	}
 	if err != nil {
 		ferr := storeError(err)
 		if e, ok := ferr.(*Error); !ok || e.Code == contract.CodeNotFound {

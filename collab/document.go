@@ -255,10 +255,13 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 	)
 	for {
 		d.mu.Lock()
-		if d.catching || (d.h.cluster && first && !ahead && s.BaseRev > d.head && !d.gone && !d.deleting) {
-			// Another node's records are being read in (cluster mode);
-			// an op based on a revision this node has not seen yet waits
-			// for them once.
+		// Cluster mode: a client names revisions other nodes committed
+		// too. One beyond this node's committed revision (a revision this
+		// node has not read yet, or only as an op of its own still to be
+		// appended, which another node's record may take) is read in
+		// first, once; after that it is refused as ahead of the head.
+		beyond := d.h.cluster && first && s.BaseRev > d.committed && !d.gone && !d.deleting
+		if d.catching || (beyond && !ahead) {
 			if !d.catching {
 				ahead = true
 				d.startCatchUp(s.BaseRev, nil)
@@ -271,6 +274,10 @@ func (d *document) sequence(ctx context.Context, s *Submission, op ot.Op, cb fun
 				return 0, nil, ctx.Err()
 			}
 			continue
+		}
+		if beyond {
+			d.mu.Unlock()
+			return 0, nil, newError(contract.CodeConflict, "base revision %d is ahead of the head %d", s.BaseRev, d.committed)
 		}
 		rev, w, _, err := d.check(s, base)
 		if err == nil && rev == 0 && first && base < d.head && d.head-base > uint64(d.h.cfg.MaxBehind) {
