@@ -340,7 +340,13 @@ func (h *Hub) catchUp(d *document, target uint64, resubs []resub) {
 	d.catching = false
 	close(d.caught)
 	if errors.Is(err, errDeletedElsewhere) {
-		h.forgetDeleted(d, append(resubs, d.rollback()...))
+		// Forget it; its clients rejoin (the id now names a new document).
+		// An append in flight fails by itself (the subject was purged),
+		// and its outcome rolls its ops back.
+		if d.handed == d.committed {
+			resubs = append(resubs, d.rollback()...)
+		}
+		h.forgetDeleted(d, resubs)
 		return
 	}
 	var applied []storage.Record
