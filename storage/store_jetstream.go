@@ -1638,6 +1638,9 @@ func (s *JetStream) Check(ctx context.Context) error {
 	return nil
 }
 
+// checkDoc verifies doc's log (from revision 1, or from the snapshot at
+// its fold horizon) replays onto every snapshot the index names, and its
+// named versions.
 func (s *JetStream) checkDoc(ctx context.Context, doc string, head uint64) error {
 	idx, _, err := s.snapIndex(ctx, doc)
 	if err != nil {
@@ -1646,15 +1649,23 @@ func (s *JetStream) checkDoc(ctx context.Context, doc string, head uint64) error
 	if err := s.checkVersions(ctx, doc, head); err != nil {
 		return err
 	}
+	text, from, seq := ot.NewText(""), uint64(0), uint64(1)
 	if h := foldedAt(idx, head); h > 0 {
-		return s.checkFolded(ctx, doc, head, idx, h)
+		sn, sseq, err := s.snapshotAtOrBelow(ctx, doc, idx, h)
+		if err != nil {
+			return err
+		}
+		if sn.Rev != h {
+			return fmt.Errorf("%w: %q: no snapshot at the fold horizon %d", ErrCorrupt, doc, h)
+		}
+		text, from, seq = ot.NewText(sn.Text), h, sseq
+		idx = idx[slices.IndexFunc(idx, func(e snapEntry) bool { return e.rev == h })+1:]
 	}
-	recs, err := s.scan(ctx, doc, 1, 1, head)
+	recs, err := s.scan(ctx, doc, seq, from+1, head)
 	if err != nil {
 		return err
 	}
-	text := ot.NewText("")
-	for i, r := range recs {
+	for _, r := range recs {
 		op, err := ot.ParseLimit(r.Op, stored)
 		if err != nil {
 			return fmt.Errorf("%w: %q record %d: %v", ErrCorrupt, doc, r.Rev, err)
@@ -1662,7 +1673,7 @@ func (s *JetStream) checkDoc(ctx context.Context, doc string, head uint64) error
 		if text, err = op.Apply(text); err != nil {
 			return fmt.Errorf("%w: %q record %d does not apply: %v", ErrCorrupt, doc, r.Rev, err)
 		}
-		for len(idx) > 0 && idx[0].rev <= uint64(i+1) {
+		for len(idx) > 0 && idx[0].rev <= r.Rev {
 			sn, _, err := s.snapshotAtOrBelow(ctx, doc, idx[:1], idx[0].rev)
 			if err != nil {
 				return err

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/collabd/collabd/ot"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -558,48 +557,6 @@ func (s *JetStream) textAtFolded(ctx context.Context, doc string, rev uint64) (s
 			return "", err
 		}
 	}
-}
-
-// checkFolded verifies a folded document: the snapshot at the horizon
-// exists and the records after it replay onto it, matching every later
-// snapshot.
-func (s *JetStream) checkFolded(ctx context.Context, doc string, head uint64, idx []snapEntry, h uint64) error {
-	sn, seq, err := s.snapshotAtOrBelow(ctx, doc, idx, h)
-	if err != nil {
-		return err
-	}
-	if sn.Rev != h {
-		return fmt.Errorf("%w: %q: no snapshot at the fold horizon %d", ErrCorrupt, doc, h)
-	}
-	recs, err := s.scan(ctx, doc, seq, h+1, head)
-	if err != nil {
-		return err
-	}
-	text := ot.NewText(sn.Text)
-	later := idx[slices.IndexFunc(idx, func(e snapEntry) bool { return e.rev == h })+1:]
-	for _, r := range recs {
-		op, err := ot.ParseLimit(r.Op, stored)
-		if err != nil {
-			return fmt.Errorf("%w: %q record %d: %v", ErrCorrupt, doc, r.Rev, err)
-		}
-		if text, err = op.Apply(text); err != nil {
-			return fmt.Errorf("%w: %q record %d does not apply: %v", ErrCorrupt, doc, r.Rev, err)
-		}
-		for len(later) > 0 && later[0].rev <= r.Rev {
-			got, _, err := s.snapshotAtOrBelow(ctx, doc, later[:1], later[0].rev)
-			if err != nil {
-				return err
-			}
-			if got.Rev == later[0].rev && got.Text != text.String() {
-				return fmt.Errorf("%w: %q: snapshot %d differs from the log's text", ErrCorrupt, doc, got.Rev)
-			}
-			later = later[1:]
-		}
-	}
-	if len(later) > 0 {
-		return fmt.Errorf("%w: %q: snapshot %d beyond head %d", ErrCorrupt, doc, later[0].rev, head)
-	}
-	return nil
 }
 
 // Fold applies the retention policy p to doc at time now, as Bolt.Fold
