@@ -409,17 +409,9 @@ func (n *Notifier) enqueue(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
-	n.mu.Lock()
-	ds := n.deliveriesLocked(evs)
-	n.mu.Unlock()
+	ds := n.persist(evs)
 	var put []storage.OutboxEntry
-	for _, list := range ds {
-		put = n.appendEntries(put, list...)
-	}
-	put, dels := n.appendMarks(put, evs)
-	n.write(put, dels)
 	var del []string
-	put = put[:0]
 	n.mu.Lock()
 	for ti, t := range n.targets {
 		t.queue = append(t.queue, ds[ti]...)
@@ -433,6 +425,21 @@ func (n *Notifier) enqueue(evs []Event) {
 		default:
 		}
 	}
+}
+
+// persist makes the deliveries of evs (per target) and writes them, with
+// the events' marks, to the outbox in one transaction.
+func (n *Notifier) persist(evs []Event) [][]*delivery {
+	n.mu.Lock()
+	ds := n.deliveriesLocked(evs)
+	n.mu.Unlock()
+	var put []storage.OutboxEntry
+	for _, list := range ds {
+		put = n.appendEntries(put, list...)
+	}
+	put, del := n.appendMarks(put, evs)
+	n.write(put, del)
+	return ds
 }
 
 // deliveriesLocked gives each event an id (the same at every URL) and
@@ -591,15 +598,7 @@ func (n *Notifier) Close(ctx context.Context) error {
 		if len(evs) == 0 {
 			return
 		}
-		n.mu.Lock()
-		ds := n.deliveriesLocked(evs)
-		n.mu.Unlock()
-		var put []storage.OutboxEntry
-		for _, list := range ds {
-			put = n.appendEntries(put, list...)
-		}
-		put, del := n.appendMarks(put, evs)
-		n.write(put, del)
+		n.persist(evs)
 	})
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
