@@ -324,6 +324,16 @@ func (b *Builder) Build() Op {
 	if l := len(c) - 1; l >= 0 && c[l].k == retain {
 		c = c[:l]
 	}
+	o := opOf(c)
+	if len(c) == 0 {
+		o.c = nil
+	}
+	b.c, b.buf, b.open, b.merged = nil, nil, 0, false
+	return o
+}
+
+// opOf makes the Op of the normalized components c, with its counts.
+func opOf(c []comp) Op {
 	o := Op{c: c}
 	for _, x := range c {
 		switch x.k {
@@ -336,9 +346,5 @@ func (b *Builder) Build() Op {
 			o.ins += x.n
 		}
 	}
-	if len(c) == 0 {
-		o.c = nil
-	}
-	b.c, b.buf, b.open, b.merged = nil, nil, 0, false
 	return o
 }

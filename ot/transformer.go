@@ -1,5 +1,7 @@
 package ot
 
+import "slices"
+
 // Transformer transforms one op over a run of ops sequenced before it, one
 // after the other, as a sequencer does with a late op and the log after
 // its base revision. It gives exactly the b1 results of calling Transform
@@ -162,18 +164,5 @@ func (t *Transformer) Op() Op {
 	if len(t.cur) == 0 {
 		return Op{}
 	}
-	o := Op{c: make([]comp, len(t.cur))}
-	copy(o.c, t.cur)
-	for _, x := range o.c {
-		switch x.k {
-		case retain:
-			o.span += x.n
-		case del:
-			o.span += x.n
-			o.del += x.n
-		case insert:
-			o.ins += x.n
-		}
-	}
-	return o
+	return opOf(slices.Clone(t.cur))
 }
