@@ -254,16 +254,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request) {
 		BaseRev: base,
 		Op:      opJSON,
 	}
-	if claims != nil {
-		sub.User = claims.User
-	}
-	rev, err := a.cfg.Hub.Submit(r.Context(), sub)
-	if err != nil {
-		a.failErr(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(rev))
-	writeJSON(w, http.StatusOK, map[string]uint64{"rev": rev})
+	a.submitOp(w, r, claims, sub)
 }
 
 // putClient returns the client id of a PUT: random, or derived from the
