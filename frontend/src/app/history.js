@@ -79,6 +79,8 @@ export class HistoryPanel {
     this.onDownload = onDownload;
     this.root = root;
     this.revs = [];
+    /** counts history requests; see load */
+    this.generation = 0;
     this.selected = null;
     this.compare = 'current';
     this.mode = 'changes';
@@ -153,14 +155,21 @@ export class HistoryPanel {
     }, 1000);
   }
 
-  /** load fetches the newest page (reset) or the next older one. */
+  /**
+   * load fetches the newest page (reset) or the next older one. Only the
+   * answer to the newest request is used: a late one would put an older
+   * view of the history (say, from before a fold) back in the list, or
+   * append a page to a list it does not continue.
+   */
   async load(reset) {
     if (reset) void this.loadVersions();
+    const generation = ++this.generation;
     const before = reset || this.revs.length === 0 ? 0 : this.revs[this.revs.length - 1].rev;
     if (this.revs.length === 0) this.note.textContent = 'Loading…';
     try {
       const at = this.session.client.rev;
       const ack = await this.session.request('doc:history', { before, limit: PAGE });
+      if (generation !== this.generation) return;
       if (reset) {
         this.revs = [];
         this.loadedAt = at;
@@ -171,7 +180,7 @@ export class HistoryPanel {
       this.more.hidden = ack.revs.length < PAGE || (last && (last.rev <= 1 || last.folded));
       this.renderList();
     } catch (err) {
-      this.note.textContent = `Could not load the history: ${err.message}`;
+      if (generation === this.generation) this.note.textContent = `Could not load the history: ${err.message}`;
     }
   }
 
