@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -28,6 +29,11 @@ type AdminConfig struct {
 	// of the open connections it revokes). An error is answered internal;
 	// the change stays in effect in memory.
 	OnChange func(auth.RevocationList) error
+	// Share, when non-nil, hands each change (the token ids and users'
+	// not-before times of one POST) to the other nodes of a cluster,
+	// before the answer. An error is answered unavailable: the change is
+	// in effect on this node only, and the same POST may be sent again.
+	Share func(ctx context.Context, change auth.RevocationList) error
 	// OnError, when non-nil, is called with the code of every error response.
 	OnError func(code string)
 	Logger  zerolog.Logger
@@ -118,6 +124,10 @@ func (ad *Admin) revoke(w http.ResponseWriter, r *http.Request) {
 		ad.api.fail(w, r, code, err.Error())
 		return
 	}
+	var shareErr error
+	if ad.cfg.Share != nil {
+		shareErr = ad.cfg.Share(r.Context(), auth.RevocationList{IDs: req.IDs, Users: users})
+	}
 	list := ad.cfg.Revocations.List()
 	ad.cfg.Logger.Info().Strs("jti", req.IDs).Strs("users", req.Users).Time("not_before", nb).Msg("tokens revoked")
 	if ad.cfg.OnChange != nil {
@@ -126,6 +136,11 @@ func (ad *Admin) revoke(w http.ResponseWriter, r *http.Request) {
 			ad.api.fail(w, r, contract.CodeInternal, "the revocation is in effect but could not be saved: "+err.Error())
 			return
 		}
+	}
+	if shareErr != nil {
+		ad.cfg.Logger.Error().Err(shareErr).Msg("revocations not shared with the other nodes")
+		ad.api.fail(w, r, contract.CodeUnavailable, "the revocation is in effect on this node only, the other nodes could not be told: "+shareErr.Error()+"; send the same request again")
+		return
 	}
 	writeJSON(w, http.StatusOK, list)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -165,6 +166,18 @@ type clusterConn struct {
 	// disconnects counts the connection losses (the reconnects are
 	// nats.go's Statistics.Reconnects).
 	disconnects *metrics.Counter
+
+	// reconnectMu guards reconnected, called after each reconnection.
+	reconnectMu sync.Mutex
+	reconnected []func()
+}
+
+// onReconnect has fn called after each reconnection (on nats.go's
+// goroutine: fn must not block).
+func (cc *clusterConn) onReconnect(fn func()) {
+	cc.reconnectMu.Lock()
+	defer cc.reconnectMu.Unlock()
+	cc.reconnected = append(cc.reconnected, fn)
 }
 
 // connectCluster connects to NATS for the server: unlimited reconnects,
@@ -188,7 +201,15 @@ func connectCluster(ctx context.Context, window time.Duration, c natsConfig, nod
 		nats.ReconnectJitter(reconnectJitter, reconnectJitterTLS),
 		nats.ReconnectBufSize(reconnectBufBytes),
 		nats.ConnectHandler(up("NATS connected")),
-		nats.ReconnectHandler(up("NATS reconnected")),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			up("NATS reconnected")(nc)
+			cc.reconnectMu.Lock()
+			fns := slices.Clone(cc.reconnected)
+			cc.reconnectMu.Unlock()
+			for _, fn := range fns {
+				fn()
+			}
+		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if nc.IsClosed() {
 				return // our own Close at shutdown; the ClosedHandler logs it

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/collabd/collabd/auth"
 	"github.com/collabd/collabd/collab/session"
 	"github.com/collabd/collabd/internal/natstest"
 	"github.com/collabd/collabd/internal/sioclient"
@@ -231,11 +233,7 @@ func TestClusterMode(t *testing.T) {
 		if err := json.Unmarshal(raw, &args); err != nil || len(args) == 0 {
 			t.Fatalf("ack %s: %v", raw, err)
 		}
-		switch code := errCode(args[0]); code {
-		case "unavailable":
-		case "internal":
-			t.Skip("waiting for collab's unavailable mapping")
-		default:
+		if code := errCode(args[0]); code != "unavailable" {
 			t.Fatalf("op while NATS is down: ack %v, want error unavailable", args[0])
 		}
 	})
@@ -566,5 +564,142 @@ func TestClusterTLS(t *testing.T) {
 	}
 	if _, stderr, code := collabd(t, nil, "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--nats", url, "--nats-ca", caFile, "--nats-startup-timeout", "2s"); code == 0 || !strings.Contains(stderr, "NATS unreachable at "+url) {
 		t.Fatalf("without a client certificate: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestClusterRevocations: a token revoked through one node's admin
+// endpoint is refused by every node, on open connections and over HTTP,
+// also by a node started later with an empty data directory; a node
+// joining with revocations of its own (its file from before the cluster)
+// adds them; while NATS is down a revocation is answered unavailable (in
+// effect on that node only), and sent again once NATS is back it reaches
+// the others.
+func TestClusterRevocations(t *testing.T) {
+	const secret, adminSecret = "cluster-revocations-secret-0123", "cluster-admin-secret-0123456789"
+	natsDir := t.TempDir()
+	ns := natsAt(t, -1, natsDir)
+	natsURL := ns.ClientURL()
+	args := []string{"--nats", natsURL, "--auth-secret", secret, "--admin-secret", adminSecret}
+	authority, err := auth.New([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(user, jti string) string {
+		tok, err := authority.Mint(auth.Claims{User: user, ID: jti, Edit: []string{"*"}, Expires: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	admin := []string{"Authorization", "Bearer " + adminSecret}
+	revoke := func(p *proc, body string) (int, string) {
+		code, resp, _ := httpDo(t, "POST", p.url+"admin/revocations", body, admin...)
+		return code, resp
+	}
+	// refused waits until p answers 401 to tok over HTTP.
+	refused := func(p *proc, tok, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			code, _, _ := httpDo(t, "GET", p.url+"api/docs/revoked-doc", "", "Authorization", "Bearer "+tok)
+			if code == http.StatusUnauthorized {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: GET with the token answered %d, want 401", what, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	accepted := func(p *proc, tok, what string) {
+		t.Helper()
+		if code, body, _ := httpDo(t, "GET", p.url+"api/docs/revoked-doc", "", "Authorization", "Bearer "+tok); code != http.StatusOK && code != http.StatusNotFound {
+			t.Fatalf("%s: GET with the token answered %d %s", what, code, body)
+		}
+	}
+
+	// Node c ran alone before and revoked "old-1"; it joins the cluster.
+	cData := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(cData, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cData, revocationsFile), []byte(`{"jti":["old-1"],"not_before":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := start(t, "", nil, append(args, "--node-name", "a")...)
+	b := start(t, "", nil, append(args, "--node-name", "b")...)
+	old := mint("olga", "old-1")
+	accepted(a, old, "a before c joined")
+	c := start(t, cData, nil, append(args, "--node-name", "c")...)
+	refused(a, old, "a after c joined with old-1 in its file")
+
+	// Bob edits through b; the admin revokes his token through a.
+	bobTok := mint("bob", "bob-1")
+	ev := newEvents()
+	bob, err := sioclient.Dial(context.Background(), sioclient.Config{Addr: b.addr, Auth: map[string]any{"token": bobTok}, OnEvent: ev.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if ack := call(t, bob, "doc:join", map[string]any{"doc": "revoked-doc", "client": "bob-c"}); ack["ok"] != true {
+		t.Fatalf("join on b: %v", ack)
+	}
+	if code, body := revoke(a, `{"jti":["bob-1"]}`); code != 200 {
+		t.Fatalf("revoke through a: %d %s", code, body)
+	}
+	if got := ev.wait(t, "auth:expired", 10*time.Second); !strings.Contains(got, `"reason":"revoked"`) {
+		t.Fatalf("bob's socket on b: auth:expired %s", got)
+	}
+	refused(b, bobTok, "b after the revocation through a")
+	refused(c, bobTok, "c after the revocation through a")
+
+	// A user's not-before time, set through b, reaches a.
+	annOld := mint("ann", "ann-1")
+	accepted(a, annOld, "ann's token before")
+	time.Sleep(1100 * time.Millisecond) // iat has whole seconds
+	if code, body := revoke(b, `{"users":["ann"]}`); code != 200 {
+		t.Fatalf("revoke ann through b: %d %s", code, body)
+	}
+	refused(a, annOld, "a after ann's not-before through b")
+	time.Sleep(1100 * time.Millisecond)
+	accepted(a, mint("ann", "ann-2"), "ann's token issued after the not-before")
+	_, list, _ := httpDo(t, "GET", c.url+"admin/revocations", "", admin...)
+	for _, want := range []string{`"bob-1"`, `"old-1"`, `"ann"`} {
+		if !strings.Contains(list, want) {
+			t.Fatalf("GET /admin/revocations on c lacks %s: %s", want, list)
+		}
+	}
+
+	// A node started later with nothing in its data directory.
+	d := start(t, "", nil, append(args, "--node-name", "d")...)
+	refused(d, bobTok, "a new node")
+	refused(d, annOld, "a new node, ann's old token")
+
+	// NATS down: the revocation holds on a only, and says so.
+	addr := ns.Addr().String()
+	natsPort, err := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitStatus(t, a.url+"readyz", http.StatusServiceUnavailable)
+	carol := mint("carol", "carol-1")
+	code, body := revoke(a, `{"jti":["carol-1"]}`)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "this node only") {
+		t.Fatalf("revoke while NATS is down: %d %s", code, body)
+	}
+	refused(a, carol, "a, where the revocation holds")
+	natsAt(t, natsPort, natsDir)
+	for _, p := range []*proc{a, b} {
+		waitStatus(t, p.url+"readyz", http.StatusOK)
+	}
+	if code, body := revoke(a, `{"jti":["carol-1"]}`); code != 200 {
+		t.Fatalf("revoke again once NATS is back: %d %s", code, body)
+	}
+	refused(b, carol, "b once the revocation was sent again")
+	for _, p := range []*proc{a, b, c, d} {
+		if code := p.stop(t, syscall.SIGTERM); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, p.logs())
+		}
 	}
 }

@@ -180,6 +180,7 @@ type server struct {
 	bolt         *storage.Bolt      // the store in single-node mode, else nil
 	cluster      *clusterConn       // the NATS connection in cluster mode, else nil
 	peers        *session.NATSPeers // presence across nodes in cluster mode, else nil
+	revocations  *sharedRevocations // the cluster's token revocations (cluster mode with auth), else nil
 	outbox       *storage.Bolt      // the webhook outbox in cluster mode with --webhook-url, else nil
 	hub          *collab.Hub
 	sio          *sockets.Server
@@ -254,6 +255,15 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 			return nil, err
 		}
 		adapter = sockets.NewNATSAdapter(s.cluster.nc, sockets.NATSAdapterOptions{})
+		if revocations != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.NATSStartupTimeout)
+			s.revocations, err = openSharedRevocations(ctx, s.cluster.nc, cfg.NATSReplicas, revocations, log.With().Str("component", "auth").Logger())
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			s.cluster.onReconnect(s.revocations.reconnected)
+		}
 		if len(cfg.WebhookURLs) > 0 {
 			path := filepath.Join(cfg.Data, outboxFile)
 			if s.outbox, err = storage.OpenBolt(path, storage.Options{Timeout: 2 * time.Second}); err != nil {
@@ -316,6 +326,17 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	if err != nil {
 		return nil, err
 	}
+	revPath := filepath.Join(cfg.Data, revocationsFile)
+	if s.revocations != nil {
+		// Revocations made on other nodes: in effect here at once, and
+		// kept in the data directory as this node's own are.
+		s.revocations.run(func() {
+			s.glue.svc.Revalidate()
+			if err := saveRevocations(revPath, revocations.List()); err != nil {
+				log.Error().Err(err).Msg("saving the token revocations")
+			}
+		})
+	}
 	s.apiErrs = s.reg.Counter("collabd_http_errors_total", "HTTP API error responses.")
 	// Backups and compaction are of the bbolt file: NATS has its own
 	// (nats stream backup); without them the API answers 404.
@@ -342,7 +363,10 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	s.registerMetrics()
 	var admin *httpapi.Admin
 	if adminSecret != "" {
-		revPath := filepath.Join(cfg.Data, revocationsFile)
+		var share func(context.Context, auth.RevocationList) error
+		if s.revocations != nil {
+			share = s.revocations.share
+		}
 		admin, err = httpapi.NewAdmin(httpapi.AdminConfig{
 			Secret:      adminSecret,
 			Revocations: revocations,
@@ -350,6 +374,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 				s.glue.svc.Revalidate()
 				return saveRevocations(revPath, l)
 			},
+			Share:   share,
 			OnError: func(string) { s.apiErrs.Inc() },
 			Logger:  log.With().Str("component", "admin").Logger(),
 		})
@@ -506,6 +531,9 @@ func (s *server) closeAll(ctx context.Context) error {
 	}
 	if s.pprofSrv != nil {
 		s.pprofSrv.Close()
+	}
+	if s.revocations != nil {
+		s.revocations.stop()
 	}
 	if s.sio != nil {
 		if err := s.sio.Shutdown(ctx); err != nil {

@@ -209,10 +209,11 @@ export class Server {
     if (this.ownDir) await removeDir(this.dataDir);
   }
 
-  /** token mints a token with `collabd token`. */
-  async token({ user, edit = [], view = [] }) {
+  /** token mints a token with `collabd token` (jti: its id, else a random one). */
+  async token({ user, edit = [], view = [], jti }) {
     const bin = await collabdBinary();
     const args = ['token', '--auth-secret', this.secret, '--user', user];
+    if (jti) args.push('--jti', jti);
     for (const p of edit) args.push('--edit', p);
     for (const p of view) args.push('--view', p);
     const { stdout } = await execFileP(bin, args);

@@ -1,14 +1,15 @@
 // Cluster mode: several collabd processes on one nats-server (JetStream on a
 // temporary store), every node serving every document. Editors on different
 // nodes converge; a node killed mid-run or nats-server killed and restarted
-// loses and duplicates nothing; nodes started at once all come up.
+// loses and duplicates nothing; nodes started at once all come up; a token
+// revoked through one node is refused by all.
 //
 // The whole file is skipped while the collabd binary has no --nats flag
 // (cluster mode not wired yet).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Server, NatsServer, Balancer, Editor, clusterMode, connect, call, settle, randomEdit, rng, sleep } from '../lib/helpers.js';
+import { Server, NatsServer, Balancer, Editor, clusterMode, connect, call, next, settle, randomEdit, rng, sleep } from '../lib/helpers.js';
 
 let haveCluster = false;
 before(async () => {
@@ -306,3 +307,37 @@ test('three nodes started at the same moment on a fresh JetStream all come up an
   }
 });
 
+
+test('a token revoked through one node: its socket on another node loses access, and no node accepts it', async (t) => {
+  if (skipWithoutCluster(t)) return;
+  const c = cleanup();
+  const sockets = [];
+  try {
+    const nats = c.add(await NatsServer.start());
+    const secret = 'e2e-cluster-auth-secret-0123456789';
+    const admin = 'e2e-cluster-admin-secret-0123456789';
+    const nodes = [];
+    for (let k = 0; k < 2; k++) {
+      nodes.push(c.add(await Server.start({ secret, args: ['--nats', nats.url, '--node-name', `rev${k}`, '--admin-secret', admin] })));
+    }
+    const tok = await nodes[0].token({ user: 'bob', edit: ['*'], jti: 'bob-e2e' });
+    const bob = await connect(nodes[1].url, { transports: ['websocket'], auth: { token: tok } });
+    sockets.push(bob);
+    assert.equal((await call(bob, 'doc:join', { doc: 'cluster-revoked', client: 'bob-c' })).ok, true);
+    const expired = next(bob, 'auth:expired', 10000);
+    const res = await nodes[0].api('POST', '/admin/revocations', {
+      body: JSON.stringify({ jti: ['bob-e2e'] }),
+      headers: { Authorization: `Bearer ${admin}` },
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.equal((await expired).reason, 'revoked');
+    const op = await call(bob, 'doc:op', { doc: 'cluster-revoked', client: 'bob-c', seq: 1, rev: 0, op: ['x'] });
+    assert.equal(op.error?.code, 'forbidden');
+    for (const n of nodes) {
+      await assert.rejects(connect(n.url, { transports: ['websocket'], auth: { token: tok }, reconnection: false }), `node ${n.url} accepted the revoked token`);
+    }
+  } finally {
+    sockets.forEach((s) => s.close());
+    await c.run();
+  }
+});
