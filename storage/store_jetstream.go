@@ -125,8 +125,10 @@ type JetStreamConfig struct {
 	// means DefaultSnapshotBucket.
 	SnapshotBucket string
 	// MaxMessageBytes bounds the payload of one appended message; a
-	// write with more records is appended as several messages. 0 means
-	// 512 KiB, capped below the server's max_payload.
+	// write with more records is appended as several messages, and one
+	// record must fit in one. 0 means the server's max_payload less
+	// 4 KiB for the headers (512 KiB when the connection does not say);
+	// a larger value is capped there.
 	MaxMessageBytes int
 	// Timeout bounds one request to JetStream (a publish attempt, a
 	// read): a request that reached a server as it shut down is never
@@ -227,8 +229,9 @@ var _ Store = (*JetStream)(nil)
 // (after checking that it is compatible); it never updates an existing
 // stream's configuration.
 func OpenJetStream(ctx context.Context, js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, error) {
+	chosen := cfg.MaxMessageBytes > 0
 	cfg = cfg.withDefaults()
-	if mp := js.Conn().MaxPayload(); mp > 0 && int64(cfg.MaxMessageBytes) > mp-4096 {
+	if mp := js.Conn().MaxPayload(); mp > 0 && (!chosen || int64(cfg.MaxMessageBytes) > mp-4096) {
 		cfg.MaxMessageBytes = int(mp - 4096)
 	}
 	scfg := jetstream.StreamConfig{
@@ -360,6 +363,12 @@ func decodeDoc(tok string) (string, bool) {
 	doc := b.String()
 	return doc, contract.ValidDocID(doc) && encodeDoc(doc) == tok
 }
+
+// MaxMessageBytes returns the largest payload of one appended message
+// (JetStreamConfig.MaxMessageBytes as the server allows it): a record (an
+// op with its client and user) must fit in one, and a snapshot (a text)
+// in one KV value of that size.
+func (s *JetStream) MaxMessageBytes() int { return s.cfg.MaxMessageBytes }
 
 func (s *JetStream) subject(doc string) string { return s.cfg.Subject + "." + encodeDoc(doc) }
 

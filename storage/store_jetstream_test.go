@@ -792,3 +792,35 @@ func TestJetStreamAsyncLostAnswer(t *testing.T) {
 		t.Fatalf("text %q %v", got, err)
 	}
 }
+
+// TestJetStreamLargeRecord: by default a message may be as large as the
+// server's max_payload allows (less the headers): a record of 900 KB
+// (a big paste, or the PUT of a new document) and a snapshot of that text
+// are stored under the default 1 MiB, and another store instance loads
+// the document from the snapshot.
+func TestJetStreamLargeRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := runNATS(t, natsOpts(t.TempDir(), false))
+	s := openJSTest(t, srv.ClientURL(), JetStreamConfig{})
+	if got, want := s.MaxMessageBytes(), int(s.js.Conn().MaxPayload())-4096; got != want || want < 1<<19 {
+		t.Fatalf("MaxMessageBytes %d, want max_payload less 4 KiB (%d)", got, want)
+	}
+	text := strings.Repeat("0123456789", 90_000)
+	w := Write{Doc: "large", Records: []Record{rec(1, "c", 1, 0, text)}, Snapshot: &Snapshot{Rev: 1, Text: text}}
+	if err := s.Commit(ctx, []Write{w}); err != nil {
+		t.Fatal(err)
+	}
+	other := openJSTest(t, srv.ClientURL(), JetStreamConfig{})
+	st, err := other.Load(ctx, "large", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Meta.Head != 1 || st.Snapshot.Rev != 1 || st.Snapshot.Text != text {
+		t.Fatalf("load: head %d, snapshot at %d of %d bytes", st.Meta.Head, st.Snapshot.Rev, len(st.Snapshot.Text))
+	}
+	// A record beyond the message still fails with ErrInvalid, unsent.
+	huge := strings.Repeat("y", s.MaxMessageBytes())
+	if err := s.Commit(ctx, []Write{{Doc: "large", Records: []Record{rec(2, "c", 2, 0, huge)}}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("record over the message size: %v", err)
+	}
+}

@@ -154,6 +154,12 @@ func defaultNodeName(addr string) string {
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
+// clusterRecordMargin is what a record needs in a message besides its op
+// (client id, user, time, counts, framing), and a snapshot in a KV value
+// besides its text: in cluster mode documents and ops are limited to the
+// store's message size less this.
+const clusterRecordMargin = 8 << 10
+
 // clusterConn is the NATS connection of a server in cluster mode, with
 // what it counts for the metrics.
 type clusterConn struct {

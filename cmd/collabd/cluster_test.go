@@ -703,3 +703,52 @@ func TestClusterRevocations(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterLargeDocuments: in cluster mode a document is bounded by the
+// NATS servers' max_payload (one op is one message, a snapshot one KV
+// value), not refused as internal: under the default 1 MiB a 900 KB
+// document is written and read on another node, a larger one is answered
+// 413 too_large, and the node says at start why its limit is below
+// --max-doc-bytes. With max_payload raised, a 2 MB document works.
+func TestClusterLargeDocuments(t *testing.T) {
+	ns := natsAt(t, -1, t.TempDir())
+	a := start(t, "", nil, "--nats", ns.ClientURL(), "--node-name", "a")
+	b := start(t, "", nil, "--nats", ns.ClientURL(), "--node-name", "b")
+	if !strings.Contains(a.logs(), "limited below --max-doc-bytes by the NATS servers' max_payload") {
+		t.Fatalf("no warning about the document limit:\n%s", a.logs())
+	}
+	text := strings.Repeat("0123456789\n", 900_000/11)
+	putDoc(t, a, "large", text, 0)
+	if rev, got := getDoc(t, b, "large"); rev != 1 || got != text {
+		t.Fatalf("GET through b: rev %d, %d bytes", rev, len(got))
+	}
+	code, body, _ := httpDo(t, "PUT", a.url+"api/docs/larger", strings.Repeat("x", 1_200_000), "If-Match", "0")
+	if code != http.StatusRequestEntityTooLarge || errCodeOf(t, body) != "too_large" {
+		t.Fatalf("PUT over the limit: %d %s", code, body)
+	}
+
+	opts := natstest.Options(t.TempDir(), -1, true)
+	opts.MaxPayload = 4 << 20
+	big := runNATSServer(t, opts)
+	c := start(t, "", nil, "--nats", big.ClientURL(), "--node-name", "c")
+	text = strings.Repeat("abcdefghi\n", 200_000)
+	putDoc(t, c, "two-mb", text, 0)
+	if rev, got := getDoc(t, c, "two-mb"); rev != 1 || got != text {
+		t.Fatalf("GET of 2 MB: rev %d, %d bytes", rev, len(got))
+	}
+	for _, p := range []*proc{a, b, c} {
+		if code := p.stop(t, syscall.SIGTERM); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, p.logs())
+		}
+	}
+}
+
+// errCodeOf returns the code of an HTTP API error body.
+func errCodeOf(tb testing.TB, body string) string {
+	tb.Helper()
+	var e struct{ Error struct{ Code string } }
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		tb.Fatalf("error body %q: %v", body, err)
+	}
+	return e.Error.Code
+}

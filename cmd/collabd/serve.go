@@ -287,6 +287,19 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 	if err := s.startWebhooks(cfg); err != nil {
 		return nil, err
 	}
+	maxOpBytes := 2*cfg.MaxDocBytes + 1024
+	if js, ok := s.store.(*storage.JetStream); ok {
+		// An op is one record of one message, a snapshot one KV value:
+		// both are bounded by the NATS servers' max_payload.
+		limit := js.MaxMessageBytes() - clusterRecordMargin
+		if cfg.MaxDocBytes > limit {
+			log.Warn().Int("max_doc_bytes", cfg.MaxDocBytes).Int("limit", limit).Int64("nats_max_payload", s.cluster.nc.MaxPayload()).
+				Msg("documents are limited below --max-doc-bytes by the NATS servers' max_payload; raise max_payload in their configuration for larger ones")
+			cfg.MaxDocBytes = limit
+			s.cfg.MaxDocBytes = limit
+		}
+		maxOpBytes = min(maxOpBytes, limit)
+	}
 	commitSeconds := s.reg.Histogram("collabd_commit_seconds", "Wall time of one store commit (bbolt: one journal append and fdatasync; --nats: the JetStream appends until acknowledged).",
 		metrics.ExponentialBuckets(0.0005, 2, 14))
 	s.hub, err = collab.New(collab.Config{
@@ -294,7 +307,7 @@ func startServer(cfg serveConfig, log zerolog.Logger, stdout io.Writer) (*server
 		MaxDocBytes: cfg.MaxDocBytes,
 		// A PUT may replace a whole document: its op's JSON can be about twice
 		// the text (escapes); socket ops are bounded by --max-payload first.
-		MaxOpBytes:    2*cfg.MaxDocBytes + 1024,
+		MaxOpBytes:    maxOpBytes,
 		ObserveCommit: func(_ int, took time.Duration) { commitSeconds.Observe(took.Seconds()) },
 		OnCommitted:   s.onCommitted(),
 		OnDeleted:     s.onDeleted(),
