@@ -124,18 +124,21 @@ func (ad *Admin) revoke(w http.ResponseWriter, r *http.Request) {
 		ad.api.fail(w, r, code, err.Error())
 		return
 	}
-	var shareErr error
+	list := ad.cfg.Revocations.List()
+	ad.cfg.Logger.Info().Strs("jti", req.IDs).Strs("users", req.Users).Time("not_before", nb).Msg("tokens revoked")
+	// In effect here first (open connections included), then told to the
+	// other nodes, which may take a while when NATS is away.
+	var saveErr, shareErr error
+	if ad.cfg.OnChange != nil {
+		saveErr = ad.cfg.OnChange(list)
+	}
 	if ad.cfg.Share != nil {
 		shareErr = ad.cfg.Share(r.Context(), auth.RevocationList{IDs: req.IDs, Users: users})
 	}
-	list := ad.cfg.Revocations.List()
-	ad.cfg.Logger.Info().Strs("jti", req.IDs).Strs("users", req.Users).Time("not_before", nb).Msg("tokens revoked")
-	if ad.cfg.OnChange != nil {
-		if err := ad.cfg.OnChange(list); err != nil {
-			ad.cfg.Logger.Error().Err(err).Msg("revocations changed")
-			ad.api.fail(w, r, contract.CodeInternal, "the revocation is in effect but could not be saved: "+err.Error())
-			return
-		}
+	if saveErr != nil {
+		ad.cfg.Logger.Error().Err(saveErr).Msg("revocations changed")
+		ad.api.fail(w, r, contract.CodeInternal, "the revocation is in effect but could not be saved: "+saveErr.Error())
+		return
 	}
 	if shareErr != nil {
 		ad.cfg.Logger.Error().Err(shareErr).Msg("revocations not shared with the other nodes")
