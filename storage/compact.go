@@ -87,24 +87,7 @@ func Compact(ctx context.Context, path string, timeout time.Duration) (CompactRe
 	if err := s.Checkpoint(ctx); err != nil {
 		return res, err
 	}
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{
-		Timeout:        timeout,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if err != nil {
-		return res, fmt.Errorf("storage: compact: %w", err)
-	}
-	err = bolt.Compact(dst, s.db, 64<<20)
-	if err == nil {
-		err = dst.Update(countCompaction)
-	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
+	err = compactCopy(ctx, s.db, tmp, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -245,6 +228,30 @@ func (s *Bolt) CompactOnline(ctx context.Context) (CompactResult, error) {
 	return res, nil
 }
 
+// compactCopy writes a compacted copy of src to the new file tmp, opened
+// with opts, and counts the compaction in it; on an error (or the end of
+// ctx) tmp is removed.
+func compactCopy(ctx context.Context, src *bolt.DB, tmp string, opts *bolt.Options) error {
+	dst, err := bolt.Open(tmp, 0o600, opts)
+	if err != nil {
+		return err
+	}
+	err = bolt.Compact(dst, src, 64<<20)
+	if err == nil {
+		err = dst.Update(countCompaction)
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
 // compactSwap is CompactOnline up to the swap of the files.
 func (s *Bolt) compactSwap(ctx context.Context, res *CompactResult) error {
 	s.ckptMu.Lock()
@@ -269,24 +276,9 @@ func (s *Bolt) compactSwap(ctx context.Context, res *CompactResult) error {
 		return fmt.Errorf("storage: compact: %w", err)
 	}
 	res.JournalBefore = dirSize(journalDir(path))
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, NoSync: s.opts.NoSync})
-	if err != nil {
-		return fmt.Errorf("storage: compact: %w", err)
-	}
 	// Nobody writes s.db meanwhile: checkpoints and direct writes wait on
 	// the locks held here, commits only append to the journal.
-	err = bolt.Compact(dst, s.db, 64<<20)
-	if err == nil {
-		err = dst.Update(countCompaction)
-	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := compactCopy(ctx, s.db, tmp, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, NoSync: s.opts.NoSync}); err != nil {
 		return fmt.Errorf("storage: compact: %w", err)
 	}
 	s.swapMu.Lock()

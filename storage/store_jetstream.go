@@ -577,34 +577,6 @@ func (s *JetStream) Commit(ctx context.Context, writes []Write) error {
 	return nil
 }
 
-// validateWrites checks what needs no stored state (as Bolt.Commit does).
-func validateWrites(writes []Write) error {
-	seen := make(map[string]struct{}, len(writes))
-	for i := range writes {
-		w := &writes[i]
-		if err := validDoc(w.Doc); err != nil {
-			return err
-		}
-		if _, dup := seen[w.Doc]; dup {
-			return fmt.Errorf("%w: two writes for %q in one batch", ErrInvalid, w.Doc)
-		}
-		seen[w.Doc] = struct{}{}
-		if w.Delete && (len(w.Records) > 0 || w.Snapshot != nil || w.HeadSnapshot != nil) {
-			return fmt.Errorf("%w: delete of %q carries records", ErrInvalid, w.Doc)
-		}
-		for j := range w.Records {
-			r := &w.Records[j]
-			if j > 0 && r.Rev != w.Records[j-1].Rev+1 {
-				return fmt.Errorf("%w: %q records not contiguous at %d", ErrInvalid, w.Doc, r.Rev)
-			}
-			if len(r.Op) == 0 {
-				return fmt.Errorf("%w: %q record %d has no op", ErrInvalid, w.Doc, r.Rev)
-			}
-		}
-	}
-	return nil
-}
-
 // sent is the one message of a write that Commit published asynchronously
 // before waiting for any answer, at p.
 type sent struct {
