@@ -284,9 +284,25 @@ func TestRetryAfterFailure(t *testing.T) {
 	if evs[1].ev.Type != webhook.TypeChanged || evs[1].attempt != 1 {
 		t.Fatalf("second delivery %+v", evs[1])
 	}
+	// The notifier counts a delivery once it has the answer, which may
+	// come after the receiver saw the event.
+	waitDelivered(t, s, 2)
 	st := s.n.Stats()
 	if st.Failures != 1 || st.Delivered != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// waitDelivered waits (at most 5 s) until s's notifier has recorded n
+// deliveries as answered.
+func waitDelivered(tb testing.TB, s *stack, n uint64) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.n.Stats().Delivered < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("deliveries recorded: %d, want %d", s.n.Stats().Delivered, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -368,6 +384,7 @@ func TestRestartDeliversPending(t *testing.T) {
 	if n := len(down.events()); n != 2 {
 		t.Fatalf("%d deliveries after restart, want 2", n)
 	}
+	waitDelivered(t, s2, 2)
 	if st := s2.n.Stats(); st.Queued != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -470,13 +487,7 @@ func TestCrashReportsUnsentChanges(t *testing.T) {
 	// The receiver has both; the notifier records a delivery only once it
 	// has the answer, so wait for that too (else the crash below comes
 	// first and the event is rightly sent again after it).
-	deadline := time.Now().Add(5 * time.Second)
-	for s.n.Stats().Delivered < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries recorded: %d", s.n.Stats().Delivered)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitDelivered(t, s, 2)
 	// The crash: the notifier stops, the edits after it are never seen by
 	// it, and a deletion neither.
 	s.n.Abandon()
